@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs into ./.tools (idempotent, no root needed
+# except for Debian packages): Radicale and Xandikos (PyPI, in a venv) and
+# oauth2-mock-server (npm). Tests find them through $CONTACTBRIDGE_TOOLS.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="${CONTACTBRIDGE_TOOLS:-$root/.tools}"
+mkdir -p "$tools"
+
+if [ ! -x "$tools/venv/bin/radicale" ] || [ ! -x "$tools/venv/bin/xandikos" ]; then
+  echo "setup-tools: installing Radicale and Xandikos into $tools/venv" >&2
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "radicale==3.*" "xandikos"
+fi
+
+if [ ! -f "$tools/node/node_modules/oauth2-mock-server/package.json" ]; then
+  echo "setup-tools: installing oauth2-mock-server into $tools/node" >&2
+  mkdir -p "$tools/node"
+  (cd "$tools/node" && { [ -f package.json ] || echo '{"private":true}' > package.json; } \
+    && npm install --silent --no-audit --no-fund "oauth2-mock-server@7" >/dev/null)
+fi
+
+echo "setup-tools: ready in $tools" >&2
