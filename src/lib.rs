@@ -1,2 +1,4 @@
 //! contactbridge (vocabulary written out in the crate docs once the modules land).
 pub use contactbridge_connector as connector;
+
+pub mod phone;
