@@ -1,0 +1,307 @@
+//! Tokens for Graph: OAuth2 flows (client credentials, device code, refresh) on the `oauth2`
+//! crate, and a [`TokenCache`] with single-flight refresh shared by every request of an account.
+
+use crate::config::{Credential, GraphAccount, Secret};
+use async_trait::async_trait;
+use contactbridge_connector::{Error, ErrorKind};
+use oauth2::basic::{BasicClient, BasicTokenResponse};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, DeviceAuthorizationUrl, RefreshToken, RequestTokenError, Scope,
+    StandardDeviceAuthorizationResponse, TokenResponse, TokenUrl,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Anything that hands out a valid bearer token (Graph here; the DAV connector for Microsoft 365 later).
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    /// A token valid for at least the cache's refresh margin.
+    async fn token(&self) -> Result<String, Error>;
+}
+
+/// How long before expiry a token is renewed.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+struct Cached {
+    token: Secret,
+    expires_at: Instant,
+}
+
+enum Grant {
+    ClientCredentials { secret: Secret },
+    /// Delegated: the current refresh token, rotated when the server sends a new one.
+    Refresh { refresh_token: std::sync::Mutex<Secret> },
+}
+
+/// A per-account token cache. Concurrent callers wait for one refresh (the lock is held
+/// while fetching), and a token is renewed `margin` before it expires.
+pub struct TokenCache {
+    client_id: String,
+    token_url: String,
+    scopes: Vec<String>,
+    grant: Grant,
+    http: reqwest::Client,
+    state: tokio::sync::Mutex<Option<Cached>>,
+    margin: Duration,
+    fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("client_id", &self.client_id)
+            .field("token_url", &self.token_url)
+            .field("fetches", &self.fetches.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client for the identity provider: no redirects (a redirected token request
+/// could carry the secret elsewhere), HTTPS only unless the account says otherwise.
+pub(crate) fn oauth_http_client(https_only: bool) -> Result<reqwest::Client, Error> {
+    reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(https_only)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::local(format!("cannot build the OAuth HTTP client: {e}")))
+}
+
+fn token_url(account: &GraphAccount) -> Result<TokenUrl, Error> {
+    TokenUrl::new(account.token_url()).map_err(|e| Error::local(format!("invalid token URL: {e}")))
+}
+
+/// Maps an oauth2 error to a connector error without the request or response bodies.
+fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
+    what: &str,
+    err: RequestTokenError<RE, T>,
+) -> Error {
+    match err {
+        RequestTokenError::ServerResponse(resp) => {
+            // The standard error response: code and description, never the request.
+            let json = serde_json::to_value(&resp).unwrap_or_default();
+            let code = json.get("error").and_then(|v| v.as_str()).unwrap_or("unknown");
+            let desc = json.get("error_description").and_then(|v| v.as_str()).unwrap_or("");
+            Error::auth(format!("{what}: the identity provider refused: {code} {desc}").trim_end().to_string())
+        }
+        RequestTokenError::Request(e) => Error::unreachable(format!("{what}: cannot reach the identity provider: {e}")),
+        RequestTokenError::Parse(e, _) => {
+            Error::new(ErrorKind::InvalidData, format!("{what}: unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(msg) => Error::auth(format!("{what}: {msg}")),
+    }
+}
+
+impl TokenCache {
+    /// A cache for `account`'s credential.
+    pub fn new(account: &GraphAccount) -> Result<Self, Error> {
+        let grant = match &account.credential {
+            Credential::ClientSecret { secret } => Grant::ClientCredentials { secret: secret.clone() },
+            Credential::DeviceCode { refresh_token } => {
+                Grant::Refresh { refresh_token: std::sync::Mutex::new(refresh_token.clone()) }
+            }
+        };
+        token_url(account)?;
+        Ok(Self {
+            client_id: account.client_id.clone(),
+            token_url: account.token_url(),
+            scopes: account.effective_scopes(),
+            grant,
+            http: oauth_http_client(account.https_only)?,
+            state: tokio::sync::Mutex::new(None),
+            margin: DEFAULT_REFRESH_MARGIN,
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// Renew tokens this long before they expire (default 60 s).
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// How many tokens were fetched from the identity provider so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The current refresh token of a delegated account (it rotates): persist it.
+    pub fn refresh_token(&self) -> Option<Secret> {
+        match &self.grant {
+            Grant::Refresh { refresh_token } => Some(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            Grant::ClientCredentials { .. } => None,
+        }
+    }
+
+    /// Forgets `token` if it is the cached one (the server rejected it with 401).
+    pub async fn invalidate(&self, token: &str) {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_some_and(|c| c.token.expose() == token) {
+            *state = None;
+        }
+    }
+
+    /// The cached token if it is still fresh, without waiting.
+    pub fn cached(&self) -> Option<String> {
+        let state = self.state.try_lock().ok()?;
+        state.as_ref().filter(|c| c.expires_at > Instant::now() + self.margin).map(|c| c.token.expose().to_string())
+    }
+
+    async fn fetch(&self) -> Result<BasicTokenResponse, Error> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let scopes = self.scopes.iter().map(|s| Scope::new(s.clone()));
+        let url = TokenUrl::new(self.token_url.clone()).map_err(|e| Error::local(format!("invalid token URL: {e}")))?;
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_token_uri(url)
+            .set_auth_type(AuthType::RequestBody);
+        match &self.grant {
+            Grant::ClientCredentials { secret } => client
+                .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+                .exchange_client_credentials()
+                .add_scopes(scopes)
+                .request_async(&self.http)
+                .await
+                .map_err(|e| token_error("client credentials", e)),
+            Grant::Refresh { refresh_token } => {
+                let current = RefreshToken::new(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).expose().into());
+                let resp = client
+                    .exchange_refresh_token(&current)
+                    .add_scopes(scopes)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| token_error("refresh token", e))?;
+                if let Some(rotated) = resp.refresh_token() {
+                    *refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Secret::new(rotated.secret().clone());
+                }
+                Ok(resp)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TokenSource for TokenCache {
+    async fn token(&self) -> Result<String, Error> {
+        let mut state = self.state.lock().await;
+        if let Some(c) = state.as_ref().filter(|c| c.expires_at > Instant::now() + self.margin) {
+            return Ok(c.token.expose().to_string());
+        }
+        let resp = self.fetch().await?;
+        let lifetime = resp.expires_in().unwrap_or(Duration::from_secs(3600));
+        let token = resp.access_token().secret().clone();
+        tracing::debug!(lifetime_secs = lifetime.as_secs(), "fetched a Graph access token");
+        *state = Some(Cached { token: Secret::new(token.clone()), expires_at: Instant::now() + lifetime });
+        Ok(token)
+    }
+}
+
+#[async_trait]
+impl TokenSource for Arc<TokenCache> {
+    async fn token(&self) -> Result<String, Error> {
+        self.as_ref().token().await
+    }
+}
+
+/// graph-rs-sdk's view of the cache: every request the SDK sends takes its token here.
+#[derive(Clone)]
+pub struct GraphApp(pub Arc<TokenCache>);
+
+#[async_trait]
+impl graph_rs_sdk::identity::ClientApplication for GraphApp {
+    fn get_token_silent(&mut self) -> graph_rs_sdk::error::AuthExecutionResult<String> {
+        self.0.cached().ok_or_else(|| {
+            graph_rs_sdk::error::AuthExecutionError::Authorization(
+                graph_rs_sdk::error::AuthorizationFailure::RequiredValue {
+                    name: "access_token".into(),
+                    message: Some("no fresh token cached; the blocking client is not supported".into()),
+                },
+            )
+        })
+    }
+
+    async fn get_token_silent_async(&mut self) -> graph_rs_sdk::error::AuthExecutionResult<String> {
+        self.0.token().await.map_err(|e| graph_rs_sdk::error::AuthExecutionError::Other(Box::new(e)))
+    }
+
+    fn with_force_token_refresh(&mut self, force: graph_core::identity::ForceTokenRefresh) {
+        if force != graph_core::identity::ForceTokenRefresh::Never {
+            if let Ok(mut state) = self.0.state.try_lock() {
+                *state = None;
+            }
+        }
+    }
+}
+
+/// A delegated sign-in by the device-code flow: show [`DeviceLogin::user_code`] and
+/// [`DeviceLogin::verification_uri`] to the user, then [`DeviceLogin::finish`] polls
+/// until they have signed in and returns the refresh token to store in the account.
+pub struct DeviceLogin {
+    account: GraphAccount,
+    details: StandardDeviceAuthorizationResponse,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for DeviceLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceLogin")
+            .field("user_code", &self.user_code())
+            .field("verification_uri", &self.verification_uri())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tokens a finished device-code sign-in yields.
+#[derive(Debug, Clone)]
+pub struct DelegatedTokens {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<Duration>,
+}
+
+impl DeviceLogin {
+    /// Asks the identity provider for a device code.
+    pub async fn start(account: &GraphAccount) -> Result<Self, Error> {
+        let http = oauth_http_client(account.https_only)?;
+        let device_url = DeviceAuthorizationUrl::new(account.device_code_url())
+            .map_err(|e| Error::local(format!("invalid device-code URL: {e}")))?;
+        let client = BasicClient::new(ClientId::new(account.client_id.clone()))
+            .set_token_uri(token_url(account)?)
+            .set_device_authorization_url(device_url)
+            .set_auth_type(AuthType::RequestBody);
+        let scopes = account.effective_scopes().into_iter().map(Scope::new);
+        let details: StandardDeviceAuthorizationResponse = client
+            .exchange_device_code()
+            .add_scopes(scopes)
+            .request_async(&http)
+            .await
+            .map_err(|e| token_error("device code", e))?;
+        Ok(Self { account: account.clone(), details, http })
+    }
+
+    pub fn user_code(&self) -> &str {
+        self.details.user_code().secret()
+    }
+
+    pub fn verification_uri(&self) -> &str {
+        self.details.verification_uri().as_str()
+    }
+
+    /// Polls the token endpoint (at the interval the server asked for) until the user
+    /// has signed in, refused, or `timeout` has passed.
+    pub async fn finish(self, timeout: Duration) -> Result<DelegatedTokens, Error> {
+        let client = BasicClient::new(ClientId::new(self.account.client_id.clone()))
+            .set_token_uri(token_url(&self.account)?)
+            .set_auth_type(AuthType::RequestBody);
+        let resp = client
+            .exchange_device_access_token(&self.details)
+            .request_async(&self.http, tokio::time::sleep, Some(timeout))
+            .await
+            .map_err(|e| token_error("device code sign-in", e))?;
+        Ok(DelegatedTokens {
+            access_token: Secret::new(resp.access_token().secret().clone()),
+            refresh_token: resp.refresh_token().map(|r| Secret::new(r.secret().clone())),
+            expires_in: resp.expires_in(),
+        })
+    }
+}
