@@ -1,16 +1,40 @@
 //! vCard and iCalendar → contactbridge records.
 //!
-//! SIGNATURES ARE FIXED (the DAV and files connectors build against them);
-//! bodies are being written. See the helper brief.
+//! Real address books and calendars are messy: vCard 2.1 bare parameters,
+//! quoted-printable with soft line breaks, Latin-1 bytes, Apple `item1.` groups,
+//! Windows time-zone names. Every input goes through the same steps:
+//!
+//! 1. [`prepass`]: bytes → logical lines (charset fallback, unfolding, QP soft
+//!    breaks, bare parameters rewritten, huge inline photos replaced by their size);
+//! 2. [`content`]: `ical`'s property parser, then a component tree of our own, so
+//!    that a broken item is reported alone and the others still parse;
+//! 3. [`vcard`] / [`ical`]: components → [`Contact`] / [`CalendarEvent`], with
+//!    recurrences expanded inside a [`Window`].
+//!
+//! The public signatures below are what the DAV and files connectors build against.
+
+mod content;
+mod prepass;
+mod values;
+mod vcard;
+mod write;
 
 use chrono::{DateTime, Duration, Utc};
 use contactbridge_connector::{CalendarEvent, Contact, RecordId};
+
+pub use vcard::MAX_INLINE_PHOTO;
 
 /// Why an item could not be read, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct ParseError {
     pub reason: String,
+}
+
+impl ParseError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into() }
+    }
 }
 
 /// The time window in which recurring events are expanded into occurrences.
@@ -34,16 +58,25 @@ impl Window {
 /// Parses exactly one vCard (a CardDAV resource). `id` and `version` (the etag)
 /// are copied into the contact.
 pub fn parse_vcard(id: RecordId, version: Option<String>, text: &[u8]) -> Result<Contact, ParseError> {
-    let _ = (id, version, text);
-    todo!("formats helper")
+    let cards = vcard::cards(text);
+    if cards.len() > 1 {
+        tracing::debug!(%id, cards = cards.len(), "resource holds several vCards; using the first");
+    }
+    let card = cards.first().ok_or_else(|| ParseError::new("no BEGIN:VCARD found: not a vCard"))?;
+    let mut contact = vcard::to_contact(card, Some(id), "")?;
+    contact.version = version;
+    Ok(contact)
 }
 
 /// Parses a .vcf file holding any number of cards. Each card's id is its UID
 /// (or `card-<n>` when it has none). A bad card yields an `Err` in its place;
 /// the others still parse.
 pub fn parse_vcard_file(text: &[u8]) -> Vec<Result<Contact, ParseError>> {
-    let _ = text;
-    todo!("formats helper")
+    let cards = vcard::cards(text);
+    if cards.is_empty() && text.iter().any(|b| !b.is_ascii_whitespace()) {
+        return vec![Err(ParseError::new("no BEGIN:VCARD found: not a vCard file"))];
+    }
+    cards.iter().enumerate().map(|(n, card)| vcard::to_contact(card, None, &format!("card-{}", n + 1))).collect()
 }
 
 /// Parses one calendar object resource (a CalDAV resource: one UID, with its
@@ -67,6 +100,5 @@ pub fn parse_ics_file(text: &[u8], window: Window) -> Vec<Result<CalendarEvent, 
 /// Returns the vCard `text` with `category` added to its CATEGORIES (created if
 /// absent), everything else byte-for-byte as it was. Used for write-back.
 pub fn add_vcard_category(text: &str, category: &str) -> Result<String, ParseError> {
-    let _ = (text, category);
-    todo!("formats helper")
+    write::add_category(text, category)
 }
