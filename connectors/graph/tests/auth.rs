@@ -1,0 +1,103 @@
+//! Token flows: client credentials against the real npm oauth2-mock-server, the device-code
+//! flow against the fake identity endpoints, the shared cache, and secrets kept out of output.
+
+mod support;
+
+use contactbridge_connector::{Collection, CollectionKind, Connector, ErrorKind, NoKnownVersions, SyncRequest, VecSink};
+use contactbridge_graph::{Credential, DeviceLogin, GraphConnector, Secret, TokenCache, TokenSource};
+use std::sync::Arc;
+use std::time::Duration;
+use support::fake_graph::{self, FakeGraph};
+use support::OAuthMockServer;
+
+#[tokio::test]
+async fn client_credentials_from_oauth2_mock_server_are_fetched_once_for_concurrent_callers() {
+    let oauth = OAuthMockServer::start().await;
+    let fake = FakeGraph::start().await;
+    let mut account = support::account(&fake, &["adele@contoso.com"]);
+    account.token_url = Some(oauth.token_url());
+    let cache = Arc::new(TokenCache::new(&account).unwrap());
+    let calls = (0..16).map(|_| {
+        let c = cache.clone();
+        tokio::spawn(async move { c.token().await.unwrap() })
+    });
+    let tokens: Vec<String> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(cache.fetches(), 1, "one token request for 16 concurrent callers");
+    assert!(tokens.iter().all(|t| t == &tokens[0]));
+    assert_eq!(tokens[0].split('.').count(), 3, "oauth2-mock-server issues JWTs");
+
+    // The mock's token lives 3600 s: with a larger margin every call renews before expiry.
+    let eager = TokenCache::new(&account).unwrap().with_refresh_margin(Duration::from_secs(7200));
+    eager.token().await.unwrap();
+    eager.token().await.unwrap();
+    assert_eq!(eager.fetches(), 2);
+
+    // And the token works end to end: the Graph connector syncs with it.
+    fake.put("adele@contoso.com/contacts", fake_graph::contact("AAMk1", "Ada Lovelace", "+44 20 7946 0001", "ada@example.com", &[]));
+    let conn = GraphConnector::with_tokens(account, cache.clone()).unwrap();
+    let coll = Collection {
+        id: "adele@contoso.com/contacts".into(),
+        name: "Contacts".into(),
+        kind: CollectionKind::AddressBook,
+        owner: Some("adele@contoso.com".into()),
+    };
+    let mut sink = VecSink::default();
+    conn.sync(SyncRequest { collection: &coll, since: None, known: &NoKnownVersions }, &mut sink).await.unwrap();
+    assert_eq!(sink.upserts().count(), 1);
+    assert_eq!(cache.fetches(), 1, "the connector reuses the cached token");
+}
+
+#[tokio::test]
+async fn device_code_flow_polls_until_signed_in_and_refresh_tokens_rotate() {
+    let fake = FakeGraph::start().await;
+    fake.set_device_pending(2);
+    let mut account = support::account(&fake, &["me@contoso.com"]);
+    account.credential = Credential::DeviceCode { refresh_token: Secret::default() };
+    let login = DeviceLogin::start(&account).await.unwrap();
+    assert_eq!(login.user_code(), "FJKLSLDJX");
+    assert_eq!(login.verification_uri(), "https://microsoft.com/devicelogin");
+    let tokens = login.finish(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(fake.stats().device_polls, 3, "two authorization_pending answers, then the token");
+    let refresh = tokens.refresh_token.expect("a refresh token");
+
+    account.credential = Credential::DeviceCode { refresh_token: refresh.clone() };
+    let cache = TokenCache::new(&account).unwrap();
+    cache.token().await.unwrap();
+    let rotated = cache.refresh_token().unwrap();
+    assert_ne!(rotated, refresh, "the server rotated the refresh token and the cache kept the new one");
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_never_appear_in_errors_or_debug_output() {
+    let fake = FakeGraph::start().await;
+    let mut account = support::account(&fake, &["adele@contoso.com"]);
+    let wrong = "wrong-secret-value-123";
+    account.credential = Credential::ClientSecret { secret: Secret::new(wrong) };
+    let cache = TokenCache::new(&account).unwrap();
+    let err = cache.token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    for text in [format!("{err}"), format!("{err:?}"), format!("{account:?}"), format!("{cache:?}")] {
+        assert!(!text.contains(wrong), "secret leaked: {text}");
+    }
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+
+    // A Graph error after a successful sign-in names neither the token nor the secret.
+    let account = support::account(&fake, &["fenced@contoso.com"]);
+    fake.fence("fenced@contoso.com");
+    let conn = GraphConnector::new(account.clone()).unwrap();
+    let token = conn.tokens().token().await.unwrap();
+    let coll = Collection {
+        id: "fenced@contoso.com/contacts".into(),
+        name: "Contacts".into(),
+        kind: CollectionKind::AddressBook,
+        owner: None,
+    };
+    let err = conn
+        .sync(SyncRequest { collection: &coll, since: None, known: &NoKnownVersions }, &mut VecSink::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
+    for text in [format!("{err}"), format!("{err:?}"), format!("{conn:?}")] {
+        assert!(!text.contains(&token) && !text.contains(fake_graph::CLIENT_SECRET), "leak: {text}");
+    }
+}
