@@ -1,0 +1,100 @@
+//! Command-line interface (clap). Each subcommand lives in its own module.
+
+mod backup;
+mod import;
+mod lookup;
+mod output;
+mod serve;
+mod user;
+
+use clap::{Parser, Subcommand};
+use contactbridge::config::Config;
+use contactbridge::store::SledStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// contactbridge tells your phone system who is calling, how the called user
+/// wants the call handled, and what the user knows about the caller, from the
+/// contact systems the user already has (Microsoft 365, CardDAV, CalDAV, files).
+///
+/// Start with the demo:   contactbridge serve --demo
+/// Then, in another shell: contactbridge lookup --called +4930901820 --cli 0049301234567
+#[derive(Parser)]
+#[command(name = "contactbridge", version, max_term_width = 100)]
+struct Cli {
+    /// Configuration file (TOML). Environment variables CONTACTBRIDGE_* override it.
+    #[arg(long, short, global = true, env = "CONTACTBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the index and user data are kept (overrides the configuration).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridge: open the index and serve the phone system and admins.
+    Serve(serve::Args),
+    /// Load the demo user and data from examples/demo into the store, then exit.
+    Demo(serve::DemoArgs),
+    /// Import .vcf and .ics files (or folders of them) into a user's index.
+    Import(import::Args),
+    /// Resolve a call as the phone system would, and print the decision and the caller's context.
+    Lookup(lookup::Args),
+    /// Manage users: profiles, handling methods, status, handling-code assignments.
+    #[command(subcommand)]
+    User(user::Command),
+    /// Write all user-owned data (profiles, assignments, call history) to a file.
+    Backup {
+        /// The file to write (JSON lines).
+        file: PathBuf,
+    },
+    /// Replace all user-owned data with a backup's content.
+    Restore {
+        /// A file written by `contactbridge backup`.
+        file: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+    if let Some(d) = cli.data_dir {
+        config.data_dir = d;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(config, a).await,
+            Command::Demo(a) => serve::demo(config, a).await,
+            Command::Import(a) => import::run(config, a).await,
+            Command::Lookup(a) => lookup::run(config, a).await,
+            Command::User(c) => user::run(config, c),
+            Command::Backup { file } => backup::backup(&open(&config)?, &file),
+            Command::Restore { file } => backup::restore(&open(&config)?, &file),
+        }
+    })
+}
+
+/// Opens the store in the configured data directory.
+pub(crate) fn open(config: &Config) -> anyhow::Result<SledStore> {
+    use anyhow::Context as _;
+    SledStore::open(&config.data_dir).with_context(|| format!("opening the store in {}", config.data_dir.display()))
+}

@@ -1,0 +1,106 @@
+//! Configuration: a TOML file, overridden by `CONTACTBRIDGE_*` environment
+//! variables (nested keys with `__`, e.g. `CONTACTBRIDGE_GRPC__LISTEN`), with
+//! defaults that work on a fresh machine. The schema is in `schemas/config.schema.json`.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the index and user data live.
+    pub data_dir: PathBuf,
+    pub grpc: GrpcConfig,
+    pub web: WebConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Cron expression (with seconds) for accounts that set none.
+    pub default_schedule: String,
+    /// At most this many accounts sync at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            grpc: GrpcConfig { listen: ([127, 0, 0, 1], 50051).into() },
+            web: WebConfig { listen: ([127, 0, 0, 1], 8080).into() },
+            sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/contactbridge`, else `~/.local/share/contactbridge`, else `./contactbridge-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("contactbridge"))
+        .unwrap_or_else(|| PathBuf::from("contactbridge-data"))
+}
+
+impl Config {
+    /// Defaults, then the file (if given, it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig.merge(Env::prefixed("CONTACTBRIDGE_").split("__").ignore(&["config", "tools"]))
+            .extract()
+            .map_err(|e| format!("configuration is invalid: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cb.toml", "data_dir = \"/srv/cb\"\n[grpc]\nlisten = \"0.0.0.0:6000\"\n")?;
+            jail.set_env("CONTACTBRIDGE_GRPC__LISTEN", "127.0.0.1:7000");
+            let c = Config::load(Some(Path::new("cb.toml"))).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/srv/cb"));
+            assert_eq!(c.grpc.listen, "127.0.0.1:7000".parse().unwrap());
+            assert_eq!(c.web, Config::default().web);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors_that_say_what() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cb.toml", "data_dri = \"/x\"\n")?;
+            let e = Config::load(Some(Path::new("cb.toml"))).unwrap_err();
+            assert!(e.contains("data_dri"), "{e}");
+            let e = Config::load(Some(Path::new("missing.toml"))).unwrap_err();
+            assert!(e.contains("does not exist"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,270 @@
+//! resolve(called number, CLI, time) → decision, written to the call history.
+
+use super::candidates::{self, Candidate};
+use super::status::{self, Status, StatusReason};
+use crate::calls::{CallId, CallRecord, CallerKind};
+use crate::phone::{self, Cli, CliError};
+use crate::store::{AssignTarget, Store, StoreError};
+use crate::user::{HandlingCode, HandlingMethod, UserId, UserProfile};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why a call could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("called number {number:?} is not valid: {reason}")]
+    InvalidCalledNumber { number: String, reason: String },
+    #[error("called number {0} belongs to no user")]
+    UnknownCalledNumber(String),
+    #[error("calling number (CLI) {cli:?} is not valid: {error}")]
+    InvalidCli { cli: String, error: CliError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who is calling, as far as the number tells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Caller {
+    /// The CLI as received.
+    pub cli: String,
+    pub kind: CallerKind,
+    /// The number in E.164, where it parsed to one.
+    pub e164: Option<String>,
+    /// The key under which this caller's history and choices are kept.
+    pub key: Option<String>,
+}
+
+/// Where the handling code came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum CodeSource {
+    /// The user assigned it to this number.
+    LocalNumber,
+    /// The user assigned it to the matched contact.
+    LocalContact,
+    /// The contact carries it in the user's contact system (category or property).
+    Contact { account: String },
+    /// A known contact without a code.
+    KnownContact,
+    /// No contact matched.
+    UnknownCaller,
+    /// The caller withheld the number.
+    Withheld,
+}
+
+/// What to do with a call, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub call_id: CallId,
+    pub user: UserId,
+    pub at: DateTime<Utc>,
+    pub caller: Caller,
+    /// Contacts that may be the caller, best first. Empty for unknown callers.
+    pub candidates: Vec<Candidate>,
+    pub handling_code: HandlingCode,
+    pub code_source: CodeSource,
+    pub status: Status,
+    pub status_reason: StatusReason,
+    pub method: HandlingMethod,
+    /// The index of the handling-table row that decided (`None`: the fallback).
+    pub rule: Option<usize>,
+    /// Where the call goes for forward and attendant methods.
+    pub target: Option<String>,
+    /// Set when the method could not be carried out as configured
+    /// (e.g. "attendant" without an attendant): what was done instead.
+    pub note: Option<String>,
+}
+
+impl Decision {
+    /// The best candidate's name, if any.
+    pub fn caller_name(&self) -> Option<String> {
+        self.candidates.first().map(|c| c.stored.contact.best_name())
+    }
+}
+
+/// What the phone system asks.
+#[derive(Debug, Clone)]
+pub struct CallQuery {
+    pub called: String,
+    pub cli: String,
+    pub tsps_call_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Resolves calls against a store. Cheap to clone.
+#[derive(Clone)]
+pub struct Resolver {
+    store: Arc<dyn Store>,
+}
+
+impl Resolver {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Called number → user and profile.
+    pub fn user_for_called(&self, called: &str) -> Result<UserProfile, ResolveError> {
+        let key = crate::user::called_number_key(called)
+            .map_err(|reason| ResolveError::InvalidCalledNumber { number: called.to_string(), reason })?;
+        let user = self
+            .store
+            .user_by_called_number(&key)?
+            .ok_or_else(|| ResolveError::UnknownCalledNumber(called.to_string()))?;
+        self.store.profile(&user)?.ok_or_else(|| ResolveError::UnknownCalledNumber(called.to_string()))
+    }
+
+    /// Decides what to do with a call and writes its call record.
+    pub fn resolve(&self, q: &CallQuery) -> Result<Decision, ResolveError> {
+        let profile = self.user_for_called(&q.called)?;
+        let region = profile.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
+        let cli = phone::parse_cli(&q.cli, region.as_ref())
+            .map_err(|error| ResolveError::InvalidCli { cli: q.cli.clone(), error })?;
+        let store = self.store.as_ref();
+        let user = &profile.id;
+
+        let (caller, candidates) = match &cli {
+            Cli::Number(n) => {
+                let key = caller_key(n);
+                let found = candidates::find(store, user, n, &key)?;
+                (
+                    Caller {
+                        cli: q.cli.clone(),
+                        kind: CallerKind::Number,
+                        e164: n.e164().map(str::to_string),
+                        key: Some(key),
+                    },
+                    found,
+                )
+            }
+            other => {
+                let kind = match other {
+                    Cli::Anonymous => CallerKind::Anonymous,
+                    Cli::Unavailable => CallerKind::Unavailable,
+                    _ => CallerKind::Withheld,
+                };
+                (Caller { cli: q.cli.clone(), kind, e164: None, key: None }, Vec::new())
+            }
+        };
+
+        let (handling_code, code_source) = self.handling_code(user, &caller, &candidates)?;
+        let (status, status_reason) = status::derive(
+            q.at,
+            profile.manual_status.as_ref(),
+            &store.out_of_office(user)?,
+            &store.busy_spans(user, q.at)?,
+        );
+        let (method, rule) = profile.handling.method_for(&handling_code, status);
+        let (method, target, note) = carry_out(method.clone(), &profile);
+
+        let decision = Decision {
+            call_id: CallId::generate(),
+            user: user.clone(),
+            at: q.at,
+            caller,
+            candidates,
+            handling_code,
+            code_source,
+            status,
+            status_reason,
+            method,
+            rule,
+            target,
+            note,
+        };
+        store.put_call(&call_record(&decision, q))?;
+        Ok(decision)
+    }
+
+    /// The caller's context for the notification window (local data only).
+    pub fn context(
+        &self,
+        user: &UserId,
+        subject: &super::ContextSubject,
+        query: &super::ContextQuery,
+    ) -> Result<super::CallerContext, ResolveError> {
+        Ok(super::context::fetch(self.store.as_ref(), user, subject, query)?)
+    }
+
+    fn handling_code(
+        &self,
+        user: &UserId,
+        caller: &Caller,
+        candidates: &[Candidate],
+    ) -> Result<(HandlingCode, CodeSource), ResolveError> {
+        let Some(key) = &caller.key else {
+            return Ok((HandlingCode::well_known(HandlingCode::WITHHELD), CodeSource::Withheld));
+        };
+        if let Some(code) = self.store.assignment(user, &AssignTarget::Number(key.clone()))? {
+            return Ok((code, CodeSource::LocalNumber));
+        }
+        let Some(best) = candidates.first() else {
+            return Ok((HandlingCode::well_known(HandlingCode::UNKNOWN), CodeSource::UnknownCaller));
+        };
+        if let Some(code) = self.store.assignment(user, &AssignTarget::Contact(best.stored.at.clone()))? {
+            return Ok((code, CodeSource::LocalContact));
+        }
+        Ok(match &best.stored.handling_code {
+            Some(code) => (code.clone(), CodeSource::Contact { account: best.stored.at.account.clone() }),
+            None => (HandlingCode::well_known(HandlingCode::DEFAULT), CodeSource::KnownContact),
+        })
+    }
+}
+
+/// The key under which a caller's history, the user's last choice and
+/// number assignments are kept: the caller's best (exact) lookup key.
+pub fn caller_key(number: &phone::CliNumber) -> String {
+    number.probes().first().map(|p| p.key.as_str().to_string()).unwrap_or_else(|| number.display().to_string())
+}
+
+/// The same key from a number as typed, read with the user's region.
+/// `Ok(None)` for "no number" words such as `anonymous`.
+pub fn caller_key_of(number: &str, region: Option<&phone::Region>) -> Result<Option<String>, CliError> {
+    Ok(match phone::parse_cli(number, region)? {
+        Cli::Number(n) => Some(caller_key(&n)),
+        _ => None,
+    })
+}
+
+/// The method as it can be carried out for this user, its target, and a note
+/// when it had to fall back.
+fn carry_out(method: HandlingMethod, profile: &UserProfile) -> (HandlingMethod, Option<String>, Option<String>) {
+    match method {
+        HandlingMethod::Forward { ref number } => {
+            let target = Some(number.clone());
+            (method, target, None)
+        }
+        HandlingMethod::Attendant => match &profile.attendant {
+            Some(a) => (HandlingMethod::Attendant, Some(a.number.clone()), None),
+            None => (
+                HandlingMethod::Voicemail,
+                None,
+                Some("the handling table says attendant, but the user has no attendant: voicemail instead".into()),
+            ),
+        },
+        other => (other, None, None),
+    }
+}
+
+fn call_record(d: &Decision, q: &CallQuery) -> CallRecord {
+    CallRecord {
+        id: d.call_id.clone(),
+        user: d.user.clone(),
+        tsps_call_id: q.tsps_call_id.clone(),
+        at: d.at,
+        called: q.called.clone(),
+        cli: q.cli.clone(),
+        caller_kind: d.caller.kind,
+        caller_key: d.caller.key.clone(),
+        contact: d.candidates.first().map(|c| c.stored.at.clone()),
+        contact_name: d.caller_name(),
+        handling_code: d.handling_code.clone(),
+        status: d.status,
+        method: d.method.clone(),
+        events: Vec::new(),
+    }
+}

@@ -1,0 +1,92 @@
+//! Key layout of the index. Every key is text: parts joined by NUL, user first.
+//!
+//! | prefix | key                                                  | value                      |
+//! |--------|------------------------------------------------------|----------------------------|
+//! | `r`    | user, account, collection, record id                 | record entry               |
+//! | `p`    | user, phone lookup key, record ref                   | phone kind                 |
+//! | `e`    | user, email, record ref                              | –                          |
+//! | `t`    | user, occurrence start, record ref, occurrence end   | busy status                |
+//! | `a`    | user, attendee email, occurrence start, record ref   | –                          |
+//! | `m`    | user, correspondent email, date, record ref          | –                          |
+//! | `d`    | user, person (email or name), modified, record ref   | –                          |
+//! | `o`    | user, record ref                                     | – (out-of-office settings) |
+//! | `k`    | user, account, collection                            | collection state           |
+//!
+//! Times are encoded as 16 hex digits of the offset-binary Unix second, so
+//! byte order is time order. A record ref is `account NUL collection NUL id`.
+//! Because the user comes first, a prefix scan can never reach another user.
+
+use crate::user::UserId;
+use chrono::{DateTime, Utc};
+
+pub(crate) const SEP: u8 = 0;
+
+/// Builds a key from parts; parts must not contain NUL (checked by callers
+/// through [`check_part`]).
+pub(crate) fn key(prefix: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    k.push(prefix);
+    for p in parts {
+        k.push(SEP);
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+/// Like [`key`], with a trailing separator: the prefix of all keys below.
+pub(crate) fn prefix(prefix: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = key(prefix, parts);
+    k.push(SEP);
+    k
+}
+
+/// Rejects parts that would break the layout.
+pub(crate) fn check_part(what: &str, part: &str) -> Result<(), String> {
+    if part.as_bytes().contains(&SEP) {
+        return Err(format!("{what} {part:?} contains a NUL byte"));
+    }
+    Ok(())
+}
+
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    format!("{:016x}", (t.timestamp() as u64) ^ (1 << 63))
+}
+
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let v = u64::from_str_radix(s, 16).ok()?;
+    DateTime::from_timestamp((v ^ (1 << 63)) as i64, 0)
+}
+
+/// The last NUL-separated parts of a key, after `skip` leading parts (prefix byte included).
+pub(crate) fn parts(key: &[u8]) -> Vec<&str> {
+    key.split(|b| *b == SEP).skip(1).map(|p| std::str::from_utf8(p).unwrap_or("")).collect()
+}
+
+pub(crate) fn user(u: &UserId) -> &str {
+    u.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_encoding_sorts_like_time_and_round_trips() {
+        let times = [-86_400 * 365, -1, 0, 1, 1_700_000_000, 4_000_000_000i64];
+        let encoded: Vec<String> = times.iter().map(|s| time(DateTime::from_timestamp(*s, 0).unwrap())).collect();
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(sorted, encoded);
+        for (s, e) in times.iter().zip(&encoded) {
+            assert_eq!(parse_time(e).unwrap().timestamp(), *s);
+        }
+    }
+
+    #[test]
+    fn a_users_prefix_never_covers_another_user() {
+        let a = prefix(b'p', &["alice"]);
+        let b = key(b'p', &["alice2", "e:+49"]);
+        assert!(!b.starts_with(&a));
+        assert_eq!(parts(&key(b'r', &["u", "acc", "col", "id"])), ["u", "acc", "col", "id"]);
+    }
+}

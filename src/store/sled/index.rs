@@ -1,0 +1,428 @@
+//! `IndexStore` on sled: applying change sets with their checkpoint, and the
+//! lookups the resolver makes. Everything lives in one tree, so one
+//! `apply_batch` covers records, secondary keys and the collection state.
+
+use super::entry::{self, Body};
+use super::{backend, SledStore};
+use crate::resolve::status::BusySpan;
+use crate::store::keys::{self, key, prefix};
+use crate::store::{
+    codec, ApplyStats, CollectionScope, CollectionState, IndexBatch, IndexStore, RecordRef, Result, SecondaryKey,
+    StoreError, StoredContact, TimeWindow,
+};
+use crate::user::UserId;
+use chrono::{DateTime, Duration, Utc};
+use contactbridge_connector::{BusyStatus, CalendarEvent, Document, MailMessage, OutOfOffice, Record, RecordId};
+use std::collections::{HashMap, HashSet};
+
+/// How far back the status scan looks for occurrences still in progress.
+/// Longer occurrences (a month-long leave) are found through out-of-office.
+const MAX_OCCURRENCE: i64 = 62;
+
+impl SledStore {
+    fn state_key(scope: &CollectionScope) -> Vec<u8> {
+        key(b'k', &[keys::user(&scope.user), &scope.account, &scope.collection])
+    }
+
+    fn read_state(&self, scope: &CollectionScope) -> Result<Option<CollectionState>> {
+        self.index
+            .get(Self::state_key(scope))
+            .map_err(|e| backend("reading a collection state", e))?
+            .map(|v| codec::decode("collection state", &v))
+            .transpose()
+    }
+
+    fn entry_key(user: &UserId, r: &RecordRef) -> Vec<u8> {
+        key(b'r', &[keys::user(user), &r.account, &r.collection, r.id.as_str()])
+    }
+
+    fn get_entry(&self, user: &UserId, r: &RecordRef) -> Result<Option<sled::IVec>> {
+        self.index.get(Self::entry_key(user, r)).map_err(|e| backend("reading a record", e))
+    }
+
+    /// Queues the removal of an entry and the secondary keys it lists.
+    fn remove_entry(batch: &mut sled::Batch, entry_key: &[u8], value: &[u8]) -> Result<()> {
+        for k in entry::body(value)?.keys {
+            batch.remove(k.as_bytes());
+        }
+        batch.remove(entry_key);
+        Ok(())
+    }
+
+    fn record_at(&self, user: &UserId, r: &RecordRef) -> Result<Option<(Record, Option<crate::user::HandlingCode>)>> {
+        Ok(match self.get_entry(user, r)? {
+            Some(v) => {
+                let body = entry::body(&v)?;
+                Some((body.record, body.code))
+            }
+            None => None,
+        })
+    }
+
+    /// Refs found under `prefix`, reading keys newest first from `window.to`
+    /// down to `window.from` where the part after the prefix is a time.
+    fn refs_in_window(&self, pre: Vec<u8>, window: TimeWindow, limit: usize) -> Result<Vec<RecordRef>> {
+        if window.from >= window.to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
+        let hi = [pre.as_slice(), keys::time(window.to).as_bytes()].concat();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for kv in self.index.range(lo..hi).rev() {
+            let (k, _) = kv.map_err(|e| backend("scanning the index", e))?;
+            let parts = keys::parts(&k);
+            let n = parts.len();
+            let r = RecordRef {
+                account: parts[n - 3].into(),
+                collection: parts[n - 2].into(),
+                id: RecordId::new(parts[n - 1]),
+            };
+            if seen.insert(r.clone()) {
+                out.push(r);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The secondary key (and its value) for one derived key of a record.
+fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>) {
+    let (acc, col, id) = (r.account.as_str(), r.collection.as_str(), r.id.as_str());
+    match sk {
+        SecondaryKey::Phone { key: k, kind } => {
+            (key(b'p', &[user, k, acc, col, id]), serde_json::to_vec(kind).unwrap_or_default())
+        }
+        SecondaryKey::Email(e) => (key(b'e', &[user, e, acc, col, id]), vec![]),
+        SecondaryKey::Occurrence { start, end, busy } => (
+            key(b't', &[user, &keys::time(*start), acc, col, id]),
+            [keys::time(*end).as_bytes(), &[0], busy_byte(*busy).as_bytes()].concat(),
+        ),
+        SecondaryKey::Attendee { email, start } => {
+            (key(b'a', &[user, email, &keys::time(*start), acc, col, id]), vec![])
+        }
+        SecondaryKey::Correspondent { email, date } => {
+            (key(b'm', &[user, email, &keys::time(*date), acc, col, id]), vec![])
+        }
+        SecondaryKey::DocumentPerson { person, modified } => {
+            (key(b'd', &[user, person, &keys::time(*modified), acc, col, id]), vec![])
+        }
+        SecondaryKey::OutOfOffice => (key(b'o', &[user, acc, col, id]), vec![]),
+    }
+}
+
+fn busy_byte(b: BusyStatus) -> &'static str {
+    match b {
+        BusyStatus::Free => "f",
+        BusyStatus::Tentative => "t",
+        BusyStatus::Busy => "b",
+        BusyStatus::OutOfOffice => "o",
+        BusyStatus::WorkingElsewhere => "w",
+    }
+}
+
+fn parse_busy(s: &[u8]) -> BusyStatus {
+    match s {
+        b"f" => BusyStatus::Free,
+        b"t" => BusyStatus::Tentative,
+        b"o" => BusyStatus::OutOfOffice,
+        b"w" => BusyStatus::WorkingElsewhere,
+        _ => BusyStatus::Busy,
+    }
+}
+
+fn check_scope(scope: &CollectionScope) -> Result<()> {
+    keys::check_part("account", &scope.account).map_err(StoreError::Invalid)?;
+    keys::check_part("collection", &scope.collection).map_err(StoreError::Invalid)
+}
+
+impl IndexStore for SledStore {
+    fn apply(&self, b: &IndexBatch) -> Result<ApplyStats> {
+        check_scope(&b.scope)?;
+        let user = keys::user(&b.scope.user);
+        let mut state = self.read_state(&b.scope)?.unwrap_or_default();
+        let snapshot = b.snapshot.unwrap_or_default();
+        let generation = match (b.snapshot, state.open_snapshot) {
+            (Some(s), _) if s.starts => state.generation.max(state.open_snapshot.unwrap_or(0)) + 1,
+            (_, Some(open)) => open,
+            _ => state.generation,
+        };
+        let mut batch = sled::Batch::default();
+        let mut stats = ApplyStats::default();
+        let mut touched: HashSet<&RecordId> = HashSet::new();
+        let scoped = |id: &RecordId| RecordRef {
+            account: b.scope.account.clone(),
+            collection: b.scope.collection.clone(),
+            id: id.clone(),
+        };
+
+        // Upserts: last one of an id wins; an id both upserted and deleted stays.
+        let mut upserts: HashMap<&RecordId, &crate::store::IndexedRecord> = HashMap::new();
+        for u in &b.upserts {
+            keys::check_part("record id", u.record.id().as_str()).map_err(StoreError::Invalid)?;
+            upserts.insert(u.record.id(), u);
+        }
+        for (id, u) in &upserts {
+            let r = scoped(id);
+            let ek = Self::entry_key(&b.scope.user, &r);
+            let old_keys: HashSet<String> = match self.get_entry(&b.scope.user, &r)? {
+                Some(old) => entry::body(&old)?.keys.into_iter().collect(),
+                None => HashSet::new(),
+            };
+            let mut new_keys = Vec::with_capacity(u.keys.len());
+            let mut seen = HashSet::new();
+            for sk in &u.keys {
+                let (k, v) = secondary(user, &r, sk);
+                let k = String::from_utf8(k).map_err(|_| StoreError::Invalid("key is not UTF-8".into()))?;
+                if seen.insert(k.clone()) {
+                    batch.insert(k.as_bytes(), v);
+                    new_keys.push(k);
+                }
+            }
+            for stale in old_keys.iter().filter(|k| !seen.contains(*k)) {
+                batch.remove(stale.as_bytes());
+            }
+            let body = Body { record: u.record.clone(), keys: new_keys, code: u.handling_code.clone() };
+            batch.insert(ek, entry::encode(generation, &body));
+            touched.insert(id);
+            stats.upserted += 1;
+        }
+
+        if b.snapshot.is_some() {
+            for id in &b.retained {
+                if touched.contains(id) {
+                    continue;
+                }
+                let r = scoped(id);
+                if let Some(v) = self.get_entry(&b.scope.user, &r)? {
+                    batch.insert(Self::entry_key(&b.scope.user, &r), entry::with_generation(&v, generation));
+                    touched.insert(id);
+                }
+            }
+        }
+
+        for id in &b.deletions {
+            if upserts.contains_key(id) {
+                continue;
+            }
+            let r = scoped(id);
+            if let Some(v) = self.get_entry(&b.scope.user, &r)? {
+                Self::remove_entry(&mut batch, &Self::entry_key(&b.scope.user, &r), &v)?;
+                stats.deleted += 1;
+            }
+            touched.insert(id);
+        }
+
+        if snapshot.starts {
+            state.open_snapshot = Some(generation);
+        }
+        if b.snapshot.is_some() && snapshot.ends {
+            let pre = prefix(b'r', &[user, &b.scope.account, &b.scope.collection]);
+            for kv in self.index.scan_prefix(&pre) {
+                let (k, v) = kv.map_err(|e| backend("sweeping a collection", e))?;
+                let id = RecordId::new(keys::parts(&k)[3]);
+                if !touched.contains(&id) && entry::generation(&v)? != generation {
+                    Self::remove_entry(&mut batch, &k, &v)?;
+                    stats.swept += 1;
+                }
+            }
+            state.generation = generation;
+            state.open_snapshot = None;
+        }
+
+        if let Some(cp) = &b.checkpoint {
+            state.checkpoint = Some(cp.clone());
+        }
+        state.last_change = Some(b.at);
+        state.last_error = None;
+        state.last_error_at = None;
+        state.rejected.extend(b.rejected.iter().cloned());
+        let excess = state.rejected.len().saturating_sub(CollectionState::MAX_REJECTED);
+        state.rejected.drain(..excess);
+        batch.insert(Self::state_key(&b.scope), codec::encode(&state));
+
+        self.index.apply_batch(batch).map_err(|e| backend("applying a change set", e))?;
+        self.index.flush().map_err(|e| backend("flushing a change set", e))?;
+        Ok(stats)
+    }
+
+    fn collection_state(&self, scope: &CollectionScope) -> Result<Option<CollectionState>> {
+        self.read_state(scope)
+    }
+
+    fn set_collection_error(&self, scope: &CollectionScope, error: Option<String>, at: DateTime<Utc>) -> Result<()> {
+        check_scope(scope)?;
+        let mut state = self.read_state(scope)?.unwrap_or_default();
+        state.last_error_at = error.as_ref().map(|_| at);
+        state.last_error = error;
+        self.index
+            .insert(Self::state_key(scope), codec::encode(&state))
+            .map_err(|e| backend("writing a collection state", e))?;
+        Ok(())
+    }
+
+    fn collection_states(&self, user: &UserId, account: &str) -> Result<Vec<(String, CollectionState)>> {
+        self.index
+            .scan_prefix(prefix(b'k', &[keys::user(user), account]))
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| backend("reading collection states", e))?;
+                Ok((keys::parts(&k)[2].to_string(), codec::decode("collection state", &v)?))
+            })
+            .collect()
+    }
+
+    fn known_versions(&self, scope: &CollectionScope) -> Result<HashMap<RecordId, String>> {
+        let mut out = HashMap::new();
+        for kv in self.index.scan_prefix(prefix(b'r', &[keys::user(&scope.user), &scope.account, &scope.collection])) {
+            let (_, v) = kv.map_err(|e| backend("reading versions", e))?;
+            let body = entry::body(&v)?;
+            if let Some(version) = body.record.version() {
+                out.insert(body.record.id().clone(), version.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_account(&self, user: &UserId, account: &str) -> Result<usize> {
+        let mut removed = 0;
+        loop {
+            // Chunks keep batches small; each record goes with its keys.
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in self.index.scan_prefix(prefix(b'r', &[keys::user(user), account])).take(1000) {
+                let (k, v) = kv.map_err(|e| backend("removing an account", e))?;
+                Self::remove_entry(&mut batch, &k, &v)?;
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            self.index.apply_batch(batch).map_err(|e| backend("removing an account", e))?;
+            removed += n;
+        }
+        let mut batch = sled::Batch::default();
+        for kv in self.index.scan_prefix(prefix(b'k', &[keys::user(user), account])) {
+            batch.remove(kv.map_err(|e| backend("removing an account", e))?.0);
+        }
+        self.index.apply_batch(batch).map_err(|e| backend("removing an account", e))?;
+        self.index.flush().map_err(|e| backend("flushing", e))?;
+        Ok(removed)
+    }
+
+    fn count_records(&self, user: &UserId, account: &str) -> Result<HashMap<String, usize>> {
+        let mut counts = HashMap::new();
+        for kv in self.index.scan_prefix(prefix(b'r', &[keys::user(user), account])) {
+            let (_, v) = kv.map_err(|e| backend("counting records", e))?;
+            *counts.entry(entry::kind(&v)?.as_str().to_string()).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    fn contacts_by_phone(&self, user: &UserId, phone_key: &str) -> Result<Vec<StoredContact>> {
+        self.contacts_under(user, prefix(b'p', &[keys::user(user), phone_key]))
+    }
+
+    fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>> {
+        self.contacts_under(user, prefix(b'e', &[keys::user(user), email]))
+    }
+
+    fn contact(&self, user: &UserId, r: &RecordRef) -> Result<Option<StoredContact>> {
+        Ok(match self.record_at(user, r)? {
+            Some((Record::Contact(contact), handling_code)) => {
+                Some(StoredContact { at: r.clone(), contact, handling_code })
+            }
+            _ => None,
+        })
+    }
+
+    fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>> {
+        let pre = prefix(b't', &[keys::user(user)]);
+        let lo = [pre.as_slice(), keys::time(at - Duration::days(MAX_OCCURRENCE)).as_bytes()].concat();
+        let hi = [pre.as_slice(), keys::time(at).as_bytes(), &[0xff]].concat();
+        let mut spans = Vec::new();
+        for kv in self.index.range(lo..hi) {
+            let (k, v) = kv.map_err(|e| backend("reading the calendar", e))?;
+            let mut value = v.split(|b| *b == 0);
+            let end = value.next().and_then(|e| keys::parse_time(std::str::from_utf8(e).ok()?));
+            let busy = parse_busy(value.next().unwrap_or(b"b"));
+            let parts = keys::parts(&k);
+            let start = keys::parse_time(parts[1]);
+            let (Some(start), Some(end)) = (start, end) else { continue };
+            if start <= at && at < end {
+                let r =
+                    RecordRef { account: parts[2].into(), collection: parts[3].into(), id: RecordId::new(parts[4]) };
+                let subject = match self.record_at(user, &r)? {
+                    Some((Record::Event(e), _)) => e.subject,
+                    _ => String::new(),
+                };
+                spans.push(BusySpan { start, end, busy, subject });
+            }
+        }
+        Ok(spans)
+    }
+
+    fn out_of_office(&self, user: &UserId) -> Result<Vec<OutOfOffice>> {
+        let mut out = Vec::new();
+        for kv in self.index.scan_prefix(prefix(b'o', &[keys::user(user)])) {
+            let (k, _) = kv.map_err(|e| backend("reading out-of-office", e))?;
+            let parts = keys::parts(&k);
+            let r = RecordRef { account: parts[1].into(), collection: parts[2].into(), id: RecordId::new(parts[3]) };
+            if let Some((Record::OutOfOffice(o), _)) = self.record_at(user, &r)? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    fn mail_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<MailMessage>> {
+        let refs = self.refs_in_window(prefix(b'm', &[keys::user(user), email]), window, limit)?;
+        self.records_of(user, refs, |r| match r {
+            Record::Mail(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>> {
+        let refs = self.refs_in_window(prefix(b'a', &[keys::user(user), email]), window, limit)?;
+        self.records_of(user, refs, |r| match r {
+            Record::Event(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    fn documents_for(&self, user: &UserId, person: &str, window: TimeWindow, limit: usize) -> Result<Vec<Document>> {
+        let refs = self.refs_in_window(prefix(b'd', &[keys::user(user), person]), window, limit)?;
+        self.records_of(user, refs, |r| match r {
+            Record::Document(d) => Some(d),
+            _ => None,
+        })
+    }
+}
+
+impl SledStore {
+    fn contacts_under(&self, user: &UserId, pre: Vec<u8>) -> Result<Vec<StoredContact>> {
+        let mut out = Vec::new();
+        for kv in self.index.scan_prefix(&pre) {
+            let (k, _) = kv.map_err(|e| backend("looking up contacts", e))?;
+            let parts = keys::parts(&k[pre.len() - 1..]);
+            let r = RecordRef { account: parts[0].into(), collection: parts[1].into(), id: RecordId::new(parts[2]) };
+            if let Some(c) = self.contact(user, &r)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn records_of<T>(&self, user: &UserId, refs: Vec<RecordRef>, pick: impl Fn(Record) -> Option<T>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            if let Some((record, _)) = self.record_at(user, &r)? {
+                out.extend(pick(record));
+            }
+        }
+        Ok(out)
+    }
+}

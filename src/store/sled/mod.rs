@@ -1,0 +1,127 @@
+//! The embedded sled backend: one database for the index, one for user data.
+//!
+//! sled is beta software (its README says so). At open, a database that fails
+//! to open for a reason other than a lock is treated as corrupt: the index is
+//! moved aside (`index.corrupt-<time>`) and rebuilt from the sources by the next
+//! sync; user data is never moved: the error tells the admin to restore it from
+//! a backup (`contactbridge backup` / `restore`).
+
+mod entry;
+mod index;
+mod users;
+
+use super::{Result, StoreError};
+use std::path::{Path, PathBuf};
+
+/// The sled store. Cheap to clone (sled handles are reference-counted).
+#[derive(Clone)]
+pub struct SledStore {
+    index: sled::Tree,
+    users: sled::Tree,
+    index_db: sled::Db,
+    users_db: sled::Db,
+    dir: PathBuf,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| backend("creating the data directory", e))?;
+        let users_path = dir.join("users");
+        let users_db = open_db(&users_path).map_err(|e| match e {
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                what: "user data",
+                reason: format!(
+                    "{} is damaged ({e}); restore it with `contactbridge restore <backup file>`",
+                    users_path.display()
+                ),
+            },
+            other => open_error(&users_path, other),
+        })?;
+        let index_path = dir.join("index");
+        let index_db = match open_db(&index_path) {
+            Err(e @ sled::Error::Corruption { .. }) => {
+                let aside = dir.join(format!("index.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+                tracing::error!(error = %e, moved_to = %aside.display(), "index damaged; moving it aside, the next sync rebuilds it from the sources");
+                std::fs::rename(&index_path, &aside).map_err(|e| backend("moving a damaged index aside", e))?;
+                open_db(&index_path).map_err(|e| open_error(&index_path, e))?
+            }
+            other => other.map_err(|e| open_error(&index_path, e))?,
+        };
+        Ok(Self {
+            index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
+            users: users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?,
+            index_db,
+            users_db,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A store in a fresh temporary directory (for tests and benchmarks).
+    pub fn temporary() -> Result<Self> {
+        let db = |name| sled::Config::new().temporary(true).open().map_err(|e| backend(name, e));
+        let (index_db, users_db) = (db("opening a temporary index")?, db("opening temporary user data")?);
+        Ok(Self {
+            index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
+            users: users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?,
+            index_db,
+            users_db,
+            dir: PathBuf::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.index_db.flush().map_err(|e| backend("flushing the index", e))?;
+        self.users_db.flush().map_err(|e| backend("flushing user data", e))?;
+        Ok(())
+    }
+
+    /// Bytes on disk of both databases.
+    pub fn size_on_disk(&self) -> u64 {
+        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Every key/value of user data, for `backup`.
+    pub fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.users
+            .iter()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend("reading user data", e)))
+            .collect()
+    }
+
+    /// Replaces all user data with a backup's content.
+    pub fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        self.users.clear().map_err(|e| backend("clearing user data", e))?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in entries {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        self.users.apply_batch(batch).map_err(|e| backend("restoring user data", e))?;
+        self.flush()
+    }
+}
+
+fn open_db(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
+    sled::Config::new().path(path).mode(sled::Mode::LowSpace).open()
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+            StoreError::Locked { path: path.display().to_string() }
+        }
+        other => backend("opening the database", other),
+    }
+}
+
+pub(super) fn backend(doing: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend { doing, source: Box::new(e) }
+}
+
+#[cfg(test)]
+mod tests;

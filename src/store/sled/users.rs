@@ -1,0 +1,219 @@
+//! `UserStore` on sled: profiles, called numbers, assignments, last choices
+//! and call history, in the user-data database.
+//!
+//! | prefix | key                                   | value                    |
+//! |--------|---------------------------------------|--------------------------|
+//! | `u`    | user                                  | profile + its number keys|
+//! | `n`    | called-number key                     | user                     |
+//! | `g`    | user, assignment target               | handling code            |
+//! | `l`    | user, number key                      | record ref               |
+//! | `c`    | user, time, call id                   | call record              |
+//! | `h`    | user, caller key, time, call id       | –                        |
+//! | `i`    | call id                               | key of the `c` entry     |
+
+use super::{backend, SledStore};
+use crate::calls::{CallId, CallRecord};
+use crate::store::keys::{self, key, prefix};
+use crate::store::{codec, AssignTarget, RecordRef, Result, StoreError, TimeWindow, UserStore};
+use crate::user::{HandlingCode, UserId, UserProfile};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct ProfileEntry {
+    profile: UserProfile,
+    called_keys: Vec<String>,
+}
+
+fn target_token(t: &AssignTarget) -> String {
+    match t {
+        AssignTarget::Contact(r) => format!("c:{}", r.to_token()),
+        AssignTarget::Number(k) => format!("n:{k}"),
+    }
+}
+
+impl SledStore {
+    fn profile_entry(&self, user: &UserId) -> Result<Option<ProfileEntry>> {
+        self.users
+            .get(key(b'u', &[keys::user(user)]))
+            .map_err(|e| backend("reading a profile", e))?
+            .map(|v| codec::decode("profile", &v))
+            .transpose()
+    }
+
+    fn scan_calls(&self, pre: Vec<u8>, window: TimeWindow, limit: usize, via_index: bool) -> Result<Vec<CallRecord>> {
+        if window.from >= window.to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
+        let hi = [pre.as_slice(), keys::time(window.to).as_bytes()].concat();
+        let mut out = Vec::new();
+        for kv in self.users.range(lo..hi).rev().take(limit) {
+            let (k, v) = kv.map_err(|e| backend("reading calls", e))?;
+            let call = if via_index {
+                let id = CallId(keys::parts(&k).last().copied().unwrap_or_default().to_string());
+                match self.call(&id)? {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                codec::decode("call record", &v)?
+            };
+            out.push(call);
+        }
+        Ok(out)
+    }
+}
+
+impl UserStore for SledStore {
+    fn put_profile(&self, profile: &UserProfile, called_keys: &[String]) -> Result<()> {
+        profile.validate().map_err(StoreError::Invalid)?;
+        let user = keys::user(&profile.id);
+        for k in called_keys {
+            keys::check_part("called number", k).map_err(StoreError::Invalid)?;
+        }
+        let entry = codec::encode(&ProfileEntry { profile: profile.clone(), called_keys: called_keys.to_vec() });
+        let result = self.users.transaction(|tx| {
+            let old: Option<ProfileEntry> = tx.get(key(b'u', &[user]))?.and_then(|v| codec::decode("profile", &v).ok());
+            for k in called_keys {
+                if let Some(owner) = tx.get(key(b'n', &[k]))? {
+                    if owner.as_ref() != user.as_bytes() {
+                        return sled::transaction::abort(format!(
+                            "called number {k} already belongs to user {}",
+                            String::from_utf8_lossy(&owner)
+                        ));
+                    }
+                }
+            }
+            for k in old.iter().flat_map(|o| o.called_keys.iter()) {
+                tx.remove(key(b'n', &[k]))?;
+            }
+            for k in called_keys {
+                tx.insert(key(b'n', &[k]), user.as_bytes())?;
+            }
+            tx.insert(key(b'u', &[user]), entry.clone())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.users.flush().map(|_| ()).map_err(|e| backend("flushing a profile", e)),
+            Err(sled::transaction::TransactionError::Abort(msg)) => Err(StoreError::Invalid(msg)),
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(backend("writing a profile", e)),
+        }
+    }
+
+    fn profile(&self, user: &UserId) -> Result<Option<UserProfile>> {
+        Ok(self.profile_entry(user)?.map(|e| e.profile))
+    }
+
+    fn profiles(&self) -> Result<Vec<UserProfile>> {
+        self.users
+            .scan_prefix([b'u', 0])
+            .map(|kv| {
+                let (_, v) = kv.map_err(|e| backend("listing profiles", e))?;
+                Ok(codec::decode::<ProfileEntry>("profile", &v)?.profile)
+            })
+            .collect()
+    }
+
+    fn delete_user(&self, user: &UserId) -> Result<bool> {
+        let Some(entry) = self.profile_entry(user)? else { return Ok(false) };
+        let u = keys::user(user);
+        let mut batch = sled::Batch::default();
+        for k in &entry.called_keys {
+            batch.remove(key(b'n', &[k]));
+        }
+        for p in [b'g', b'l', b'h'] {
+            for kv in self.users.scan_prefix(prefix(p, &[u])) {
+                batch.remove(kv.map_err(|e| backend("deleting a user", e))?.0);
+            }
+        }
+        for kv in self.users.scan_prefix(prefix(b'c', &[u])) {
+            let (k, _) = kv.map_err(|e| backend("deleting a user", e))?;
+            if let Some(id) = keys::parts(&k).last() {
+                batch.remove(key(b'i', &[id]));
+            }
+            batch.remove(k);
+        }
+        batch.remove(key(b'u', &[u]));
+        self.users.apply_batch(batch).map_err(|e| backend("deleting a user", e))?;
+        Ok(true)
+    }
+
+    fn user_by_called_number(&self, k: &str) -> Result<Option<UserId>> {
+        match self.users.get(key(b'n', &[k])).map_err(|e| backend("finding a called number", e))? {
+            Some(v) => UserId::parse(&String::from_utf8_lossy(&v))
+                .map(Some)
+                .map_err(|reason| StoreError::Corrupt { what: "called number", reason }),
+            None => Ok(None),
+        }
+    }
+
+    fn assignment(&self, user: &UserId, target: &AssignTarget) -> Result<Option<HandlingCode>> {
+        self.users
+            .get(key(b'g', &[keys::user(user), &target_token(target)]))
+            .map_err(|e| backend("reading an assignment", e))?
+            .map(|v| codec::decode("assignment", &v))
+            .transpose()
+    }
+
+    fn assign(&self, user: &UserId, target: &AssignTarget, code: Option<&HandlingCode>) -> Result<()> {
+        let token = target_token(target);
+        keys::check_part("assignment target", &token).map_err(StoreError::Invalid)?;
+        let k = key(b'g', &[keys::user(user), &token]);
+        match code {
+            Some(c) => self.users.insert(k, codec::encode(c)).map(|_| ()),
+            None => self.users.remove(k).map(|_| ()),
+        }
+        .map_err(|e| backend("writing an assignment", e))?;
+        self.users.flush().map(|_| ()).map_err(|e| backend("flushing an assignment", e))
+    }
+
+    fn last_choice(&self, user: &UserId, number_key: &str) -> Result<Option<RecordRef>> {
+        self.users
+            .get(key(b'l', &[keys::user(user), number_key]))
+            .map_err(|e| backend("reading a last choice", e))?
+            .map(|v| codec::decode("last choice", &v))
+            .transpose()
+    }
+
+    fn set_last_choice(&self, user: &UserId, number_key: &str, contact: &RecordRef) -> Result<()> {
+        keys::check_part("number key", number_key).map_err(StoreError::Invalid)?;
+        self.users
+            .insert(key(b'l', &[keys::user(user), number_key]), codec::encode(contact))
+            .map_err(|e| backend("writing a last choice", e))?;
+        Ok(())
+    }
+
+    fn put_call(&self, call: &CallRecord) -> Result<()> {
+        let u = keys::user(&call.user);
+        let t = keys::time(call.at);
+        let id = call.id.as_str();
+        let main = key(b'c', &[u, &t, id]);
+        let mut batch = sled::Batch::default();
+        batch.insert(main.clone(), codec::encode(call));
+        batch.insert(key(b'i', &[id]), main);
+        if let Some(caller) = &call.caller_key {
+            keys::check_part("caller key", caller).map_err(StoreError::Invalid)?;
+            batch.insert(key(b'h', &[u, caller, &t, id]), &[][..]);
+        }
+        self.users.apply_batch(batch).map_err(|e| backend("writing a call record", e))
+    }
+
+    fn call(&self, id: &CallId) -> Result<Option<CallRecord>> {
+        let Some(main) = self.users.get(key(b'i', &[id.as_str()])).map_err(|e| backend("finding a call", e))? else {
+            return Ok(None);
+        };
+        self.users
+            .get(main)
+            .map_err(|e| backend("reading a call", e))?
+            .map(|v| codec::decode("call record", &v))
+            .transpose()
+    }
+
+    fn calls(&self, user: &UserId, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
+        self.scan_calls(prefix(b'c', &[keys::user(user)]), window, limit, false)
+    }
+
+    fn calls_from(&self, user: &UserId, caller_key: &str, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
+        self.scan_calls(prefix(b'h', &[keys::user(user), caller_key]), window, limit, true)
+    }
+}

@@ -1,0 +1,150 @@
+//! Plain types shared by the store traits and their callers.
+
+use crate::user::{HandlingCode, UserId};
+use chrono::{DateTime, Utc};
+use contactbridge_connector::{BusyStatus, Checkpoint, Contact, PhoneKind, Record, RecordId, Rejected, Snapshot};
+use serde::{Deserialize, Serialize};
+
+/// Where a record lives: account, collection, id. Unique within a user.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordRef {
+    pub account: String,
+    pub collection: String,
+    pub id: RecordId,
+}
+
+impl RecordRef {
+    /// `account/collection/id` for display and APIs; [`RecordRef::parse`] reverses it
+    /// (ids may contain `/`, accounts may not).
+    pub fn to_token(&self) -> String {
+        format!("{}\u{1f}{}\u{1f}{}", self.account, self.collection, self.id)
+    }
+
+    pub fn parse(token: &str) -> Option<RecordRef> {
+        let mut it = token.splitn(3, '\u{1f}');
+        Some(RecordRef { account: it.next()?.into(), collection: it.next()?.into(), id: RecordId::new(it.next()?) })
+    }
+}
+
+/// A user's collection of an account: where one change set goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CollectionScope {
+    pub user: UserId,
+    pub account: String,
+    pub collection: String,
+}
+
+/// A secondary index entry derived from a record by [`crate::sync::indexer`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecondaryKey {
+    /// A phone lookup key (from [`crate::phone`]).
+    Phone {
+        key: String,
+        kind: PhoneKind,
+    },
+    Email(String),
+    /// An occurrence, for status.
+    Occurrence {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        busy: BusyStatus,
+    },
+    /// An attendee or organizer of an occurrence.
+    Attendee {
+        email: String,
+        start: DateTime<Utc>,
+    },
+    /// A correspondent of a message.
+    Correspondent {
+        email: String,
+        date: DateTime<Utc>,
+    },
+    /// A person a document references.
+    DocumentPerson {
+        person: String,
+        modified: DateTime<Utc>,
+    },
+    OutOfOffice,
+}
+
+/// A record with what the indexer derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedRecord {
+    pub record: Record,
+    pub keys: Vec<SecondaryKey>,
+    /// The handling code the source gives (after the account's category mapping).
+    pub handling_code: Option<HandlingCode>,
+}
+
+/// One change set as the index applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexBatch {
+    pub scope: CollectionScope,
+    pub upserts: Vec<IndexedRecord>,
+    pub deletions: Vec<RecordId>,
+    pub retained: Vec<RecordId>,
+    pub rejected: Vec<Rejected>,
+    pub checkpoint: Option<Checkpoint>,
+    pub snapshot: Option<Snapshot>,
+    pub at: DateTime<Utc>,
+}
+
+/// What one `apply` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub upserted: usize,
+    pub deleted: usize,
+    /// Records removed by the end of a snapshot because it did not see them.
+    pub swept: usize,
+}
+
+/// The sync state of one collection, committed with every batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectionState {
+    pub checkpoint: Option<Checkpoint>,
+    /// The generation of the snapshot in progress, if one is open.
+    pub open_snapshot: Option<u64>,
+    /// The generation of the last completed snapshot.
+    pub generation: u64,
+    pub last_change: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// The most recent items skipped as malformed (newest last, capped).
+    #[serde(default)]
+    pub rejected: Vec<Rejected>,
+}
+
+impl CollectionState {
+    /// How many rejected items are kept in the status.
+    pub const MAX_REJECTED: usize = 100;
+}
+
+/// A contact as the index returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredContact {
+    pub at: RecordRef,
+    pub contact: Contact,
+    pub handling_code: Option<HandlingCode>,
+}
+
+/// A half-open time window `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl TimeWindow {
+    pub fn all() -> Self {
+        Self { from: DateTime::<Utc>::MIN_UTC, to: DateTime::<Utc>::MAX_UTC }
+    }
+}
+
+/// What a local handling-code assignment is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum AssignTarget {
+    Contact(RecordRef),
+    /// A phone lookup key: for callers who are not contacts ("always block this number").
+    Number(String),
+}

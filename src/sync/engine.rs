@@ -1,0 +1,121 @@
+//! Syncing one account: every collection, each into its owner's index.
+
+use super::{IndexSink, Indexer};
+use crate::store::{ApplyStats, CollectionScope, IndexStore};
+use crate::user::UserId;
+use contactbridge_connector::{Collection, Connector, Error, SyncRequest};
+use std::collections::HashMap;
+
+/// Whose index an account's collections go to.
+pub struct SyncTarget<'a> {
+    /// The account's id (scopes its records in the index).
+    pub account: &'a str,
+    /// The account's own user (collections without an owner).
+    pub user: &'a UserId,
+    /// For organisation-wide accounts: mailbox (collection owner) → user.
+    pub owners: &'a HashMap<String, UserId>,
+    pub indexer: &'a Indexer,
+}
+
+/// What happened to one collection.
+#[derive(Debug)]
+pub struct CollectionReport {
+    pub collection: Collection,
+    pub user: Option<UserId>,
+    pub stats: ApplyStats,
+    pub rejected: usize,
+    pub batches: usize,
+    pub error: Option<Error>,
+}
+
+/// What happened to an account.
+#[derive(Debug, Default)]
+pub struct AccountSyncReport {
+    /// Set when the account's collections could not even be listed.
+    pub error: Option<Error>,
+    pub collections: Vec<CollectionReport>,
+}
+
+impl AccountSyncReport {
+    pub fn failed(&self) -> usize {
+        self.collections.iter().filter(|c| c.error.is_some()).count() + usize::from(self.error.is_some())
+    }
+    pub fn totals(&self) -> ApplyStats {
+        self.collections.iter().fold(ApplyStats::default(), |a, c| ApplyStats {
+            upserted: a.upserted + c.stats.upserted,
+            deleted: a.deleted + c.stats.deleted,
+            swept: a.swept + c.stats.swept,
+        })
+    }
+}
+
+/// Syncs every collection of an account, one after the other. A collection
+/// whose owner maps to no user is skipped with an error in the report.
+pub async fn sync_account(
+    store: &dyn IndexStore,
+    connector: &dyn Connector,
+    target: &SyncTarget<'_>,
+) -> AccountSyncReport {
+    let collections = match connector.collections().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(account = target.account, error = %e, "listing collections failed");
+            return AccountSyncReport { error: Some(e), collections: Vec::new() };
+        }
+    };
+    let mut report = AccountSyncReport::default();
+    for collection in collections {
+        let user = match &collection.owner {
+            None => Some(target.user.clone()),
+            Some(owner) => target.owners.get(owner).cloned(),
+        };
+        let Some(user) = user else {
+            let error = Error::local(format!("mailbox {:?} is not mapped to a user", collection.owner));
+            report.collections.push(CollectionReport {
+                collection,
+                user: None,
+                stats: ApplyStats::default(),
+                rejected: 0,
+                batches: 0,
+                error: Some(error),
+            });
+            continue;
+        };
+        let scope = CollectionScope {
+            user: user.clone(),
+            account: target.account.to_string(),
+            collection: collection.id.clone(),
+        };
+        let (stats, rejected, batches, error) =
+            sync_collection(store, connector, &collection, scope, target.indexer).await;
+        report.collections.push(CollectionReport { collection, user: Some(user), stats, rejected, batches, error });
+    }
+    report
+}
+
+async fn sync_collection(
+    store: &dyn IndexStore,
+    connector: &dyn Connector,
+    collection: &Collection,
+    scope: CollectionScope,
+    indexer: &Indexer,
+) -> (ApplyStats, usize, usize, Option<Error>) {
+    let prepared = store
+        .collection_state(&scope)
+        .and_then(|state| Ok((state, store.known_versions(&scope)?)))
+        .map_err(|e| Error::local(format!("reading the sync state: {e}")));
+    let (state, known) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (ApplyStats::default(), 0, 0, Some(e)),
+    };
+    let mut sink = IndexSink::new(store, scope.clone(), indexer);
+    let request = SyncRequest { collection, since: state.and_then(|s| s.checkpoint), known: &known };
+    let result = connector.sync(request, &mut sink).await;
+    if let Err(e) = &result {
+        tracing::warn!(account = %scope.account, collection = %scope.collection, error = %e, "collection sync failed");
+        if let Err(se) = store.set_collection_error(&scope, Some(e.to_string()), chrono::Utc::now()) {
+            tracing::error!(error = %se, "could not record a sync error");
+        }
+    }
+    (sink.totals, sink.rejected, sink.batches, result.err())
+}

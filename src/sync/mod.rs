@@ -1,0 +1,16 @@
+//! The sync engine: runs connectors and commits what they deliver.
+//!
+//! A connector hands change sets to an [`IndexSink`]; the sink derives each
+//! record's secondary keys with the [`Indexer`] (phone keys in the user's
+//! region, lower-cased emails, occurrence times, the account's category →
+//! handling-code mapping) and applies the batch to the index atomically with
+//! its checkpoint. [`engine::sync_account`] walks an account's collections; one
+//! failing collection is recorded in its status and does not stop the others.
+
+pub mod engine;
+pub mod indexer;
+mod sink;
+
+pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncTarget};
+pub use indexer::Indexer;
+pub use sink::IndexSink;

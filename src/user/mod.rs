@@ -1,0 +1,46 @@
+//! Users and what they own: the profile (called numbers, region, time zone,
+//! attendant, forward targets, context criteria, manual status) and the
+//! handling table that maps handling code × status to a handling method.
+
+mod handling;
+mod profile;
+
+pub use handling::{HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match};
+pub use profile::{Attendant, ContextCriteria, ForwardTarget, ManualStatus, UserId, UserProfile};
+
+use crate::store::{StoreError, UserStore};
+use std::path::Path;
+
+/// Reads a profile from a TOML file (see `examples/demo/user.toml`).
+pub fn load_profile_file(path: &Path) -> Result<UserProfile, StoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StoreError::Invalid(format!("reading profile {}: {e}", path.display())))?;
+    let profile: UserProfile =
+        toml::from_str(&text).map_err(|e| StoreError::Invalid(format!("profile {}: {e}", path.display())))?;
+    profile.validate().map_err(|e| StoreError::Invalid(format!("profile {}: {e}", path.display())))?;
+    Ok(profile)
+}
+
+/// Stores a profile with the lookup keys of its called numbers.
+pub fn put_profile(store: &dyn UserStore, profile: &UserProfile) -> Result<(), StoreError> {
+    let keys = profile
+        .called_numbers
+        .iter()
+        .map(|n| called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    store.put_profile(profile, &keys)
+}
+
+/// The key a called number (DID) is stored and looked up under. Called numbers
+/// are read without a region, so they must be international (`+49…`, `0049…`
+/// is not accepted because it needs a region to read the `00`).
+pub fn called_number_key(number: &str) -> Result<String, String> {
+    match crate::phone::parse_cli(number, None) {
+        Ok(crate::phone::Cli::Number(n)) if n.e164().is_some() => Ok(crate::resolve::caller_key(&n)),
+        Ok(crate::phone::Cli::Number(_)) => {
+            Err("write it in international form with its country code, e.g. +49 30 901820".to_string())
+        }
+        Ok(_) => Err("is not a number".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
