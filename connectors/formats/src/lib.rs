@@ -14,7 +14,9 @@
 //! The public signatures below are what the DAV and files connectors build against.
 
 mod content;
+mod ical;
 mod prepass;
+pub mod timezone;
 mod values;
 mod vcard;
 mod write;
@@ -87,14 +89,12 @@ pub fn parse_calendar_object(
     text: &[u8],
     window: Window,
 ) -> Result<CalendarEvent, ParseError> {
-    let _ = (id, version, text, window);
-    todo!("formats helper")
+    ical::parse_object(id, version, text, window)
 }
 
 /// Parses a .ics file with any number of events, grouped by UID (id = UID).
 pub fn parse_ics_file(text: &[u8], window: Window) -> Vec<Result<CalendarEvent, ParseError>> {
-    let _ = (text, window);
-    todo!("formats helper")
+    ical::parse_file(text, window)
 }
 
 /// Returns the vCard `text` with `category` added to its CATEGORIES (created if
