@@ -29,9 +29,13 @@ struct Cached {
 }
 
 enum Grant {
-    ClientCredentials { secret: Secret },
+    ClientCredentials {
+        secret: Secret,
+    },
     /// Delegated: the current refresh token, rotated when the server sends a new one.
-    Refresh { refresh_token: std::sync::Mutex<Secret> },
+    Refresh {
+        refresh_token: std::sync::Mutex<Secret>,
+    },
 }
 
 /// A per-account token cache. Concurrent callers wait for one refresh (the lock is held
@@ -164,7 +168,8 @@ impl TokenCache {
                 .await
                 .map_err(|e| token_error("client credentials", e)),
             Grant::Refresh { refresh_token } => {
-                let current = RefreshToken::new(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).expose().into());
+                let current =
+                    RefreshToken::new(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).expose().into());
                 let resp = client
                     .exchange_refresh_token(&current)
                     .add_scopes(scopes)

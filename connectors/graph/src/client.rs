@@ -4,10 +4,10 @@
 use crate::auth::{GraphApp, TokenCache, TokenSource};
 use crate::config::{GraphAccount, RetryPolicy};
 use contactbridge_connector::{Error, ErrorKind};
+use graph_http::api_impl::RequestHandler;
+use graph_rs_sdk::http::BodyRead;
 use graph_rs_sdk::http::{Method, Url};
 use graph_rs_sdk::{GraphClient, GraphClientConfiguration};
-use graph_rs_sdk::http::BodyRead;
-use graph_http::api_impl::RequestHandler;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -88,11 +88,8 @@ impl GraphHttp {
             graph.use_test_endpoint(&base);
         }
         let per_mailbox = account.max_concurrent_per_mailbox.max(1);
-        let limits = account
-            .mailboxes
-            .iter()
-            .map(|m| (m.to_ascii_lowercase(), Arc::new(Semaphore::new(per_mailbox))))
-            .collect();
+        let limits =
+            account.mailboxes.iter().map(|m| (m.to_ascii_lowercase(), Arc::new(Semaphore::new(per_mailbox)))).collect();
         Ok(Self { graph, base, tokens, limits, per_mailbox, retry: account.retry, requests: AtomicU64::new(0) })
     }
 
@@ -109,7 +106,10 @@ impl GraphHttp {
     pub fn follow(&self, link: &str) -> Result<Url, Error> {
         let url = Url::parse(link).map_err(|e| Error::invalid_data(format!("unparsable link from Graph: {e}")))?;
         if url.origin() != self.base.origin() {
-            return Err(Error::invalid_data(format!("Graph sent a link to another host: {}", url.origin().ascii_serialization())));
+            return Err(Error::invalid_data(format!(
+                "Graph sent a link to another host: {}",
+                url.origin().ascii_serialization()
+            )));
         }
         Ok(url)
     }
@@ -179,7 +179,13 @@ impl GraphHttp {
                         let err = status_error(what, status, &body);
                         return Err(Error::new(ErrorKind::Throttled, err.message).with_retry_after(wait));
                     }
-                    tracing::info!(what, status = status.as_u16(), wait_ms = wait.as_millis() as u64, attempt, "Graph throttled; waiting");
+                    tracing::info!(
+                        what,
+                        status = status.as_u16(),
+                        wait_ms = wait.as_millis() as u64,
+                        attempt,
+                        "Graph throttled; waiting"
+                    );
                     wait
                 }
                 Ok((status, _, body)) => return Err(status_error(what, status, &body)),
@@ -252,7 +258,9 @@ fn status_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
     let lower = code.to_ascii_lowercase();
     let text = format!("{what}: HTTP {} {code} {message}", status.as_u16()).trim_end().to_string();
     let kind = match status {
-        _ if lower == "syncstatenotfound" || lower == "resyncrequired" || lower == "syncstateinvalid" => ErrorKind::Gone,
+        _ if lower == "syncstatenotfound" || lower == "resyncrequired" || lower == "syncstateinvalid" => {
+            ErrorKind::Gone
+        }
         StatusCode::GONE => ErrorKind::Gone,
         StatusCode::UNAUTHORIZED => ErrorKind::Auth,
         StatusCode::FORBIDDEN => ErrorKind::Forbidden,

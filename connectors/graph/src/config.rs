@@ -182,9 +182,9 @@ impl GraphAccount {
     }
 
     pub fn token_url(&self) -> String {
-        self.token_url.clone().unwrap_or_else(|| {
-            format!("{}/{}/oauth2/v2.0/token", self.authority.trim_end_matches('/'), self.tenant)
-        })
+        self.token_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}/oauth2/v2.0/token", self.authority.trim_end_matches('/'), self.tenant))
     }
 
     pub fn device_code_url(&self) -> String {
@@ -203,12 +203,17 @@ impl GraphAccount {
             .unwrap_or_else(|_| "https://graph.microsoft.com".into());
         match self.credential {
             Credential::ClientSecret { .. } => vec![format!("{origin}/.default")],
-            Credential::DeviceCode { .. } => {
-                ["offline_access", "Contacts.ReadWrite", "Calendars.Read", "Mail.ReadBasic", "Files.Read", "MailboxSettings.Read"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }
+            Credential::DeviceCode { .. } => [
+                "offline_access",
+                "Contacts.ReadWrite",
+                "Calendars.Read",
+                "Mail.ReadBasic",
+                "Files.Read",
+                "MailboxSettings.Read",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         }
     }
 }
@@ -230,7 +235,8 @@ mod tests {
         assert_eq!(a.token_url(), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
         a.graph_base = "https://graph.microsoft.us/v1.0".into();
         assert_eq!(a.effective_scopes(), vec!["https://graph.microsoft.us/.default"]);
-        let json = r#"{"tenant":"t","client_id":"c","credential":{"type":"client_secret","secret":"x"},"mailboxes":["a@b"]}"#;
+        let json =
+            r#"{"tenant":"t","client_id":"c","credential":{"type":"client_secret","secret":"x"},"mailboxes":["a@b"]}"#;
         let parsed: GraphAccount = serde_json::from_str(json).unwrap();
         assert_eq!(parsed.window, Window { back_days: 30, ahead_days: 90 });
         assert!(parsed.https_only);

@@ -167,7 +167,8 @@ impl GraphConnector {
                 let start = today - day(self.account.window.back_days);
                 let end = today + day(self.account.window.ahead_days + 1);
                 let what = format!("calendar of {mailbox}");
-                let (s, e) = (start.format("%Y-%m-%dT%H:%M:%SZ").to_string(), end.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                let (s, e) =
+                    (start.format("%Y-%m-%dT%H:%M:%SZ").to_string(), end.format("%Y-%m-%dT%H:%M:%SZ").to_string());
                 let initial = move |g: &GraphClient| {
                     g.user(mailbox)
                         .calendar_views()
@@ -199,7 +200,12 @@ impl GraphConnector {
                 let filter = format!("receivedDateTime ge {}", since_date.format("%Y-%m-%dT%H:%M:%SZ"));
                 let what = format!("{folder} of {mailbox}");
                 let initial = move |g: &GraphClient| {
-                    g.user(mailbox).mail_folder(folder).messages().delta().select(&[MESSAGE_SELECT]).filter(&[filter.as_str()])
+                    g.user(mailbox)
+                        .mail_folder(folder)
+                        .messages()
+                        .delta()
+                        .select(&[MESSAGE_SELECT])
+                        .filter(&[filter.as_str()])
                 };
                 // Messages age out of the lookback: a fresh snapshot weekly sweeps them.
                 let stale = move |st: &DeltaState| st.window_start.is_none_or(|w| w < since_date - Days::days(7));
@@ -299,7 +305,12 @@ impl Connector for GraphConnector {
             match self.contact_folders(m).await {
                 Ok(folders) => {
                     for (id, name) in folders {
-                        out.push(Self::collection(m, &format!("contactFolders/{id}"), name, CollectionKind::AddressBook));
+                        out.push(Self::collection(
+                            m,
+                            &format!("contactFolders/{id}"),
+                            name,
+                            CollectionKind::AddressBook,
+                        ));
                     }
                 }
                 // A fenced mailbox must not hide the others: its syncs will report the 403.
@@ -312,7 +323,12 @@ impl Connector for GraphConnector {
             out.push(Self::collection(m, "inbox", "Inbox".into(), CollectionKind::MailFolder));
             out.push(Self::collection(m, "sentitems", "Sent Items".into(), CollectionKind::MailFolder));
             out.push(Self::collection(m, "drive", "OneDrive".into(), CollectionKind::Drive));
-            out.push(Self::collection(m, "automaticRepliesSetting", "Automatic replies".into(), CollectionKind::Settings));
+            out.push(Self::collection(
+                m,
+                "automaticRepliesSetting",
+                "Automatic replies".into(),
+                CollectionKind::Settings,
+            ));
         }
         Ok(out)
     }
@@ -322,7 +338,12 @@ impl Connector for GraphConnector {
         self.sync_delta(mailbox, &part, request.since, sink).await
     }
 
-    async fn write_handling_code(&self, collection: &Collection, contact: &Contact, category: &str) -> Result<Contact, Error> {
+    async fn write_handling_code(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+    ) -> Result<Contact, Error> {
         let (mailbox, part) = self.split(collection)?;
         if !matches!(part, Part::DefaultContacts | Part::ContactFolder(_)) {
             return Err(Error::new(ErrorKind::Unsupported, format!("{} holds no contacts", collection.id)));

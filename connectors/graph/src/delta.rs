@@ -63,7 +63,12 @@ enum Next<'a> {
 }
 
 /// Runs the page loop from `since` until a deltaLink, delivering one change set per page.
-pub async fn run(http: &GraphHttp, job: DeltaJob<'_>, since: Option<Checkpoint>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+pub async fn run(
+    http: &GraphHttp,
+    job: DeltaJob<'_>,
+    since: Option<Checkpoint>,
+    sink: &mut dyn ChangeSink,
+) -> Result<(), Error> {
     let mut state = DeltaState::decode(since.as_ref());
     if let Some(s) = &state {
         if !(s.snapshot && s.next_link.is_some()) && (job.stale)(s) {
@@ -113,7 +118,8 @@ pub async fn run(http: &GraphHttp, job: DeltaJob<'_>, since: Option<Checkpoint>,
         let done = match (page.next_link, page.delta_link) {
             (Some(next), _) => {
                 http.follow(&next)?;
-                let s = DeltaState { delta_link: None, next_link: Some(next.clone()), snapshot: in_snapshot, window_start };
+                let s =
+                    DeltaState { delta_link: None, next_link: Some(next.clone()), snapshot: in_snapshot, window_start };
                 changes.checkpoint = Some(s.checkpoint());
                 changes.snapshot = in_snapshot.then_some(Snapshot { starts, ends: false });
                 link = Some(next);
@@ -127,7 +133,10 @@ pub async fn run(http: &GraphHttp, job: DeltaJob<'_>, since: Option<Checkpoint>,
                 true
             }
             (None, None) => {
-                return Err(Error::invalid_data(format!("{}: a delta page with neither nextLink nor deltaLink", job.what)))
+                return Err(Error::invalid_data(format!(
+                    "{}: a delta page with neither nextLink nor deltaLink",
+                    job.what
+                )))
             }
         };
         starts = false;
@@ -142,13 +151,16 @@ async fn fetch(http: &GraphHttp, job: &DeltaJob<'_>, next: Next<'_>) -> Result<c
     let prefer_value = prefer(job.page_size);
     match next {
         Next::Initial => {
-            let make = |g: &graph_rs_sdk::GraphClient| (job.initial)(g).header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone());
+            let make = |g: &graph_rs_sdk::GraphClient| {
+                (job.initial)(g).header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone())
+            };
             http.page(job.mailbox, job.what, &make).await
         }
         Next::Link(link) => {
             let url = http.follow(link)?;
             let make = |g: &graph_rs_sdk::GraphClient| {
-                GraphHttp::custom(g, Method::GET, &url, None).header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone())
+                GraphHttp::custom(g, Method::GET, &url, None)
+                    .header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone())
             };
             http.page(job.mailbox, job.what, &make).await
         }

@@ -11,18 +11,24 @@ use serde_json::Value;
 pub const CONTACT_SELECT: &str =
     "id,changeKey,displayName,givenName,surname,companyName,jobTitle,businessPhones,homePhones,mobilePhone,emailAddresses,categories";
 /// The message properties we index (`$select`): metadata, never the body.
-pub const MESSAGE_SELECT: &str = "id,subject,bodyPreview,from,toRecipients,ccRecipients,receivedDateTime,sentDateTime,webLink";
+pub const MESSAGE_SELECT: &str =
+    "id,subject,bodyPreview,from,toRecipients,ccRecipients,receivedDateTime,sentDateTime,webLink";
 /// The drive item properties we index (`$select`).
 pub const DRIVE_SELECT: &str = "id,name,webUrl,lastModifiedDateTime,file,deleted,createdBy,lastModifiedBy,shared";
 
-/// What one item of a delta page means.
+/// What one item of a delta page means. Short-lived (moved straight into a change set),
+/// so the large `Upsert` variant is not boxed.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Upsert(Record),
     Delete(RecordId),
     /// Not ours to index (a folder in a drive listing).
     Skip,
-    Reject { id: RecordId, reason: String },
+    Reject {
+        id: RecordId,
+        reason: String,
+    },
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -56,7 +62,8 @@ fn people(v: Option<&Value>) -> Vec<Person> {
 /// Graph `dateTimeTimeZone` (`{"dateTime":"2017-01-01T09:00:00.0000000","timeZone":"UTC"}`) → UTC.
 pub fn date_time_zone(v: &Value) -> Result<DateTime<Utc>, String> {
     let text = s(v, "dateTime").ok_or("missing dateTime")?;
-    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|e| format!("bad dateTime {text:?}: {e}"))?;
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map_err(|e| format!("bad dateTime {text:?}: {e}"))?;
     match s(v, "timeZone").unwrap_or("UTC") {
         "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "tzone://Microsoft/Utc" => Ok(Utc.from_utc_datetime(&naive)),
         zone => {
@@ -220,7 +227,9 @@ pub fn drive_item(v: &Value) -> Item {
     .flatten()
     .collect();
     let mut seen = std::collections::HashSet::new();
-    people.retain(|p| seen.insert((p.email.clone(), p.name.clone())));
+    // One entry per person: by email where known, else by name.
+    people
+        .retain(|p| seen.insert(if p.email.is_empty() { p.name.clone().unwrap_or_default() } else { p.email.clone() }));
     Item::Upsert(Record::Document(Document {
         id,
         name: opt(v, "name").unwrap_or_default(),
@@ -239,10 +248,15 @@ pub fn out_of_office(v: &Value) -> Item {
     let status = s(v, "status").unwrap_or("disabled");
     let scheduled = match status {
         "scheduled" => {
-            let window = v.get("scheduledStartDateTime").map(date_time_zone).zip(v.get("scheduledEndDateTime").map(date_time_zone));
+            let window = v
+                .get("scheduledStartDateTime")
+                .map(date_time_zone)
+                .zip(v.get("scheduledEndDateTime").map(date_time_zone));
             match window {
                 Some((Ok(start), Ok(end))) => Some(Occurrence { start, end }),
-                Some((Err(e), _)) | Some((_, Err(e))) => return Item::Reject { id, reason: format!("out-of-office schedule: {e}") },
+                Some((Err(e), _)) | Some((_, Err(e))) => {
+                    return Item::Reject { id, reason: format!("out-of-office schedule: {e}") }
+                }
                 None => return Item::Reject { id, reason: "scheduled out-of-office without its window".into() },
             }
         }

@@ -3,7 +3,9 @@
 
 mod support;
 
-use contactbridge_connector::{Collection, CollectionKind, Connector, ErrorKind, NoKnownVersions, SyncRequest, VecSink};
+use contactbridge_connector::{
+    Collection, CollectionKind, Connector, ErrorKind, NoKnownVersions, SyncRequest, VecSink,
+};
 use contactbridge_graph::{Credential, DeviceLogin, GraphConnector, Secret, TokenCache, TokenSource};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,10 @@ async fn client_credentials_from_oauth2_mock_server_are_fetched_once_for_concurr
     assert_eq!(eager.fetches(), 2);
 
     // And the token works end to end: the Graph connector syncs with it.
-    fake.put("adele@contoso.com/contacts", fake_graph::contact("AAMk1", "Ada Lovelace", "+44 20 7946 0001", "ada@example.com", &[]));
+    fake.put(
+        "adele@contoso.com/contacts",
+        fake_graph::contact("AAMk1", "Ada Lovelace", "+44 20 7946 0001", "ada@example.com", &[]),
+    );
     let conn = GraphConnector::with_tokens(account, cache.clone()).unwrap();
     let coll = Collection {
         id: "adele@contoso.com/contacts".into(),

@@ -45,8 +45,8 @@ struct Store {
 struct Cursor {
     store: String,
     epoch: u64,
-    /// (id, removed) in listing order, fixed when the round started.
-    ids: Vec<(String, bool)>,
+    /// (id, removed) in listing order, fixed when the round started; shared by its pages.
+    ids: Arc<Vec<(String, bool)>>,
     offset: usize,
     upto: u64,
     query: Query,
@@ -108,6 +108,8 @@ pub struct Stats {
     pub device_polls: u64,
     pub unauthorized: u64,
     pub patches: Vec<(String, Value)>,
+    /// Store → the `$select` of the last initial delta request.
+    pub selects: BTreeMap<String, String>,
 }
 
 /// A running fake Graph on 127.0.0.1; stops when dropped.
@@ -143,7 +145,11 @@ impl FakeGraph {
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
         });
         FakeGraph { base: format!("http://{addr}/v1.0"), addr, inner, shutdown: Some(tx) }
     }
@@ -287,7 +293,7 @@ pub fn contact(id: &str, name: &str, phone: &str, email: &str, categories: &[&st
 }
 
 fn graph_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.7f").to_string()
+    format!("{}.0000000", t.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// An event shaped like the calendarView delta example.
@@ -390,7 +396,9 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
     if path.contains("/oauth2/v2.0/") {
         return identity(&shared, &path, &body);
     }
-    let Some(rest) = path.strip_prefix("/v1.0/") else { return error(StatusCode::NOT_FOUND, "NotFound", "no such API") };
+    let Some(rest) = path.strip_prefix("/v1.0/") else {
+        return error(StatusCode::NOT_FOUND, "NotFound", "no such API");
+    };
     let segs: Vec<String> = rest.split('/').map(decode_segment).collect();
     let mailbox = match segs.as_slice() {
         [users, m, ..] if users == "users" => m.to_lowercase(),
@@ -409,7 +417,10 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.");
         }
         i.stats.requests += 1;
-        let kind = segs.get(2..).map(|s| s.iter().filter(|x| !x.starts_with("AAMk")).cloned().collect::<Vec<_>>().join("/")).unwrap_or_default();
+        let kind = segs
+            .get(2..)
+            .map(|s| s.iter().filter(|x| !x.starts_with("AAMk")).cloned().collect::<Vec<_>>().join("/"))
+            .unwrap_or_default();
         *i.stats.by_kind.entry(kind).or_default() += 1;
         // Retry bookkeeping: is this a retry of a throttled request, and was it early?
         let key = format!("{} {}", method, uri);
@@ -422,7 +433,11 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         }
         if i.fenced.contains(&mailbox) {
             drop(i);
-            return error(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access is denied. Check credentials and try again.");
+            return error(
+                StatusCode::FORBIDDEN,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            );
         }
         if let Some(resp) = maybe_throttle(&mut i, &key) {
             return resp;
@@ -482,7 +497,11 @@ fn maybe_throttle(i: &mut Inner, key: &str) -> Option<Response> {
         }
     };
     i.retry_not_before.insert(key.to_string(), not_before);
-    let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.");
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "ApplicationThrottled",
+        "Application is over its MailboxConcurrency limit.",
+    );
     resp.headers_mut().insert("retry-after", header.parse().unwrap());
     Some(resp)
 }
@@ -491,19 +510,33 @@ fn is_delta(seg: &str) -> bool {
     seg == "delta" || seg == "delta()"
 }
 
-fn route(i: &mut Inner, method: &Method, uri: &Uri, headers: &HeaderMap, segs: &[String], mailbox: &str, body: &[u8]) -> Response {
+fn route(
+    i: &mut Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    segs: &[String],
+    mailbox: &str,
+    body: &[u8],
+) -> Response {
     let parts: Vec<&str> = segs[2..].iter().map(String::as_str).collect();
     let m = mailbox;
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["contactFolders"]) => {
             let folders = i.folders.get(m).cloned().unwrap_or_default();
-            json_response(json!({ "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#users('{m}')/contactFolders"), "value": folders }))
+            json_response(
+                json!({ "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#users('{m}')/contactFolders"), "value": folders }),
+            )
         }
         ("GET", ["contactFolders", _, "childFolders"]) => json_response(json!({ "value": [] })),
         ("GET", ["contacts", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/contacts"), false),
         ("GET", ["contactFolders", f, "contacts", d]) if is_delta(d) => {
             if !i.folders.get(m).is_some_and(|fs| fs.iter().any(|x| x["id"] == *f)) {
-                return error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "ErrorItemNotFound",
+                    "The specified object was not found in the store.",
+                );
             }
             delta(i, uri, headers, &format!("{m}/folder/{f}"), false)
         }
@@ -517,24 +550,34 @@ fn route(i: &mut Inner, method: &Method, uri: &Uri, headers: &HeaderMap, segs: &
         }
         ("GET", ["drive", "root", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/drive"), true),
         ("GET", ["mailboxSettings", "automaticRepliesSetting"]) => {
-            let mut v = i.oof.get(m).cloned().unwrap_or_else(|| json!({
+            let mut v = i.oof.get(m).cloned().unwrap_or_else(|| {
+                json!({
                 "status": "disabled", "externalAudience": "all",
                 "scheduledStartDateTime": { "dateTime": "2026-01-01T00:00:00.0000000", "timeZone": "UTC" },
                 "scheduledEndDateTime": { "dateTime": "2026-01-02T00:00:00.0000000", "timeZone": "UTC" },
-                "internalReplyMessage": "", "externalReplyMessage": "" }));
-            v["@odata.context"] = json!(format!("https://graph.microsoft.com/v1.0/$metadata#users('{m}')/mailboxSettings/automaticRepliesSetting"));
+                "internalReplyMessage": "", "externalReplyMessage": "" })
+            });
+            v["@odata.context"] = json!(format!(
+                "https://graph.microsoft.com/v1.0/$metadata#users('{m}')/mailboxSettings/automaticRepliesSetting"
+            ));
             json_response(v)
         }
         ("GET", ["contacts", id]) => match find_contact(i, m, id) {
             Some((_, v)) => json_response(select(&v, &Query { select: select_of(uri), ..Default::default() })),
-            None => error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store."),
+            None => {
+                error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
+            }
         },
         ("PATCH", ["contacts", id]) => {
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
                 return error(StatusCode::BAD_REQUEST, "RequestBodyRead", "Invalid JSON body.");
             };
             let Some((store, mut v)) = find_contact(i, m, id) else {
-                return error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "ErrorItemNotFound",
+                    "The specified object was not found in the store.",
+                );
             };
             for (k, val) in patch.iter() {
                 v[k] = val.clone();
@@ -558,7 +601,10 @@ fn find_contact(i: &Inner, m: &str, id: &str) -> Option<(String, Value)> {
 }
 
 fn select_of(uri: &Uri) -> Option<Vec<String>> {
-    query_pairs(uri).into_iter().find(|(k, _)| k == "$select").map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect())
+    query_pairs(uri)
+        .into_iter()
+        .find(|(k, _)| k == "$select")
+        .map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
 fn select(v: &Value, q: &Query) -> Value {
@@ -635,12 +681,19 @@ fn delta(i: &mut Inner, uri: &Uri, headers: &HeaderMap, store: &str, drive: bool
             },
             None => {
                 let mut q = Query { select: select_of(uri), drive, ..Default::default() };
+                i.stats.selects.insert(store.to_string(), get("$select").unwrap_or_default());
                 q.top = get("$top").and_then(|t| t.parse().ok());
                 if let Some(f) = get("$filter") {
                     let parts: Vec<&str> = f.split_whitespace().collect();
                     match parts.as_slice() {
                         ["receivedDateTime", "ge" | "gt", t] => q.received_ge = parse_time(t),
-                        _ => return error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQueryFilter", "The only supported filter is receivedDateTime ge/gt."),
+                        _ => {
+                            return error(
+                                StatusCode::BAD_REQUEST,
+                                "ErrorInvalidUrlQueryFilter",
+                                "The only supported filter is receivedDateTime ge/gt.",
+                            )
+                        }
                     }
                 }
                 if store.ends_with("/events") {
@@ -663,25 +716,29 @@ fn delta(i: &mut Inner, uri: &Uri, headers: &HeaderMap, store: &str, drive: bool
                     .filter(|(_, (seq, v))| *seq > since && matches(v, &query))
                     .map(|(k, (seq, _))| (*seq, k.clone(), false))
                     .collect();
-                changed.extend(s.removed.iter().filter(|(seq, _)| *seq > since).map(|(seq, id)| (*seq, id.clone(), true)));
+                changed
+                    .extend(s.removed.iter().filter(|(seq, _)| *seq > since).map(|(seq, id)| (*seq, id.clone(), true)));
                 changed.sort();
                 changed.into_iter().map(|(_, id, r)| (id, r)).collect()
             }
         };
         let token = new_token(i);
-        i.cursors.insert(token.clone(), Cursor { store: store.to_string(), epoch, ids, offset: 0, upto, query });
+        i.cursors.insert(
+            token.clone(),
+            Cursor { store: store.to_string(), epoch, ids: Arc::new(ids), offset: 0, upto, query },
+        );
         token
     };
     let size = {
         let c = &i.cursors[&cursor_token];
         page_size(headers, &c.query)
     };
-    let c = i.cursors.get_mut(&cursor_token).unwrap();
+    // A skip token names one position: asking for it again serves the same page (like Graph).
+    let c = &i.cursors[&cursor_token];
     let end = (c.offset + size).min(c.ids.len());
     let slice: Vec<(String, bool)> = c.ids[c.offset..end].to_vec();
-    c.offset = end;
     let finished = end >= c.ids.len();
-    let (upto, query) = (c.upto, c.query.clone());
+    let (upto, query, ids) = (c.upto, c.query.clone(), c.ids.clone());
     let s = &i.stores[store];
     let mut value = Vec::with_capacity(slice.len());
     for (id, removed) in slice {
@@ -689,22 +746,26 @@ fn delta(i: &mut Inner, uri: &Uri, headers: &HeaderMap, store: &str, drive: bool
             if query.drive {
                 value.push(json!({ "id": id, "deleted": { "state": "deleted" } }));
             } else {
-                value.push(json!({ "@odata.type": "#microsoft.graph.contact", "id": id, "@removed": { "reason": "deleted" } }));
+                value.push(
+                    json!({ "@odata.type": "#microsoft.graph.contact", "id": id, "@removed": { "reason": "deleted" } }),
+                );
             }
         } else if let Some((_, v)) = s.items.get(&id) {
             value.push(select(v, &query));
         }
     }
-    let base = format!("http://{}{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"), uri.path());
+    let base =
+        format!("http://{}{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"), uri.path());
     let mut body = json!({ "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#Collection({store})"), "value": value });
     if finished {
-        i.cursors.remove(&cursor_token);
         let dt = new_token(i);
         i.deltas.insert(dt.clone(), DeltaToken { store: store.to_string(), epoch, seq: upto, query });
         let key = if drive { "token" } else { "$deltatoken" };
         body["@odata.deltaLink"] = json!(format!("{base}?{key}={dt}"));
     } else {
-        body["@odata.nextLink"] = json!(format!("{base}?$skiptoken={cursor_token}"));
+        let next = new_token(i);
+        i.cursors.insert(next.clone(), Cursor { store: store.to_string(), epoch, ids, offset: end, upto, query });
+        body["@odata.nextLink"] = json!(format!("{base}?$skiptoken={next}"));
     }
     json_response(body)
 }
@@ -715,7 +776,11 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let mut i = shared.lock().unwrap();
     let oauth_error = |code: &str, desc: &str| {
-        (StatusCode::BAD_REQUEST, [("content-type", "application/json")], json!({ "error": code, "error_description": desc }).to_string())
+        (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            json!({ "error": code, "error_description": desc }).to_string(),
+        )
             .into_response()
     };
     if path.ends_with("/devicecode") {
@@ -754,7 +819,10 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
             i.stats.device_polls += 1;
             if i.device_pending > 0 {
                 i.device_pending -= 1;
-                return oauth_error("authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.");
+                return oauth_error(
+                    "authorization_pending",
+                    "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.",
+                );
             }
             Some(())
         }

@@ -1,0 +1,392 @@
+//! Sync against the fake Graph: delta paging and snapshots, incremental changes with
+//! `@removed`, restart from a stored nextLink, throttling, 410, 403 isolation, the
+//! per-mailbox concurrency bound, the calendar window, and the category write-back.
+
+mod support;
+
+use async_trait::async_trait;
+use chrono::{Duration as Days, Utc};
+use contactbridge_connector::{
+    ChangeSet, ChangeSink, Checkpoint, Collection, CollectionKind, Connector, Error, ErrorKind, MailDirection,
+    NoKnownVersions, Record, RecordId, Snapshot, SyncRequest, VecSink,
+};
+use contactbridge_graph::{GraphConnector, RetryPolicy};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+use support::fake_graph::{self, FakeGraph, RetryForm, ThrottleMode};
+
+const ADELE: &str = "adele@contoso.com";
+const ALEX: &str = "alex@contoso.com";
+
+fn coll(mailbox: &str, part: &str, kind: CollectionKind) -> Collection {
+    Collection { id: format!("{mailbox}/{part}"), name: part.into(), kind, owner: Some(mailbox.into()) }
+}
+
+fn contacts(mailbox: &str) -> Collection {
+    coll(mailbox, "contacts", CollectionKind::AddressBook)
+}
+
+async fn sync(conn: &GraphConnector, c: &Collection, since: Option<Checkpoint>) -> Result<VecSink, Error> {
+    let mut sink = VecSink::default();
+    conn.sync(SyncRequest { collection: c, since, known: &NoKnownVersions }, &mut sink).await?;
+    Ok(sink)
+}
+
+fn seed_contacts(fake: &FakeGraph, mailbox: &str, n: usize) {
+    fake.put_many(
+        &format!("{mailbox}/contacts"),
+        (0..n).map(|i| {
+            fake_graph::contact(
+                &format!("AAMkC{i:05}"),
+                &format!("Person {i}"),
+                &format!("+49 30 {i:06}"),
+                &format!("p{i}@example.com"),
+                &[],
+            )
+        }),
+    );
+}
+
+fn connector(fake: &FakeGraph, mailboxes: &[&str], page_size: u32) -> GraphConnector {
+    let mut a = support::account(fake, mailboxes);
+    a.page_size = page_size;
+    GraphConnector::new(a).unwrap()
+}
+
+fn ids(sink: &VecSink) -> Vec<String> {
+    sink.upserts().map(|r| r.id().to_string()).collect()
+}
+
+#[tokio::test]
+async fn first_sync_is_a_paged_snapshot_and_the_next_one_delivers_changes_and_removals() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 25);
+    let conn = connector(&fake, &[ADELE], 10);
+    let first = sync(&conn, &contacts(ADELE), None).await.unwrap();
+    let snaps: Vec<Option<Snapshot>> = first.applied.iter().map(|c| c.snapshot).collect();
+    assert_eq!(snaps, vec![Some(Snapshot::FIRST), Some(Snapshot::MIDDLE), Some(Snapshot::LAST)]);
+    assert_eq!(first.applied.iter().map(|c| c.upserts.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+    assert!(first.applied.iter().all(|c| c.checkpoint.is_some()), "every page carries its checkpoint");
+    let last_cp: Value = serde_json::from_slice(first.checkpoint().unwrap().as_bytes()).unwrap();
+    assert!(last_cp["delta_link"].as_str().unwrap().contains("$deltatoken="), "{last_cp}");
+    let Record::Contact(c) = first.upserts().next().unwrap() else { panic!() };
+    assert_eq!(c.display_name, "Person 0");
+    assert_eq!(c.phones[0].raw, "+49 30 000000");
+    assert_eq!(c.emails, vec!["p0@example.com"]);
+    assert_eq!(c.company.as_deref(), Some("Contoso"));
+    assert_eq!(fake.stats().requests, 3, "one request per page");
+
+    // Changes: one edited, one new, one removed.
+    let mut edited = fake.item(&format!("{ADELE}/contacts"), "AAMkC00003").unwrap();
+    edited["displayName"] = json!("Person Three (edited)");
+    fake.put(&format!("{ADELE}/contacts"), edited);
+    fake.put(
+        &format!("{ADELE}/contacts"),
+        fake_graph::contact("AAMkNEW", "New Person", "+1 555 0100", "new@example.com", &["VIP"]),
+    );
+    fake.remove(&format!("{ADELE}/contacts"), "AAMkC00007");
+    let next = sync(&conn, &contacts(ADELE), first.checkpoint().cloned()).await.unwrap();
+    assert_eq!(next.applied.len(), 1);
+    let cs = &next.applied[0];
+    assert_eq!(cs.snapshot, None, "an incremental round is not a snapshot");
+    assert_eq!(
+        cs.upserts.iter().map(|r| r.id().to_string()).collect::<HashSet<_>>(),
+        HashSet::from(["AAMkC00003".into(), "AAMkNEW".into()])
+    );
+    assert_eq!(cs.deletions, vec![RecordId::new("AAMkC00007")]);
+
+    // Nothing changed: one request, nothing delivered but the new delta link.
+    let quiet = sync(&conn, &contacts(ADELE), next.checkpoint().cloned()).await.unwrap();
+    assert!(quiet.applied.iter().all(|c| c.upserts.is_empty() && c.deletions.is_empty()));
+}
+
+/// A sink that fails (like a crash) after committing `ok` change sets.
+struct CrashingSink {
+    inner: VecSink,
+    ok: usize,
+}
+
+#[async_trait]
+impl ChangeSink for CrashingSink {
+    async fn apply(&mut self, changes: ChangeSet) -> Result<(), Error> {
+        if self.inner.applied.len() == self.ok {
+            return Err(Error::local("disk full"));
+        }
+        self.inner.apply(changes).await
+    }
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_the_first_sync_resumes_from_the_stored_next_link() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 50);
+    let conn = connector(&fake, &[ADELE], 10);
+    let c = contacts(ADELE);
+    let mut crashing = CrashingSink { inner: VecSink::default(), ok: 2 };
+    let err = conn
+        .sync(SyncRequest { collection: &c, since: None, known: &NoKnownVersions }, &mut crashing)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Local);
+    let stored = crashing.inner.checkpoint().cloned().unwrap();
+    let cp: Value = serde_json::from_slice(stored.as_bytes()).unwrap();
+    assert!(cp["next_link"].as_str().is_some() && cp["snapshot"] == json!(true), "{cp}");
+
+    // A new connector (a restarted process) continues inside the same snapshot.
+    let conn = connector(&fake, &[ADELE], 10);
+    let rest = sync(&conn, &c, Some(stored)).await.unwrap();
+    assert_eq!(rest.applied.first().unwrap().snapshot, Some(Snapshot::MIDDLE), "no new snapshot starts");
+    assert_eq!(rest.applied.last().unwrap().snapshot, Some(Snapshot::LAST));
+    let mut all = ids(&crashing.inner);
+    all.extend(ids(&rest));
+    let unique: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 50, "no duplicates");
+    assert_eq!(unique.len(), 50, "no loss");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after_in_seconds_and_as_http_date() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 30);
+    let conn = connector(&fake, &[ADELE], 10);
+    fake.throttle(ThrottleMode::Next(2), RetryForm::Seconds(1));
+    let first = sync(&conn, &contacts(ADELE), None).await.unwrap();
+    assert_eq!(ids(&first).len(), 30);
+    let s = fake.stats();
+    assert_eq!((s.throttled, s.honoured_retries, s.early_retries), (2, 2, 0), "{s:?}");
+
+    fake.reset_stats();
+    seed_contacts(&fake, ADELE, 31);
+    fake.throttle(ThrottleMode::Next(1), RetryForm::HttpDate(1));
+    let next = sync(&conn, &contacts(ADELE), first.checkpoint().cloned()).await.unwrap();
+    assert_eq!(ids(&next).len(), 31, "every re-put contact comes back as changed");
+    let s = fake.stats();
+    assert_eq!((s.throttled, s.honoured_retries, s.early_retries), (1, 1, 0), "{s:?}");
+}
+
+#[tokio::test]
+async fn throttling_gives_up_after_the_bound_with_a_throttled_error() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 5);
+    let mut a = support::account(&fake, &[ADELE]);
+    a.retry = RetryPolicy { max_attempts: 3, max_wait_secs: 10, base_backoff_ms: 10 };
+    let conn = GraphConnector::new(a).unwrap();
+    fake.throttle(ThrottleMode::Always, RetryForm::Seconds(0));
+    let err = sync(&conn, &contacts(ADELE), None).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Throttled);
+    assert_eq!(err.retry_after, Some(Duration::ZERO));
+    assert_eq!(fake.stats().requests, 3, "exactly max_attempts requests");
+
+    // A Retry-After beyond the policy's longest wait is not slept on: it is reported.
+    fake.reset_stats();
+    fake.throttle(ThrottleMode::Always, RetryForm::Seconds(3600));
+    let err = sync(&conn, &contacts(ADELE), None).await.unwrap_err();
+    assert_eq!((err.kind, err.retry_after), (ErrorKind::Throttled, Some(Duration::from_secs(3600))));
+    assert_eq!(fake.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn an_expired_delta_token_starts_a_new_snapshot() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 12);
+    let conn = connector(&fake, &[ADELE], 5);
+    let first = sync(&conn, &contacts(ADELE), None).await.unwrap();
+    fake.remove(&format!("{ADELE}/contacts"), "AAMkC00001");
+    fake.expire_tokens(&format!("{ADELE}/contacts"));
+    let again = sync(&conn, &contacts(ADELE), first.checkpoint().cloned()).await.unwrap();
+    assert_eq!(again.applied.first().unwrap().snapshot, Some(Snapshot::FIRST));
+    assert_eq!(again.applied.last().unwrap().snapshot.map(|s| s.ends), Some(true));
+    assert_eq!(ids(&again).len(), 11, "the snapshot lists what exists; the sink sweeps the rest");
+}
+
+#[tokio::test]
+async fn a_fenced_mailbox_fails_alone_with_forbidden() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 3);
+    seed_contacts(&fake, ALEX, 4);
+    fake.add_folder(ADELE, "AAMkFolder1", "Suppliers");
+    fake.put(
+        &format!("{ADELE}/folder/AAMkFolder1"),
+        fake_graph::contact("AAMkS1", "Sam Supplier", "+33 1 23 45 67 89", "sam@supplier.example", &[]),
+    );
+    fake.fence(ALEX);
+    let conn = connector(&fake, &[ADELE, ALEX], 50);
+    let collections = conn.collections().await.unwrap();
+    assert!(collections.iter().any(|c| c.id == format!("{ADELE}/contactFolders/AAMkFolder1") && c.name == "Suppliers"));
+    assert!(collections.iter().any(|c| c.owner.as_deref() == Some(ALEX)), "the fenced mailbox is still listed");
+    let mut results = Vec::new();
+    for c in collections.iter().filter(|c| c.kind == CollectionKind::AddressBook) {
+        results.push((c.owner.clone().unwrap(), sync(&conn, c, None).await));
+    }
+    for (owner, r) in &results {
+        match owner.as_str() {
+            ALEX => assert_eq!(r.as_ref().unwrap_err().kind, ErrorKind::Forbidden),
+            _ => assert!(r.is_ok(), "{r:?}"),
+        }
+    }
+    let adele_total: usize =
+        results.iter().filter(|(o, _)| o == ADELE).map(|(_, r)| ids(r.as_ref().unwrap()).len()).sum();
+    assert_eq!(adele_total, 4);
+    assert!(conn.check().await.is_ok(), "check passes while one mailbox is reachable");
+}
+
+#[tokio::test]
+async fn concurrent_syncs_of_one_mailbox_never_exceed_four_requests_in_flight() {
+    let fake = FakeGraph::start().await;
+    fake.set_latency(Duration::from_millis(15));
+    let now = Utc::now();
+    for m in [ADELE, ALEX] {
+        seed_contacts(&fake, m, 60);
+        fake.put_many(
+            &format!("{m}/inbox"),
+            (0..60).map(|i| fake_graph::message(&format!("AAMkI{i}"), "Hello", now - Days::hours(i), "a@x.com", m)),
+        );
+        fake.put_many(
+            &format!("{m}/sentitems"),
+            (0..60).map(|i| fake_graph::message(&format!("AAMkS{i}"), "Re", now - Days::hours(i), m, "a@x.com")),
+        );
+        fake.put_many(
+            &format!("{m}/events"),
+            (0..60).map(|i| fake_graph::event(&format!("AAMkE{i}"), "Call", now + Days::hours(i), 30, &[])),
+        );
+        fake.put_many(
+            &format!("{m}/drive"),
+            (0..60).map(|i| fake_graph::drive_file(&format!("D{i}"), "Plan.docx", "a@x.com", None)),
+        );
+    }
+    let conn = connector(&fake, &[ADELE, ALEX], 5);
+    let collections = conn.collections().await.unwrap();
+    let runs = collections.iter().map(|c| sync(&conn, c, None));
+    for r in futures::future::join_all(runs).await {
+        r.unwrap();
+    }
+    let s = fake.stats();
+    for m in [ADELE, ALEX] {
+        let max = s.max_in_flight[m];
+        assert!(max <= 4, "{m}: {max} requests in flight");
+        assert!(max >= 2, "{m}: the syncs did run concurrently ({max})");
+    }
+}
+
+#[tokio::test]
+async fn calendar_mail_drive_and_out_of_office_are_mapped() {
+    let fake = FakeGraph::start().await;
+    let now = Utc::now();
+    fake.put(
+        &format!("{ADELE}/events"),
+        fake_graph::event("AAMkE1", "Quarterly review", now + Days::days(2), 60, &["Ada@Example.com"]),
+    );
+    fake.put(&format!("{ADELE}/events"), fake_graph::event("AAMkE2", "Too far", now + Days::days(200), 60, &[]));
+    fake.put(&format!("{ADELE}/events"), fake_graph::event("AAMkE3", "Long ago", now - Days::days(45), 60, &[]));
+    fake.put(
+        &format!("{ADELE}/inbox"),
+        fake_graph::message("AAMkM1", "Offer", now - Days::days(3), "ada@example.com", ADELE),
+    );
+    fake.put(
+        &format!("{ADELE}/inbox"),
+        fake_graph::message("AAMkM2", "Old", now - Days::days(120), "ada@example.com", ADELE),
+    );
+    fake.put(
+        &format!("{ADELE}/sentitems"),
+        fake_graph::message("AAMkM3", "Re: Offer", now - Days::days(2), ADELE, "ada@example.com"),
+    );
+    fake.put(
+        &format!("{ADELE}/drive"),
+        fake_graph::drive_file("D1", "Offer Ada.docx", "ada@example.com", Some("meganb@contoso.com")),
+    );
+    fake.put(&format!("{ADELE}/drive"), json!({"id": "F1", "name": "Folder", "folder": {"childCount": 1}, "lastModifiedDateTime": "2026-01-01T00:00:00Z"}));
+    fake.set_oof(
+        ADELE,
+        json!({"status": "scheduled", "externalAudience": "all",
+        "scheduledStartDateTime": {"dateTime": "2026-12-20T08:00:00.0000000", "timeZone": "UTC"},
+        "scheduledEndDateTime": {"dateTime": "2027-01-04T08:00:00.0000000", "timeZone": "UTC"},
+        "internalReplyMessage": "<html><body>On leave</body></html>", "externalReplyMessage": ""}),
+    );
+    let conn = connector(&fake, &[ADELE], 50);
+
+    let cal = sync(&conn, &coll(ADELE, "calendarView", CollectionKind::Calendar), None).await.unwrap();
+    assert_eq!(ids(&cal), vec!["AAMkE1"], "only events inside the window (30 days back, 90 ahead)");
+    let Record::Event(e) = cal.upserts().next().unwrap() else { panic!() };
+    assert_eq!(e.attendees, vec!["ada@example.com"]);
+    assert_eq!(e.organizer.as_deref(), Some("meganb@contoso.com"));
+    assert_eq!(e.occurrences[0].end - e.occurrences[0].start, Days::minutes(60));
+
+    let inbox = sync(&conn, &coll(ADELE, "inbox", CollectionKind::MailFolder), None).await.unwrap();
+    assert_eq!(ids(&inbox), vec!["AAMkM1"], "the 90-day lookback filter applies");
+    let sent = sync(&conn, &coll(ADELE, "sentitems", CollectionKind::MailFolder), None).await.unwrap();
+    let Record::Mail(m) = sent.upserts().next().unwrap() else { panic!() };
+    assert_eq!(m.direction, MailDirection::Sent);
+    assert_eq!(m.to[0].email, "ada@example.com");
+    assert!(m.preview.starts_with("Hi, about Re: Offer"));
+
+    let drive = sync(&conn, &coll(ADELE, "drive", CollectionKind::Drive), None).await.unwrap();
+    assert_eq!(ids(&drive), vec!["D1"], "folders are not documents");
+    let Record::Document(d) = drive.upserts().next().unwrap() else { panic!() };
+    let emails: Vec<&str> = d.people.iter().map(|p| p.email.as_str()).collect();
+    assert_eq!(emails, vec!["meganb@contoso.com", "ada@example.com"]);
+    fake.remove(&format!("{ADELE}/drive"), "D1");
+    let drive2 = sync(&conn, &coll(ADELE, "drive", CollectionKind::Drive), drive.checkpoint().cloned()).await.unwrap();
+    assert_eq!(drive2.applied[0].deletions, vec![RecordId::new("D1")], "the deleted facet is a deletion");
+
+    let oof = sync(&conn, &coll(ADELE, "automaticRepliesSetting", CollectionKind::Settings), None).await.unwrap();
+    assert_eq!(oof.applied[0].snapshot, Some(Snapshot::WHOLE));
+    let Record::OutOfOffice(o) = oof.upserts().next().unwrap() else { panic!() };
+    assert!(o.enabled);
+    assert!(o.active_at("2026-12-24T12:00:00Z".parse().unwrap()));
+    assert!(!o.active_at("2027-01-05T12:00:00Z".parse().unwrap()));
+
+    // Only indexed fields are asked for (the fake drops the rest): never a message body.
+    let selects = fake.stats().selects;
+    let inbox_select = &selects[&format!("{ADELE}/inbox")];
+    assert!(inbox_select.contains("bodyPreview") && !inbox_select.split(',').any(|f| f == "body"), "{inbox_select}");
+    assert!(selects[&format!("{ADELE}/drive")].contains("lastModifiedBy"));
+}
+
+#[tokio::test]
+async fn the_calendar_window_rolls_forward_with_a_new_snapshot() {
+    let fake = FakeGraph::start().await;
+    fake.put(&format!("{ADELE}/events"), fake_graph::event("AAMkE1", "Soon", Utc::now() + Days::days(1), 30, &[]));
+    let conn = connector(&fake, &[ADELE], 50);
+    let c = coll(ADELE, "calendarView", CollectionKind::Calendar);
+    let first = sync(&conn, &c, None).await.unwrap();
+    let mut cp: Value = serde_json::from_slice(first.checkpoint().unwrap().as_bytes()).unwrap();
+
+    // Same day: incremental.
+    let same = sync(&conn, &c, first.checkpoint().cloned()).await.unwrap();
+    assert_eq!(same.applied[0].snapshot, None);
+
+    // A checkpoint whose window started 3 days earlier has fallen behind: new snapshot.
+    let start: chrono::DateTime<Utc> = cp["window_start"].as_str().unwrap().parse().unwrap();
+    cp["window_start"] = json!(start - Days::days(3));
+    let rolled = sync(&conn, &c, Some(Checkpoint::new(cp.to_string()))).await.unwrap();
+    assert_eq!(rolled.applied[0].snapshot, Some(Snapshot::WHOLE));
+    assert_eq!(ids(&rolled), vec!["AAMkE1"]);
+}
+
+#[tokio::test]
+async fn writing_a_handling_code_adds_the_category_to_the_outlook_contact() {
+    let fake = FakeGraph::start().await;
+    fake.put(
+        &format!("{ADELE}/contacts"),
+        fake_graph::contact("AAMkK1", "Kim Key", "+49 89 123", "kim@example.com", &["Customers"]),
+    );
+    let conn = connector(&fake, &[ADELE], 50);
+    let c = contacts(ADELE);
+    let first = sync(&conn, &c, None).await.unwrap();
+    let Record::Contact(kim) = first.upserts().next().unwrap().clone() else { panic!() };
+    let updated = conn.write_handling_code(&c, &kim, "VIP").await.unwrap();
+    assert_eq!(updated.categories, vec!["Customers", "VIP"]);
+    assert_ne!(updated.version, kim.version, "Outlook gave the contact a new change key");
+    assert_eq!(fake.stats().patches, vec![("AAMkK1".to_string(), json!({"categories": ["Customers", "VIP"]}))]);
+    assert_eq!(fake.item(&format!("{ADELE}/contacts"), "AAMkK1").unwrap()["categories"], json!(["Customers", "VIP"]));
+
+    // Writing it again changes nothing but does not fail.
+    let again = conn.write_handling_code(&c, &updated, "vip").await.unwrap();
+    assert_eq!(again.categories, vec!["Customers", "VIP"]);
+
+    let next = sync(&conn, &c, first.checkpoint().cloned()).await.unwrap();
+    assert_eq!(ids(&next), vec!["AAMkK1"], "the write-back shows up in the next delta");
+    let unsupported = conn.write_handling_code(&coll(ADELE, "inbox", CollectionKind::MailFolder), &kim, "VIP").await;
+    assert_eq!(unsupported.unwrap_err().kind, ErrorKind::Unsupported);
+}
