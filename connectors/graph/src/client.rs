@@ -278,6 +278,11 @@ pub fn prefer(page_size: u32) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("outlook.timezone=\"UTC\""))
 }
 
+/// `Prefer: outlook.timezone="UTC"` alone, for single-object requests.
+pub fn prefer_utc() -> HeaderValue {
+    HeaderValue::from_static("outlook.timezone=\"UTC\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +309,22 @@ mod tests {
             assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
             assert!(backoff(&p, 10) <= Duration::from_secs(2));
         }
+    }
+
+    #[test]
+    fn tokens_only_go_to_microsoft_or_loopback_hosts() {
+        use crate::config::{Credential, Secret};
+        let mut a = GraphAccount::new("t", "c", Credential::ClientSecret { secret: Secret::new("s") }, vec![]);
+        let tokens = Arc::new(TokenCache::new(&a).unwrap());
+        assert!(GraphHttp::new(&a, tokens.clone()).is_ok());
+        a.graph_base = "https://graph.microsoft.us/v1.0".into();
+        assert!(GraphHttp::new(&a, tokens.clone()).is_ok(), "national clouds are Microsoft hosts");
+        a.graph_base = "https://graph.evil.example/v1.0".into();
+        assert_eq!(GraphHttp::new(&a, tokens.clone()).err().map(|e| e.kind), Some(ErrorKind::Local));
+        a.graph_base = "http://127.0.0.1:9/v1.0".into();
+        assert!(GraphHttp::new(&a, tokens.clone()).is_err(), "plain HTTP needs https_only = false");
+        a.https_only = false;
+        assert!(GraphHttp::new(&a, tokens).is_ok());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Graph [`Connector`]: the collections of each mailbox, their sync, and the category write-back.
 
 use crate::auth::{TokenCache, TokenSource};
-use crate::client::{prefer, GraphHttp, Page};
+use crate::client::{prefer_utc, GraphHttp, Page};
 use crate::config::GraphAccount;
 use crate::delta::{self, DeltaJob, DeltaState};
 use crate::map::{self, Item, CONTACT_SELECT, DRIVE_SELECT, MESSAGE_SELECT};
@@ -257,7 +257,7 @@ impl GraphConnector {
             g.user(mailbox)
                 .mailbox_settings()
                 .get_automatic_replies_setting()
-                .header(HeaderName::from_static("prefer"), prefer(1))
+                .header(HeaderName::from_static("prefer"), prefer_utc())
         };
         let body = self.http.send(mailbox, &what, &make).await?;
         let mut changes = ChangeSet {
@@ -351,7 +351,17 @@ impl Connector for GraphConnector {
         let id = contact.id.as_str();
         let what = format!("contact {id} of {mailbox}");
         // Read the current categories first: PATCH replaces the list, and Outlook may have changed it.
-        let get = |g: &GraphClient| g.user(mailbox).contact(id).get_contacts().select(&["id,categories"]);
+        let folder = match &part {
+            Part::ContactFolder(f) => Some(f.as_str()),
+            _ => None,
+        };
+        let get = |g: &GraphClient| {
+            match folder {
+                Some(f) => g.user(mailbox).contact_folder(f).contact(id).get_contacts(),
+                None => g.user(mailbox).contact(id).get_contacts(),
+            }
+            .select(&["id,categories"])
+        };
         let current = self.http.send(mailbox, &what, &get).await?;
         let mut categories: Vec<String> = current
             .get("categories")
@@ -361,11 +371,21 @@ impl Connector for GraphConnector {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        if !categories.iter().any(|c| c.eq_ignore_ascii_case(category)) {
-            categories.push(category.to_string());
+        if categories.iter().any(|c| c.eq_ignore_ascii_case(category)) {
+            // Already there: nothing to write; return the contact as Graph has it.
+            let full = |g: &GraphClient| match folder {
+                Some(f) => g.user(mailbox).contact_folder(f).contact(id).get_contacts().select(&[CONTACT_SELECT]),
+                None => g.user(mailbox).contact(id).get_contacts().select(&[CONTACT_SELECT]),
+            };
+            let current = self.http.send(mailbox, &what, &full).await?;
+            return Ok(map::contact_record(contact.id.clone(), &current));
         }
+        categories.push(category.to_string());
         let body = json!({ "categories": categories });
-        let patch = |g: &GraphClient| g.user(mailbox).contact(id).update_contacts(&body);
+        let patch = |g: &GraphClient| match folder {
+            Some(f) => g.user(mailbox).contact_folder(f).contact(id).update_contacts(&body),
+            None => g.user(mailbox).contact(id).update_contacts(&body),
+        };
         let updated = self.http.send(mailbox, &what, &patch).await?;
         if updated.get("id").is_none() {
             return Err(Error::invalid_data(format!("{what}: PATCH returned no contact")));

@@ -378,15 +378,31 @@ async fn writing_a_handling_code_adds_the_category_to_the_outlook_contact() {
     let updated = conn.write_handling_code(&c, &kim, "VIP").await.unwrap();
     assert_eq!(updated.categories, vec!["Customers", "VIP"]);
     assert_ne!(updated.version, kim.version, "Outlook gave the contact a new change key");
-    assert_eq!(fake.stats().patches, vec![("AAMkK1".to_string(), json!({"categories": ["Customers", "VIP"]}))]);
+    let patch = (format!("/v1.0/users/{ADELE}/contacts/AAMkK1"), json!({"categories": ["Customers", "VIP"]}));
+    assert_eq!(fake.stats().patches, vec![patch]);
     assert_eq!(fake.item(&format!("{ADELE}/contacts"), "AAMkK1").unwrap()["categories"], json!(["Customers", "VIP"]));
 
-    // Writing it again changes nothing but does not fail.
+    // Writing it again changes nothing (no PATCH) but does not fail.
     let again = conn.write_handling_code(&c, &updated, "vip").await.unwrap();
     assert_eq!(again.categories, vec!["Customers", "VIP"]);
+    assert_eq!(fake.stats().patches.len(), 1);
 
     let next = sync(&conn, &c, first.checkpoint().cloned()).await.unwrap();
     assert_eq!(ids(&next), vec!["AAMkK1"], "the write-back shows up in the next delta");
+    // A contact in another folder is written through that folder.
+    fake.add_folder(ADELE, "AAMkF2", "Partners");
+    fake.put(
+        &format!("{ADELE}/folder/AAMkF2"),
+        fake_graph::contact("AAMkP1", "Pat Partner", "+49 40 1", "pat@example.com", &[]),
+    );
+    let partners = coll(ADELE, "contactFolders/AAMkF2", CollectionKind::AddressBook);
+    let pat = sync(&conn, &partners, None).await.unwrap();
+    let Record::Contact(pat) = pat.upserts().next().unwrap().clone() else { panic!() };
+    let pat = conn.write_handling_code(&partners, &pat, "Blocked").await.unwrap();
+    assert_eq!(pat.categories, vec!["Blocked"]);
+    let last = fake.stats().patches.last().unwrap().0.clone();
+    assert_eq!(last, format!("/v1.0/users/{ADELE}/contactFolders/AAMkF2/contacts/AAMkP1"));
+
     let unsupported = conn.write_handling_code(&coll(ADELE, "inbox", CollectionKind::MailFolder), &kim, "VIP").await;
     assert_eq!(unsupported.unwrap_err().kind, ErrorKind::Unsupported);
 }

@@ -107,6 +107,7 @@ pub struct Stats {
     pub token_requests: u64,
     pub device_polls: u64,
     pub unauthorized: u64,
+    /// (path, body) of every PATCH.
     pub patches: Vec<(String, Value)>,
     /// Store → the `$select` of the last initial delta request.
     pub selects: BTreeMap<String, String>,
@@ -562,13 +563,13 @@ fn route(
             ));
             json_response(v)
         }
-        ("GET", ["contacts", id]) => match find_contact(i, m, id) {
+        ("GET", ["contacts", id]) | ("GET", ["contactFolders", _, "contacts", id]) => match find_contact(i, m, id) {
             Some((_, v)) => json_response(select(&v, &Query { select: select_of(uri), ..Default::default() })),
             None => {
                 error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
             }
         },
-        ("PATCH", ["contacts", id]) => {
+        ("PATCH", ["contacts", id]) | ("PATCH", ["contactFolders", _, "contacts", id]) => {
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
                 return error(StatusCode::BAD_REQUEST, "RequestBodyRead", "Invalid JSON body.");
             };
@@ -585,7 +586,7 @@ fn route(
             i.seq += 1;
             let seq = i.seq;
             v["changeKey"] = json!(format!("ck-{seq}"));
-            i.stats.patches.push((id.to_string(), Value::Object(patch)));
+            i.stats.patches.push((uri.path().to_string(), Value::Object(patch)));
             i.stores.get_mut(&store).unwrap().items.insert(id.to_string(), (seq, v.clone()));
             json_response(v)
         }
