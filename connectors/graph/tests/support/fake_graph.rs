@@ -394,6 +394,17 @@ fn decode_segment(s: &str) -> String {
 
 async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
+    if path == "/_stats" {
+        // For benchmarks running the fake in another process; `?reset` clears the counters.
+        let mut i = shared.lock().unwrap();
+        let s = &i.stats;
+        let body = json!({ "requests": s.requests, "throttled": s.throttled, "token_requests": s.token_requests,
+            "early_retries": s.early_retries, "max_in_flight": s.max_in_flight });
+        if uri.query() == Some("reset") {
+            i.stats = Stats::default();
+        }
+        return json_response(body);
+    }
     if path.contains("/oauth2/v2.0/") {
         return identity(&shared, &path, &body);
     }
