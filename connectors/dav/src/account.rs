@@ -1,0 +1,201 @@
+//! A DAV account's configuration: where the server is, how to log in, what to sync.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A secret (password, app password, token). Its `Debug` prints `***`, and it
+/// serialises as the plain string only because the account store encrypts it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret's value; only the HTTP layer calls this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the connector logs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credentials {
+    /// No `Authorization` header (e.g. Xandikos behind a trusted proxy).
+    None,
+    /// HTTP Basic with a password or app password.
+    Basic { username: String, password: Secret },
+    /// A fixed bearer token. Tokens that expire are given through
+    /// [`crate::TokenSource`] when building the connector instead.
+    Bearer { token: Secret },
+}
+
+/// Where the server is: a URL, or only a domain / email address for RFC 6764
+/// discovery (SRV/TXT records, then `/.well-known/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Server {
+    /// A URL of the server: its root, a context path, a principal or a home set.
+    Url(String),
+    /// `example.com` or `user@example.com`: discovered over HTTPS.
+    Domain(String),
+}
+
+/// The time window (days around now) in which recurring events are expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventWindow {
+    pub back_days: i64,
+    pub ahead_days: i64,
+}
+
+impl Default for EventWindow {
+    fn default() -> Self {
+        Self { back_days: 30, ahead_days: 90 }
+    }
+}
+
+/// One CardDAV or CalDAV account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DavAccount {
+    pub server: Server,
+    pub credentials: Credentials,
+    /// A PEM file with extra CA certificates to trust (besides the public web PKI
+    /// roots), for servers with a private CA. There is deliberately no option to
+    /// accept any certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Collection name patterns to sync (`*` matches any text, case-insensitive;
+    /// matched against the display name and the last href segment). Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Collection name patterns to leave out; wins over `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// CalDAV only: the expansion window for recurring events.
+    #[serde(default)]
+    pub window: EventWindow,
+    /// Items fetched per multiget request (and per change set).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Use WebDAV sync-collection (RFC 6578) when the server offers it. Turn off
+    /// for servers whose sync tokens misbehave: the ctag/etag comparison is used.
+    #[serde(default = "default_true")]
+    pub sync_collection: bool,
+    /// Seconds before a request is abandoned as unreachable.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_batch_size() -> usize {
+    200
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+impl DavAccount {
+    /// An account for a server URL with the defaults for everything else.
+    pub fn new(server: Server, credentials: Credentials) -> Self {
+        Self {
+            server,
+            credentials,
+            ca_file: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            window: EventWindow::default(),
+            batch_size: default_batch_size(),
+            sync_collection: true,
+            timeout_secs: default_timeout(),
+        }
+    }
+
+    /// Whether a collection with this display name and href is selected by the
+    /// include/exclude patterns.
+    pub fn selects(&self, name: &str, href: &str) -> bool {
+        let segment = href.trim_end_matches('/').rsplit('/').next().unwrap_or(href);
+        let hit = |patterns: &[String]| patterns.iter().any(|p| wildcard_match(p, name) || wildcard_match(p, segment));
+        (self.include.is_empty() || hit(&self.include)) && !hit(&self.exclude)
+    }
+}
+
+/// Case-insensitive match of `text` against `pattern`, where `*` matches any run of characters.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let pattern = pattern.to_lowercase();
+    let text = text.to_lowercase();
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let account = DavAccount::new(
+            Server::Url("https://dav.example".into()),
+            Credentials::Basic { username: "ann".into(), password: Secret::new("hunter2") },
+        );
+        let debug = format!("{account:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("***"), "{debug}");
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("Work*", "work contacts"));
+        assert!(wildcard_match("*birth*", "Birthdays"));
+        assert!(wildcard_match("a*b*c", "aXbYc"));
+        assert!(!wildcard_match("a*b*c", "aXcYb"));
+        assert!(wildcard_match("family", "Family"));
+        assert!(!wildcard_match("family", "Family 2"));
+        assert!(!wildcard_match("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn include_and_exclude() {
+        let mut account = DavAccount::new(Server::Url("http://x".into()), Credentials::None);
+        assert!(account.selects("Anything", "/a/b/"));
+        account.include = vec!["work*".into(), "shared".into()];
+        account.exclude = vec!["*archive*".into()];
+        assert!(account.selects("Work", "/u/contacts/"));
+        assert!(account.selects("Other name", "/u/shared/"));
+        assert!(!account.selects("Work archive", "/u/w/"));
+        assert!(!account.selects("Private", "/u/private/"));
+    }
+
+    #[test]
+    fn config_from_json_with_defaults() {
+        let json = r#"{"server":{"domain":"ann@example.com"},"credentials":{"type":"bearer","token":"t"}}"#;
+        let account: DavAccount = serde_json::from_str(json).unwrap();
+        assert_eq!(account.batch_size, 200);
+        assert!(account.sync_collection);
+        assert_eq!(account.window, EventWindow::default());
+        assert_eq!(account.server, Server::Domain("ann@example.com".into()));
+    }
+}

@@ -1,0 +1,352 @@
+//! Syncing one collection: incremental (sync-collection, or a ctag check) when the
+//! checkpoint allows, otherwise a full listing streamed in multiget batches, each
+//! one change set with the position to resume from.
+
+use crate::checkpoint::{DavCheckpoint, Resume};
+use crate::discovery::Dav;
+use crate::error::dav_error;
+use crate::http::TransportError;
+use crate::DavKind;
+use contactbridge_connector::{
+    ChangeSet, ChangeSink, Collection, Error, KnownVersions, Record, RecordId, Rejected, Snapshot, SyncRequest,
+};
+use contactbridge_formats::Window;
+use futures::{StreamExt as _, TryStreamExt as _};
+use libdav::caldav::GetCalendarResources;
+use libdav::carddav::GetAddressBookResources;
+use libdav::dav::{GetProperties, ListResources, SyncCollection, WebDavError};
+use libdav::{names, FetchedResource, PropertyName};
+
+/// `getctag` from the calendarserver.org namespace (Radicale, SabreDAV, iCloud...).
+pub(crate) static GETCTAG: PropertyName<'static, 'static> =
+    PropertyName::new("http://calendarserver.org/ns/", "getctag");
+
+/// Multiget requests kept in flight while earlier batches are being applied.
+const PREFETCH: usize = 2;
+
+/// What a sync of one collection needs, borrowed from the connector.
+pub(crate) struct CollectionSync<'a> {
+    pub dav: &'a Dav,
+    pub kind: DavKind,
+    pub batch_size: usize,
+    pub use_sync_collection: bool,
+    pub window: Window,
+    pub collection: &'a Collection,
+}
+
+/// A full listing: every item's href and etag, sorted by href, and the state to
+/// store once all of it has been applied.
+struct Listing {
+    items: Vec<(String, Option<String>)>,
+    sync_token: Option<String>,
+    ctag: Option<String>,
+}
+
+/// A contiguous run of the sorted listing, applied as one change set.
+struct Batch {
+    fetch: Vec<String>,
+    retained: Vec<RecordId>,
+    last: String,
+}
+
+impl CollectionSync<'_> {
+    fn href(&self) -> &str {
+        &self.collection.id
+    }
+
+    pub(crate) async fn run(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+        let state = match &request.since {
+            Some(checkpoint) => match DavCheckpoint::decode(checkpoint) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(collection = %self.href(), error = %e, "starting over with a full listing");
+                    DavCheckpoint::default()
+                }
+            },
+            None => DavCheckpoint::default(),
+        };
+        if let Some(resume) = state.snapshot {
+            return self.full_listing(request.known, sink, Some(resume)).await;
+        }
+        if let (Some(token), true) = (&state.sync_token, self.use_sync_collection) {
+            return self.incremental(token, request.known, sink).await;
+        }
+        if let Some(ctag) = &state.ctag {
+            let current = self.ctag().await?;
+            if current.as_deref() == Some(ctag.as_str()) {
+                tracing::debug!(collection = %self.href(), "ctag unchanged");
+                return Ok(());
+            }
+        }
+        self.full_listing(request.known, sink, None).await
+    }
+
+    /// sync-collection from `token`: fetch what changed, delete what went away.
+    async fn incremental(
+        &self,
+        token: &str,
+        known: &dyn KnownVersions,
+        sink: &mut dyn ChangeSink,
+    ) -> Result<(), Error> {
+        let response = match self.dav.request(SyncCollection::new(self.href()).with_sync_token(token)).await {
+            Ok(response) => response,
+            Err(e) if token_rejected(&e) => {
+                tracing::info!(collection = %self.href(), error = %e, "sync token rejected: full listing");
+                return self.full_listing(known, sink, None).await;
+            }
+            Err(e) => return Err(dav_error(&format!("sync-collection of {}", self.href()), e)),
+        };
+        let mut changed: Vec<String> = response
+            .changed
+            .into_iter()
+            .filter(|r| !r.resource_type.is_collection)
+            // Our own write-back comes back with the etag we already hold.
+            .filter(|r| r.etag.is_none() || known.version(&RecordId::new(&r.href)) != r.etag)
+            .map(|r| r.href)
+            .collect();
+        changed.sort();
+        changed.dedup();
+        let deletions: Vec<RecordId> = response.deleted.into_iter().map(RecordId::new).collect();
+        let done = DavCheckpoint::completed(Some(response.new_sync_token.clone()), None).encode();
+        if changed.is_empty() && deletions.is_empty() {
+            if response.new_sync_token != token {
+                sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await?;
+            }
+            return Ok(());
+        }
+        tracing::debug!(collection = %self.href(), changed = changed.len(), deleted = deletions.len(), "incremental");
+        if changed.is_empty() {
+            return sink.apply(ChangeSet { deletions, checkpoint: Some(done), ..Default::default() }).await;
+        }
+        let chunks: Vec<Vec<String>> = changed.chunks(self.batch_size.max(1)).map(<[String]>::to_vec).collect();
+        let total = chunks.len();
+        let mut deletions = Some(deletions);
+        let mut fetched = futures::stream::iter(chunks.into_iter().map(|hrefs| async move {
+            let resources = self.fetch(&hrefs).await?;
+            Ok::<_, Error>((hrefs, resources))
+        }))
+        .buffered(PREFETCH);
+        let mut index = 0;
+        while let Some((hrefs, resources)) = fetched.try_next().await? {
+            index += 1;
+            let (upserts, rejected) = self.to_records(&hrefs, resources);
+            let changes = ChangeSet {
+                upserts,
+                rejected,
+                deletions: deletions.take().unwrap_or_default(),
+                // Earlier batches keep the old token: re-applying them is harmless.
+                checkpoint: (index == total).then(|| done.clone()),
+                ..Default::default()
+            };
+            sink.apply(changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Lists the whole collection and applies it as one snapshot in batches.
+    async fn full_listing(
+        &self,
+        known: &dyn KnownVersions,
+        sink: &mut dyn ChangeSink,
+        resume: Option<Resume>,
+    ) -> Result<(), Error> {
+        let listing = self.list().await?;
+        let resuming = resume.is_some();
+        let resume =
+            resume.unwrap_or(Resume { done_upto: None, end_token: listing.sync_token, end_ctag: listing.ctag });
+        let batches = self.plan(listing.items, resume.done_upto.as_deref(), known);
+        tracing::debug!(collection = %self.href(), batches = batches.len(), resuming, "full listing");
+        let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone()).encode();
+        if batches.is_empty() {
+            let snapshot = Snapshot { starts: !resuming, ends: true };
+            return sink
+                .apply(ChangeSet { checkpoint: Some(done), snapshot: Some(snapshot), ..Default::default() })
+                .await;
+        }
+        let total = batches.len();
+        let mut fetched = futures::stream::iter(batches.into_iter().map(|batch| async move {
+            let resources = if batch.fetch.is_empty() { Vec::new() } else { self.fetch(&batch.fetch).await? };
+            Ok::<_, Error>((batch, resources))
+        }))
+        .buffered(PREFETCH);
+        let mut index = 0;
+        while let Some((batch, resources)) = fetched.try_next().await? {
+            let (upserts, rejected) = self.to_records(&batch.fetch, resources);
+            let last = index + 1 == total;
+            let checkpoint = if last {
+                done.clone()
+            } else {
+                DavCheckpoint::resume(Resume { done_upto: Some(batch.last), ..resume.clone() }).encode()
+            };
+            let snapshot = Snapshot { starts: index == 0 && !resuming, ends: last };
+            let changes = ChangeSet {
+                upserts,
+                rejected,
+                retained: batch.retained,
+                checkpoint: Some(checkpoint),
+                snapshot: Some(snapshot),
+                ..Default::default()
+            };
+            sink.apply(changes).await?;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Splits the sorted listing after `done_upto` into batches of at most
+    /// `batch_size` items to fetch; unchanged items ride along as `retained`.
+    fn plan(
+        &self,
+        items: Vec<(String, Option<String>)>,
+        done_upto: Option<&str>,
+        known: &dyn KnownVersions,
+    ) -> Vec<Batch> {
+        let size = self.batch_size.max(1);
+        let mut batches = Vec::new();
+        let mut current = Batch { fetch: Vec::new(), retained: Vec::new(), last: String::new() };
+        for (href, etag) in items {
+            if done_upto.is_some_and(|done| href.as_str() <= done) {
+                continue;
+            }
+            let id = RecordId::new(&href);
+            if etag.is_some() && known.version(&id) == etag {
+                current.retained.push(id);
+            } else {
+                current.fetch.push(href.clone());
+            }
+            current.last = href;
+            if current.fetch.len() >= size || current.retained.len() >= size * 20 {
+                batches.push(std::mem::replace(
+                    &mut current,
+                    Batch { fetch: Vec::new(), retained: Vec::new(), last: String::new() },
+                ));
+            }
+        }
+        if !current.last.is_empty() {
+            batches.push(current);
+        }
+        batches
+    }
+
+    /// Every item's href and etag: sync-collection without a token where offered
+    /// (it also gives the token), else PROPFIND with the ctag taken first.
+    async fn list(&self) -> Result<Listing, Error> {
+        if self.use_sync_collection {
+            match self.dav.request(SyncCollection::new(self.href())).await {
+                Ok(response) => {
+                    // Radicale also lists deleted items (404) here: ignore them.
+                    let items = response
+                        .changed
+                        .into_iter()
+                        .filter(|r| !r.resource_type.is_collection)
+                        .map(|r| (r.href, r.etag))
+                        .collect();
+                    return Ok(Listing { items: sorted(items), sync_token: Some(response.new_sync_token), ctag: None });
+                }
+                Err(e) if sync_unsupported(&e) => {
+                    tracing::info!(collection = %self.href(), error = %e, "no sync-collection: using ctag and etags")
+                }
+                Err(e) => return Err(dav_error(&format!("listing {}", self.href()), e)),
+            }
+        }
+        let ctag = self.ctag().await?;
+        let response = self
+            .dav
+            .request(ListResources::new(self.href()))
+            .await
+            .map_err(|e| dav_error(&format!("listing {}", self.href()), e))?;
+        let items = response
+            .resources
+            .into_iter()
+            .filter(|r| !r.resource_type.is_collection && r.status.is_none_or(|s| s.is_success()))
+            .map(|r| (r.href, r.etag))
+            .collect();
+        Ok(Listing { items: sorted(items), sync_token: None, ctag })
+    }
+
+    /// The collection's change tag: getctag, else its etag, else its sync-token property.
+    async fn ctag(&self) -> Result<Option<String>, Error> {
+        let properties = [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
+        let response = self
+            .dav
+            .request(GetProperties::new(self.href(), &properties))
+            .await
+            .map_err(|e| dav_error(&format!("reading the ctag of {}", self.href()), e))?;
+        Ok(response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty())))
+    }
+
+    /// One multiget request.
+    async fn fetch(&self, hrefs: &[String]) -> Result<Vec<FetchedResource>, Error> {
+        let result = match self.kind {
+            DavKind::CardDav => {
+                self.dav.request(GetAddressBookResources::new(self.href()).with_hrefs(hrefs)).await.map(|r| r.resources)
+            }
+            DavKind::CalDav => {
+                self.dav.request(GetCalendarResources::new(self.href()).with_hrefs(hrefs)).await.map(|r| r.resources)
+            }
+        };
+        result.map_err(|e| dav_error(&format!("fetching {} items of {}", hrefs.len(), self.href()), e))
+    }
+
+    /// Parses fetched items; what cannot be parsed or fetched is rejected, with its href.
+    fn to_records(&self, requested: &[String], fetched: Vec<FetchedResource>) -> (Vec<Record>, Vec<Rejected>) {
+        let mut upserts = Vec::with_capacity(fetched.len());
+        let mut rejected = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(fetched.len());
+        for resource in fetched {
+            seen.insert(resource.href.clone());
+            let id = RecordId::new(&resource.href);
+            match resource.content {
+                Ok(content) => match parse(self.kind, id.clone(), content.etag, content.data.as_bytes(), self.window) {
+                    Ok(record) => upserts.push(record),
+                    Err(reason) => {
+                        tracing::debug!(href = %id, %reason, "rejected");
+                        rejected.push(Rejected { id, reason });
+                    }
+                },
+                // Deleted since it was listed: the snapshot sweep or the next sync removes it.
+                Err(status) if status.as_u16() == 404 => {}
+                Err(status) => rejected.push(Rejected { id, reason: format!("the server answered {status} for it") }),
+            }
+        }
+        for href in requested.iter().filter(|h| !seen.contains(*h)) {
+            tracing::debug!(%href, "requested but not returned by the server");
+        }
+        (upserts, rejected)
+    }
+}
+
+/// Parses one resource into a record.
+pub(crate) fn parse(kind: DavKind, id: RecordId, etag: String, data: &[u8], window: Window) -> Result<Record, String> {
+    let version = Some(etag).filter(|e| !e.is_empty());
+    match kind {
+        DavKind::CardDav => contactbridge_formats::parse_vcard(id, version, data).map(Record::Contact),
+        DavKind::CalDav => contactbridge_formats::parse_calendar_object(id, version, data, window).map(Record::Event),
+    }
+    .map_err(|e| e.reason)
+}
+
+fn sorted(mut items: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
+    items.sort();
+    items.dedup_by(|a, b| a.0 == b.0);
+    items
+}
+
+/// The server no longer accepts our sync token: Radicale answers 403 with
+/// `valid-sync-token`, Xandikos 412, others 409 or 410.
+fn token_rejected(error: &WebDavError<TransportError>) -> bool {
+    match error {
+        WebDavError::PreconditionFailed(_) => true,
+        WebDavError::BadStatusCode(status) => matches!(status.as_u16(), 400 | 403 | 409 | 410 | 412),
+        _ => false,
+    }
+}
+
+/// The server does not offer sync-collection (or refuses it for this collection).
+fn sync_unsupported(error: &WebDavError<TransportError>) -> bool {
+    match error {
+        WebDavError::PreconditionFailed(_) => true,
+        WebDavError::BadStatusCode(status) => matches!(status.as_u16(), 400 | 403 | 405 | 409 | 412 | 415 | 422 | 501),
+        _ => false,
+    }
+}

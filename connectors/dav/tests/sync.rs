@@ -1,0 +1,461 @@
+//! The CardDAV connector against real Radicale and Xandikos servers: discovery,
+//! first sync in batches, resume after a crash, incremental changes, rejected
+//! tokens, the ctag fallback, malformed and huge cards, and write-back.
+
+mod support;
+
+use contactbridge_connector::{
+    Checkpoint, Collection, CollectionKind, Connector, Error, ErrorKind, PhotoRef, RecordId, Snapshot, SyncRequest,
+};
+use contactbridge_dav::{DavCheckpoint, DavConnector, DavKind, Server};
+use support::*;
+
+/// Runs each listed test function against Radicale and against Xandikos.
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {
+        mod radicale {
+            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::radicale()).await } )*
+        }
+        mod xandikos {
+            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::xandikos()).await } )*
+        }
+    };
+}
+
+on_both_servers!(
+    discovers_address_books_from_the_root_url_and_filters_by_name,
+    first_sync_streams_batches_with_resume_checkpoints,
+    restart_mid_sync_loses_and_duplicates_nothing,
+    incremental_sync_adds_changes_and_deletes,
+    rejected_sync_token_starts_a_snapshot_that_sweeps_deletions,
+    ctag_fallback_without_sync_collection,
+    fixture_and_malformed_cards_do_not_stop_the_collection,
+    a_card_with_a_10_mb_photo_syncs_without_keeping_the_photo,
+    write_back_adds_the_category_with_if_match,
+    write_back_retries_once_after_a_concurrent_change,
+    a_missing_collection_fails_alone,
+    calendar_events_sync_with_occurrences,
+);
+
+/// A connector with a small batch size and a fresh address book `name`.
+async fn setup(server: &TestServer, name: &str, batch_size: usize) -> (DavConnector, Collection) {
+    let mut account = server.account();
+    account.batch_size = batch_size;
+    let connector = DavConnector::carddav(account).unwrap();
+    let href = create_addressbook(server, connector.client().await.unwrap(), name).await;
+    let collection = Collection { id: href, name: name.into(), kind: CollectionKind::AddressBook, owner: None };
+    (connector, collection)
+}
+
+async fn sync(connector: &DavConnector, collection: &Collection, sink: &mut MemorySink) -> Result<(), Error> {
+    let known = sink.versions();
+    let request = SyncRequest { collection, since: sink.checkpoint.clone(), known: &known };
+    connector.sync(request, sink).await
+}
+
+fn state(sink: &MemorySink) -> DavCheckpoint {
+    DavCheckpoint::decode(sink.checkpoint.as_ref().expect("a checkpoint")).unwrap()
+}
+
+async fn discovers_address_books_from_the_root_url_and_filters_by_name(server: TestServer) {
+    let connector = server.connector(DavKind::CardDav);
+    connector.check().await.expect("check");
+    let dav = connector.client().await.unwrap();
+    let work = create_addressbook(&server, dav, "work-contacts").await;
+    let archive = create_addressbook(&server, dav, "work-archive").await;
+    let private = create_addressbook(&server, dav, "private").await;
+
+    let found = connector.collections().await.expect("collections");
+    let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+    for href in [&work, &archive, &private] {
+        assert!(ids.contains(&href.as_str()), "{href} not among {ids:?}");
+    }
+    assert!(found.iter().all(|c| c.kind == CollectionKind::AddressBook));
+    let named = found.iter().find(|c| c.id == work).unwrap();
+    assert_eq!(named.name, "work-contacts");
+
+    // The principal URL works as well as the root.
+    let mut account = server.account();
+    account.server = Server::Url(format!("{}{}", server.url().trim_end_matches('/'), server.home(DavKind::CardDav)));
+    account.include = vec!["work*".into()];
+    account.exclude = vec!["*archive".into()];
+    let filtered = DavConnector::carddav(account).unwrap().collections().await.expect("filtered collections");
+    let ids: Vec<&str> = filtered.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec![work.as_str()]);
+
+    // CalDAV on the same account sees calendars, not address books.
+    let caldav = server.connector(DavKind::CalDav);
+    let calendar = create_calendar(&server, caldav.client().await.unwrap(), "meetings").await;
+    let calendars = caldav.collections().await.expect("calendars");
+    assert!(calendars.iter().any(|c| c.id == calendar && c.kind == CollectionKind::Calendar), "{calendars:?}");
+    assert!(!calendars.iter().any(|c| c.id == work));
+}
+
+async fn first_sync_streams_batches_with_resume_checkpoints(server: TestServer) {
+    let (connector, book) = setup(&server, "batches", 10).await;
+    let hrefs = seed_cards(connector.client().await.unwrap(), &book.id, 0..25).await;
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+
+    let snapshots: Vec<Snapshot> = sink.applied.iter().map(|c| c.snapshot.expect("part of a snapshot")).collect();
+    assert_eq!(snapshots, vec![Snapshot::FIRST, Snapshot::MIDDLE, Snapshot::LAST]);
+    let sizes: Vec<usize> = sink.applied.iter().map(|c| c.upserts.len()).collect();
+    assert_eq!(sizes, vec![10, 10, 5]);
+    // Intermediate checkpoints are resume positions; the last is a completed sync.
+    let first = DavCheckpoint::decode(sink.applied[0].checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(first.snapshot.unwrap().done_upto.as_deref(), Some(hrefs[9].as_str()));
+    let done = state(&sink);
+    assert!(done.snapshot.is_none());
+    assert!(done.sync_token.is_some(), "{done:?}");
+    assert_eq!(sink.records.keys().map(|k| k.0.clone()).collect::<Vec<_>>(), hrefs);
+    assert!(sink.records.values().all(|r| r.version().is_some()));
+}
+
+async fn restart_mid_sync_loses_and_duplicates_nothing(server: TestServer) {
+    let (connector, book) = setup(&server, "restart", 10).await;
+    let dav = connector.client().await.unwrap();
+    let mut hrefs = seed_cards(dav, &book.id, 0..25).await;
+    let mut sink = MemorySink { fail_after: Some(1), ..Default::default() };
+    let error = sync(&connector, &book, &mut sink).await.expect_err("the sink crashes on the second batch");
+    assert_eq!(error.kind, ErrorKind::Local);
+    assert_eq!(sink.records.len(), 10);
+    assert!(state(&sink).snapshot.is_some(), "a resume position was committed");
+
+    // While the sync is down: a card is added before the resume position, one
+    // after it is deleted, one already committed changes.
+    hrefs.extend(seed_cards(dav, &book.id, 25..26).await);
+    let early = format!("{}a-early.vcf", book.id);
+    put_new(dav, &early, &card(99, "uid-early"), VCARD).await.unwrap();
+    delete(dav, &hrefs[20]).await;
+    let gone = hrefs.remove(20);
+    overwrite(dav, &hrefs[3], &card(1003, "uid-00003"), VCARD).await;
+
+    sink.fail_after = None;
+    sync(&connector, &book, &mut sink).await.expect("resumed sync");
+    assert!(sink.upsert_counts().values().all(|&n| n == 1), "nothing fetched twice: {:?}", sink.upsert_counts());
+    assert!(!sink.records.contains_key(&RecordId::new(&gone)), "the deleted card was swept");
+    let synced: Vec<String> = sink.records.keys().map(|k| k.0.clone()).collect();
+    assert_eq!(synced, hrefs, "every listed card once");
+
+    // What happened before the resume position comes with the next incremental sync.
+    sync(&connector, &book, &mut sink).await.expect("incremental after resume");
+    assert!(sink.records.contains_key(&RecordId::new(&early)), "the early card arrives");
+    assert_eq!(sink.contact(&hrefs[3]).display_name, "Person 01003");
+    assert_eq!(sink.records.len(), hrefs.len() + 1);
+}
+
+async fn incremental_sync_adds_changes_and_deletes(server: TestServer) {
+    let (connector, book) = setup(&server, "incremental", 50).await;
+    let dav = connector.client().await.unwrap();
+    let hrefs = seed_cards(dav, &book.id, 0..5).await;
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+    let first_token = state(&sink).sync_token.unwrap();
+
+    let added = seed_cards(dav, &book.id, 5..6).await.remove(0);
+    overwrite(dav, &hrefs[1], &card(501, "uid-00001"), VCARD).await;
+    delete(dav, &hrefs[2]).await;
+    let before = sink.applied.len();
+    sync(&connector, &book, &mut sink).await.expect("incremental sync");
+
+    let new = &sink.applied[before..];
+    assert!(new.iter().all(|c| c.snapshot.is_none()), "incremental, not a snapshot");
+    let mut upserted: Vec<&str> = new.iter().flat_map(|c| c.upserts.iter().map(|r| r.id().as_str())).collect();
+    upserted.sort();
+    assert_eq!(upserted, vec![hrefs[1].as_str(), added.as_str()]);
+    let deleted: Vec<&str> = new.iter().flat_map(|c| c.deletions.iter().map(|d| d.as_str())).collect();
+    assert_eq!(deleted, vec![hrefs[2].as_str()]);
+    assert_eq!(sink.contact(&hrefs[1]).display_name, "Person 00501");
+    assert_eq!(sink.records.len(), 5);
+    assert_ne!(state(&sink).sync_token.unwrap(), first_token);
+
+    // Nothing changed: nothing to apply but perhaps a new token.
+    let before = sink.applied.len();
+    sync(&connector, &book, &mut sink).await.expect("no-change sync");
+    assert!(sink.applied[before..].iter().all(|c| c.upserts.is_empty() && c.deletions.is_empty()));
+}
+
+async fn rejected_sync_token_starts_a_snapshot_that_sweeps_deletions(server: TestServer) {
+    let (connector, book) = setup(&server, "expired", 50).await;
+    let dav = connector.client().await.unwrap();
+    let hrefs = seed_cards(dav, &book.id, 0..4).await;
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+    delete(dav, &hrefs[0]).await;
+
+    // A token the server never issued (expired, or from a restored backup).
+    let real = state(&sink).sync_token.unwrap();
+    let bogus = format!("{}0000000000", real.trim_end_matches(|c: char| c.is_ascii_alphanumeric()));
+    sink.checkpoint = Some(DavCheckpoint::completed(Some(bogus), None).encode());
+    let before = sink.applied.len();
+    sync(&connector, &book, &mut sink).await.expect("sync with a rejected token");
+
+    let new = &sink.applied[before..];
+    assert_eq!(new.first().unwrap().snapshot, Some(Snapshot::WHOLE), "{new:?}");
+    assert_eq!(new.iter().map(|c| c.upserts.len()).sum::<usize>(), 0, "unchanged cards are not fetched again");
+    assert_eq!(new[0].retained.len(), 3);
+    assert!(!sink.records.contains_key(&RecordId::new(&hrefs[0])), "swept");
+    assert_eq!(sink.records.len(), 3);
+    assert!(state(&sink).sync_token.is_some());
+}
+
+async fn ctag_fallback_without_sync_collection(server: TestServer) {
+    let (_, book) = setup(&server, "ctag", 50).await;
+    let mut account = server.account();
+    account.sync_collection = false;
+    let connector = DavConnector::carddav(account).unwrap();
+    let dav = connector.client().await.unwrap();
+    let hrefs = seed_cards(dav, &book.id, 0..3).await;
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+    let first = state(&sink);
+    assert!(first.sync_token.is_none() && first.ctag.is_some(), "{first:?}");
+    assert_eq!(sink.records.len(), 3);
+
+    let before = sink.applied.len();
+    sync(&connector, &book, &mut sink).await.expect("unchanged");
+    assert_eq!(sink.applied.len(), before, "an unchanged ctag applies nothing");
+
+    let added = seed_cards(dav, &book.id, 3..4).await.remove(0);
+    delete(dav, &hrefs[1]).await;
+    sync(&connector, &book, &mut sink).await.expect("changed ctag");
+    let new = &sink.applied[before..];
+    assert!(new[0].snapshot.unwrap().starts);
+    let upserted: Vec<&str> = new.iter().flat_map(|c| c.upserts.iter().map(|r| r.id().as_str())).collect();
+    assert_eq!(upserted, vec![added.as_str()], "only the new card is fetched");
+    assert_eq!(new.iter().map(|c| c.retained.len()).sum::<usize>(), 2);
+    assert!(!sink.records.contains_key(&RecordId::new(&hrefs[1])));
+    assert_ne!(state(&sink).ctag, first.ctag);
+}
+
+/// PARSING: needs contactbridge-formats' bodies.
+async fn fixture_and_malformed_cards_do_not_stop_the_collection(server: TestServer) {
+    let (connector, book) = setup(&server, "fixtures", 4).await;
+    let dav = connector.client().await.unwrap();
+    let mut accepted = Vec::new();
+    for (name, text) in fixture_cards() {
+        let href = format!("{}{name}.vcf", book.id);
+        // Xandikos refuses vCard 2.1 uploads; what a server refuses is not ours to sync.
+        if put_new(dav, &href, &text, VCARD).await.is_ok() {
+            accepted.push(href);
+        }
+    }
+    assert!(accepted.len() >= 6, "the server took only {accepted:?}");
+    // A card every server stores but that carries nothing to index.
+    let malformed = format!("{}zz-malformed.vcf", book.id);
+    let bad = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bad-1\r\nFN:\r\nBDAY:not a date\r\nEND:VCARD\r\n";
+    put_new(dav, &malformed, bad, VCARD).await.expect("server stores the odd card");
+    seed_cards(dav, &book.id, 0..3).await;
+
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("sync completes despite bad cards");
+    for href in &accepted {
+        let id = RecordId::new(href);
+        assert!(
+            sink.records.contains_key(&id) || sink.rejected.iter().any(|r| r.id == id),
+            "{href} neither synced nor rejected"
+        );
+    }
+    assert_eq!(sink.records.len() + sink.rejected.len(), accepted.len() + 4, "rejected: {:?}", sink.rejected);
+    assert!(sink.records.len() >= accepted.len(), "fixture cards parse: rejected {:?}", sink.rejected);
+    assert!(sink.rejected.iter().all(|r| !r.reason.is_empty()));
+    assert_eq!(sink.contact(&format!("{}c00002.vcf", book.id)).phones.len(), 2);
+}
+
+/// PARSING: needs contactbridge-formats' bodies.
+async fn a_card_with_a_10_mb_photo_syncs_without_keeping_the_photo(server: TestServer) {
+    use base64::Engine as _;
+    let (connector, book) = setup(&server, "photo", 10).await;
+    let dav = connector.client().await.unwrap();
+    let photo = base64::engine::general_purpose::STANDARD.encode(vec![0x5au8; 10 * 1024 * 1024]);
+    let text = format!(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:big-photo\r\nFN:Big Photo\r\nTEL:+49 30 555\r\nPHOTO;ENCODING=b;TYPE=JPEG:{}\r\nEND:VCARD\r\n",
+        photo
+    );
+    // Unfolded: Radicale (vobject) needs minutes to store a line folded 180,000 times.
+    let href = format!("{}big.vcf", book.id);
+    put_new(dav, &href, &text, VCARD).await.expect("server stores the big card");
+    seed_cards(dav, &book.id, 0..3).await;
+
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("sync");
+    assert_eq!(sink.records.len(), 4);
+    let contact = sink.contact(&href);
+    assert_eq!(contact.display_name, "Big Photo");
+    assert!(!matches!(contact.photo, Some(PhotoRef::Inline { .. })), "10 MB are not inlined");
+    let stored = serde_json::to_vec(&sink.records[&RecordId::new(&href)]).unwrap();
+    assert!(stored.len() < 16 * 1024, "the index record stays small: {} bytes", stored.len());
+}
+
+/// PARSING: needs contactbridge-formats' bodies.
+async fn write_back_adds_the_category_with_if_match(server: TestServer) {
+    let (connector, book) = setup(&server, "writeback", 10).await;
+    let dav = connector.client().await.unwrap();
+    let hrefs = seed_cards(dav, &book.id, 0..2).await;
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+    let contact = sink.contact(&hrefs[0]).clone();
+
+    let updated = connector.write_handling_code(&book, &contact, "VIP").await.expect("write-back");
+    assert!(updated.categories.iter().any(|c| c == "VIP"), "{:?}", updated.categories);
+    assert_ne!(updated.version, contact.version);
+    let (text, etag) = get_card(dav, &book.id, &hrefs[0]).await;
+    assert!(text.contains("VIP"), "server copy: {text}");
+    assert_eq!(Some(etag.clone()), updated.version, "the returned etag is the server's");
+
+    // The index stores the updated contact; the next sync does not fetch it again.
+    sink.records.insert(updated.id.clone(), contactbridge_connector::Record::Contact(updated.clone()));
+    let before = sink.applied.len();
+    sync(&connector, &book, &mut sink).await.expect("sync after write-back");
+    assert!(sink.applied[before..].iter().all(|c| c.upserts.is_empty()), "own change not refetched");
+
+    // Writing the same code again changes nothing on the server.
+    let again = connector.write_handling_code(&book, &updated, "VIP").await.expect("idempotent");
+    assert_eq!(again.version, Some(etag));
+}
+
+/// PARSING: needs contactbridge-formats' bodies (the returned contact is parsed).
+async fn write_back_retries_once_after_a_concurrent_change(server: TestServer) {
+    let (connector, book) = setup(&server, "conflict", 10).await;
+    let dav = connector.client().await.unwrap();
+    let href = seed_cards(dav, &book.id, 7..8).await.remove(0);
+    let account = server.account();
+    let href_for_edit = href.clone();
+    let mut calls = 0;
+    // The first edit races with another client that renames the contact.
+    let mut edit = move |text: &str| -> Result<Option<String>, Error> {
+        calls += 1;
+        if calls == 1 {
+            let other = card(7, "uid-00007").replace("FN:Person 00007", "FN:Renamed Elsewhere");
+            let (account, href) = (account.clone(), href_for_edit.clone());
+            // Another client, on its own connection and runtime.
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    let other_client = DavConnector::carddav(account).unwrap();
+                    overwrite(other_client.client().await.unwrap(), &href, &other, VCARD).await
+                })
+            })
+            .join()
+            .unwrap();
+        }
+        Ok(Some(text.replace("END:VCARD", "CATEGORIES:VIP\r\nEND:VCARD")))
+    };
+    let updated = connector.update_card(&book, &href, &mut edit).await.expect("second attempt succeeds");
+    assert_eq!(updated.display_name, "Renamed Elsewhere", "the other client's change is kept");
+    let (text, etag) = get_card(dav, &book.id, &href).await;
+    assert!(text.contains("Renamed Elsewhere") && text.contains("VIP"), "{text}");
+    assert_eq!(updated.version, Some(etag));
+}
+
+async fn a_missing_collection_fails_alone(server: TestServer) {
+    let (connector, book) = setup(&server, "present", 10).await;
+    seed_cards(connector.client().await.unwrap(), &book.id, 0..2).await;
+    let missing = Collection { id: format!("{}absent/", server.home(DavKind::CardDav)), ..book.clone() };
+    let mut sink = MemorySink::default();
+    let error = sync(&connector, &missing, &mut sink).await.expect_err("no such collection");
+    assert!(matches!(error.kind, ErrorKind::NotFound | ErrorKind::Forbidden), "{error}");
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("the other collection syncs");
+    assert_eq!(sink.records.len(), 2);
+}
+
+/// PARSING: needs contactbridge-formats' bodies.
+async fn calendar_events_sync_with_occurrences(server: TestServer) {
+    let mut account = server.account();
+    account.batch_size = 2;
+    let connector = DavConnector::caldav(account).unwrap();
+    let dav = connector.client().await.unwrap();
+    let href = create_calendar(&server, dav, "team").await;
+    let calendar = Collection { id: href.clone(), name: "team".into(), kind: CollectionKind::Calendar, owner: None };
+    let today = chrono::Utc::now().format("%Y%m%d");
+    let mut events = Vec::new();
+    for n in 0..3 {
+        let text = format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:ev-{n}\r\nDTSTAMP:20250101T000000Z\r\n\
+             DTSTART:{today}T{h:02}0000Z\r\nDTEND:{today}T{h:02}3000Z\r\nSUMMARY:Meeting {n}\r\n\
+             ORGANIZER:mailto:Boss@Example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+            h = 9 + n
+        );
+        let event = format!("{href}ev-{n}.ics");
+        put_new(dav, &event, &text, ICAL).await.expect("PUT event");
+        events.push(event);
+    }
+    let weekly = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:weekly\r\n\
+                  DTSTAMP:20250101T000000Z\r\nDTSTART:20200106T080000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\n\
+                  SUMMARY:Standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    put_new(dav, &format!("{href}weekly.ics"), weekly, ICAL).await.expect("PUT recurring event");
+
+    let mut sink = MemorySink::default();
+    let known = sink.versions();
+    let request = SyncRequest { collection: &calendar, since: None, known: &known };
+    connector.sync(request, &mut sink).await.expect("calendar sync");
+    assert_eq!(sink.records.len(), 4, "rejected: {:?}", sink.rejected);
+    match &sink.records[&RecordId::new(&events[1])] {
+        contactbridge_connector::Record::Event(e) => {
+            assert_eq!(e.subject, "Meeting 1");
+            assert_eq!(e.occurrences.len(), 1);
+            assert_eq!(e.organizer.as_deref(), Some("boss@example.com"));
+        }
+        other => panic!("not an event: {other:?}"),
+    }
+    match &sink.records[&RecordId::new(format!("{href}weekly.ics"))] {
+        contactbridge_connector::Record::Event(e) => {
+            // 30 days back and 90 ahead: about 17 weekly occurrences.
+            assert!((15..=19).contains(&e.occurrences.len()), "{} occurrences", e.occurrences.len());
+        }
+        other => panic!("not an event: {other:?}"),
+    }
+}
+
+/// The card's text and etag as the server has it now.
+async fn get_card(dav: &contactbridge_dav::Dav, book: &str, href: &str) -> (String, String) {
+    let response =
+        dav.request(libdav::carddav::GetAddressBookResources::new(book).with_hrefs([href])).await.expect("multiget");
+    let content = response.resources.into_iter().next().unwrap().content.expect("card present");
+    (content.data, content.etag)
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error() {
+    let server = TestServer::radicale();
+    let mut account = server.account();
+    account.credentials = contactbridge_dav::Credentials::Basic {
+        username: USER.into(),
+        password: contactbridge_dav::Secret::new("wrong"),
+    };
+    let connector = DavConnector::carddav(account).unwrap();
+    let error = connector.check().await.expect_err("wrong password");
+    assert_eq!(error.kind, ErrorKind::Auth, "{error}");
+    assert!(!error.to_string().contains("wrong"), "no secret in errors: {error}");
+    let error = connector.collections().await.expect_err("wrong password");
+    assert_eq!(error.kind, ErrorKind::Auth, "{error}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unreachable() {
+    let port = free_port();
+    let account = contactbridge_dav::DavAccount::new(
+        Server::Url(format!("http://127.0.0.1:{port}/")),
+        contactbridge_dav::Credentials::None,
+    );
+    let error = DavConnector::carddav(account).unwrap().check().await.expect_err("nothing listens");
+    assert_eq!(error.kind, ErrorKind::Unreachable, "{error}");
+    assert!(error.kind.is_transient());
+}
+
+#[tokio::test]
+async fn a_missing_ca_file_is_a_local_error() {
+    let mut account = contactbridge_dav::DavAccount::new(
+        Server::Url("https://127.0.0.1:1/".into()),
+        contactbridge_dav::Credentials::None,
+    );
+    account.ca_file = Some("/nonexistent/ca.pem".into());
+    let error = DavConnector::carddav(account).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Local);
+}
+
+#[test]
+fn checkpoints_are_json() {
+    let checkpoint = Checkpoint::new(br#"{"sync_token":"t"}"#.to_vec());
+    assert_eq!(DavCheckpoint::decode(&checkpoint).unwrap().sync_token.as_deref(), Some("t"));
+}
