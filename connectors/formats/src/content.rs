@@ -93,6 +93,9 @@ fn parse_props(lines: &[String]) -> Vec<Prop> {
     props
 }
 
+/// Deeper nesting is not real data: `BEGIN`/`END` lines beyond it are ignored.
+const MAX_DEPTH: usize = 8;
+
 /// Components that cannot contain another of the listed kinds: a `BEGIN` of one
 /// of these while one is open means the open one lost its `END`.
 fn is_item(name: &str) -> bool {
@@ -116,6 +119,7 @@ fn build_tree(props: Vec<Prop>, dialect: Dialect) -> Vec<Component> {
 
     for prop in props {
         match prop.name.as_str() {
+            "BEGIN" if stack.len() >= MAX_DEPTH => tracing::debug!("ignoring BEGIN nested too deeply"),
             "BEGIN" => {
                 let name = prop.value.trim().to_ascii_uppercase();
                 if is_item(&name) {
@@ -190,6 +194,14 @@ mod tests {
         assert!(roots[0].complete);
         assert_eq!(roots[0].children.len(), 1);
         assert_eq!(roots[0].prop("TEL").unwrap().value, "1");
+    }
+
+    #[test]
+    fn deep_nesting_is_cut() {
+        let text = format!("BEGIN:VCARD\nFN:a\n{}END:VCARD\n", "BEGIN:X\n".repeat(100_000));
+        let roots = parse(text.as_bytes(), Dialect::VCard);
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0].prop("FN").unwrap().value, "a");
     }
 
     #[test]

@@ -6,6 +6,10 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 /// Property values longer than this are inspected for inline binary data.
 const HUGE_VALUE: usize = 64 * 1024;
 
+/// Real properties have a handful of parameters; more are dropped (a line with
+/// thousands would make `ical`'s parameter loop quadratic).
+const MAX_PARAMS: usize = 32;
+
 /// Parameter the pre-pass puts on a binary property whose (huge) value it
 /// dropped: the estimated decoded size in bytes.
 pub(crate) const SIZE_PARAM: &str = "X-CONTACTBRIDGE-SIZE";
@@ -173,6 +177,10 @@ pub(crate) fn normalize_line(line: &str, dialect: Dialect) -> String {
         return line.to_string();
     };
     let mut params = split.params;
+    if params.len() > MAX_PARAMS {
+        tracing::debug!(name = split.name, count = params.len(), "dropping excess parameters");
+        params.truncate(MAX_PARAMS);
+    }
     let mut value = split.value;
     if dialect == Dialect::VCard {
         for (key, val) in params.iter_mut() {
@@ -293,6 +301,13 @@ mod tests {
             lines("DTSTART;TZID=\"(UTC+01:00) Rome\":2012", Dialect::ICalendar),
             vec!["DTSTART;TZID=\"(UTC+01:00) Rome\":2012"]
         );
+    }
+
+    #[test]
+    fn excess_parameters_are_dropped() {
+        let line = format!("TEL{}:1", ";TYPE=CELL".repeat(10_000));
+        let got = lines(&line, Dialect::VCard);
+        assert_eq!(got, vec![format!("TEL{}:1", ";TYPE=CELL".repeat(MAX_PARAMS))]);
     }
 
     #[test]

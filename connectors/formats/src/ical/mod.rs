@@ -13,6 +13,9 @@ use contactbridge_connector::{BusyStatus, CalendarEvent, Occurrence, RecordId};
 use std::collections::{HashMap, HashSet};
 use time::{parse_duration, parse_when, prop_when, Length, When, Zones};
 
+/// RRULEs beyond this many per event are ignored (RFC 5545 allows one).
+const MAX_RULES: usize = 4;
+
 /// One VEVENT with the zones of the calendar it came from.
 struct Vevent<'a> {
     comp: &'a Component,
@@ -210,7 +213,7 @@ fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> R
     if let Some(master) = master.filter(|m| !is_cancelled(m.comp)) {
         let len = length(comp, start, zones);
         let mut starts: Vec<(When, Length)> = vec![(start, len)];
-        for rule in comp.props("RRULE") {
+        for rule in comp.props("RRULE").take(MAX_RULES) {
             match recurrence::expand(&rule.value, start, window.end) {
                 Ok(walls) => starts.extend(walls.into_iter().map(|w| {
                     let when = match start {
