@@ -45,7 +45,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "decision": decision, "context": context }))?);
     } else {
         print!("{}", output::decision(&decision, &profile));
-        print!("{}", output::context(&context, &profile));
+        print!("{}", output::context(&context, &profile, at));
     }
     Ok(())
 }

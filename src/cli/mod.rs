@@ -59,9 +59,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server logs what it does; a one-shot command only what went wrong.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -82,7 +82,7 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> String {
     s
 }
 
-pub fn context(c: &CallerContext, profile: &UserProfile) -> String {
+pub fn context(c: &CallerContext, profile: &UserProfile, now: chrono::DateTime<chrono::Utc>) -> String {
     let mut s = String::new();
     for m in &c.mail_received {
         let _ = writeln!(s, "mail in  {}  {} — {}", local(m.date, profile), m.subject, m.preview);
@@ -91,8 +91,11 @@ pub fn context(c: &CallerContext, profile: &UserProfile) -> String {
         let _ = writeln!(s, "mail out {}  {} — {}", local(m.date, profile), m.subject, m.preview);
     }
     for e in &c.events {
-        let when = e.occurrences.last().map(|o| local(o.start, profile)).unwrap_or_default();
-        let _ = writeln!(s, "meeting  {when}  {} ({} occurrences in the window)", e.subject, e.occurrences.len());
+        let last =
+            e.occurrences.iter().rev().find(|o| o.start <= now).map(|o| format!("last {}", local(o.start, profile)));
+        let next = e.occurrences.iter().find(|o| o.start > now).map(|o| format!("next {}", local(o.start, profile)));
+        let when: Vec<String> = last.into_iter().chain(next).collect();
+        let _ = writeln!(s, "meeting  {}  {}", when.join(", "), e.subject);
     }
     for d in &c.documents {
         let _ = writeln!(s, "document {}  {}", local(d.modified, profile), d.name);

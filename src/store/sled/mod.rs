@@ -8,6 +8,7 @@
 
 mod entry;
 mod index;
+mod keys;
 mod users;
 
 use super::{Result, StoreError};
