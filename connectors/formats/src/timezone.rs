@@ -181,6 +181,43 @@ pub fn zone_from_name(name: &str) -> Option<Tz> {
     }
 }
 
+/// Zones tried first when only offsets are known (the most common zone of each
+/// offset pair), before the rest of the Windows table.
+const PREFERRED: &[&str] = &[
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Helsinki",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "America/Halifax",
+    "America/St_Johns",
+    "Australia/Sydney",
+    "Australia/Adelaide",
+    "Pacific/Auckland",
+];
+
+/// A zone whose UTC offsets on 15 January and 15 July (of `year`) are the given
+/// ones (seconds east of UTC): how a VTIMEZONE with an unknown name, such as
+/// Outlook's `(UTC+01:00) Amsterdam, Berlin, ...`, is matched to an IANA zone.
+pub fn zone_from_offsets(january: i32, july: i32, year: i32) -> Option<Tz> {
+    use chrono::{NaiveDate, Offset, TimeZone};
+    let at = |tz: Tz, month: u32| {
+        let day = NaiveDate::from_ymd_opt(year, month, 15)?.and_hms_opt(12, 0, 0)?;
+        Some(tz.offset_from_utc_datetime(&day).fix().local_minus_utc())
+    };
+    let candidates =
+        PREFERRED.iter().chain(WINDOWS_ZONES.iter().map(|(_, iana)| iana)).filter_map(|name| name.parse::<Tz>().ok());
+    for tz in candidates {
+        if at(tz, 1) == Some(january) && at(tz, 7) == Some(july) {
+            return Some(tz);
+        }
+    }
+    None
+}
+
 /// An IANA name, exact or in any case.
 fn iana(name: &str) -> Option<Tz> {
     name.parse::<Tz>()
@@ -209,5 +246,15 @@ mod tests {
         assert_eq!(zone_from_name("/mozilla.org/20070129_1/Europe/Berlin"), Some(Tz::Europe__Berlin));
         assert_eq!(zone_from_name("Nowhere/Middle"), None);
         assert_eq!(zone_from_name(""), None);
+    }
+
+    #[test]
+    fn offsets_pick_the_common_zone() {
+        let h = |x: i32| x * 3600;
+        assert_eq!(zone_from_offsets(h(1), h(2), 2024), Some(Tz::Europe__Berlin));
+        assert_eq!(zone_from_offsets(h(-8), h(-7), 2024), Some(Tz::America__Los_Angeles));
+        assert_eq!(zone_from_offsets(h(11), h(10), 2024), Some(Tz::Australia__Sydney));
+        assert_eq!(zone_from_offsets(h(5) + 1800, h(5) + 1800, 2024), Some(Tz::Asia__Kolkata));
+        assert_eq!(zone_from_offsets(h(1) + 7, h(2), 2024), None);
     }
 }

@@ -297,3 +297,39 @@ fn bad_rrule_keeps_the_first_instance() {
     );
     assert_eq!(e.occurrences, vec![occ("2024-01-15T09:00:00Z", "2024-01-15T09:00:00Z")]);
 }
+
+/// Outlook 2007-style display-name TZIDs: the VTIMEZONE's offsets find the zone.
+#[test]
+fn outlook_display_name_zone_is_matched_by_its_offsets() {
+    let text = cal("BEGIN:VTIMEZONE
+TZID:(UTC+01:00) Amsterdam\\, Berlin\\, Bern\\, Rome\\, Stockholm\\, Vienna
+BEGIN:STANDARD
+DTSTART:16011028T030000
+RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:16010325T020000
+RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+END:DAYLIGHT
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:o
+DTSTART;TZID=\"(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna\":20240710T090000
+DTEND;TZID=\"(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna\":20240710T100000
+END:VEVENT");
+    let e = one(&text, window("2024-07-01T00:00:00Z", "2024-08-01T00:00:00Z"));
+    assert_eq!(e.time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(e.occurrences, vec![occ("2024-07-10T07:00:00Z", "2024-07-10T08:00:00Z")]);
+}
+
+#[test]
+fn todo_only_object_says_what_it_holds() {
+    let text = cal("BEGIN:VTODO\nUID:t\nSUMMARY:Buy milk\nEND:VTODO");
+    let err =
+        parse_calendar_object(RecordId::new("t"), None, text.as_bytes(), Window::default_at(Utc::now())).unwrap_err();
+    assert_eq!(err.reason, "the calendar object holds no VEVENT (only VTODO)");
+}

@@ -72,7 +72,7 @@ impl Zones {
     pub fn from_calendar(calendar: &Component) -> Self {
         let mut defined = HashMap::new();
         for vtz in calendar.children.iter().filter(|c| c.name == "VTIMEZONE") {
-            let Some(tzid) = vtz.prop("TZID").map(|p| p.value.trim().to_string()) else { continue };
+            let Some(tzid) = vtz.prop("TZID").map(|p| crate::values::unescape(p.value.trim())) else { continue };
             if let Some(zone) = zone_of_vtimezone(&tzid, vtz) {
                 defined.insert(tzid, zone);
             }
@@ -97,7 +97,8 @@ impl Zones {
     }
 }
 
-/// A VTIMEZONE without a known name: its `X-LIC-LOCATION`, or its single offset.
+/// A VTIMEZONE without a known name: its `X-LIC-LOCATION`, its single offset,
+/// or the IANA zone with its winter and summer offsets.
 fn zone_of_vtimezone(tzid: &str, vtz: &Component) -> Option<Zone> {
     if let Some(tz) = zone_from_name(tzid) {
         return Some(Zone::Iana(tz));
@@ -105,16 +106,38 @@ fn zone_of_vtimezone(tzid: &str, vtz: &Component) -> Option<Zone> {
     if let Some(tz) = vtz.prop("X-LIC-LOCATION").and_then(|p| zone_from_name(&p.value)) {
         return Some(Zone::Iana(tz));
     }
-    let offsets: Vec<i32> = vtz
-        .children
-        .iter()
-        .filter(|c| c.name == "STANDARD" || c.name == "DAYLIGHT")
-        .filter_map(|c| c.prop("TZOFFSETTO").and_then(|p| parse_offset(&p.value)))
-        .collect();
-    match offsets.first() {
-        Some(&first) if offsets.iter().all(|&o| o == first) => FixedOffset::east_opt(first).map(Zone::Fixed),
-        _ => None,
+    // Per kind, the observance that started last (Exchange also lists old rules).
+    let latest = |kind: &str| {
+        vtz.children
+            .iter()
+            .filter(|c| c.name == kind)
+            .filter_map(|c| {
+                let offset = c.prop("TZOFFSETTO").and_then(|p| parse_offset(&p.value))?;
+                let start = c.prop("DTSTART").map(|p| p.value.trim().to_string()).unwrap_or_default();
+                let month = c
+                    .prop("RRULE")
+                    .and_then(|r| {
+                        r.value.split(';').find_map(|part| part.trim().strip_prefix("BYMONTH=")?.parse::<u32>().ok())
+                    })
+                    .or_else(|| start.get(4..6)?.parse().ok())
+                    .unwrap_or(1);
+                Some((start, offset, month))
+            })
+            .max()
+    };
+    let zone = match (latest("STANDARD"), latest("DAYLIGHT")) {
+        (Some((_, std, _)), None) | (None, Some((_, std, _))) => FixedOffset::east_opt(std).map(Zone::Fixed),
+        (Some((_, std, _)), Some((_, dst, _))) if std == dst => FixedOffset::east_opt(std).map(Zone::Fixed),
+        (Some((_, std, std_month)), Some((_, dst, dst_month))) => {
+            let (january, july) = if dst_month < std_month { (std, dst) } else { (dst, std) };
+            crate::timezone::zone_from_offsets(january, july, 2024).map(Zone::Iana)
+        }
+        (None, None) => None,
+    };
+    if let Some(zone) = zone {
+        tracing::debug!(tzid, ?zone, "time zone matched by its VTIMEZONE offsets");
     }
+    zone
 }
 
 /// `+0100`, `-0741`, `+053000` → seconds east of UTC.
