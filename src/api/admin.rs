@@ -1,0 +1,239 @@
+//! `contactbridge.v1.Admin`: a tenant's users, handling tables, assignments,
+//! manual status and call history. Account RPCs answer UNIMPLEMENTED until the
+//! accounts module exists.
+
+use super::pb::admin_server::Admin;
+use super::{convert, error, pb, principal, Principal, Scope};
+use crate::resolve::caller_key_of;
+use crate::store::{AssignTarget, Store, TimeWindow};
+use crate::user::{HandlingCode, ManualStatus, UserProfile};
+use chrono::DateTime;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminService {
+    store: Arc<dyn Store>,
+}
+
+impl AdminService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The admin key behind a request.
+    fn admin<T>(req: &Request<T>, rpc: &str) -> Result<Principal, Status> {
+        let who = principal(req)?;
+        who.require(&[Scope::Admin], rpc)?;
+        Ok(who)
+    }
+
+    /// A user of the key's tenant.
+    fn own_profile(&self, who: &Principal, user: &str) -> Result<UserProfile, Status> {
+        let id = convert::user_id(user)?;
+        let profile =
+            self.store.profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
+        who.same_tenant(&profile.tenant)?;
+        Ok(profile)
+    }
+
+    fn save(&self, profile: &UserProfile) -> Result<(), Status> {
+        crate::user::put_profile(self.store.as_ref(), profile).map_err(error::store)
+    }
+}
+
+fn accounts_pending(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is specified but not implemented by this server yet: accounts are managed through the \
+         configuration until the accounts module lands"
+    ))
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn put_user(&self, req: Request<pb::PutUserRequest>) -> Result<Response<pb::UserProfile>, Status> {
+        let who = Self::admin(&req, "PutUser")?;
+        let mut given = req.into_inner().profile.ok_or_else(|| Status::invalid_argument("profile is required"))?;
+        if given.tenant.trim().is_empty() {
+            given.tenant = who.tenant.clone();
+        }
+        let profile = convert::from_profile(&given)?;
+        who.same_tenant(&profile.tenant)?;
+        if let Some(existing) = self.store.profile(&profile.id).map_err(error::store)? {
+            who.same_tenant(&existing.tenant)?;
+        }
+        profile.validate().map_err(Status::invalid_argument)?;
+        for n in &profile.called_numbers {
+            let key = crate::user::called_number_key(n)
+                .map_err(|e| Status::invalid_argument(format!("called number {n:?}: {e}")))?;
+            if let Some(owner) = self.store.user_by_called_number(&key).map_err(error::store)? {
+                if owner != profile.id {
+                    return Err(Status::invalid_argument(format!(
+                        "called number {n:?} is already assigned to another user"
+                    )));
+                }
+            }
+        }
+        self.save(&profile)?;
+        tracing::info!(user = %profile.id, tenant = %profile.tenant, "profile stored");
+        Ok(Response::new(convert::profile(&profile)))
+    }
+
+    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::UserProfile>, Status> {
+        let who = Self::admin(&req, "GetUser")?;
+        let profile = self.own_profile(&who, &req.get_ref().user_id)?;
+        Ok(Response::new(convert::profile(&profile)))
+    }
+
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let who = Self::admin(&req, "ListUsers")?;
+        let users = self
+            .store
+            .profiles()
+            .map_err(error::store)?
+            .iter()
+            .filter(|p| p.tenant == who.tenant)
+            .map(convert::profile)
+            .collect();
+        Ok(Response::new(pb::ListUsersResponse { users }))
+    }
+
+    async fn delete_user(
+        &self,
+        req: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let who = Self::admin(&req, "DeleteUser")?;
+        let profile = match self.own_profile(&who, &req.get_ref().user_id) {
+            Ok(p) => p,
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                return Ok(Response::new(pb::DeleteUserResponse { deleted: false }))
+            }
+            Err(s) => return Err(s),
+        };
+        let deleted = self.store.delete_user(&profile.id).map_err(error::store)?;
+        tracing::info!(user = %profile.id, "user deleted");
+        Ok(Response::new(pb::DeleteUserResponse { deleted }))
+    }
+
+    async fn set_handling_method(
+        &self,
+        req: Request<pb::SetHandlingMethodRequest>,
+    ) -> Result<Response<pb::HandlingTable>, Status> {
+        let who = Self::admin(&req, "SetHandlingMethod")?;
+        let r = req.into_inner();
+        let mut profile = self.own_profile(&who, &r.user_id)?;
+        let code = convert::from_code_match(&r.code)?;
+        let status = convert::from_status_match(r.status, "status")?;
+        let method = convert::from_method(r.method.as_ref(), "method")?;
+        profile.handling.set(code, status, method);
+        self.save(&profile)?;
+        Ok(Response::new(convert::handling_table(&profile.handling)))
+    }
+
+    async fn assign_handling_code(
+        &self,
+        req: Request<pb::AssignHandlingCodeRequest>,
+    ) -> Result<Response<pb::AssignHandlingCodeResponse>, Status> {
+        use pb::assign_handling_code_request::Target;
+        let who = Self::admin(&req, "AssignHandlingCode")?;
+        let r = req.into_inner();
+        let profile = self.own_profile(&who, &r.user_id)?;
+        let target = match r.target {
+            Some(Target::ContactId(id)) => AssignTarget::Contact(convert::from_contact_id(&id)?),
+            Some(Target::Number(n)) => {
+                let region = profile.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
+                let key = caller_key_of(&n, region.as_ref())
+                    .map_err(|e| Status::invalid_argument(format!("number {n:?} is not valid: {e}")))?
+                    .ok_or_else(|| Status::invalid_argument(format!("{n:?} is not a phone number")))?;
+                AssignTarget::Number(key)
+            }
+            None => return Err(Status::invalid_argument("give a contact_id or a number")),
+        };
+        let code = if r.code.trim().is_empty() {
+            None
+        } else {
+            Some(HandlingCode::parse(&r.code).map_err(Status::invalid_argument)?)
+        };
+        self.store.assign(&profile.id, &target, code.as_ref()).map_err(error::store)?;
+        Ok(Response::new(pb::AssignHandlingCodeResponse {}))
+    }
+
+    async fn set_manual_status(
+        &self,
+        req: Request<pb::SetManualStatusRequest>,
+    ) -> Result<Response<pb::UserProfile>, Status> {
+        let who = Self::admin(&req, "SetManualStatus")?;
+        let r = req.into_inner();
+        let mut profile = self.own_profile(&who, &r.user_id)?;
+        profile.manual_status = convert::from_status(r.status, "status")?
+            .map(|status| Ok::<_, Status>(ManualStatus { status, until: convert::from_ts(r.until.as_ref(), "until")? }))
+            .transpose()?;
+        self.save(&profile)?;
+        Ok(Response::new(convert::profile(&profile)))
+    }
+
+    async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> Result<Response<pb::ListCallsResponse>, Status> {
+        let who = Self::admin(&req, "ListCalls")?;
+        let r = req.into_inner();
+        let profile = self.own_profile(&who, &r.user_id)?;
+        let window = TimeWindow {
+            from: convert::from_ts(r.from.as_ref(), "from")?.unwrap_or(DateTime::<chrono::Utc>::MIN_UTC),
+            to: convert::from_ts(r.to.as_ref(), "to")?.unwrap_or(DateTime::<chrono::Utc>::MAX_UTC),
+        };
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let calls = self.store.calls(&profile.id, window, limit).map_err(error::store)?;
+        Ok(Response::new(pb::ListCallsResponse { calls: calls.iter().map(convert::call).collect() }))
+    }
+
+    async fn register_account(
+        &self,
+        req: Request<pb::RegisterAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        Self::admin(&req, "RegisterAccount")?;
+        Err(accounts_pending("RegisterAccount"))
+    }
+
+    async fn list_accounts(
+        &self,
+        req: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        Self::admin(&req, "ListAccounts")?;
+        Err(accounts_pending("ListAccounts"))
+    }
+
+    async fn remove_account(
+        &self,
+        req: Request<pb::RemoveAccountRequest>,
+    ) -> Result<Response<pb::RemoveAccountResponse>, Status> {
+        Self::admin(&req, "RemoveAccount")?;
+        Err(accounts_pending("RemoveAccount"))
+    }
+
+    async fn test_account(
+        &self,
+        req: Request<pb::TestAccountRequest>,
+    ) -> Result<Response<pb::TestAccountResponse>, Status> {
+        Self::admin(&req, "TestAccount")?;
+        Err(accounts_pending("TestAccount"))
+    }
+
+    async fn sync_account(
+        &self,
+        req: Request<pb::SyncAccountRequest>,
+    ) -> Result<Response<pb::SyncAccountResponse>, Status> {
+        Self::admin(&req, "SyncAccount")?;
+        Err(accounts_pending("SyncAccount"))
+    }
+
+    async fn get_sync_status(
+        &self,
+        req: Request<pb::GetSyncStatusRequest>,
+    ) -> Result<Response<pb::SyncStatus>, Status> {
+        Self::admin(&req, "GetSyncStatus")?;
+        Err(accounts_pending("GetSyncStatus"))
+    }
+}

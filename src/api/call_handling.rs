@@ -1,0 +1,211 @@
+//! `contactbridge.v1.CallHandling`: what the phone system asks while a call comes in.
+
+use super::pb::call_handling_server::CallHandling;
+use super::{convert, error, pb, principal, Scope};
+use crate::calls::CallId;
+use crate::live::CallHub;
+use crate::resolve::{caller_key_of, CallQuery, ContextQuery, ContextSubject, Resolver};
+use crate::store::{Store, TimeWindow};
+use crate::user::UserProfile;
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+use tonic::{Request, Response, Status};
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct CallHandlingService {
+    resolver: Resolver,
+    hub: Arc<CallHub>,
+    /// Turns true when the server shuts down: ends open directive streams.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl CallHandlingService {
+    pub fn new(store: Arc<dyn Store>, hub: Arc<CallHub>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { resolver: Resolver::new(store), hub, shutdown }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.resolver.store().as_ref()
+    }
+
+    /// The user's profile, if the key's tenant may see it.
+    fn own_profile(&self, tenant: &str, user: &str) -> Result<UserProfile, Status> {
+        let id = convert::user_id(user)?;
+        let profile =
+            self.store().profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
+        if profile.tenant != tenant {
+            return Err(error::other_tenant());
+        }
+        Ok(profile)
+    }
+}
+
+type DirectiveStream = Pin<Box<dyn Stream<Item = Result<pb::Directive, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CallHandling for CallHandlingService {
+    async fn resolve_call(
+        &self,
+        req: Request<pb::ResolveCallRequest>,
+    ) -> Result<Response<pb::ResolveCallResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "ResolveCall")?;
+        let r = req.into_inner();
+        let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
+        // The tenant check comes before anything is written or looked up for the user.
+        let profile = self.resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
+        who.same_tenant(&profile.tenant)?;
+        let query = CallQuery {
+            called: r.called_number,
+            cli: r.cli,
+            tsps_call_id: Some(r.tsps_call_id).filter(|s| !s.is_empty()),
+            at,
+        };
+        let decision = self.resolver.resolve(&query).map_err(error::resolve)?;
+        self.hub.announce(&decision);
+        tracing::debug!(call = %decision.call_id, user = %decision.user, code = %decision.handling_code, method = decision.method.name(), "resolved");
+        Ok(Response::new(convert::decision(&decision, &profile)))
+    }
+
+    async fn get_caller_context(
+        &self,
+        req: Request<pb::GetCallerContextRequest>,
+    ) -> Result<Response<pb::GetCallerContextResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "GetCallerContext")?;
+        let r = req.into_inner();
+        let profile = self.own_profile(&who.tenant, &r.user_id)?;
+        let user = &profile.id;
+        let now = convert::from_ts(r.now.as_ref(), "now")?.unwrap_or_else(Utc::now);
+        let region = profile.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
+        let store = self.store();
+
+        let mut contact = None;
+        if !r.contact_id.is_empty() {
+            let at = convert::from_contact_id(&r.contact_id)?;
+            contact = Some(
+                store.contact(user, &at).map_err(error::store)?.ok_or_else(|| Status::not_found("no such contact"))?,
+            );
+        }
+        let caller_key = if !r.cli.is_empty() {
+            caller_key_of(&r.cli, region.as_ref())
+                .map_err(|e| Status::invalid_argument(format!("calling number (CLI) {:?} is not valid: {e}", r.cli)))?
+        } else if let Some(c) = &contact {
+            c.contact.phones.iter().find_map(|p| caller_key_of(&p.raw, region.as_ref()).ok().flatten())
+        } else {
+            return Err(Status::invalid_argument("give the caller's cli or a contact_id"));
+        };
+        if contact.is_none() {
+            if let Some(key) = &caller_key {
+                // An exact number match, else the contact of the caller's last call.
+                contact = store.contacts_by_phone(user, key).map_err(error::store)?.into_iter().next();
+                if contact.is_none() {
+                    let last = store.calls_from(user, key, TimeWindow::all(), 1).map_err(error::store)?;
+                    if let Some(at) = last.first().and_then(|c| c.contact.clone()) {
+                        contact = store.contact(user, &at).map_err(error::store)?;
+                    }
+                }
+            }
+        }
+
+        let criteria = convert::merge_criteria(&profile.context, r.criteria.as_ref());
+        let subject = ContextSubject { contact: contact.clone(), caller_key };
+        let ctx = self.resolver.context(user, &subject, &ContextQuery { now, criteria }).map_err(error::resolve)?;
+        let kinds: HashSet<i32> = r.kinds.iter().copied().collect();
+        let want = |k: pb::ContextKind| kinds.is_empty() || kinds.contains(&(k as i32));
+        let mut out =
+            pb::GetCallerContextResponse { contact: contact.as_ref().map(convert::contact), ..Default::default() };
+        if want(pb::ContextKind::Mail) {
+            out.mail_received = ctx.mail_received.iter().map(convert::mail).collect();
+            out.mail_sent = ctx.mail_sent.iter().map(convert::mail).collect();
+        }
+        if want(pb::ContextKind::Events) {
+            out.events = ctx.events.iter().map(convert::event).collect();
+        }
+        if want(pb::ContextKind::Documents) {
+            out.documents = ctx.documents.iter().map(convert::document).collect();
+        }
+        if want(pb::ContextKind::Calls) {
+            out.calls = ctx.calls.iter().map(convert::call).collect();
+        }
+        Ok(Response::new(out))
+    }
+
+    type WatchDirectivesStream = DirectiveStream;
+
+    async fn watch_directives(
+        &self,
+        req: Request<pb::WatchDirectivesRequest>,
+    ) -> Result<Response<Self::WatchDirectivesStream>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "WatchDirectives")?;
+        let r = req.into_inner();
+        for u in &r.user_ids {
+            self.own_profile(&who.tenant, u)?;
+        }
+        let users: HashSet<String> = r.user_ids.into_iter().collect();
+        let rx = self.hub.watch_directives(&who.tenant);
+        let mut shutdown = self.shutdown.clone();
+        let stopped = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        let key = who.key_id.clone();
+        tracing::info!(key = %key, users = users.len(), "directive stream opened");
+        let stream = BroadcastStream::new(rx)
+            .filter_map(move |item| {
+                let out = match item {
+                    Ok(d) if users.is_empty() || users.contains(d.user.as_str()) => Some(Ok(convert::directive(&d))),
+                    Ok(_) => None,
+                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                        tracing::warn!(key = %key, missed = n, "a directive stream fell behind and lost directives");
+                        None
+                    }
+                };
+                std::future::ready(out)
+            })
+            .take_until(stopped);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn send_directive(
+        &self,
+        req: Request<pb::SendDirectiveRequest>,
+    ) -> Result<Response<pb::SendDirectiveResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps, Scope::Admin], "SendDirective")?;
+        let r = req.into_inner();
+        let action = convert::from_directive_action(r.action, &r.target)?;
+        let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
+        let (d, delivered) =
+            self.hub.direct(&CallId(r.call_id), action, by, Some(&who.tenant), Utc::now()).map_err(error::live)?;
+        Ok(Response::new(pb::SendDirectiveResponse {
+            delivered: delivered as u32,
+            directive: Some(convert::directive(&d)),
+        }))
+    }
+
+    async fn report_call_event(
+        &self,
+        req: Request<pb::ReportCallEventRequest>,
+    ) -> Result<Response<pb::ReportCallEventResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "ReportCallEvent")?;
+        let r = req.into_inner();
+        let kind = convert::from_event_kind(r.kind, &r.target)?;
+        let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
+        let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
+        let call = self.hub.report(&CallId(r.call_id), kind, by, Some(&who.tenant), at).map_err(error::live)?;
+        Ok(Response::new(pb::ReportCallEventResponse { call: Some(convert::call(&call)) }))
+    }
+
+    async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingResponse>, Status> {
+        principal(&req)?;
+        Ok(Response::new(pb::PingResponse {}))
+    }
+}
