@@ -210,12 +210,7 @@ pub fn zone_from_offsets(january: i32, july: i32, year: i32) -> Option<Tz> {
     };
     let candidates =
         PREFERRED.iter().chain(WINDOWS_ZONES.iter().map(|(_, iana)| iana)).filter_map(|name| name.parse::<Tz>().ok());
-    for tz in candidates {
-        if at(tz, 1) == Some(january) && at(tz, 7) == Some(july) {
-            return Some(tz);
-        }
-    }
-    None
+    candidates.into_iter().find(|&tz| at(tz, 1) == Some(january) && at(tz, 7) == Some(july))
 }
 
 /// An IANA name, exact or in any case.

@@ -74,7 +74,8 @@ fn phone(card: &Component, prop: &Prop) -> Option<PhoneNumber> {
     }
     let mut labels: Vec<String> = prop.param_values("TYPE").map(str::to_ascii_lowercase).collect();
     if let Some(group) = &prop.group {
-        let same_group = card.props.iter().filter(|p| p.group.as_ref() == Some(group));
+        let same_group =
+            card.props.iter().filter(|p| p.group.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(group)));
         labels.extend(same_group.filter(|p| p.name == "X-ABLABEL").map(|p| ab_label(&text(p))));
     }
     Some(PhoneNumber::new(raw, phone_kind(&labels)))
