@@ -1,6 +1,7 @@
 //! Request metrics (count and latency per gRPC method and status code) as a
 //! tower layer in front of every service, a tracing span per request, and
-//! the Prometheus text endpoint (`GET /metrics`).
+//! the Prometheus text endpoint (`GET /metrics`). The layer also corrects the
+//! status of oversized requests to RESOURCE_EXHAUSTED.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -121,7 +122,10 @@ where
         let start = Instant::now();
         Box::pin(
             async move {
-                let res = inner.call(req).await;
+                let mut res = inner.call(req).await;
+                if let Ok(r) = &mut res {
+                    oversized_is_resource_exhausted(r);
+                }
                 let code = match &res {
                     Ok(r) => r
                         .headers()
@@ -139,6 +143,20 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// tonic answers a request over `max_decoding_message_size` with OUT_OF_RANGE;
+/// the gRPC spec (and clients' retry logic) expect RESOURCE_EXHAUSTED.
+fn oversized_is_resource_exhausted<RB>(r: &mut http::Response<RB>) {
+    let h = r.headers_mut();
+    let out_of_range = h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+    if out_of_range && too_large {
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
     }
 }
 
