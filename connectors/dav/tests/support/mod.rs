@@ -116,6 +116,12 @@ impl TestServer {
         }
     }
 
+    /// Radicale only: the folder holding the collections of [`USER`] (for bulk seeding).
+    pub fn radicale_user_folder(&self) -> PathBuf {
+        assert_eq!(self.kind, ServerKind::Radicale);
+        self.dir.path().join("collections/collection-root").join(USER)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
