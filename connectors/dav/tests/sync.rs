@@ -433,6 +433,56 @@ async fn wrong_password_is_an_auth_error() {
 }
 
 #[tokio::test]
+async fn tls_needs_the_private_ca_and_there_is_no_way_around_it() {
+    let (server, ca) = TestServer::radicale_tls();
+    let error = server.connector(DavKind::CardDav).check().await.expect_err("unknown CA");
+    assert_eq!(error.kind, ErrorKind::Unreachable, "{error}");
+    assert!(error.message.to_lowercase().contains("certificate"), "says why: {error}");
+
+    let mut account = server.account();
+    account.ca_file = Some(ca);
+    let connector = DavConnector::carddav(account).unwrap();
+    connector.check().await.expect("trusted through the account's CA file");
+    let book = create_addressbook(&server, connector.client().await.unwrap(), "tls").await;
+    assert!(connector.collections().await.unwrap().iter().any(|c| c.id == book));
+}
+
+/// Hands out a new token on every call, or fails like an expired refresh token.
+struct CountingTokens {
+    calls: std::sync::atomic::AtomicUsize,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl contactbridge_dav::TokenSource for CountingTokens {
+    async fn token(&self) -> Result<String, Error> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail {
+            return Err(Error::auth("refresh token expired: sign in again"));
+        }
+        Ok(format!("token-{n}"))
+    }
+}
+
+#[tokio::test]
+async fn a_token_source_is_asked_on_every_request() {
+    let server = TestServer::xandikos();
+    let tokens = std::sync::Arc::new(CountingTokens { calls: Default::default(), fail: false });
+    let connector = DavConnector::with_token_source(server.account(), DavKind::CardDav, tokens.clone()).unwrap();
+    connector.check().await.expect("check");
+    let after_check = tokens.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after_check >= 2, "{after_check} token calls");
+    connector.collections().await.expect("collections");
+    assert!(tokens.calls.load(std::sync::atomic::Ordering::SeqCst) > after_check);
+
+    let failing = std::sync::Arc::new(CountingTokens { calls: Default::default(), fail: true });
+    let connector = DavConnector::with_token_source(server.account(), DavKind::CardDav, failing).unwrap();
+    let error = connector.check().await.expect_err("no token");
+    assert_eq!(error.kind, ErrorKind::Auth, "{error}");
+    assert!(error.message.contains("sign in again"), "{error}");
+}
+
+#[tokio::test]
 async fn a_closed_port_is_unreachable() {
     let port = free_port();
     let account = contactbridge_dav::DavAccount::new(

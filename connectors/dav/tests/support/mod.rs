@@ -42,6 +42,7 @@ pub enum ServerKind {
 pub struct TestServer {
     pub kind: ServerKind,
     pub port: u16,
+    pub tls: bool,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -59,7 +60,61 @@ impl TestServer {
 
     /// Radicale with htpasswd (plain) authentication for [`USER`].
     pub fn radicale() -> Self {
+        Self::radicale_in(tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// Radicale over HTTPS with a certificate for 127.0.0.1 from a fresh private CA
+    /// (made with the `openssl` command). Returns the server and the CA's PEM file.
+    pub fn radicale_tls() -> (Self, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_string_lossy().to_string();
+        std::fs::write(
+            dir.path().join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let steps: Vec<Vec<String>> = vec![
+            [&["req", "-x509"][..], &ec[..], &["-subj", "/CN=contactbridge test CA", "-days", "2"]]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .chain(["-keyout".into(), path("ca.key"), "-out".into(), path("ca.pem")])
+                .chain(["-addext".into(), "basicConstraints=critical,CA:TRUE".into()])
+                .chain(["-addext".into(), "keyUsage=critical,keyCertSign,cRLSign".into()])
+                .collect(),
+            [&["req"][..], &ec[..], &["-subj", "/CN=127.0.0.1"]]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .chain(["-keyout".into(), path("server.key"), "-out".into(), path("server.csr")])
+                .collect(),
+            ["x509", "-req", "-days", "2", "-CAcreateserial"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([
+                    "-in".into(),
+                    path("server.csr"),
+                    "-CA".into(),
+                    path("ca.pem"),
+                    "-CAkey".into(),
+                    path("ca.key"),
+                ])
+                .chain(["-out".into(), path("server.pem"), "-extfile".into(), path("ext")])
+                .collect(),
+        ];
+        for args in steps {
+            let output =
+                Command::new("openssl").args(&args).output().expect("the openssl command is needed for TLS tests");
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let tls =
+            ["--server-ssl", "True", "--server-certificate", &path("server.pem"), "--server-key", &path("server.key")];
+        let ca = dir.path().join("ca.pem");
+        (Self::radicale_in(dir, &tls), ca)
+    }
+
+    fn radicale_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let users = dir.path().join("users");
         std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).unwrap();
         let port = free_port();
@@ -75,11 +130,12 @@ impl TestServer {
             .args(["--logging-level", "warning"])
             // Radicale refuses items over 10 MB by default; a 10 MB photo is 13.4 MB of base64.
             .args(["--server-max-resource-size", "100000000"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start radicale");
-        Self { kind: ServerKind::Radicale, port, child, dir }.ready()
+        Self { kind: ServerKind::Radicale, port, tls: !extra.is_empty(), child, dir }.ready()
     }
 
     /// Xandikos with its default address book and calendar, no authentication.
@@ -99,7 +155,7 @@ impl TestServer {
             .stderr(log)
             .spawn()
             .expect("start xandikos");
-        Self { kind: ServerKind::Xandikos, port, child, dir }.ready()
+        Self { kind: ServerKind::Xandikos, port, tls: false, child, dir }.ready()
     }
 
     fn ready(mut self) -> Self {
@@ -128,7 +184,8 @@ impl TestServer {
 
     /// The server's root URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     pub fn credentials(&self) -> Credentials {
