@@ -114,7 +114,7 @@ pub async fn serve(
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
-    let addr = listener.local_addr().ok();
+    let addr = listener.local_addr().map_err(|e| ServeError::Setup(format!("reading the listen address: {e}")))?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     // One signal fans out: health first, then streams and listeners.
@@ -133,13 +133,15 @@ pub async fn serve(
 
     let metrics_task = metrics_listener.map(|l| {
         let m = metrics.clone();
-        tracing::info!(addr = ?l.local_addr().ok(), "metrics at /metrics");
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(addr = %a, "metrics at /metrics");
+        }
         tokio::spawn(super::metrics::serve_http(m, l, async move {
             let _ = metrics_stop.recv().await;
         }))
     });
 
-    tracing::info!(addr = ?addr, tls = options.tls.is_some(), "gRPC server listening");
+    tracing::info!(addr = %addr, tls = options.tls.is_some(), "gRPC server listening");
     builder
         .layer(MetricsLayer(metrics))
         .add_service(health_service)

@@ -4,7 +4,7 @@ use super::output;
 use anyhow::Context as _;
 use contactbridge::config::Config;
 use contactbridge::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
-use contactbridge::store::Store;
+use contactbridge::store::{Store, StoreError};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -21,6 +21,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// When a running server holds the store, ask it over gRPC with this key (scope tsps).
+    #[arg(long, env = "CONTACTBRIDGE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
@@ -30,7 +33,13 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             .to_utc(),
         None => chrono::Utc::now(),
     };
-    let store: Arc<dyn Store> = Arc::new(super::open(&config)?);
+    let store: Arc<dyn Store> = match super::open(&config) {
+        Ok(s) => Arc::new(s),
+        Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. })) => {
+            return remote::lookup(&config, &args, at).await;
+        }
+        Err(e) => return Err(e),
+    };
     let resolver = Resolver::new(store);
     let query = CallQuery { called: args.called.clone(), cli: args.cli.clone(), tsps_call_id: None, at };
     let decision = resolver.resolve(&query)?;
@@ -48,4 +57,122 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         print!("{}", output::context(&context, &profile, at));
     }
     Ok(())
+}
+
+/// `lookup` against the running server, when it holds the store.
+mod remote {
+    use super::Args;
+    use anyhow::Context as _;
+    use chrono::{DateTime, Utc};
+    use contactbridge::api::client::BridgeClient;
+    use contactbridge::api::pb;
+    use contactbridge::config::Config;
+
+    pub async fn lookup(config: &Config, args: &Args, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let key = args.api_key.as_deref().context(
+            "the store is in use by a running contactbridge server; to ask it over gRPC, \
+             pass --api-key (or set CONTACTBRIDGE_API_KEY) with a key of scope tsps",
+        )?;
+        let mut addr = config.grpc.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        eprintln!("(the store is in use by the server; asking it at {addr})");
+        let mut client = BridgeClient::connect(&format!("http://{addr}"), key).await?;
+        let ts = prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 };
+        let d = client
+            .calls
+            .resolve_call(pb::ResolveCallRequest {
+                called_number: args.called.clone(),
+                cli: args.cli.clone(),
+                tsps_call_id: String::new(),
+                at: Some(ts),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+            .into_inner();
+        let ctx = client
+            .calls
+            .get_caller_context(pb::GetCallerContextRequest {
+                user_id: d.user_id.clone(),
+                cli: args.cli.clone(),
+                now: Some(ts),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner())
+            .unwrap_or_default();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&json(&d, &ctx))?);
+        } else {
+            print!("{}", text(&d, &ctx));
+        }
+        Ok(())
+    }
+
+    fn method(m: Option<&pb::HandlingMethod>) -> String {
+        let Some(m) = m else { return String::new() };
+        let name = pb::HandlingMethodKind::try_from(m.kind)
+            .map(|k| k.as_str_name().trim_start_matches("HANDLING_METHOD_KIND_").to_lowercase())
+            .unwrap_or_default();
+        if m.target.is_empty() {
+            name
+        } else {
+            format!("{name} {}", m.target)
+        }
+    }
+
+    fn status(s: i32) -> String {
+        pb::Status::try_from(s)
+            .map(|s| s.as_str_name().trim_start_matches("STATUS_").to_lowercase())
+            .unwrap_or_default()
+    }
+
+    fn text(d: &pb::ResolveCallResponse, ctx: &pb::GetCallerContextResponse) -> String {
+        let mut out = format!("call {} for {} ({})\n", d.call_id, d.user_display_name, d.user_id);
+        match d.candidates.first() {
+            Some(c) => out += &format!("caller: {} {}\n", c.display_name, c.company),
+            None => out += &format!("caller: {} (no contact)\n", d.caller.as_ref().map_or("", |c| c.cli.as_str())),
+        }
+        out += &format!("handling code: {}\nstatus: {}\n", d.handling_code, status(d.status));
+        out += &format!("method: {}\n", method(d.method.as_ref()));
+        if !d.target.is_empty() {
+            out += &format!("target: {}\n", d.target);
+        }
+        if !d.note.is_empty() {
+            out += &format!("note: {}\n", d.note);
+        }
+        for m in ctx.mail_received.iter().chain(&ctx.mail_sent) {
+            out += &format!("mail: {}\n", m.subject);
+        }
+        for e in &ctx.events {
+            out += &format!("meeting: {}\n", e.subject);
+        }
+        for doc in &ctx.documents {
+            out += &format!("document: {}\n", doc.name);
+        }
+        out += &format!("previous calls: {}\n", ctx.calls.len());
+        out
+    }
+
+    fn json(d: &pb::ResolveCallResponse, ctx: &pb::GetCallerContextResponse) -> serde_json::Value {
+        serde_json::json!({
+            "decision": {
+                "call_id": d.call_id,
+                "user": d.user_id,
+                "candidates": d.candidates.iter().map(|c| &c.display_name).collect::<Vec<_>>(),
+                "handling_code": d.handling_code,
+                "status": status(d.status),
+                "method": method(d.method.as_ref()),
+                "target": d.target,
+                "note": d.note,
+            },
+            "context": {
+                "mail": ctx.mail_received.iter().chain(&ctx.mail_sent).map(|m| &m.subject).collect::<Vec<_>>(),
+                "events": ctx.events.iter().map(|e| &e.subject).collect::<Vec<_>>(),
+                "documents": ctx.documents.iter().map(|d| &d.name).collect::<Vec<_>>(),
+                "calls": ctx.calls.len(),
+            }
+        })
+    }
 }

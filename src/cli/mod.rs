@@ -2,6 +2,7 @@
 
 mod backup;
 mod import;
+mod key;
 mod lookup;
 mod output;
 mod serve;
@@ -45,6 +46,9 @@ enum Command {
     /// Manage users: profiles, handling methods, status, handling-code assignments.
     #[command(subcommand)]
     User(user::Command),
+    /// Manage API keys of the gRPC interface (scopes tsps and admin, one tenant each).
+    #[command(subcommand)]
+    Key(key::Command),
     /// Write all user-owned data (profiles, assignments, call history) to a file.
     Backup {
         /// The file to write (JSON lines).
@@ -89,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import(a) => import::run(config, a).await,
             Command::Lookup(a) => lookup::run(config, a).await,
             Command::User(c) => user::run(config, c),
+            Command::Key(c) => key::run(&open(&config)?, c),
             Command::Backup { file } => backup::backup(&open(&config)?, &file),
             Command::Restore { file } => backup::restore(&open(&config)?, &file),
         }

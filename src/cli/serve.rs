@@ -1,7 +1,12 @@
 //! `serve` and `demo`.
 
+use anyhow::Context as _;
+use contactbridge::api::auth::{self, Scope};
+use contactbridge::api::{ServerOptions, TlsFiles};
 use contactbridge::config::Config;
+use contactbridge::live::CallHub;
 use contactbridge::store::Store;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +18,33 @@ pub struct Args {
     /// The demo folder (default: examples/demo of this source tree).
     #[arg(long, requires = "demo")]
     demo_dir: Option<PathBuf>,
+    /// Where Prometheus metrics are served (`GET /metrics`); `off` disables them.
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
+    metrics_listen: MetricsListen,
+    /// TLS for the gRPC port: the server certificate chain (PEM). Needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients with a certificate signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
+
+#[derive(Clone, Copy)]
+struct MetricsListen(Option<SocketAddr>);
+
+fn parse_metrics_listen(s: &str) -> Result<MetricsListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen(None));
+    }
+    s.parse().map(|a| MetricsListen(Some(a))).map_err(|e| format!("{s:?} is not host:port or off: {e}"))
+}
+
+/// The demo's API keys (tenant `demo`), documented in the README. Created only by `serve --demo`.
+pub const DEMO_TSPS_KEY: &str = "demo-tsps-key";
+pub const DEMO_ADMIN_KEY: &str = "demo-admin-key";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -42,14 +73,38 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let store = super::open(&config)?;
+    let store = Arc::new(super::open(&config)?);
     if args.demo {
-        load_demo(&store, args.demo_dir).await?;
+        load_demo(store.as_ref(), args.demo_dir).await?;
+        auth::put_fixed_key(store.as_ref(), DEMO_TSPS_KEY, "demo", Scope::Tsps, "demo (serve --demo)")?;
+        auth::put_fixed_key(store.as_ref(), DEMO_ADMIN_KEY, "demo", Scope::Admin, "demo (serve --demo)")?;
+        println!("demo: API keys {DEMO_TSPS_KEY:?} (scope tsps) and {DEMO_ADMIN_KEY:?} (scope admin), tenant \"demo\"");
     }
-    let store: Arc<dyn Store> = Arc::new(store);
+    let listener = tokio::net::TcpListener::bind(config.grpc.listen)
+        .await
+        .with_context(|| format!("listening for gRPC on {}", config.grpc.listen))?;
+    let metrics = match args.metrics_listen.0 {
+        Some(a) => {
+            Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("listening for metrics on {a}"))?)
+        }
+        None => None,
+    };
+    let options = ServerOptions {
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+        ..ServerOptions::default()
+    };
+    println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
+    let hub = CallHub::new(store.clone());
     tracing::info!(data_dir = %config.data_dir.display(), "contactbridge is running; Ctrl-C stops it");
-    let _ = store;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("stopping");
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        match term.as_mut() {
+            Ok(t) => tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} },
+            Err(_) => drop(tokio::signal::ctrl_c().await),
+        }
+        tracing::info!("stopping");
+    };
+    contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await?;
+    store.flush()?;
     Ok(())
 }
