@@ -157,8 +157,8 @@ async fn main() {
     let first_time = started.elapsed();
     let stats = fake_stats(&http, &authority, true).await;
     let pages = |n: usize| n.div_ceil(page_size as usize).max(1) as u64;
-    // contactFolders + contacts + events + inbox + sent + drive (empty) + automatic replies.
-    let minimum = 1 + pages(CONTACTS) + pages(EVENTS) + pages(INBOX) + pages(SENT) + 1 + 1;
+    // contactFolders + default folder id + contacts + events + inbox + sent + drive (empty) + automatic replies.
+    let minimum = 1 + 1 + pages(CONTACTS) + pages(EVENTS) + pages(INBOX) + pages(SENT) + 1 + 1;
     let upserts: usize = first.iter().map(|(_, _, s)| s.upserts).sum();
     for (c, r, s) in &first {
         if let Err(e) = r {

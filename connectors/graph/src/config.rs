@@ -134,7 +134,8 @@ pub struct GraphAccount {
     /// Refuse plain HTTP. Only tests against local servers turn this off.
     #[serde(default = "default_true")]
     pub https_only: bool,
-    /// Category → handling code, for the bridge's per-account mapping (passed through).
+    /// Category → handling code: the per-account mapping. Contacts keep their categories as
+    /// Outlook has them; the bridge maps them with [`GraphAccount::handling_code_for`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub category_codes: BTreeMap<String, String>,
 }
@@ -193,6 +194,19 @@ impl GraphAccount {
         })
     }
 
+    /// The handling code this account's category mapping gives a contact: the first of its
+    /// categories (case-insensitive) that `category_codes` maps. The bridge applies it.
+    pub fn handling_code_for<'a>(&'a self, categories: &[String]) -> Option<&'a str> {
+        categories.iter().find_map(|c| {
+            self.category_codes.iter().find(|(k, _)| k.eq_ignore_ascii_case(c)).map(|(_, code)| code.as_str())
+        })
+    }
+
+    /// The category that carries `code` in Outlook (for the write-back), if the mapping has one.
+    pub fn category_for_code(&self, code: &str) -> Option<&str> {
+        self.category_codes.iter().find(|(_, c)| c.as_str() == code).map(|(k, _)| k.as_str())
+    }
+
     /// The scopes to ask for, defaults applied.
     pub fn effective_scopes(&self) -> Vec<String> {
         if !self.scopes.is_empty() {
@@ -227,6 +241,16 @@ mod tests {
         let c = Credential::ClientSecret { secret: Secret::new("hunter2") };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(Secret::new("hunter2").to_string(), "***");
+    }
+
+    #[test]
+    fn categories_map_to_handling_codes_both_ways() {
+        let mut a = GraphAccount::new("t", "c", Credential::ClientSecret { secret: Secret::new("s") }, vec![]);
+        a.category_codes.insert("VIP".into(), "vip".into());
+        a.category_codes.insert("Blocked".into(), "block".into());
+        assert_eq!(a.handling_code_for(&["Customers".into(), "vip".into()]), Some("vip"));
+        assert_eq!(a.handling_code_for(&["Customers".into()]), None);
+        assert_eq!(a.category_for_code("block"), Some("Blocked"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use graph_rs_sdk::http::{Method, Url};
 use graph_rs_sdk::{GraphClient, ODataQuery};
 use reqwest::header::HeaderName;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What a collection id (`{mailbox}/{part}`) names inside a mailbox.
@@ -47,6 +48,8 @@ pub struct GraphConnector {
     account: GraphAccount,
     tokens: Arc<TokenCache>,
     http: GraphHttp,
+    /// Mailbox → id of its default contacts folder, once known.
+    default_folders: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -64,7 +67,7 @@ impl GraphConnector {
     /// A connector sharing an existing token cache (e.g. with a DAV connector of the same account).
     pub fn with_tokens(account: GraphAccount, tokens: Arc<TokenCache>) -> Result<Self, Error> {
         let http = GraphHttp::new(&account, tokens.clone())?;
-        Ok(Self { account, tokens, http })
+        Ok(Self { account, tokens, http, default_folders: Default::default() })
     }
 
     pub fn tokens(&self) -> &Arc<TokenCache> {
@@ -84,6 +87,24 @@ impl GraphConnector {
 
     fn collection(mailbox: &str, part: &str, name: String, kind: CollectionKind) -> Collection {
         Collection { id: format!("{mailbox}/{part}"), name, kind, owner: Some(mailbox.to_string()) }
+    }
+
+    /// The id of the mailbox's default contacts folder (the `parentFolderId` of one of its
+    /// contacts), so that its delta uses the documented `contactFolders/{id}/contacts/delta`.
+    /// `None` while the folder is empty. Asked once per mailbox and process.
+    async fn default_contacts_folder(&self, mailbox: &str) -> Result<Option<String>, Error> {
+        let key = mailbox.to_ascii_lowercase();
+        if let Some(id) = self.default_folders.lock().await.get(&key) {
+            return Ok(Some(id.clone()));
+        }
+        let what = format!("default contacts folder of {mailbox}");
+        let make = |g: &GraphClient| g.user(mailbox).contacts().list_contacts().top("1").select(&["id,parentFolderId"]);
+        let body = self.http.send(mailbox, &what, &make).await?;
+        let id = body.pointer("/value/0/parentFolderId").and_then(Value::as_str).map(str::to_string);
+        if let Some(id) = &id {
+            self.default_folders.lock().await.insert(key, id.clone());
+        }
+        Ok(id)
     }
 
     /// Every contact folder of a mailbox below the default one, depth first.
@@ -140,7 +161,9 @@ impl GraphConnector {
             Part::DefaultContacts | Part::ContactFolder(_) => {
                 let folder = match part {
                     Part::ContactFolder(f) => Some(f.clone()),
-                    _ => None,
+                    // Documented delta is per folder; `/contacts/delta` (undocumented, but
+                    // served) only while the default folder's id is unknown (it is empty).
+                    _ => self.default_contacts_folder(mailbox).await?,
                 };
                 let what = format!("contacts of {mailbox}");
                 let initial = move |g: &GraphClient| {

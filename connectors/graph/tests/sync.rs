@@ -75,7 +75,9 @@ async fn first_sync_is_a_paged_snapshot_and_the_next_one_delivers_changes_and_re
     assert_eq!(c.phones[0].raw, "+49 30 000000");
     assert_eq!(c.emails, vec!["p0@example.com"]);
     assert_eq!(c.company.as_deref(), Some("Contoso"));
-    assert_eq!(fake.stats().requests, 3, "one request per page");
+    let stats = fake.stats();
+    assert_eq!(stats.requests, 4, "one request per page, and one to learn the default folder's id");
+    assert_eq!(stats.root_folder_deltas, 3, "the documented per-folder delta is used");
 
     // Changes: one edited, one new, one removed.
     let mut edited = fake.item(&format!("{ADELE}/contacts"), "AAMkC00003").unwrap();
@@ -405,4 +407,17 @@ async fn writing_a_handling_code_adds_the_category_to_the_outlook_contact() {
 
     let unsupported = conn.write_handling_code(&coll(ADELE, "inbox", CollectionKind::MailFolder), &kim, "VIP").await;
     assert_eq!(unsupported.unwrap_err().kind, ErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_replaced_once_and_the_request_retried() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 3);
+    let conn = connector(&fake, &[ADELE], 50);
+    let first = sync(&conn, &contacts(ADELE), None).await.unwrap();
+    fake.revoke_tokens();
+    let next = sync(&conn, &contacts(ADELE), first.checkpoint().cloned()).await.unwrap();
+    assert!(next.applied.iter().all(|c| c.upserts.is_empty()));
+    let s = fake.stats();
+    assert_eq!((s.unauthorized, s.token_requests), (1, 2), "one 401, one new token");
 }

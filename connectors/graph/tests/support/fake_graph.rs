@@ -90,6 +90,8 @@ struct Inner {
     token_lifetime: u64,
     refresh_tokens: HashSet<String>,
     device_pending: u32,
+    issued: Vec<String>,
+    revoked: HashSet<String>,
 }
 
 /// What the fake saw.
@@ -109,6 +111,8 @@ pub struct Stats {
     pub unauthorized: u64,
     /// (path, body) of every PATCH.
     pub patches: Vec<(String, Value)>,
+    /// Requests to the default folder through the documented `contactFolders/{id}/contacts/delta`.
+    pub root_folder_deltas: u64,
     /// Store → the `$select` of the last initial delta request.
     pub selects: BTreeMap<String, String>,
 }
@@ -130,6 +134,8 @@ impl Drop for FakeGraph {
 }
 
 pub const TENANT: &str = "contoso";
+/// The id of every mailbox's default contacts folder (the `parentFolderId` of its contacts).
+pub const ROOT_FOLDER: &str = "AAMkContactsRoot";
 pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_SECRET: &str = "s3cr3t-client-value";
 
@@ -423,7 +429,8 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         .is_some_and(|t| t.split('.').count() == 3 && t.split('.').take(2).all(|p| !p.is_empty()));
     let latency = {
         let mut i = shared.lock().unwrap();
-        if !jwt_shaped {
+        let revoked = auth.strip_prefix("Bearer ").is_some_and(|t| i.revoked.contains(t));
+        if !jwt_shaped || revoked {
             i.stats.unauthorized += 1;
             drop(i);
             return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.");
@@ -542,6 +549,22 @@ fn route(
         }
         ("GET", ["contactFolders", _, "childFolders"]) => json_response(json!({ "value": [] })),
         ("GET", ["contacts", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/contacts"), false),
+        ("GET", ["contactFolders", ROOT_FOLDER, "contacts", d]) if is_delta(d) => {
+            i.stats.root_folder_deltas += 1;
+            delta(i, uri, headers, &format!("{m}/contacts"), false)
+        }
+        ("GET", ["contacts"]) => {
+            // List contacts of the default folder: `$top` and `$select` honoured, no paging needed here.
+            let top =
+                query_pairs(uri).into_iter().find(|(k, _)| k == "$top").and_then(|(_, v)| v.parse().ok()).unwrap_or(10);
+            let q = Query { select: select_of(uri), ..Default::default() };
+            let value: Vec<Value> = i
+                .stores
+                .get(&format!("{m}/contacts"))
+                .map(|s| s.items.values().take(top).map(|(_, v)| select(v, &q)).collect())
+                .unwrap_or_default();
+            json_response(json!({ "value": value }))
+        }
         ("GET", ["contactFolders", f, "contacts", d]) if is_delta(d) => {
             if !i.folders.get(m).is_some_and(|fs| fs.iter().any(|x| x["id"] == *f)) {
                 return error(
@@ -849,6 +872,7 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
         "ext_expires_in": i.token_lifetime,
         "access_token": format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJuIjoi{n}In0.c2ln")
     });
+    i.issued.push(resp["access_token"].as_str().unwrap_or_default().to_string());
     if refresh.is_some() {
         let rt = format!("0.AR8A-refresh-{n}");
         i.refresh_tokens.insert(rt.clone());
@@ -858,6 +882,14 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
 }
 
 impl FakeGraph {
+    /// Revokes every access token issued so far: Graph answers 401 to them.
+    pub fn revoke_tokens(&self) {
+        self.with(|i| {
+            let issued = std::mem::take(&mut i.issued);
+            i.revoked.extend(issued);
+        });
+    }
+
     /// Registers a refresh token the fake identity endpoint accepts (once: it rotates).
     pub fn issue_refresh_token(&self, token: &str) {
         self.with(|i| i.refresh_tokens.insert(token.to_string()));
