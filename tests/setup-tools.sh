@@ -20,4 +20,10 @@ if [ ! -f "$tools/node/node_modules/oauth2-mock-server/package.json" ]; then
     && npm install --silent --no-audit --no-fund "oauth2-mock-server@7" >/dev/null)
 fi
 
+# The Python gRPC client example (examples/python) and tests/e2e/grpc_examples.sh.
+if ! "$tools/venv/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  echo "setup-tools: installing grpcio and grpcio-tools into $tools/venv" >&2
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/examples/python/requirements.txt"
+fi
+
 echo "setup-tools: ready in $tools" >&2

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The gRPC examples against a real server: starts `contactbridge serve --demo`
+# in a temporary data directory on free ports, waits until grpc.health.v1 says
+# SERVING, runs the Rust TSPS simulator and the Python client, checks what they
+# print and the metrics endpoint, and always stops the server (SIGTERM, graceful).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+tools="${CONTACTBRIDGE_TOOLS:-$root/.tools}"
+py="$tools/venv/bin/python"
+if ! "$py" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  echo "grpc_examples: grpcio is missing in $tools/venv: run tests/setup-tools.sh" >&2
+  exit 1
+fi
+
+cargo build --quiet --bin contactbridge --example tsps_simulator
+target="${CARGO_TARGET_DIR:-$root/target}/debug"
+
+tmp="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+mport="$(free_port)"
+
+CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" "$target/contactbridge" --data-dir "$tmp/data" \
+  serve --demo --metrics-listen "127.0.0.1:$mport" >"$tmp/server.out" 2>"$tmp/server.err" &
+pid=$!
+
+# grpc.health.v1.Health/Check with an empty request; SERVING encodes as 08 01.
+for _ in $(seq 1 100); do
+  if "$py" - "$port" <<'PY' 2>/dev/null; then break; fi
+import sys, grpc
+with grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}") as ch:
+    check = ch.unary_unary("/grpc.health.v1.Health/Check")
+    sys.exit(0 if check(b"", timeout=1) == b"\x08\x01" else 1)
+PY
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "grpc_examples: the server exited:" >&2
+    cat "$tmp/server.err" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+
+expect() { # expect FILE TEXT: the output contains TEXT
+  if ! grep -qF -- "$2" "$1"; then
+    echo "grpc_examples: expected '$2' in the output of $(basename "$1"):" >&2
+    cat "$1" >&2
+    exit 1
+  fi
+}
+
+"$target/examples/tsps_simulator" --addr "http://127.0.0.1:$port" --key demo-tsps-key >"$tmp/sim.out"
+cat "$tmp/sim.out"
+expect "$tmp/sim.out" "-> Erika Mustermann (1 candidates), code vip"
+expect "$tmp/sim.out" "call 1: directive from demo: forward +49 170 1234567 -> following it"
+expect "$tmp/sim.out" "code blocked"
+expect "$tmp/sim.out" "code withheld"
+expect "$tmp/sim.out" "InvalidArgument"
+expect "$tmp/sim.out" "done: 5 calls placed, 2 directives followed"
+
+"$py" examples/python/resolve_call.py --addr "127.0.0.1:$port" --key demo-tsps-key \
+  --called "+49 30 901820" --cli "+49 30 1234567" >"$tmp/py.out"
+cat "$tmp/py.out"
+expect "$tmp/py.out" "caller: Erika Mustermann; handling code: vip"
+expect "$tmp/py.out" "mail: Order 4711: delivery date"
+
+if "$py" examples/python/resolve_call.py --addr "127.0.0.1:$port" --key wrong-key >"$tmp/py_bad.out" 2>&1; then
+  echo "grpc_examples: a wrong key was accepted" >&2
+  exit 1
+fi
+expect "$tmp/py_bad.out" "UNAUTHENTICATED"
+
+"$py" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+  "http://127.0.0.1:$mport/metrics" >"$tmp/metrics.out"
+expect "$tmp/metrics.out" 'contactbridge_grpc_requests_total{method="/contactbridge.v1.CallHandling/ResolveCall",code="OK"}'
+
+kill -TERM "$pid"
+wait "$pid"
+pid=""
+expect "$tmp/server.err" "gRPC server stopped"
+echo "grpc_examples: ok"
