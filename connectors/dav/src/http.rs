@@ -1,11 +1,14 @@
 //! HTTP transport for libdav: a hyper-util client over rustls (web PKI roots plus an
-//! optional private CA), with the account's authorization and a response timeout.
+//! optional private CA), with the account's authorization, a timeout covering the
+//! whole response, and bounded retries when the server throttles (429/503 + Retry-After).
 
 use crate::account::{Credentials, DavAccount};
 use async_trait::async_trait;
 use base64::Engine as _;
+use bytes::Bytes;
 use contactbridge_connector::Error;
 use http::{header::AUTHORIZATION, HeaderValue, Request, Response};
+use http_body_util::{BodyExt as _, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -30,8 +33,10 @@ pub trait TokenSource: Send + Sync {
 pub enum TransportError {
     #[error("connection failed: {}", chain(.0))]
     Connect(#[source] hyper_util::client::legacy::Error),
-    #[error("no response within {0:?}")]
+    #[error("no complete response within {0:?}")]
     Timeout(Duration),
+    #[error("reading the response: {}", chain(.0))]
+    Body(#[source] hyper::Error),
     #[error("could not get an access token: {0}")]
     Token(#[source] Error),
     #[error("invalid credentials for an HTTP header")]
@@ -136,11 +141,15 @@ fn tls_config(account: &DavAccount) -> Result<rustls::ClientConfig, Error> {
         .with_no_client_auth())
 }
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<hyper::body::Incoming>, TransportError>> + Send + 'static>>;
+/// Retries of a throttled request (429, 503) before its status is passed on.
+const THROTTLE_RETRIES: u32 = 2;
+/// Longest Retry-After honoured by waiting; longer ones fail the request as throttled.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, TransportError>> + Send + 'static>>;
 
 impl tower_service::Service<Request<String>> for DavHttp {
-    type Response = Response<hyper::body::Incoming>;
+    type Response = Response<Full<Bytes>>;
     type Error = TransportError;
     type Future = ResponseFuture;
 
@@ -149,29 +158,148 @@ impl tower_service::Service<Request<String>> for DavHttp {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<String>) -> Self::Future {
-        let client = self.client.clone();
-        let auth = self.auth.clone();
-        let timeout = self.timeout;
+    fn call(&mut self, request: Request<String>) -> Self::Future {
+        let this = self.clone();
         Box::pin(async move {
-            match auth {
-                Auth::None => {}
-                Auth::Header(value) => {
-                    request.headers_mut().insert(AUTHORIZATION, value);
+            let mut attempt = 0;
+            loop {
+                let mut copy = Request::new(request.body().clone());
+                *copy.method_mut() = request.method().clone();
+                *copy.uri_mut() = request.uri().clone();
+                *copy.version_mut() = request.version();
+                *copy.headers_mut() = request.headers().clone();
+                this.authorize(&mut copy).await?;
+                tracing::trace!(method = %copy.method(), uri = %copy.uri(), "dav request");
+                let response = this.send(copy).await?;
+                let status = response.status().as_u16();
+                if (status == 429 || status == 503) && attempt < THROTTLE_RETRIES {
+                    let wait = retry_after(response.headers()).unwrap_or(Duration::from_secs(1 << attempt));
+                    if wait <= MAX_WAIT {
+                        attempt += 1;
+                        tracing::info!(status, ?wait, attempt, "throttled by the server: waiting");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
                 }
-                Auth::Tokens(source) => {
-                    let token = source.token().await.map_err(TransportError::Token)?;
-                    let mut value =
-                        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TransportError::BadHeader)?;
-                    value.set_sensitive(true);
-                    request.headers_mut().insert(AUTHORIZATION, value);
-                }
-            }
-            tracing::trace!(method = %request.method(), uri = %request.uri(), "dav request");
-            match tokio::time::timeout(timeout, client.request(request)).await {
-                Ok(result) => result.map_err(TransportError::Connect),
-                Err(_) => Err(TransportError::Timeout(timeout)),
+                return Ok(response);
             }
         })
+    }
+}
+
+impl DavHttp {
+    async fn authorize(&self, request: &mut Request<String>) -> Result<(), TransportError> {
+        match &self.auth {
+            Auth::None => {}
+            Auth::Header(value) => {
+                request.headers_mut().insert(AUTHORIZATION, value.clone());
+            }
+            Auth::Tokens(source) => {
+                let token = source.token().await.map_err(TransportError::Token)?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TransportError::BadHeader)?;
+                value.set_sensitive(true);
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the request and reads the whole response within the timeout.
+    async fn send(&self, request: Request<String>) -> Result<Response<Full<Bytes>>, TransportError> {
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(TransportError::Connect)?;
+            let (head, body) = response.into_parts();
+            let bytes = body.collect().await.map_err(TransportError::Body)?.to_bytes();
+            Ok(Response::from_parts(head, Full::new(bytes)))
+        };
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| TransportError::Timeout(self.timeout))?
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{Secret, Server};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower_service::Service;
+
+    /// A loopback HTTP/1.1 peer answering each request with the next canned
+    /// response, and handing back the request heads it saw.
+    async fn peer(responses: Vec<&'static str>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for response in responses {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buffer = vec![0u8; 8192];
+                let mut read = 0;
+                while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    read += socket.read(&mut buffer[read..]).await.unwrap();
+                }
+                heads.push(String::from_utf8_lossy(&buffer[..read]).to_string());
+                socket.write_all(response.as_bytes()).await.unwrap();
+                socket.shutdown().await.unwrap();
+            }
+            heads
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn throttled_requests_wait_and_retry_with_credentials_each_time() {
+        let (url, peer) = peer(vec![
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        ])
+        .await;
+        let account = DavAccount::new(
+            Server::Url(url.clone()),
+            Credentials::Basic { username: "ann".into(), password: Secret::new("pw") },
+        );
+        let mut http = DavHttp::new(&account, None).unwrap();
+        let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        let heads = peer.await.unwrap();
+        assert_eq!(heads.len(), 3);
+        assert!(heads.iter().all(|h| h.to_lowercase().contains("authorization: basic yw5uonb3")), "{heads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_is_passed_on() {
+        let (url, peer) =
+            peer(vec!["HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"]).await;
+        let account = DavAccount::new(Server::Url(url.clone()), Credentials::None);
+        let mut http = DavHttp::new(&account, None).unwrap();
+        let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 429);
+        assert_eq!(peer.await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(20));
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(15) && wait <= Duration::from_secs(20), "{wait:?}");
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
     }
 }
