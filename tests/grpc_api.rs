@@ -23,6 +23,7 @@ const OTHER_DID: &str = "+49 89 555000";
 
 struct Bridge {
     server: RunningServer,
+    hub: Arc<CallHub>,
     demo_tsps: String,
     demo_admin: String,
     other_tsps: String,
@@ -66,14 +67,14 @@ impl Bridge {
         let server = RunningServer::start(
             store.clone(),
             store,
-            hub,
+            hub.clone(),
             "127.0.0.1:0".parse().unwrap(),
             Some("127.0.0.1:0".parse().unwrap()),
             ServerOptions::default(),
         )
         .await
         .unwrap();
-        Self { server, demo_tsps, demo_admin, other_tsps, other_admin }
+        Self { server, hub, demo_tsps, demo_admin, other_tsps, other_admin }
     }
 
     async fn client(&self, key: &str) -> BridgeClient {
@@ -578,4 +579,18 @@ async fn shutdown_ends_open_directive_streams() {
     let end = stream.message().await;
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn ringing_calls_reach_the_users_window_subscribers() {
+    let b = Bridge::start().await;
+    let mut dana = b.hub.watch_calls(&UserId::parse("demo").unwrap());
+    let mut olga = b.hub.watch_calls(&UserId::parse("other.olga").unwrap());
+    let mut c = b.client(&b.demo_tsps).await;
+    let d = c.calls.resolve_call(resolve_req(DEMO_DID, ERIKA_CLI)).await.unwrap().into_inner();
+    let rang = dana.recv().await.unwrap();
+    assert_eq!(rang.call_id.as_str(), d.call_id);
+    assert_eq!(rang.caller_name().as_deref(), Some("Erika Mustermann"));
+    assert!(olga.try_recv().is_err(), "another user's window sees nothing");
+    b.server.stop().await.unwrap();
 }
