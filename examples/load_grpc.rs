@@ -1,0 +1,335 @@
+//! Load benchmark of the gRPC interface (issue 3, section 4).
+//!
+//! ```text
+//! cargo run --release --example load_grpc                       # 1,000 users, 100k contacts
+//! cargo run --release --example load_grpc -- --scale 0.1 --seconds 3
+//! ```
+//!
+//! Builds a 100,000-contact index (1,000 users × 100 contacts, stored in national
+//! format with spaces, as address books do) in a temporary directory, starts the
+//! gRPC server in this process on its own runtime, and drives it with a tonic
+//! client over loopback TCP (one HTTP/2 connection, as a phone system would keep):
+//!
+//! - open loop at fixed rates (default 1,000 and 5,000 calls/s): request *i* is
+//!   due at `start + i / rate` and its latency counts from that moment, so a
+//!   stalled server cannot hide its queueing (no coordinated omission);
+//! - saturation: a closed loop with `--concurrency` requests in flight.
+//!
+//! At each level the empty unary call `Ping` runs first as the floor (same
+//! auth, same metrics layer), then `ResolveCall` (80% known callers written
+//! another way than stored, 15% unknown numbers, 5% withheld; each call also
+//! writes its call record, as in production). Latencies go into HDR histograms.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Parser;
+use contactbridge::api::auth::{self, Scope};
+use contactbridge::api::client::BridgeClient;
+use contactbridge::api::pb;
+use contactbridge::api::{RunningServer, ServerOptions};
+use contactbridge::connector::*;
+use contactbridge::live::CallHub;
+use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore};
+use contactbridge::sync::Indexer;
+use contactbridge::user::{self, UserId, UserProfile};
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Multiplies the number of users (100 contacts each).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Seconds measured per RPC and level.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Open-loop rates in calls per second.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    rates: Vec<u32>,
+    /// Requests in flight for the saturation run.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Worker threads of the server's runtime (the client gets the same).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// A tiny deterministic generator (splitmix64): every run builds the same index.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const CONTACTS_PER_USER: usize = 100;
+
+fn national(u: usize, c: usize) -> String {
+    format!("30{:04}{:04}", u % 10_000, c % 10_000)
+}
+
+fn build_index(store: &SledStore, users: usize) -> anyhow::Result<()> {
+    let now = Utc::now();
+    for u in 0..users {
+        let mut p = UserProfile::new(UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?, "load");
+        p.called_numbers = vec![format!("+49 40 {u:07}")];
+        p.region = Some("DE".into());
+        user::put_profile(store, &p)?;
+        let indexer = Indexer::for_profile(&p, &HashMap::new());
+        let records: Vec<_> = (0..CONTACTS_PER_USER)
+            .map(|c| {
+                indexer.index(Record::Contact(Contact {
+                    id: RecordId::new(format!("c{c}")),
+                    display_name: format!("Contact {c} of user {u}"),
+                    company: Some(format!("Company {}", c % 37)),
+                    phones: vec![
+                        PhoneNumber::new(
+                            format!("0{} {}", &national(u, c)[..2], &national(u, c)[2..]),
+                            PhoneKind::Work,
+                        ),
+                        PhoneNumber::new(format!("0171 {:07}", u * 100 + c), PhoneKind::Mobile),
+                    ],
+                    emails: vec![format!("c{c}@company{}.example", c % 37)],
+                    categories: if c % 10 == 0 { vec!["VIP".into()] } else { vec![] },
+                    ..Default::default()
+                }))
+            })
+            .collect();
+        store.apply(&IndexBatch {
+            scope: CollectionScope { user: p.id.clone(), account: "load".into(), collection: "contacts".into() },
+            upserts: records,
+            deletions: vec![],
+            retained: vec![],
+            rejected: vec![],
+            checkpoint: Some(Checkpoint::new("load")),
+            snapshot: None,
+            at: now,
+        })?;
+    }
+    store.flush()?;
+    Ok(())
+}
+
+fn queries(users: usize, n: usize) -> Vec<pb::ResolveCallRequest> {
+    let mut rng = Rng(42);
+    (0..n)
+        .map(|i| {
+            let u = rng.below(users);
+            let roll = rng.below(100);
+            let cli = if roll < 80 {
+                format!("+49{}", national(u, rng.below(CONTACTS_PER_USER)))
+            } else if roll < 95 {
+                format!("+44 20 7946 {:04}", rng.below(10_000))
+            } else {
+                "anonymous".into()
+            };
+            pb::ResolveCallRequest {
+                called_number: format!("+4940{u:07}"),
+                cli,
+                tsps_call_id: format!("load-{i}"),
+                at: None,
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Rpc {
+    Ping,
+    Resolve,
+}
+
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::Ping => "Ping (floor)",
+            Rpc::Resolve => "ResolveCall",
+        }
+    }
+}
+
+struct Outcome {
+    hist: Histogram<u64>,
+    errors: usize,
+    sent: usize,
+    elapsed: Duration,
+}
+
+async fn one(client: &mut BridgeClient, rpc: Rpc, q: &pb::ResolveCallRequest) -> bool {
+    match rpc {
+        Rpc::Ping => client.calls.ping(pb::PingRequest {}).await.is_ok(),
+        Rpc::Resolve => client.calls.resolve_call(q.clone()).await.is_ok(),
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Open loop: request i is due at start + i/rate; latency counts from then. A
+/// pacer thread (not the runtime's 1 ms timer) releases each request on time.
+async fn open_loop(
+    client: &BridgeClient,
+    rpc: Rpc,
+    rate: u32,
+    secs: u64,
+    qs: &Arc<Vec<pb::ResolveCallRequest>>,
+) -> Outcome {
+    let total = rate as usize * secs as usize;
+    let hist = Arc::new(Mutex::new(new_hist()));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let handle = tokio::runtime::Handle::current();
+    let (client, qs2, hist2, errors2) = (client.clone(), qs.clone(), hist.clone(), errors.clone());
+    let start = Instant::now();
+    let tasks = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::with_capacity(total);
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let (mut c, hist, errors, qs) = (client.clone(), hist2.clone(), errors2.clone(), qs2.clone());
+            tasks.push(handle.spawn(async move {
+                let ok = one(&mut c, rpc, &qs[i % qs.len()]).await;
+                let micros = Instant::now().saturating_duration_since(due).as_micros() as u64;
+                hist.lock().unwrap().saturating_record(micros.max(1));
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        tasks
+    })
+    .await
+    .expect("the pacer thread panicked");
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed();
+    let hist = hist.lock().unwrap().clone();
+    Outcome { hist, errors: errors.load(Ordering::Relaxed), sent: total, elapsed }
+}
+
+/// Closed loop with `concurrency` requests in flight: the most the server does.
+async fn saturate(
+    client: &BridgeClient,
+    rpc: Rpc,
+    concurrency: usize,
+    secs: u64,
+    qs: &Arc<Vec<pb::ResolveCallRequest>>,
+) -> Outcome {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (mut c, qs, next) = (client.clone(), qs.clone(), next.clone());
+            tokio::spawn(async move {
+                let (mut hist, mut errors, mut sent) = (new_hist(), 0, 0);
+                while Instant::now() < end {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    if !one(&mut c, rpc, &qs[i % qs.len()]).await {
+                        errors += 1;
+                    }
+                    hist.saturating_record((t.elapsed().as_micros() as u64).max(1));
+                    sent += 1;
+                }
+                (hist, errors, sent)
+            })
+        })
+        .collect();
+    let mut out = Outcome { hist: new_hist(), errors: 0, sent: 0, elapsed: Duration::ZERO };
+    for w in workers {
+        let (h, e, s) = w.await.expect("a load worker panicked");
+        out.hist.add(h).expect("same histogram bounds");
+        out.errors += e;
+        out.sent += s;
+    }
+    out.elapsed = start.elapsed();
+    out
+}
+
+fn row(level: &str, rpc: Rpc, o: &Outcome) {
+    let ms = |q: f64| o.hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "| {level:<18} | {:<13} | {:>9.0} | {:>8.3} | {:>8.3} | {:>8.3} | {:>8.3} | {:>6} |",
+        rpc.name(),
+        o.sent as f64 / o.elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        o.hist.max() as f64 / 1000.0,
+        o.errors
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let users = ((1000.0 * args.scale).round() as usize).max(1);
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SledStore::open(dir.path())?);
+    let built = Instant::now();
+    build_index(&store, users)?;
+    println!(
+        "index: {users} users, {} contacts, built in {:.1} s",
+        users * CONTACTS_PER_USER,
+        built.elapsed().as_secs_f64()
+    );
+    let key = auth::create_key(store.as_ref(), "load", Scope::Tsps, "load_grpc")?.text;
+
+    // The server on its own runtime, as in `contactbridge serve`.
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?;
+    let server = server_rt.block_on(async {
+        let hub = CallHub::new(store.clone());
+        RunningServer::start(store.clone(), store.clone(), hub, "127.0.0.1:0".parse()?, None, ServerOptions::default())
+            .await
+            .context("starting the server")
+    })?;
+    let addr = server.addr;
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?;
+    client_rt.block_on(async {
+        let client = BridgeClient::connect(&format!("http://{addr}"), &key).await?;
+        let qs = Arc::new(queries(users, 200_000));
+        // Warm-up: connections, caches, the allocator.
+        saturate(&client, Rpc::Ping, 16, 1, &qs).await;
+        saturate(&client, Rpc::Resolve, 16, 2, &qs).await;
+
+        println!(
+            "\n| level              | rpc           | achieved/s | p50 ms   | p99 ms   | p99.9 ms | max ms   | errors |"
+        );
+        println!(
+            "|--------------------|---------------|-----------:|---------:|---------:|---------:|---------:|-------:|"
+        );
+        for &rate in &args.rates {
+            let level = format!("open loop {rate}/s");
+            for rpc in [Rpc::Ping, Rpc::Resolve] {
+                row(&level, rpc, &open_loop(&client, rpc, rate, args.seconds, &qs).await);
+            }
+        }
+        let level = format!("saturation c={}", args.concurrency);
+        for rpc in [Rpc::Ping, Rpc::Resolve] {
+            row(&level, rpc, &saturate(&client, rpc, args.concurrency, args.seconds, &qs).await);
+        }
+        anyhow::Ok(())
+    })?;
+    server_rt.block_on(server.stop())?;
+    println!(
+        "\n{} cores; server and client in one process, {} worker threads each; loopback TCP, one HTTP/2 connection",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.threads
+    );
+    Ok(())
+}
