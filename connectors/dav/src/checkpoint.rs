@@ -1,6 +1,7 @@
 //! What a DAV checkpoint holds: the sync token and ctag after a completed sync, or
 //! a resume position inside an unfinished full listing.
 
+use chrono::NaiveDate;
 use contactbridge_connector::{Checkpoint, Error};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,10 @@ pub struct DavCheckpoint {
     /// Set while a full listing is under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Resume>,
+    /// CalDAV: when every event's recurrences were last expanded (the sync window
+    /// moves with time, unchanged events are not fetched again until this is old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expanded_on: Option<NaiveDate>,
 }
 
 /// A position inside a full listing. Items are processed in href order.
@@ -32,11 +37,22 @@ pub struct Resume {
     /// Same for the ctag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_ctag: Option<String>,
+    /// This listing fetches every item, even those whose etag the index holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refetch: bool,
+    /// The `expanded_on` to store when the listing ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expanded_on: Option<NaiveDate>,
 }
 
 impl DavCheckpoint {
     pub fn completed(sync_token: Option<String>, ctag: Option<String>) -> Self {
-        Self { sync_token, ctag, snapshot: None }
+        Self { sync_token, ctag, ..Default::default() }
+    }
+
+    pub fn expanded_on(mut self, date: Option<NaiveDate>) -> Self {
+        self.expanded_on = date;
+        self
     }
 
     pub fn resume(resume: Resume) -> Self {
@@ -66,6 +82,8 @@ mod tests {
             done_upto: Some("/u/c/7.vcf".into()),
             end_token: None,
             end_ctag: Some("\"c1\"".into()),
+            refetch: true,
+            expanded_on: NaiveDate::from_ymd_opt(2026, 11, 26),
         });
         assert_eq!(DavCheckpoint::decode(&resume.encode()).unwrap(), resume);
         assert!(DavCheckpoint::decode(&Checkpoint::new(b"nope".to_vec())).is_err());

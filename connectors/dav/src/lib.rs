@@ -143,6 +143,7 @@ impl Connector for DavConnector {
             batch_size: self.account.batch_size,
             use_sync_collection: self.account.sync_collection,
             window: self.window(),
+            today: chrono::Utc::now().date_naive(),
             collection: request.collection,
         };
         run.run(request, sink).await

@@ -7,8 +7,10 @@ use crate::discovery::Dav;
 use crate::error::dav_error;
 use crate::http::TransportError;
 use crate::DavKind;
+use chrono::NaiveDate;
 use contactbridge_connector::{
-    ChangeSet, ChangeSink, Collection, Error, KnownVersions, Record, RecordId, Rejected, Snapshot, SyncRequest,
+    ChangeSet, ChangeSink, Collection, Error, KnownVersions, NoKnownVersions, Record, RecordId, Rejected, Snapshot,
+    SyncRequest,
 };
 use contactbridge_formats::Window;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -24,6 +26,9 @@ pub(crate) static GETCTAG: PropertyName<'static, 'static> =
 /// Multiget requests kept in flight while earlier batches are being applied.
 const PREFETCH: usize = 2;
 
+/// CalDAV: days after which unchanged events are fetched and expanded again.
+const REEXPAND_AFTER_DAYS: i64 = 7;
+
 /// What a sync of one collection needs, borrowed from the connector.
 pub(crate) struct CollectionSync<'a> {
     pub dav: &'a Dav,
@@ -31,6 +36,8 @@ pub(crate) struct CollectionSync<'a> {
     pub batch_size: usize,
     pub use_sync_collection: bool,
     pub window: Window,
+    /// Today (UTC), for the re-expansion of recurring events.
+    pub today: NaiveDate,
     pub collection: &'a Collection,
 }
 
@@ -66,10 +73,14 @@ impl CollectionSync<'_> {
             None => DavCheckpoint::default(),
         };
         if let Some(resume) = state.snapshot {
-            return self.full_listing(request.known, sink, Some(resume)).await;
+            return self.full_listing(request.known, sink, Some(resume), state.expanded_on).await;
+        }
+        if self.expansion_is_stale(state.expanded_on) {
+            tracing::info!(collection = %self.href(), "re-expanding recurring events: full listing");
+            return self.full_listing(request.known, sink, None, None).await;
         }
         if let (Some(token), true) = (&state.sync_token, self.use_sync_collection) {
-            return self.incremental(token, request.known, sink).await;
+            return self.incremental(token, request.known, sink, state.expanded_on).await;
         }
         if let Some(ctag) = &state.ctag {
             let current = self.ctag().await?;
@@ -78,7 +89,17 @@ impl CollectionSync<'_> {
                 return Ok(());
             }
         }
-        self.full_listing(request.known, sink, None).await
+        self.full_listing(request.known, sink, None, state.expanded_on).await
+    }
+
+    /// CalDAV: whether the stored expansions of unchanged events are too old for
+    /// the current window (or were never made), so everything must be fetched again.
+    fn expansion_is_stale(&self, expanded_on: Option<NaiveDate>) -> bool {
+        match (self.kind, expanded_on) {
+            (DavKind::CardDav, _) => false,
+            (DavKind::CalDav, None) => true,
+            (DavKind::CalDav, Some(date)) => (self.today - date).num_days() >= REEXPAND_AFTER_DAYS,
+        }
     }
 
     /// sync-collection from `token`: fetch what changed, delete what went away.
@@ -87,12 +108,13 @@ impl CollectionSync<'_> {
         token: &str,
         known: &dyn KnownVersions,
         sink: &mut dyn ChangeSink,
+        expanded_on: Option<NaiveDate>,
     ) -> Result<(), Error> {
         let response = match self.dav.request(SyncCollection::new(self.href()).with_sync_token(token)).await {
             Ok(response) => response,
             Err(e) if token_rejected(&e) => {
                 tracing::info!(collection = %self.href(), error = %e, "sync token rejected: full listing");
-                return self.full_listing(known, sink, None).await;
+                return self.full_listing(known, sink, None, expanded_on).await;
             }
             Err(e) => return Err(dav_error(&format!("sync-collection of {}", self.href()), e)),
         };
@@ -107,7 +129,8 @@ impl CollectionSync<'_> {
         changed.sort();
         changed.dedup();
         let deletions: Vec<RecordId> = response.deleted.into_iter().map(RecordId::new).collect();
-        let done = DavCheckpoint::completed(Some(response.new_sync_token.clone()), None).encode();
+        let done =
+            DavCheckpoint::completed(Some(response.new_sync_token.clone()), None).expanded_on(expanded_on).encode();
         if changed.is_empty() && deletions.is_empty() {
             if response.new_sync_token != token {
                 sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await?;
@@ -144,19 +167,32 @@ impl CollectionSync<'_> {
     }
 
     /// Lists the whole collection and applies it as one snapshot in batches.
+    /// `expanded_on` is the previous checkpoint's (kept unless everything is fetched).
     async fn full_listing(
         &self,
         known: &dyn KnownVersions,
         sink: &mut dyn ChangeSink,
         resume: Option<Resume>,
+        expanded_on: Option<NaiveDate>,
     ) -> Result<(), Error> {
         let listing = self.list().await?;
         let resuming = resume.is_some();
-        let resume =
-            resume.unwrap_or(Resume { done_upto: None, end_token: listing.sync_token, end_ctag: listing.ctag });
+        let resume = resume.unwrap_or_else(|| {
+            let refetch = self.expansion_is_stale(expanded_on);
+            Resume {
+                done_upto: None,
+                end_token: listing.sync_token,
+                end_ctag: listing.ctag,
+                refetch,
+                expanded_on: if refetch { Some(self.today) } else { expanded_on },
+            }
+        });
+        let known = if resume.refetch { &NoKnownVersions as &dyn KnownVersions } else { known };
         let batches = self.plan(listing.items, resume.done_upto.as_deref(), known);
         tracing::debug!(collection = %self.href(), batches = batches.len(), resuming, "full listing");
-        let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone()).encode();
+        let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone())
+            .expanded_on(resume.expanded_on)
+            .encode();
         if batches.is_empty() {
             let snapshot = Snapshot { starts: !resuming, ends: true };
             return sink

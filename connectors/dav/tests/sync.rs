@@ -406,6 +406,29 @@ async fn calendar_events_sync_with_occurrences(server: TestServer) {
         }
         other => panic!("not an event: {other:?}"),
     }
+    let state = DavCheckpoint::decode(sink.checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(state.expanded_on, Some(chrono::Utc::now().date_naive()));
+
+    // Unchanged: nothing fetched.
+    let (before, upserts_before) = (sink.applied.len(), sink.upsert_counts().values().sum::<usize>());
+    let known = sink.versions();
+    let request = SyncRequest { collection: &calendar, since: sink.checkpoint.clone(), known: &known };
+    connector.sync(request, &mut sink).await.expect("no-change sync");
+    assert_eq!(sink.upsert_counts().values().sum::<usize>(), upserts_before);
+
+    // A week later the window has moved: every event is fetched and expanded again.
+    let week_ago = chrono::Utc::now().date_naive() - chrono::Duration::days(8);
+    let old = state.clone().expanded_on(Some(week_ago));
+    sink.checkpoint = Some(old.encode());
+    let known = sink.versions();
+    let request = SyncRequest { collection: &calendar, since: sink.checkpoint.clone(), known: &known };
+    connector.sync(request, &mut sink).await.expect("re-expanding sync");
+    let new = &sink.applied[before..];
+    assert_eq!(new.iter().map(|c| c.upserts.len()).sum::<usize>(), 4, "all events refetched");
+    assert!(new.iter().any(|c| c.snapshot.is_some_and(|s| s.starts)));
+    assert_eq!(sink.records.len(), 4);
+    let state = DavCheckpoint::decode(sink.checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(state.expanded_on, Some(chrono::Utc::now().date_naive()));
 }
 
 /// The card's text and etag as the server has it now.
@@ -445,6 +468,13 @@ async fn tls_needs_the_private_ca_and_there_is_no_way_around_it() {
     connector.check().await.expect("trusted through the account's CA file");
     let book = create_addressbook(&server, connector.client().await.unwrap(), "tls").await;
     assert!(connector.collections().await.unwrap().iter().any(|c| c.id == book));
+
+    // Only an email address (the server answers for its domain, so no DNS is needed).
+    let mut account = server.account();
+    account.ca_file = connector.account().ca_file.clone();
+    account.server = Server::Domain(format!("{USER}@127.0.0.1:{}", server.port));
+    let by_domain = DavConnector::carddav(account).unwrap();
+    assert!(by_domain.collections().await.expect("collections via the domain").iter().any(|c| c.id == book));
 }
 
 /// Hands out a new token on every call, or fails like an expired refresh token.
