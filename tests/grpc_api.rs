@@ -535,6 +535,21 @@ async fn reflection_lists_the_services_and_health_is_serving() {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
 
+    // What grpcurl asks next: the service's file, then its imports by name.
+    for request in [
+        MessageRequest::FileContainingSymbol("contactbridge.v1.CallHandling".into()),
+        MessageRequest::FileByFilename("google/protobuf/timestamp.proto".into()),
+        MessageRequest::FileByFilename("contactbridge/v1/types.proto".into()),
+    ] {
+        let req = ServerReflectionRequest { host: String::new(), message_request: Some(request.clone()) };
+        let mut resp = reflection.server_reflection_info(futures::stream::iter([req])).await.unwrap().into_inner();
+        let answer = resp.next().await.unwrap().unwrap().message_response;
+        assert!(
+            matches!(answer, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+            "{request:?} -> {answer:?}"
+        );
+    }
+
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "contactbridge.v1.CallHandling", "contactbridge.v1.Admin"] {
         let r = health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap();
