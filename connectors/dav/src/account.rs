@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// A secret (password, app password, token). Its `Debug` prints `***`, and it
-/// serialises as the plain string only because the account store encrypts it.
+/// A secret (password, app password, token). Its `Debug` prints `***`; it
+/// serialises as the plain string, so whoever stores accounts must protect them.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -120,6 +120,25 @@ impl DavAccount {
         }
     }
 
+    /// Rejects settings that cannot work or would leak: a URL that is not http(s),
+    /// or one carrying credentials (they belong in `credentials`, not in logs).
+    pub fn validate(&self) -> Result<(), contactbridge_connector::Error> {
+        use contactbridge_connector::Error;
+        if let Server::Url(url) = &self.server {
+            let uri: http::Uri = url.parse().map_err(|_| Error::local("the server URL is not a valid URL"))?;
+            if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+                return Err(Error::local(format!("server URL {url:?} must be https://host/... (or http://)")));
+            }
+            if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+                return Err(Error::local("the server URL contains credentials: put them in the account's credentials"));
+            }
+        }
+        if self.batch_size == 0 {
+            return Err(Error::local("batch_size must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// Whether a collection with this display name and href is selected by the
     /// include/exclude patterns.
     pub fn selects(&self, name: &str, href: &str) -> bool {
@@ -164,6 +183,17 @@ mod tests {
         let debug = format!("{account:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("***"), "{debug}");
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_echoing_them() {
+        let account = DavAccount::new(Server::Url("https://ann:hunter2@dav.example/".into()), Credentials::None);
+        let error = account.validate().unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let account = DavAccount::new(Server::Url("ftp://dav.example/".into()), Credentials::None);
+        assert!(account.validate().is_err());
+        let account = DavAccount::new(Server::Url("https://dav.example/dav/".into()), Credentials::None);
+        assert!(account.validate().is_ok());
     }
 
     #[test]

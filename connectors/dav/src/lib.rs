@@ -66,12 +66,14 @@ impl std::fmt::Debug for DavConnector {
 impl DavConnector {
     /// A connector using the account's own credentials.
     pub fn new(account: DavAccount, kind: DavKind) -> Result<Self, Error> {
+        account.validate()?;
         let http = DavHttp::new(&account, None)?;
         Ok(Self { account, kind, http, client: OnceCell::new() })
     }
 
     /// A connector that asks `tokens` for a bearer token on every request (OAuth).
     pub fn with_token_source(account: DavAccount, kind: DavKind, tokens: Arc<dyn TokenSource>) -> Result<Self, Error> {
+        account.validate()?;
         let http = DavHttp::new(&account, Some(tokens))?;
         Ok(Self { account, kind, http, client: OnceCell::new() })
     }

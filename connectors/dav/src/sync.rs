@@ -346,7 +346,8 @@ impl CollectionSync<'_> {
             }
         }
         for href in requested.iter().filter(|h| !seen.contains(*h)) {
-            tracing::debug!(%href, "requested but not returned by the server");
+            let reason = "the server listed it but did not return it when asked for it".to_string();
+            rejected.push(Rejected { id: RecordId::new(href), reason });
         }
         (upserts, rejected)
     }
