@@ -1,8 +1,72 @@
-//! contactbridge (vocabulary written out in the crate docs once the modules land).
+//! contactbridge tells a phone system who is calling, how the called user wants
+//! the call handled, and what the user knows about the caller.
+//!
+//! # Vocabulary
+//!
+//! These words mean one thing each, everywhere in the code, the API and the docs.
+//!
+//! - **TSPS** — the telephony service provider system: the phone system that
+//!   receives a call and asks the bridge what to do with it.
+//! - **user** — a person calls are for. Identified to the TSPS by their
+//!   **called numbers** (DIDs); belongs to a **tenant** (an organisation).
+//! - **account** — one registered source of a user's data: a Microsoft 365
+//!   mailbox, a CardDAV or CalDAV login, a folder of files. An admin registers it.
+//! - **connector** — the code that fetches from one kind of source (Graph,
+//!   CardDAV, CalDAV, files). It implements [`connector::Connector`].
+//! - **collection** — a part of an account that syncs on its own: an address
+//!   book, a calendar, a mail folder, a drive, a mailbox's settings.
+//! - **record** — one item of a collection: a contact, a calendar event, mail
+//!   metadata, a document, an out-of-office setting ([`connector::Record`]).
+//! - **checkpoint** — where a collection's sync stands (a delta link, a sync
+//!   token, a resume position). It is committed together with the changes it
+//!   covers, or not at all.
+//! - **index** — the local sled database of records, searchable by phone key,
+//!   email, time. Rebuildable from the sources; lookups read only the index.
+//! - **handling code** — what the user thinks of a caller: `vip`, `blocked`,
+//!   `default` (a known contact), `unknown` (no contact matches), `withheld` (no
+//!   number), or a code of the user's own. It comes from the contact in the
+//!   user's contact system (a category, an `X-` property) or from a local
+//!   assignment by the user.
+//! - **status** — the user's state at the moment of the call: available,
+//!   working elsewhere, tentative, busy (in a meeting), out of office, do not
+//!   disturb. Derived from the calendar, out-of-office replies and a manual status.
+//! - **handling method** — what the TSPS does with the call: forward to a number,
+//!   an IVR, notify the user's computer, voicemail, the attendant, reject. The
+//!   user's **handling table** maps handling code × status to a method.
+//! - **decision** — the resolver's answer for one call: user, caller, contact
+//!   candidates, handling code, status and the rule that set it, handling method
+//!   and target. The user or the attendant may overrule it while the call rings
+//!   (a **directive**).
+//! - **context** — what the notification window shows about the caller: mail
+//!   both ways, meetings together, documents, call history, within the user's
+//!   criteria.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  sources ──▶ connectors ──▶ sync ──────────────▶ store (index) ──▶ resolve ──▶ api (gRPC), CLI
+//!  Graph,      fetch, emit     derives keys,        sled, scoped      pure: index
+//!  DAV, files  change sets     commits each change   by user          + clock →
+//!              + checkpoints   set with checkpoint                    decision
+//! ```
+//!
+//! - [`sync`] runs a connector and commits its change sets ([`sync::IndexSink`]).
+//! - [`store`] keeps the index and the user-owned data ([`store::Store`]).
+//! - [`phone`] turns stored numbers and incoming CLIs into the same lookup keys.
+//! - [`resolve`] decides ([`resolve::Resolver::resolve`]) and fetches context.
+//! - [`user`] holds profiles and handling tables; [`calls`] the call history.
+//!
+//! # Invariants
+//!
+//! - A change set and its checkpoint commit together, or neither does.
+//! - A full listing (a snapshot) ends by removing the records of its collection
+//!   it did not see.
+//! - Every key in the store begins with the user: no query crosses users.
+//! - Nothing on the lookup path talks to the network.
+
 pub use contactbridge_connector as connector;
 
 pub mod api;
-
 pub mod calls;
 pub mod config;
 pub mod demo;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context as _};
 use contactbridge::config::Config;
 use contactbridge::phone;
-use contactbridge::resolve::{caller_key_of, Status};
+use contactbridge::resolve::Status;
 use contactbridge::store::{AssignTarget, RecordRef, UserStore};
 use contactbridge::user::{
     self, Attendant, ForwardTarget, HandlingCode, HandlingMethod, ManualStatus, Match, UserId, UserProfile,
@@ -176,9 +176,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             let region = p.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
             let target = match (number, contact) {
                 (Some(n), _) => AssignTarget::Number(
-                    caller_key_of(&n, region.as_ref())
-                        .map_err(|e| anyhow::anyhow!("--number {n:?}: {e}"))?
-                        .with_context(|| format!("--number {n:?} is not a number"))?,
+                    phone::history_key(&n, region.as_ref()).map_err(|e| anyhow::anyhow!("--number {n:?}: {e}"))?,
                 ),
                 (None, Some(c)) => AssignTarget::Contact(
                     RecordRef::parse(&c).with_context(|| format!("{c:?} is not a contact reference"))?,

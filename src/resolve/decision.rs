@@ -109,8 +109,8 @@ impl Resolver {
 
     /// Called number → user and profile.
     pub fn user_for_called(&self, called: &str) -> Result<UserProfile, ResolveError> {
-        let key = crate::user::called_number_key(called)
-            .map_err(|reason| ResolveError::InvalidCalledNumber { number: called.to_string(), reason })?;
+        let key = phone::called_number_key(called)
+            .map_err(|e| ResolveError::InvalidCalledNumber { number: called.to_string(), reason: e.to_string() })?;
         let user = self
             .store
             .user_by_called_number(&key)?
@@ -129,7 +129,7 @@ impl Resolver {
 
         let (caller, candidates) = match &cli {
             Cli::Number(n) => {
-                let key = caller_key(n);
+                let key = n.history_key().into_string();
                 let found = candidates::find(store, user, n, &key)?;
                 (
                     Caller {
@@ -215,17 +215,11 @@ impl Resolver {
     }
 }
 
-/// The key under which a caller's history, the user's last choice and
-/// number assignments are kept: the caller's best (exact) lookup key.
-pub fn caller_key(number: &phone::CliNumber) -> String {
-    number.probes().first().map(|p| p.key.as_str().to_string()).unwrap_or_else(|| number.display().to_string())
-}
-
-/// The same key from a number as typed, read with the user's region.
-/// `Ok(None)` for "no number" words such as `anonymous`.
+/// The caller key of a number as typed, read with the user's region (see
+/// [`phone::CliNumber::history_key`]); `Ok(None)` for "no number" words such as `anonymous`.
 pub fn caller_key_of(number: &str, region: Option<&phone::Region>) -> Result<Option<String>, CliError> {
     Ok(match phone::parse_cli(number, region)? {
-        Cli::Number(n) => Some(caller_key(&n)),
+        Cli::Number(n) => Some(n.history_key().into_string()),
         _ => None,
     })
 }

@@ -27,7 +27,8 @@ impl Indexer {
         match &record {
             Record::Contact(c) => {
                 for p in &c.phones {
-                    for k in phone::keys_for_stored(&p.raw, self.region.as_ref()).keys {
+                    let hints = phone::StoredHints { extension: p.extension.as_deref(), ..Default::default() };
+                    for k in phone::keys_for_stored_with(&p.raw, self.region.as_ref(), hints).keys {
                         keys.push(SecondaryKey::Phone { key: k.as_str().to_string(), kind: p.kind });
                     }
                 }

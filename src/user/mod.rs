@@ -26,21 +26,7 @@ pub fn put_profile(store: &dyn UserStore, profile: &UserProfile) -> Result<(), S
     let keys = profile
         .called_numbers
         .iter()
-        .map(|n| called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}"))))
+        .map(|n| crate::phone::called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     store.put_profile(profile, &keys)
-}
-
-/// The key a called number (DID) is stored and looked up under. Called numbers
-/// are read without a region, so they must be international (`+49…`, `0049…`
-/// is not accepted because it needs a region to read the `00`).
-pub fn called_number_key(number: &str) -> Result<String, String> {
-    match crate::phone::parse_cli(number, None) {
-        Ok(crate::phone::Cli::Number(n)) if n.e164().is_some() => Ok(crate::resolve::caller_key(&n)),
-        Ok(crate::phone::Cli::Number(_)) => {
-            Err("write it in international form with its country code, e.g. +49 30 901820".to_string())
-        }
-        Ok(_) => Err("is not a number".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
 }
