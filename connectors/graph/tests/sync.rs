@@ -421,3 +421,21 @@ async fn a_revoked_token_is_replaced_once_and_the_request_retried() {
     let s = fake.stats();
     assert_eq!((s.unauthorized, s.token_requests), (1, 2), "one 401, one new token");
 }
+
+#[tokio::test]
+async fn random_429s_on_any_page_lose_and_repeat_nothing() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 200);
+    let mut a = support::account(&fake, &[ADELE]);
+    a.page_size = 10;
+    a.retry = RetryPolicy { max_attempts: 8, max_wait_secs: 10, base_backoff_ms: 10 };
+    let conn = GraphConnector::new(a).unwrap();
+    fake.throttle(ThrottleMode::Random(0.3), RetryForm::Seconds(0));
+    let first = sync(&conn, &contacts(ADELE), None).await.unwrap();
+    let got = ids(&first);
+    assert_eq!(got.len(), 200);
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), 200);
+    let s = fake.stats();
+    assert!(s.throttled > 0, "{s:?}");
+    assert_eq!(s.requests, 1 + 20 + s.throttled, "folder lookup and every page once, plus one retry per 429");
+}
