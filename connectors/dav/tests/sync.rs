@@ -35,6 +35,7 @@ on_both_servers!(
     write_back_retries_once_after_a_concurrent_change,
     a_missing_collection_fails_alone,
     calendar_events_sync_with_occurrences,
+    calendar_fixtures_sync_or_are_rejected_with_a_reason,
 );
 
 /// A connector with a small batch size and a fresh address book `name`.
@@ -429,6 +430,38 @@ async fn calendar_events_sync_with_occurrences(server: TestServer) {
     assert_eq!(sink.records.len(), 4);
     let state = DavCheckpoint::decode(sink.checkpoint.as_ref().unwrap()).unwrap();
     assert_eq!(state.expanded_on, Some(chrono::Utc::now().date_naive()));
+}
+
+/// PARSING: needs contactbridge-formats' bodies.
+async fn calendar_fixtures_sync_or_are_rejected_with_a_reason(server: TestServer) {
+    let connector = DavConnector::caldav(server.account()).unwrap();
+    let dav = connector.client().await.unwrap();
+    let href = create_calendar(&server, dav, "fixtures").await;
+    let calendar =
+        Collection { id: href.clone(), name: "fixtures".into(), kind: CollectionKind::Calendar, owner: None };
+    let mut accepted = Vec::new();
+    for path in fixture_files("ics") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let item = format!("{href}{}", path.file_name().unwrap().to_string_lossy());
+        // Servers refuse objects without a UID or with several; those are not ours to sync.
+        if put_new(dav, &item, &text, ICAL).await.is_ok() {
+            accepted.push(item);
+        }
+    }
+    assert!(accepted.len() >= 5, "the server took only {accepted:?}");
+    let mut sink = MemorySink::default();
+    let known = sink.versions();
+    connector
+        .sync(SyncRequest { collection: &calendar, since: None, known: &known }, &mut sink)
+        .await
+        .expect("calendar sync");
+    for item in &accepted {
+        let id = RecordId::new(item);
+        let rejected = sink.rejected.iter().find(|r| r.id == id);
+        assert!(sink.records.contains_key(&id) || rejected.is_some(), "{item} neither synced nor rejected");
+        assert!(rejected.is_none_or(|r| !r.reason.is_empty()));
+    }
+    assert!(sink.records.len() * 2 >= accepted.len(), "most fixtures parse; rejected: {:?}", sink.rejected);
 }
 
 /// The card's text and etag as the server has it now.

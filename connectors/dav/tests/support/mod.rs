@@ -281,14 +281,24 @@ pub async fn seed_cards(dav: &Dav, book: &str, range: std::ops::Range<usize>) ->
     hrefs
 }
 
-/// The single cards of the shared vCard fixtures, each with a UID (servers require one).
-pub fn fixture_cards() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/vcard");
-    let dir = if dir.exists() { dir } else { PathBuf::from("/work/shared/fixtures/vcard") };
-    let mut cards = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+/// The fixture files with extension `ext` (the real-world files the formats crate
+/// tests with), sorted by name.
+pub fn fixture_files(ext: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../formats/tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fixtures in {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
     files.sort();
-    for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "vcf")) {
+    assert!(!files.is_empty(), "no .{ext} fixtures in {}", dir.display());
+    files
+}
+
+/// The single cards of the vCard fixtures, each with a UID (servers require one).
+pub fn fixture_cards() -> Vec<(String, String)> {
+    let mut cards = Vec::new();
+    for path in fixture_files("vcf") {
         let bytes = std::fs::read(&path).unwrap();
         let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
