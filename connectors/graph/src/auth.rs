@@ -32,6 +32,11 @@ enum Grant {
     ClientCredentials {
         secret: Secret,
     },
+    /// Client credentials proven by a JWT signed with the certificate's key.
+    Certificate {
+        key: jsonwebtoken::EncodingKey,
+        x5t: String,
+    },
     /// Delegated: the current refresh token, rotated when the server sends a new one.
     Refresh {
         refresh_token: std::sync::Mutex<Secret>,
@@ -102,6 +107,11 @@ impl TokenCache {
     pub fn new(account: &GraphAccount) -> Result<Self, Error> {
         let grant = match &account.credential {
             Credential::ClientSecret { secret } => Grant::ClientCredentials { secret: secret.clone() },
+            Credential::Certificate { private_key_pem, thumbprint } => Grant::Certificate {
+                key: jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes())
+                    .map_err(|e| Error::local(format!("the certificate's private key is not an RSA PEM key: {e}")))?,
+                x5t: x5t(thumbprint)?,
+            },
             Credential::DeviceCode { refresh_token } => {
                 Grant::Refresh { refresh_token: std::sync::Mutex::new(refresh_token.clone()) }
             }
@@ -134,7 +144,7 @@ impl TokenCache {
     pub fn refresh_token(&self) -> Option<Secret> {
         match &self.grant {
             Grant::Refresh { refresh_token } => Some(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).clone()),
-            Grant::ClientCredentials { .. } => None,
+            Grant::ClientCredentials { .. } | Grant::Certificate { .. } => None,
         }
     }
 
@@ -167,6 +177,17 @@ impl TokenCache {
                 .request_async(&self.http)
                 .await
                 .map_err(|e| token_error("client credentials", e)),
+            Grant::Certificate { key, x5t } => {
+                let assertion = client_assertion(&self.client_id, &self.token_url, key, x5t)?;
+                client
+                    .exchange_client_credentials()
+                    .add_scopes(scopes)
+                    .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                    .add_extra_param("client_assertion", assertion)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| token_error("certificate credentials", e))
+            }
             Grant::Refresh { refresh_token } => {
                 let current =
                     RefreshToken::new(refresh_token.lock().unwrap_or_else(|p| p.into_inner()).expose().into());
@@ -183,6 +204,42 @@ impl TokenCache {
             }
         }
     }
+}
+
+/// The `x5t` header of a client assertion: the base64url SHA-1 thumbprint of the certificate.
+fn x5t(thumbprint_hex: &str) -> Result<String, Error> {
+    use base64::Engine;
+    let hex: String = thumbprint_hex.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| b.len() == 20)
+        .ok_or_else(|| Error::local("the certificate thumbprint must be 40 hex digits (SHA-1)"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A signed client assertion for the Microsoft identity platform, valid 10 minutes.
+fn client_assertion(
+    client_id: &str,
+    token_url: &str,
+    key: &jsonwebtoken::EncodingKey,
+    x5t: &str,
+) -> Result<String, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "aud": token_url,
+        "iss": client_id,
+        "sub": client_id,
+        "jti": format!("{:032x}", fastrand::u128(..)),
+        "nbf": now,
+        "iat": now,
+        "exp": now + 600,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.x5t = Some(x5t.to_string());
+    jsonwebtoken::encode(&header, &claims, key)
+        .map_err(|e| Error::local(format!("cannot sign the client assertion: {e}")))
 }
 
 #[async_trait]

@@ -36,6 +36,10 @@ impl std::fmt::Display for Secret {
 pub enum Credential {
     /// App-only (client credentials grant): organisation-wide access to the listed mailboxes.
     ClientSecret { secret: Secret },
+    /// App-only with a certificate (client assertion, RFC 7523): the certificate's RSA
+    /// private key (PKCS#8 or PKCS#1 PEM) and its SHA-1 thumbprint in hex, as the Azure
+    /// portal shows it.
+    Certificate { private_key_pem: Secret, thumbprint: String },
     /// Delegated, for one account: the refresh token obtained once by the device-code
     /// flow ([`crate::auth::DeviceLogin`]). Rotated tokens are kept in memory; read
     /// them with [`crate::auth::TokenCache::refresh_token`] to persist them.
@@ -216,7 +220,7 @@ impl GraphAccount {
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_else(|_| "https://graph.microsoft.com".into());
         match self.credential {
-            Credential::ClientSecret { .. } => vec![format!("{origin}/.default")],
+            Credential::ClientSecret { .. } | Credential::Certificate { .. } => vec![format!("{origin}/.default")],
             Credential::DeviceCode { .. } => [
                 "offline_access",
                 "Contacts.ReadWrite",

@@ -106,3 +106,29 @@ async fn secrets_and_tokens_never_appear_in_errors_or_debug_output() {
         assert!(!text.contains(&token) && !text.contains(fake_graph::CLIENT_SECRET), "leak: {text}");
     }
 }
+
+#[tokio::test]
+async fn certificate_credentials_sign_a_client_assertion_the_identity_platform_verifies() {
+    let fake = FakeGraph::start().await;
+    let private = include_str!("support/cert/test_key.pem");
+    let public = include_bytes!("support/cert/test_key.pub.pem");
+    let thumbprint = "5A7A2D3C9B1E0F4D6C8B2A19384756AFBECD0123";
+    // base64url of the 20 thumbprint bytes, as Azure expects in the `x5t` header.
+    fake.register_certificate(public, "WnotPJseD01siyoZOEdWr77NASM");
+    let mut account = support::account(&fake, &["adele@contoso.com"]);
+    account.credential =
+        Credential::Certificate { private_key_pem: Secret::new(private), thumbprint: thumbprint.into() };
+    assert!(!format!("{account:?}").contains("PRIVATE KEY"));
+    let cache = TokenCache::new(&account).unwrap();
+    cache.token().await.unwrap();
+    assert_eq!(fake.stats().assertions_verified, 1);
+
+    // An assertion for another certificate (thumbprint) is refused: an auth error.
+    fake.register_certificate(public, "AAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let err = TokenCache::new(&account).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(!err.to_string().contains("PRIVATE KEY"));
+
+    account.credential = Credential::Certificate { private_key_pem: Secret::new(private), thumbprint: "abc".into() };
+    assert_eq!(TokenCache::new(&account).unwrap_err().kind, ErrorKind::Local);
+}

@@ -90,8 +90,11 @@ struct Inner {
     token_lifetime: u64,
     refresh_tokens: HashSet<String>,
     device_pending: u32,
+    host: String,
     issued: Vec<String>,
     revoked: HashSet<String>,
+    /// For certificate credentials: the public key (PEM) and the expected `x5t` header.
+    certificate: Option<(Vec<u8>, String)>,
 }
 
 /// What the fake saw.
@@ -109,6 +112,8 @@ pub struct Stats {
     pub token_requests: u64,
     pub device_polls: u64,
     pub unauthorized: u64,
+    /// Client assertions that verified (signature, audience, issuer, subject, x5t).
+    pub assertions_verified: u64,
     /// (path, body) of every PATCH.
     pub patches: Vec<(String, Value)>,
     /// Requests to the default folder through the documented `contactFolders/{id}/contacts/delta`.
@@ -158,6 +163,7 @@ impl FakeGraph {
                 })
                 .await;
         });
+        inner.lock().unwrap().host = addr.to_string();
         FakeGraph { base: format!("http://{addr}/v1.0"), addr, inner, shutdown: Some(tx) }
     }
 
@@ -837,6 +843,32 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
     }
     let grant = form.get("grant_type").cloned().unwrap_or_default();
     let refresh = match grant.as_str() {
+        "client_credentials" if form.contains_key("client_assertion") => {
+            let Some((public_pem, x5t)) = i.certificate.clone() else {
+                return oauth_error("invalid_client", "AADSTS700027: no certificate registered for the application.");
+            };
+            if form.get("client_assertion_type").map(String::as_str)
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return oauth_error("invalid_request", "AADSTS50027: unsupported client_assertion_type.");
+            }
+            let assertion = &form["client_assertion"];
+            let header = jsonwebtoken::decode_header(assertion);
+            let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public_pem).expect("test public key");
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+            validation.set_audience(&[format!("http://{}{}", i.host, path)]);
+            validation.set_issuer(&[CLIENT_ID]);
+            let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation);
+            match (header, claims) {
+                (Ok(h), Ok(c)) if h.x5t.as_deref() == Some(x5t.as_str()) && c.claims["sub"] == CLIENT_ID => {
+                    i.stats.assertions_verified += 1;
+                }
+                _ => {
+                    return oauth_error("invalid_client", "AADSTS700027: Client assertion failed signature validation.")
+                }
+            }
+            None
+        }
         "client_credentials" => {
             if form.get("client_secret") != Some(&i.client_secret) {
                 return oauth_error("invalid_client", "AADSTS7000215: Invalid client secret provided.");
@@ -882,6 +914,11 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
 }
 
 impl FakeGraph {
+    /// Registers the application's certificate: its public key (PEM) and `x5t` header.
+    pub fn register_certificate(&self, public_pem: &[u8], x5t: &str) {
+        self.with(|i| i.certificate = Some((public_pem.to_vec(), x5t.to_string())));
+    }
+
     /// Revokes every access token issued so far: Graph answers 401 to them.
     pub fn revoke_tokens(&self) {
         self.with(|i| {
