@@ -212,9 +212,12 @@ async fn a_fenced_mailbox_fails_alone_with_forbidden() {
         &format!("{ADELE}/folder/AAMkFolder1"),
         fake_graph::contact("AAMkS1", "Sam Supplier", "+33 1 23 45 67 89", "sam@supplier.example", &[]),
     );
+    fake.add_child_folder(ADELE, "AAMkFolder1", "AAMkFolder2", "EU");
     fake.fence(ALEX);
     let conn = connector(&fake, &[ADELE, ALEX], 50);
     let collections = conn.collections().await.unwrap();
+    let nested = format!("{ADELE}/contactFolders/AAMkFolder2");
+    assert!(collections.iter().any(|c| c.id == nested && c.name == "Suppliers/EU"), "nested folders are collections");
     assert!(collections.iter().any(|c| c.id == format!("{ADELE}/contactFolders/AAMkFolder1") && c.name == "Suppliers"));
     assert!(collections.iter().any(|c| c.owner.as_deref() == Some(ALEX)), "the fenced mailbox is still listed");
     let mut results = Vec::new();

@@ -211,9 +211,13 @@ impl FakeGraph {
     }
 
     pub fn add_folder(&self, mailbox: &str, id: &str, name: &str) {
+        self.add_child_folder(mailbox, ROOT_FOLDER, id, name);
+    }
+
+    pub fn add_child_folder(&self, mailbox: &str, parent: &str, id: &str, name: &str) {
         self.with(|i| {
             i.folders.entry(mailbox.to_lowercase()).or_default().push(json!({
-                "id": id, "displayName": name, "parentFolderId": "AAMkContactsRoot"
+                "id": id, "displayName": name, "parentFolderId": parent
             }))
         });
     }
@@ -548,12 +552,23 @@ fn route(
     let m = mailbox;
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["contactFolders"]) => {
-            let folders = i.folders.get(m).cloned().unwrap_or_default();
+            let folders: Vec<Value> = i
+                .folders
+                .get(m)
+                .into_iter()
+                .flatten()
+                .filter(|f| f["parentFolderId"] == ROOT_FOLDER)
+                .cloned()
+                .collect();
             json_response(
                 json!({ "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#users('{m}')/contactFolders"), "value": folders }),
             )
         }
-        ("GET", ["contactFolders", _, "childFolders"]) => json_response(json!({ "value": [] })),
+        ("GET", ["contactFolders", parent, "childFolders"]) => {
+            let folders: Vec<Value> =
+                i.folders.get(m).into_iter().flatten().filter(|f| f["parentFolderId"] == *parent).cloned().collect();
+            json_response(json!({ "value": folders }))
+        }
         ("GET", ["contacts", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/contacts"), false),
         ("GET", ["contactFolders", ROOT_FOLDER, "contacts", d]) if is_delta(d) => {
             i.stats.root_folder_deltas += 1;
@@ -787,9 +802,13 @@ fn delta(i: &mut Inner, uri: &Uri, headers: &HeaderMap, store: &str, drive: bool
             if query.drive {
                 value.push(json!({ "id": id, "deleted": { "state": "deleted" } }));
             } else {
-                value.push(
-                    json!({ "@odata.type": "#microsoft.graph.contact", "id": id, "@removed": { "reason": "deleted" } }),
-                );
+                let kind = match store.rsplit('/').next() {
+                    Some("events") => "event",
+                    Some("inbox") | Some("sentitems") => "message",
+                    _ => "contact",
+                };
+                let odata_type = format!("#microsoft.graph.{kind}");
+                value.push(json!({ "@odata.type": odata_type, "id": id, "@removed": { "reason": "deleted" } }));
             }
         } else if let Some((_, v)) = s.items.get(&id) {
             value.push(select(v, &query));
