@@ -101,7 +101,7 @@ fn default_true() -> bool {
     true
 }
 fn default_timeout() -> u64 {
-    60
+    120
 }
 
 impl DavAccount {
