@@ -65,7 +65,7 @@ impl Admin for AdminService {
         }
         profile.validate().map_err(Status::invalid_argument)?;
         for n in &profile.called_numbers {
-            let key = crate::user::called_number_key(n)
+            let key = crate::phone::called_number_key(n)
                 .map_err(|e| Status::invalid_argument(format!("called number {n:?}: {e}")))?;
             if let Some(owner) = self.store.user_by_called_number(&key).map_err(error::store)? {
                 if owner != profile.id {
