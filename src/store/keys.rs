@@ -5,7 +5,8 @@
 //! | `r`    | user, account, collection, record id                 | record entry               |
 //! | `p`    | user, phone lookup key, record ref                   | phone kind                 |
 //! | `e`    | user, email, record ref                              | –                          |
-//! | `t`    | user, occurrence start, record ref, occurrence end   | busy status                |
+//! | `t`    | user, start of an occurrence ≤ 1 day, record ref     | end, busy status           |
+//! | `T`    | user, start of a longer occurrence, record ref       | end, busy status           |
 //! | `a`    | user, attendee email, occurrence start, record ref   | –                          |
 //! | `m`    | user, correspondent email, date, record ref          | –                          |
 //! | `d`    | user, person (email or name), modified, record ref   | –                          |

@@ -97,7 +97,9 @@ pub trait UserStore: Send + Sync {
     fn last_choice(&self, user: &UserId, number_key: &str) -> Result<Option<RecordRef>>;
     fn set_last_choice(&self, user: &UserId, number_key: &str, contact: &RecordRef) -> Result<()>;
 
-    /// Writes a call record (new or updated).
+    /// Writes a call record (new or updated). It is visible to every read when
+    /// this returns; a backend may write it to disk later (never later than
+    /// its next flush), so the lookup path does not wait on disk.
     fn put_call(&self, call: &CallRecord) -> Result<()>;
     fn call(&self, id: &CallId) -> Result<Option<CallRecord>>;
     /// The user's calls in `window`, newest first.

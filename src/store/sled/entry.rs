@@ -19,6 +19,20 @@ pub(super) struct Body {
     pub code: Option<HandlingCode>,
 }
 
+/// What reads need of an entry: the body without its key list (skipped
+/// while parsing, never allocated).
+#[derive(Debug, Deserialize)]
+pub(super) struct Read {
+    pub record: Record,
+    #[serde(default)]
+    pub code: Option<HandlingCode>,
+}
+
+pub(super) fn read(bytes: &[u8]) -> Result<Read, StoreError> {
+    check(bytes)?;
+    serde_json::from_slice(&bytes[HEADER..]).map_err(|e| corrupt(&e.to_string()))
+}
+
 pub(super) fn encode(generation: u64, body: &Body) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(codec::VERSION);

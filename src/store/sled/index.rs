@@ -15,9 +15,12 @@ use chrono::{DateTime, Duration, Utc};
 use contactbridge_connector::{BusyStatus, CalendarEvent, Document, MailMessage, OutOfOffice, Record, RecordId};
 use std::collections::{HashMap, HashSet};
 
-/// How far back the status scan looks for occurrences still in progress.
-/// Longer occurrences (a month-long leave) are found through out-of-office.
-const MAX_OCCURRENCE: i64 = 62;
+/// Occurrences up to this long are "short" (`t` keys): the status scan looks
+/// back only this far for them. Longer ones (`T` keys: multi-day leave,
+/// conferences) are rare and scanned back [`MAX_OCCURRENCE_DAYS`].
+const SHORT_OCCURRENCE_HOURS: i64 = 24;
+/// Longer occurrences than this are found through out-of-office, not the calendar.
+const MAX_OCCURRENCE_DAYS: i64 = 62;
 
 impl SledStore {
     fn state_key(scope: &CollectionScope) -> Vec<u8> {
@@ -52,8 +55,8 @@ impl SledStore {
     fn record_at(&self, user: &UserId, r: &RecordRef) -> Result<Option<(Record, Option<crate::user::HandlingCode>)>> {
         Ok(match self.get_entry(user, r)? {
             Some(v) => {
-                let body = entry::body(&v)?;
-                Some((body.record, body.code))
+                let read = entry::read(&v)?;
+                Some((read.record, read.code))
             }
             None => None,
         })
@@ -98,7 +101,10 @@ fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>)
         }
         SecondaryKey::Email(e) => (key(b'e', &[user, e, acc, col, id]), vec![]),
         SecondaryKey::Occurrence { start, end, busy } => (
-            key(b't', &[user, &keys::time(*start), acc, col, id]),
+            key(
+                if *end - *start <= Duration::hours(SHORT_OCCURRENCE_HOURS) { b't' } else { b'T' },
+                &[user, &keys::time(*start), acc, col, id],
+            ),
             [keys::time(*end).as_bytes(), &[0], busy_byte(*busy).as_bytes()].concat(),
         ),
         SecondaryKey::Attendee { email, start } => {
@@ -339,11 +345,16 @@ impl IndexStore for SledStore {
     }
 
     fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>> {
-        let pre = prefix(b't', &[keys::user(user)]);
-        let lo = [pre.as_slice(), keys::time(at - Duration::days(MAX_OCCURRENCE)).as_bytes()].concat();
-        let hi = [pre.as_slice(), keys::time(at).as_bytes(), &[0xff]].concat();
+        let scan = |tag: u8, back: Duration| {
+            let pre = prefix(tag, &[keys::user(user)]);
+            let lo = [pre.as_slice(), keys::time(at - back).as_bytes()].concat();
+            let hi = [pre.as_slice(), keys::time(at).as_bytes(), &[0xff]].concat();
+            self.index.range(lo..hi)
+        };
         let mut spans = Vec::new();
-        for kv in self.index.range(lo..hi) {
+        let short = scan(b't', Duration::hours(SHORT_OCCURRENCE_HOURS));
+        let long = scan(b'T', Duration::days(MAX_OCCURRENCE_DAYS));
+        for kv in short.chain(long) {
             let (k, v) = kv.map_err(|e| backend("reading the calendar", e))?;
             let mut value = v.split(|b| *b == 0);
             let end = value.next().and_then(|e| keys::parse_time(std::str::from_utf8(e).ok()?));

@@ -6,6 +6,7 @@
 //! sync; user data is never moved: the error tells the admin to restore it from
 //! a backup (`contactbridge backup` / `restore`).
 
+mod call_writer;
 mod entry;
 mod index;
 mod keys;
@@ -19,6 +20,12 @@ use std::path::{Path, PathBuf};
 pub struct SledStore {
     index: sled::Tree,
     users: sled::Tree,
+    calls: std::sync::Arc<call_writer::CallWriter>,
+    /// Decoded profiles, so a lookup does not parse JSON; kept in step by
+    /// every write of user data in this process (the only writer: sled locks
+    /// the database to one process).
+    profiles:
+        std::sync::Arc<std::sync::RwLock<std::collections::HashMap<crate::user::UserId, crate::user::UserProfile>>>,
     index_db: sled::Db,
     users_db: sled::Db,
     dir: PathBuf,
@@ -49,25 +56,34 @@ impl SledStore {
             }
             other => other.map_err(|e| open_error(&index_path, e))?,
         };
-        Ok(Self {
-            index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
-            users: users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?,
-            index_db,
-            users_db,
-            dir: dir.to_path_buf(),
-        })
+        Self::from_dbs(index_db, users_db, dir.to_path_buf())
     }
 
     /// A store in a fresh temporary directory (for tests and benchmarks).
     pub fn temporary() -> Result<Self> {
         let db = |name| sled::Config::new().temporary(true).open().map_err(|e| backend(name, e));
         let (index_db, users_db) = (db("opening a temporary index")?, db("opening temporary user data")?);
+        Self::from_dbs(index_db, users_db, PathBuf::new())
+    }
+
+    fn from_dbs(index_db: sled::Db, users_db: sled::Db, dir: PathBuf) -> Result<Self> {
+        let users = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
+        let calls = call_writer::CallWriter::start({
+            let users = users.clone();
+            move |calls| {
+                if let Err(e) = users::write_calls(&users, calls) {
+                    tracing::error!(calls = calls.len(), error = %e, "writing call records failed");
+                }
+            }
+        });
         Ok(Self {
             index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
-            users: users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?,
+            users,
+            calls: std::sync::Arc::new(calls),
+            profiles: Default::default(),
             index_db,
             users_db,
-            dir: PathBuf::new(),
+            dir,
         })
     }
 
@@ -77,6 +93,7 @@ impl SledStore {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
+        self.calls.barrier();
         self.index_db.flush().map_err(|e| backend("flushing the index", e))?;
         self.users_db.flush().map_err(|e| backend("flushing user data", e))?;
         Ok(())
@@ -89,6 +106,7 @@ impl SledStore {
 
     /// Every key/value of user data, for `backup`.
     pub fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.calls.barrier();
         self.users
             .iter()
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend("reading user data", e)))
@@ -97,6 +115,8 @@ impl SledStore {
 
     /// Replaces all user data with a backup's content.
     pub fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        self.calls.barrier();
+        self.profiles.write().expect("profile cache lock").clear();
         self.users.clear().map_err(|e| backend("clearing user data", e))?;
         let mut batch = sled::Batch::default();
         for (k, v) in entries {

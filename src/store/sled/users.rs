@@ -40,10 +40,20 @@ impl SledStore {
             .transpose()
     }
 
-    fn scan_calls(&self, pre: Vec<u8>, window: TimeWindow, limit: usize, via_index: bool) -> Result<Vec<CallRecord>> {
+    /// Calls under `pre` in `window`, newest first, merged with the pending
+    /// calls that `keep` selects (they are not in sled yet).
+    fn scan_calls(
+        &self,
+        pre: Vec<u8>,
+        window: TimeWindow,
+        limit: usize,
+        via_index: bool,
+        keep: impl Fn(&CallRecord) -> bool,
+    ) -> Result<Vec<CallRecord>> {
         if window.from >= window.to || limit == 0 {
             return Ok(Vec::new());
         }
+        let pending = self.calls.pending(|c| keep(c) && window.from <= c.at && c.at < window.to);
         let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
         let hi = [pre.as_slice(), keys::time(window.to).as_bytes()].concat();
         let mut out = Vec::new();
@@ -60,8 +70,31 @@ impl SledStore {
             };
             out.push(call);
         }
+        if !pending.is_empty() {
+            out.retain(|c| !pending.iter().any(|p| p.id == c.id));
+            out.extend(pending);
+            out.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+            out.truncate(limit);
+        }
         Ok(out)
     }
+}
+
+/// Writes call records with their indexes, in one batch (run by the call writer thread).
+pub(super) fn write_calls(users: &sled::Tree, calls: &[CallRecord]) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for call in calls {
+        let u = keys::user(&call.user);
+        let t = keys::time(call.at);
+        let id = call.id.as_str();
+        let main = key(b'c', &[u, &t, id]);
+        batch.insert(main.clone(), codec::encode(call));
+        batch.insert(key(b'i', &[id]), main);
+        if let Some(caller) = &call.caller_key {
+            batch.insert(key(b'h', &[u, caller, &t, id]), &[][..]);
+        }
+    }
+    users.apply_batch(batch).map_err(|e| backend("writing call records", e))
 }
 
 impl UserStore for SledStore {
@@ -94,14 +127,24 @@ impl UserStore for SledStore {
             Ok(())
         });
         match result {
-            Ok(()) => self.users.flush().map(|_| ()).map_err(|e| backend("flushing a profile", e)),
+            Ok(()) => {
+                self.profiles.write().expect("profile cache lock").insert(profile.id.clone(), profile.clone());
+                self.users.flush().map(|_| ()).map_err(|e| backend("flushing a profile", e))
+            }
             Err(sled::transaction::TransactionError::Abort(msg)) => Err(StoreError::Invalid(msg)),
             Err(sled::transaction::TransactionError::Storage(e)) => Err(backend("writing a profile", e)),
         }
     }
 
     fn profile(&self, user: &UserId) -> Result<Option<UserProfile>> {
-        Ok(self.profile_entry(user)?.map(|e| e.profile))
+        if let Some(p) = self.profiles.read().expect("profile cache lock").get(user) {
+            return Ok(Some(p.clone()));
+        }
+        let profile = self.profile_entry(user)?.map(|e| e.profile);
+        if let Some(p) = &profile {
+            self.profiles.write().expect("profile cache lock").insert(user.clone(), p.clone());
+        }
+        Ok(profile)
     }
 
     fn profiles(&self) -> Result<Vec<UserProfile>> {
@@ -115,6 +158,8 @@ impl UserStore for SledStore {
     }
 
     fn delete_user(&self, user: &UserId) -> Result<bool> {
+        self.calls.barrier();
+        self.profiles.write().expect("profile cache lock").remove(user);
         let Some(entry) = self.profile_entry(user)? else { return Ok(false) };
         let u = keys::user(user);
         let mut batch = sled::Batch::default();
@@ -184,21 +229,18 @@ impl UserStore for SledStore {
     }
 
     fn put_call(&self, call: &CallRecord) -> Result<()> {
-        let u = keys::user(&call.user);
-        let t = keys::time(call.at);
-        let id = call.id.as_str();
-        let main = key(b'c', &[u, &t, id]);
-        let mut batch = sled::Batch::default();
-        batch.insert(main.clone(), codec::encode(call));
-        batch.insert(key(b'i', &[id]), main);
+        keys::check_part("call id", call.id.as_str()).map_err(StoreError::Invalid)?;
         if let Some(caller) = &call.caller_key {
             keys::check_part("caller key", caller).map_err(StoreError::Invalid)?;
-            batch.insert(key(b'h', &[u, caller, &t, id]), &[][..]);
         }
-        self.users.apply_batch(batch).map_err(|e| backend("writing a call record", e))
+        self.calls.put(call.clone());
+        Ok(())
     }
 
     fn call(&self, id: &CallId) -> Result<Option<CallRecord>> {
+        if let Some(pending) = self.calls.get(id) {
+            return Ok(Some(pending));
+        }
         let Some(main) = self.users.get(key(b'i', &[id.as_str()])).map_err(|e| backend("finding a call", e))? else {
             return Ok(None);
         };
@@ -210,10 +252,12 @@ impl UserStore for SledStore {
     }
 
     fn calls(&self, user: &UserId, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
-        self.scan_calls(prefix(b'c', &[keys::user(user)]), window, limit, false)
+        self.scan_calls(prefix(b'c', &[keys::user(user)]), window, limit, false, |c| &c.user == user)
     }
 
     fn calls_from(&self, user: &UserId, caller_key: &str, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
-        self.scan_calls(prefix(b'h', &[keys::user(user), caller_key]), window, limit, true)
+        self.scan_calls(prefix(b'h', &[keys::user(user), caller_key]), window, limit, true, |c| {
+            &c.user == user && c.caller_key.as_deref() == Some(caller_key)
+        })
     }
 }
