@@ -104,3 +104,31 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// schemas/config.schema.json names every key `Config` has, and its defaults.
+    #[test]
+    fn the_schema_describes_every_key_and_default() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/config.schema.json")).expect("schema is JSON");
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for (section, value) in defaults.as_object().unwrap() {
+            let described = &schema["properties"][section];
+            assert!(described.is_object(), "schema lacks {section}");
+            if let Some(fields) = value.as_object() {
+                for (field, default) in fields {
+                    let d = &described["properties"][field];
+                    assert!(d.is_object(), "schema lacks {section}.{field}");
+                    if let Some(s) = default.as_str() {
+                        assert_eq!(d["default"].as_str(), Some(s), "default of {section}.{field}");
+                    } else if default.is_number() {
+                        assert_eq!(&d["default"], default, "default of {section}.{field}");
+                    }
+                }
+            }
+        }
+    }
+}
