@@ -66,6 +66,7 @@
 
 pub use contactbridge_connector as connector;
 
+pub mod accounts;
 pub mod api;
 pub mod calls;
 pub mod config;
@@ -73,6 +74,7 @@ pub mod demo;
 pub mod live;
 pub mod phone;
 pub mod resolve;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod user;

@@ -1,11 +1,13 @@
 //! Command-line interface (clap). Each subcommand lives in its own module.
 
+mod account;
 mod backup;
 mod import;
 mod key;
 mod lookup;
 mod output;
 mod serve;
+mod sync;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +51,14 @@ enum Command {
     /// Manage API keys of the gRPC interface (scopes tsps and admin, one tenant each).
     #[command(subcommand)]
     Key(key::Command),
+    /// Manage accounts: the Graph, CardDAV, CalDAV and file sources synced into users' indexes.
+    #[command(subcommand)]
+    Account(account::Command),
+    /// Sync accounts: `--once` for a crontab line, else run the schedules in the foreground.
+    ///
+    /// Crontab example (every 15 minutes; do not also run `serve`, which schedules itself):
+    ///   */15 * * * * contactbridge --config /etc/contactbridge.toml sync --once
+    Sync(sync::Args),
     /// Write all user-owned data (profiles, assignments, call history) to a file.
     Backup {
         /// The file to write (JSON lines).
@@ -93,6 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import(a) => import::run(config, a).await,
             Command::Lookup(a) => lookup::run(config, a).await,
             Command::User(c) => user::run(config, c),
+            Command::Account(c) => account::run(config, c).await,
+            Command::Sync(a) => sync::run(config, a).await,
             Command::Key(c) => key::run(&open(&config)?, c),
             Command::Backup { file } => backup::backup(&open(&config)?, &file),
             Command::Restore { file } => backup::restore(&open(&config)?, &file),

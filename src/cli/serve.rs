@@ -95,6 +95,16 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     let hub = CallHub::new(store.clone());
+    let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
+    let scheduler = contactbridge::sync::scheduler::Scheduler::new(
+        registry,
+        Arc::new(contactbridge::sync::scheduler::SystemClock),
+        contactbridge::sync::scheduler::SchedulerOptions {
+            max_concurrent: config.sync.max_concurrent,
+            ..Default::default()
+        },
+    )
+    .spawn();
     tracing::info!(data_dir = %config.data_dir.display(), "contactbridge is running; Ctrl-C stops it");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
@@ -104,7 +114,10 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("stopping");
     };
-    contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await?;
+    let served = contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
+    // Running syncs get 30 s to commit their current change set; then they are dropped between two.
+    scheduler.shutdown(std::time::Duration::from_secs(30)).await;
+    served?;
     store.flush()?;
     Ok(())
 }

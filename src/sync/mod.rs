@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod indexer;
+pub mod scheduler;
 mod sink;
 
 pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncTarget};

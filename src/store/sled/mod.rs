@@ -6,6 +6,7 @@
 //! sync; user data is never moved: the error tells the admin to restore it from
 //! a backup (`contactbridge backup` / `restore`).
 
+mod accounts;
 mod call_writer;
 mod entry;
 mod index;

@@ -1,0 +1,16 @@
+//! Accounts: the sources an admin registers for users (Graph, CardDAV, CalDAV,
+//! files), their sealed secrets, and the [`Registry`] that syncs them.
+//!
+//! An account's settings are stored without their secret; the secret is sealed
+//! with the data directory's key ([`crate::secrets`]) and stored apart, and put
+//! back only in memory to build a connector.
+
+mod progress;
+mod registry;
+mod spec;
+mod store;
+
+pub use progress::{Progress, ProgressHandle};
+pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry, RegistryStore};
+pub use spec::{AccountSpec, SourceKind};
+pub use store::{AccountStore, RunRecord};

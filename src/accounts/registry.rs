@@ -1,0 +1,486 @@
+//! The account registry: adds, lists, removes and syncs accounts, keeping
+//! their secrets sealed, and answers what each account's sync is doing.
+
+use super::progress::{Progress, ProgressHandle, Tracked};
+use super::spec::{AccountSpec, SourceKind};
+use super::store::{AccountStore, RunRecord};
+use crate::secrets::{SecretError, SecretKey};
+use crate::store::{CollectionState, IndexStore, Store, StoreError};
+use crate::sync::scheduler::{Runner, Schedule, Scheduled};
+use crate::sync::{self, AccountSyncReport, Indexer};
+use crate::user::{HandlingCode, UserId};
+use chrono::{DateTime, Utc};
+use contactbridge_connector::{Connector, Error, ErrorKind};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Storage the registry runs on: the index, user data and accounts.
+pub trait RegistryStore: Store + AccountStore {}
+impl<T: Store + AccountStore> RegistryStore for T {}
+
+/// What went wrong, in words an admin can act on. Never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no account {0:?} (`contactbridge account list` shows them)")]
+    NotFound(String),
+    #[error("account {0:?} already exists; remove it first or pick another id")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("account {0:?} is already syncing")]
+    Busy(String),
+    /// A connector failure, explained ([`explain`]).
+    #[error("{message}")]
+    Source { kind: ErrorKind, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// One collection's sync state, for status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionStatus {
+    pub user: UserId,
+    pub collection: String,
+    pub state: CollectionState,
+}
+
+/// Everything `account show` and the admin API tell about an account.
+#[derive(Debug, Clone)]
+pub struct AccountStatus {
+    pub spec: AccountSpec,
+    pub schedule: Schedule,
+    /// The next time the schedule fires (without jitter or backoff).
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<RunRecord>,
+    /// Set while a sync runs.
+    pub progress: Option<Progress>,
+    pub collections: Vec<CollectionStatus>,
+    /// Records held, by kind (contact, event, mail, document, out_of_office), over all its users.
+    pub records: BTreeMap<String, usize>,
+}
+
+/// The registry. Share it in an `Arc`; it is also the scheduler's [`Runner`].
+pub struct Registry {
+    store: Arc<dyn RegistryStore>,
+    key: SecretKey,
+    default_schedule: Schedule,
+    running: Mutex<HashMap<String, ProgressHandle>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// A built connector, and the Graph token cache whose rotated refresh token is kept.
+struct Built {
+    connector: Box<dyn Connector>,
+    graph_tokens: Option<Arc<contactbridge_graph::TokenCache>>,
+    secret: Option<String>,
+}
+
+/// Removes an account's running entry when its sync ends or is dropped.
+struct RunningGuard<'a> {
+    registry: &'a Registry,
+    id: String,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.registry.running.lock().expect("running lock").remove(&self.id);
+    }
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn RegistryStore>, key: SecretKey, default_schedule: Schedule) -> Self {
+        Self { store, key, default_schedule, running: Mutex::new(HashMap::new()) }
+    }
+
+    /// The registry for a data directory: the key from `secret.key` (created if
+    /// missing) or the environment, and the configured default schedule (UTC).
+    pub fn open(store: Arc<dyn RegistryStore>, config: &crate::config::Config) -> Result<Self, AccountError> {
+        let key = SecretKey::load_or_create(&config.data_dir)?;
+        let schedule =
+            Schedule::new(&config.sync.default_schedule, "UTC").map_err(|e| AccountError::Invalid(e.to_string()))?;
+        Ok(Self::new(store, key, schedule))
+    }
+
+    pub fn store(&self) -> &Arc<dyn RegistryStore> {
+        &self.store
+    }
+
+    /// Registers an account; the secret inside `spec.source` is sealed and stored apart.
+    pub fn add(&self, mut spec: AccountSpec) -> Result<AccountSpec, AccountError> {
+        AccountSpec::check_id(&spec.id).map_err(AccountError::Invalid)?;
+        if self.store.account(&spec.id)?.is_some() {
+            return Err(AccountError::Exists(spec.id));
+        }
+        self.validate(&spec)?;
+        let secret = spec.source.take_secret();
+        let sealed = match (&secret, spec.source.secret_name()) {
+            (Some(s), Some(_)) if !s.is_empty() => Some(self.key.seal(&spec.id, s.as_bytes())?),
+            (_, Some(name)) => return Err(AccountError::Invalid(format!("account {} needs a {name}", spec.id))),
+            _ => None,
+        };
+        self.store.put_account(&spec, sealed.as_deref())?;
+        tracing::info!(account = %spec.id, user = %spec.user, kind = spec.source.name(), "account registered");
+        Ok(spec)
+    }
+
+    fn validate(&self, spec: &AccountSpec) -> Result<(), AccountError> {
+        let invalid = |m: String| AccountError::Invalid(m);
+        for user in spec.users() {
+            if self.store.profile(&user)?.is_none() {
+                return Err(invalid(format!(
+                    "user {user} does not exist; create it with `contactbridge user add {user} --tenant …`"
+                )));
+            }
+        }
+        if let Some(s) = &spec.schedule {
+            Schedule::new(&s.cron, &s.time_zone).map_err(|e| invalid(e.to_string()))?;
+        }
+        if let Some(r) = &spec.region {
+            crate::phone::Region::parse(r).map_err(|e| invalid(format!("region {r:?}: {}", e.0)))?;
+        }
+        match &spec.source {
+            SourceKind::CardDav(d) | SourceKind::CalDav(d) => d.validate().map_err(|e| invalid(e.message))?,
+            SourceKind::Graph(g) => {
+                if g.mailboxes.is_empty() {
+                    return Err(invalid("a Graph account needs at least one mailbox (--mailbox)".into()));
+                }
+                if let Some(m) = spec.mailbox_users.keys().find(|m| !g.mailboxes.contains(m)) {
+                    return Err(invalid(format!("mailbox {m:?} is mapped to a user but not among the mailboxes")));
+                }
+            }
+            SourceKind::Files { path } => {
+                if !path.exists() {
+                    return Err(invalid(format!("{} does not exist", path.display())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An account as stored (its secret empty).
+    pub fn get(&self, id: &str) -> Result<AccountSpec, AccountError> {
+        self.store.account(id)?.ok_or_else(|| AccountError::NotFound(id.to_string()))
+    }
+
+    pub fn list(&self) -> Result<Vec<AccountSpec>, AccountError> {
+        Ok(self.store.accounts()?)
+    }
+
+    /// Removes an account and every record it brought into its users' indexes.
+    /// Returns how many records were removed.
+    pub fn remove(&self, id: &str) -> Result<usize, AccountError> {
+        let spec = self.get(id)?;
+        if self.running.lock().expect("running lock").contains_key(id) {
+            return Err(AccountError::Busy(id.to_string()));
+        }
+        let mut removed = 0;
+        for user in spec.users() {
+            removed += self.store.remove_account(&user, &spec.id)?;
+        }
+        self.store.delete_account(id)?;
+        tracing::info!(account = %id, records = removed, "account removed");
+        Ok(removed)
+    }
+
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<AccountSpec, AccountError> {
+        let mut spec = self.get(id)?;
+        spec.enabled = enabled;
+        self.store.put_account(&spec, None)?;
+        Ok(spec)
+    }
+
+    /// Replaces the account's schedule (`None`: the default).
+    pub fn set_schedule(&self, id: &str, schedule: Option<Schedule>) -> Result<AccountSpec, AccountError> {
+        let mut spec = self.get(id)?;
+        if let Some(s) = &schedule {
+            Schedule::new(&s.cron, &s.time_zone).map_err(|e| AccountError::Invalid(e.to_string()))?;
+        }
+        spec.schedule = schedule;
+        self.store.put_account(&spec, None)?;
+        Ok(spec)
+    }
+
+    /// Replaces the account's secret (password, token, client secret).
+    pub fn set_secret(&self, id: &str, secret: &str) -> Result<(), AccountError> {
+        let spec = self.get(id)?;
+        let Some(name) = spec.source.secret_name() else {
+            return Err(AccountError::Invalid(format!("account {id} has no secret")));
+        };
+        if secret.is_empty() {
+            return Err(AccountError::Invalid(format!("the {name} is empty")));
+        }
+        self.store.put_sealed_secret(id, &self.key.seal(id, secret.as_bytes())?)?;
+        Ok(())
+    }
+
+    /// The schedule an account runs on.
+    pub fn schedule_of(&self, spec: &AccountSpec) -> Schedule {
+        spec.schedule.clone().unwrap_or_else(|| self.default_schedule.clone())
+    }
+
+    fn build(&self, spec: &AccountSpec) -> Result<Built, AccountError> {
+        let mut source = spec.source.clone();
+        let secret = match self.store.sealed_secret(&spec.id)? {
+            Some(sealed) => {
+                let plain = self.key.open(&spec.id, &sealed)?;
+                let s = String::from_utf8(plain)
+                    .map_err(|_| SecretError::Damaged { account: spec.id.clone(), reason: "not UTF-8".into() })?;
+                source.put_secret(s.clone());
+                Some(s)
+            }
+            None => None,
+        };
+        let explain_err = |e: Error| AccountError::Source { kind: e.kind, message: explain(spec, &e) };
+        Ok(match source {
+            SourceKind::Graph(g) => {
+                let c = contactbridge_graph::GraphConnector::new(g).map_err(explain_err)?;
+                let tokens = c.tokens().clone();
+                Built { connector: Box::new(c), graph_tokens: Some(tokens), secret }
+            }
+            SourceKind::CardDav(d) => Built {
+                connector: Box::new(
+                    contactbridge_dav::DavConnector::new(d, contactbridge_dav::DavKind::CardDav)
+                        .map_err(explain_err)?,
+                ),
+                graph_tokens: None,
+                secret,
+            },
+            SourceKind::CalDav(d) => Built {
+                connector: Box::new(
+                    contactbridge_dav::DavConnector::new(d, contactbridge_dav::DavKind::CalDav).map_err(explain_err)?,
+                ),
+                graph_tokens: None,
+                secret,
+            },
+            SourceKind::Files { path } => Built {
+                connector: Box::new(contactbridge_files::FilesConnector::new(path)),
+                graph_tokens: None,
+                secret,
+            },
+        })
+    }
+
+    /// The account's connector, its secret in place.
+    pub fn connector(&self, id: &str) -> Result<Box<dyn Connector>, AccountError> {
+        Ok(self.build(&self.get(id)?)?.connector)
+    }
+
+    /// Checks credentials and reachability (no sync). The error says what to do.
+    pub async fn test(&self, id: &str) -> Result<(), AccountError> {
+        let spec = self.get(id)?;
+        let built = self.build(&spec)?;
+        built
+            .connector
+            .check()
+            .await
+            .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
+        self.keep_rotated_token(&spec, &built)?;
+        Ok(())
+    }
+
+    /// The live progress of a running sync.
+    pub fn progress(&self, id: &str) -> Option<Progress> {
+        self.running.lock().expect("running lock").get(id).map(|p| p.get())
+    }
+
+    /// Syncs an account now. Fails with [`AccountError::Busy`] if it is already
+    /// syncing. Collection failures are in the report (and in the run record).
+    /// Dropping the future stops the sync between two committed change sets.
+    pub async fn sync(&self, id: &str) -> Result<AccountSyncReport, AccountError> {
+        self.sync_with(id, ProgressHandle::default()).await
+    }
+
+    /// [`Registry::sync`], reporting into `progress` (e.g. for a progress bar).
+    pub async fn sync_with(&self, id: &str, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
+        let spec = self.get(id)?;
+        let _guard = {
+            let mut running = self.running.lock().expect("running lock");
+            if running.contains_key(id) {
+                return Err(AccountError::Busy(id.to_string()));
+            }
+            running.insert(id.to_string(), progress.clone());
+            RunningGuard { registry: self, id: id.to_string() }
+        };
+        let started = Utc::now();
+        let mut run = self.store.run_record(id)?.unwrap_or_default();
+        let outcome = self.sync_spec(&spec, progress).await;
+        let report = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                run.started = Some(started);
+                run.finished = Some(Utc::now());
+                run.error = Some(e.to_string());
+                run.consecutive_failures += 1;
+                self.store.put_run_record(id, &run)?;
+                return Err(e);
+            }
+        };
+        let totals = report.totals();
+        run.started = Some(started);
+        run.finished = Some(Utc::now());
+        run.upserted = totals.upserted;
+        run.deleted = totals.deleted + totals.swept;
+        run.failed_collections = report.collections.iter().filter(|c| c.error.is_some()).count();
+        run.error = report.error.as_ref().map(|e| explain(&spec, e)).or_else(|| {
+            report
+                .collections
+                .iter()
+                .find_map(|c| c.error.as_ref().map(|e| format!("{}: {}", c.collection.name, explain(&spec, e))))
+        });
+        if run.error.is_some() {
+            run.consecutive_failures += 1;
+        } else {
+            run.consecutive_failures = 0;
+            run.last_success = run.finished;
+        }
+        self.store.put_run_record(id, &run)?;
+        Ok(report)
+    }
+
+    async fn sync_spec(&self, spec: &AccountSpec, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
+        progress.mark_started(Utc::now());
+        let profile = self.store.profile(&spec.user)?.ok_or_else(|| {
+            AccountError::Invalid(format!("account {} belongs to user {}, who no longer exists", spec.id, spec.user))
+        })?;
+        let built = self.build(spec)?;
+        let mut indexer = Indexer::for_profile(&profile, &category_codes(spec));
+        if let Some(r) = spec.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok()) {
+            indexer.region = Some(r);
+        }
+        let owners = spec.owners();
+        let target = sync::SyncTarget { account: &spec.id, user: &spec.user, owners: &owners, indexer: &indexer };
+        let tracked = Tracked { inner: built.connector.as_ref(), progress };
+        let index: &dyn IndexStore = self.store.as_ref();
+        let report = sync::sync_account(index, &tracked, &target).await;
+        self.keep_rotated_token(spec, &built)?;
+        Ok(report)
+    }
+
+    /// Persists a Graph refresh token the identity provider rotated.
+    fn keep_rotated_token(&self, spec: &AccountSpec, built: &Built) -> Result<(), AccountError> {
+        let Some(tokens) = &built.graph_tokens else { return Ok(()) };
+        if let Some(rt) = tokens.refresh_token() {
+            if Some(rt.expose()) != built.secret.as_deref() && !rt.expose().is_empty() {
+                self.store.put_sealed_secret(&spec.id, &self.key.seal(&spec.id, rt.expose().as_bytes())?)?;
+                tracing::info!(account = %spec.id, "stored the rotated refresh token");
+            }
+        }
+        Ok(())
+    }
+
+    /// Status of one account.
+    pub fn status(&self, id: &str) -> Result<AccountStatus, AccountError> {
+        let spec = self.get(id)?;
+        let schedule = self.schedule_of(&spec);
+        let next_run = if spec.enabled { schedule.next_after(Utc::now()).ok() } else { None };
+        let mut collections = Vec::new();
+        let mut records = BTreeMap::new();
+        for user in spec.users() {
+            for (collection, state) in self.store.collection_states(&user, &spec.id)? {
+                collections.push(CollectionStatus { user: user.clone(), collection, state });
+            }
+            for (kind, n) in self.store.count_records(&user, &spec.id)? {
+                *records.entry(kind).or_insert(0) += n;
+            }
+        }
+        Ok(AccountStatus {
+            last_run: self.store.run_record(id)?,
+            progress: self.progress(id),
+            spec,
+            schedule,
+            next_run,
+            collections,
+            records,
+        })
+    }
+}
+
+/// The account's category mapping, with a Graph account's own `category_codes` under it.
+fn category_codes(spec: &AccountSpec) -> HashMap<String, HandlingCode> {
+    let mut map = HashMap::new();
+    if let SourceKind::Graph(g) = &spec.source {
+        for (category, code) in &g.category_codes {
+            if let Ok(c) = HandlingCode::parse(code) {
+                map.insert(category.clone(), c);
+            }
+        }
+    }
+    map.extend(spec.category_codes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    map
+}
+
+/// A connector error as an admin can act on it: what failed and what to do.
+pub fn explain(spec: &AccountSpec, e: &Error) -> String {
+    let id = &spec.id;
+    let secret = spec.source.secret_name().unwrap_or("credentials");
+    let whose = match &spec.source {
+        SourceKind::CardDav(d) | SourceKind::CalDav(d) => match &d.credentials {
+            contactbridge_dav::Credentials::Basic { username, .. } => format!("user {username}'s {secret}"),
+            _ => format!("the {secret}"),
+        },
+        SourceKind::Graph(g) => format!("the {secret} of app {} in tenant {}", g.client_id, g.tenant),
+        SourceKind::Files { .. } => "nothing".into(),
+    };
+    let location = spec.source.location();
+    let hint = match e.kind {
+        ErrorKind::Auth => format!(
+            "the server at {location} rejected {whose}; set a new one with `contactbridge account set-secret {id} --secret-file FILE`"
+        ),
+        ErrorKind::Forbidden => match spec.source {
+            SourceKind::Graph(_) => "the app lacks a permission or an application access policy fences the mailbox off; \
+                 grant Contacts.Read, Calendars.Read, Mail.ReadBasic.All, Files.Read.All and MailboxSettings.Read \
+                 (application) with admin consent"
+                .into(),
+            _ => format!("{whose} is valid but may not read this collection at {location}"),
+        },
+        ErrorKind::Unreachable => format!(
+            "{location} cannot be reached; check the URL, DNS, firewall or proxy, and for a private CA give --ca-file"
+        ),
+        ErrorKind::Throttled => "the server asks to slow down; the next scheduled sync retries".into(),
+        ErrorKind::NotFound => format!("{location}: check the URL, path or mailbox name"),
+        ErrorKind::InvalidData => format!("{location} sent data that cannot be read"),
+        ErrorKind::Gone => "the sync state expired; the next sync starts over".into(),
+        ErrorKind::Unsupported | ErrorKind::Local => String::new(),
+    };
+    if hint.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} — {hint}")
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for Registry {
+    fn scheduled(&self) -> Result<Vec<Scheduled>, String> {
+        let accounts = self.list().map_err(|e| e.to_string())?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| Scheduled { schedule: self.schedule_of(&a), id: a.id, enabled: a.enabled })
+            .collect())
+    }
+
+    async fn run(&self, account: &str) -> Result<(), String> {
+        match self.sync(account).await {
+            Ok(report) if report.failed() == 0 => Ok(()),
+            Ok(_) => Err(self
+                .store
+                .run_record(account)
+                .ok()
+                .flatten()
+                .and_then(|r| r.error)
+                .unwrap_or_else(|| "a collection failed".into())),
+            Err(AccountError::Busy(_)) => {
+                tracing::info!(account, "already syncing (started by hand); this scheduled run is left out");
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! What the registry asks of storage: accounts (without secrets), their sealed
+//! secrets, and the outcome of their last sync. Kept with user data (backed up).
+
+use super::spec::AccountSpec;
+use crate::store::Result;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The outcome of an account's last sync, kept across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    /// The error of the last sync; `None` when it succeeded.
+    pub error: Option<String>,
+    /// Collections that failed in the last sync.
+    pub failed_collections: usize,
+    pub upserted: usize,
+    pub deleted: usize,
+    /// Failed syncs in a row (0 after a success).
+    pub consecutive_failures: u32,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+/// Account storage. Secrets are opaque sealed bytes here ([`crate::secrets`]).
+pub trait AccountStore: Send + Sync {
+    /// Stores an account (its secret already taken out) and, if given, its sealed secret.
+    fn put_account(&self, spec: &AccountSpec, sealed_secret: Option<&[u8]>) -> Result<()>;
+    fn account(&self, id: &str) -> Result<Option<AccountSpec>>;
+    fn accounts(&self) -> Result<Vec<AccountSpec>>;
+    fn sealed_secret(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    fn put_sealed_secret(&self, id: &str, sealed: &[u8]) -> Result<()>;
+    /// Deletes the account, its secret and run record.
+    fn delete_account(&self, id: &str) -> Result<bool>;
+    fn run_record(&self, id: &str) -> Result<Option<RunRecord>>;
+    fn put_run_record(&self, id: &str, run: &RunRecord) -> Result<()>;
+}

@@ -1,0 +1,420 @@
+//! `account …`: register, list, show, test, remove, enable and disable accounts.
+//!
+//! Secrets are never taken as plain arguments (they would land in shell history
+//! and `ps`): they come from a file, an environment variable or a prompt.
+
+use anyhow::{bail, Context as _};
+use contactbridge::accounts::{AccountSpec, AccountStatus, Registry, SourceKind};
+use contactbridge::config::Config;
+use contactbridge::sync::scheduler::Schedule;
+use contactbridge::user::{HandlingCode, UserId};
+use contactbridge_dav::{Credentials, DavAccount, Server};
+use contactbridge_graph::{Credential, GraphAccount};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Register an account (graph, carddav, caldav or files).
+    #[command(subcommand)]
+    Add(Add),
+    /// List accounts.
+    List,
+    /// Show an account: settings (never secrets), schedule, last sync, records per kind, errors per collection.
+    Show { id: String },
+    /// Check an account's credentials and server without syncing.
+    Test { id: String },
+    /// Remove an account and every record it brought into the index.
+    Remove { id: String },
+    /// Let the scheduler sync the account again.
+    Enable { id: String },
+    /// Stop syncing the account (its records stay).
+    Disable { id: String },
+    /// Replace an account's password, token or client secret.
+    SetSecret {
+        id: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Set an account's sync schedule (cron: `min hour day month weekday`, optional seconds first).
+    SetSchedule {
+        id: String,
+        /// The cron expression; `default` for the server's default schedule.
+        cron: String,
+        /// IANA time zone the expression is read in.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+/// Where a secret comes from. Never a plain argument: files, environment variables or a prompt.
+#[derive(clap::Args, Debug, Default)]
+#[group(multiple = false)]
+pub struct SecretArgs {
+    /// Read the secret from this file (trailing newline removed).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Read the secret from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct Common {
+    /// The account id (letters, digits, . _ - @ :), unique in this bridge.
+    #[arg(long)]
+    id: String,
+    /// The user who owns the account (its records go to this user's index).
+    #[arg(long)]
+    user: String,
+    /// Cron expression for its sync (default: the configuration's `[sync] default_schedule`).
+    #[arg(long)]
+    schedule: Option<String>,
+    /// IANA time zone of --schedule.
+    #[arg(long, default_value = "UTC")]
+    time_zone: String,
+    /// Map a category to a handling code, CATEGORY=CODE (e.g. VIP=vip); repeat for several.
+    #[arg(long = "category", value_name = "CATEGORY=CODE")]
+    categories: Vec<String>,
+    /// Region for numbers without a country code (e.g. DE), over the user's.
+    #[arg(long)]
+    region: Option<String>,
+    /// Register it disabled (no scheduled sync until `account enable`).
+    #[arg(long)]
+    disabled: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Add {
+    /// Microsoft 365 through Microsoft Graph (app-only client credentials).
+    ///
+    /// The client secret is read from --client-secret-file or --client-secret-env,
+    /// never from the command line.
+    Graph {
+        #[command(flatten)]
+        common: Common,
+        /// The Entra ID tenant (id or domain).
+        #[arg(long)]
+        tenant: String,
+        /// The app registration's client id.
+        #[arg(long)]
+        client_id: String,
+        /// File holding the client secret.
+        #[arg(long, value_name = "FILE", required_unless_present = "client_secret_env")]
+        client_secret_file: Option<PathBuf>,
+        /// Environment variable holding the client secret.
+        #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
+        client_secret_env: Option<String>,
+        /// A mailbox (UPN or object id) to sync; repeat for several.
+        #[arg(long = "mailbox", required = true)]
+        mailboxes: Vec<String>,
+        /// Organisation-wide accounts: MAILBOX=USER sends a mailbox to another user's index.
+        #[arg(long = "map", value_name = "MAILBOX=USER")]
+        maps: Vec<String>,
+        /// Identity provider root (national clouds).
+        #[arg(long)]
+        authority: Option<String>,
+        /// Graph service root including the version.
+        #[arg(long)]
+        graph_base: Option<String>,
+    },
+    /// A CardDAV address book server.
+    ///
+    /// The password comes from --password-file, --password-env or a prompt; a bearer
+    /// token from --bearer-env or --bearer-file. Never from the command line.
+    Carddav(DavArgs),
+    /// A CalDAV calendar server (same options as carddav).
+    Caldav(DavArgs),
+    /// Local .vcf/.ics files or a folder of them.
+    Files {
+        #[command(flatten)]
+        common: Common,
+        /// The file or folder.
+        path: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DavArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The server URL (root, principal or home set).
+    #[arg(long, required_unless_present = "email")]
+    url: Option<String>,
+    /// An email address or domain, for discovery (DNS SRV/TXT, then /.well-known/).
+    #[arg(long, conflicts_with = "url")]
+    email: Option<String>,
+    /// The login name for HTTP Basic authentication.
+    #[arg(long)]
+    username: Option<String>,
+    /// File holding the password.
+    #[arg(long, value_name = "FILE", requires = "username")]
+    password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[arg(long, value_name = "VAR", requires = "username", conflicts_with = "password_file")]
+    password_env: Option<String>,
+    /// Environment variable holding a bearer token (instead of a username and password).
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["username", "bearer_file"])]
+    bearer_env: Option<String>,
+    /// File holding a bearer token.
+    #[arg(long, value_name = "FILE", conflicts_with = "username")]
+    bearer_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust, for a server with a private CA.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Only collections whose name matches (`*` wildcards); repeat for several.
+    #[arg(long)]
+    include: Vec<String>,
+    /// Leave out collections whose name matches.
+    #[arg(long)]
+    exclude: Vec<String>,
+}
+
+fn read_secret(file: Option<&PathBuf>, env: Option<&String>, prompt: Option<&str>) -> anyhow::Result<Option<String>> {
+    let value = if let Some(f) = file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading the secret from {}", f.display()))?;
+        text.trim_end_matches(['\r', '\n']).to_string()
+    } else if let Some(v) = env {
+        std::env::var(v).with_context(|| format!("environment variable {v} is not set"))?
+    } else if let Some(p) = prompt {
+        rpassword::prompt_password(p).context("reading the secret from the terminal")?
+    } else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        bail!("the secret is empty");
+    }
+    Ok(Some(value))
+}
+
+fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|i| match i.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Ok((k.trim().into(), v.trim().into())),
+            _ => bail!("{what} {i:?} must be KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn spec(common: &Common, source: SourceKind) -> anyhow::Result<AccountSpec> {
+    let user = UserId::parse(&common.user).map_err(anyhow::Error::msg)?;
+    let mut spec = AccountSpec::new(&common.id, user, source);
+    spec.schedule = common.schedule.as_deref().map(|c| Schedule::new(c, &common.time_zone)).transpose()?;
+    spec.enabled = !common.disabled;
+    spec.region = common.region.clone();
+    for (category, code) in pairs(&common.categories, "--category")? {
+        spec.category_codes.insert(category, HandlingCode::parse(&code).map_err(anyhow::Error::msg)?);
+    }
+    Ok(spec)
+}
+
+fn build(add: Add) -> anyhow::Result<AccountSpec> {
+    Ok(match add {
+        Add::Graph {
+            common,
+            tenant,
+            client_id,
+            client_secret_file,
+            client_secret_env,
+            mailboxes,
+            maps,
+            authority,
+            graph_base,
+        } => {
+            let secret = read_secret(client_secret_file.as_ref(), client_secret_env.as_ref(), None)?
+                .context("give --client-secret-file or --client-secret-env")?;
+            let credential = Credential::ClientSecret { secret: contactbridge_graph::Secret::new(secret) };
+            let mut g = GraphAccount::new(&tenant, &client_id, credential, mailboxes);
+            if let Some(a) = authority {
+                g.authority = a;
+            }
+            if let Some(b) = graph_base {
+                g.graph_base = b;
+            }
+            let mut s = spec(&common, SourceKind::Graph(g))?;
+            for (mailbox, user) in pairs(&maps, "--map")? {
+                s.mailbox_users.insert(mailbox, UserId::parse(&user).map_err(anyhow::Error::msg)?);
+            }
+            s
+        }
+        Add::Carddav(d) => dav(d, true)?,
+        Add::Caldav(d) => dav(d, false)?,
+        Add::Files { common, path } => {
+            let path = std::fs::canonicalize(&path).with_context(|| format!("{} cannot be read", path.display()))?;
+            spec(&common, SourceKind::Files { path })?
+        }
+    })
+}
+
+fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
+    let server = match (&d.url, &d.email) {
+        (Some(u), _) => Server::Url(u.clone()),
+        (None, Some(e)) => Server::Domain(e.clone()),
+        (None, None) => bail!("give --url or --email"),
+    };
+    let credentials = if let Some(username) = &d.username {
+        let prompt = format!("password for {username}: ");
+        let password = read_secret(d.password_file.as_ref(), d.password_env.as_ref(), Some(&prompt))?
+            .context("a password is needed")?;
+        Credentials::Basic { username: username.clone(), password: contactbridge_dav::Secret::new(password) }
+    } else if let Some(token) = read_secret(d.bearer_file.as_ref(), d.bearer_env.as_ref(), None)? {
+        Credentials::Bearer { token: contactbridge_dav::Secret::new(token) }
+    } else {
+        Credentials::None
+    };
+    let mut account = DavAccount::new(server, credentials);
+    account.ca_file = d.ca_file.clone();
+    account.include = d.include.clone();
+    account.exclude = d.exclude.clone();
+    let source = if carddav { SourceKind::CardDav(account) } else { SourceKind::CalDav(account) };
+    spec(&d.common, source)
+}
+
+/// Opens the store and the registry for a data directory.
+pub(crate) fn registry(config: &Config) -> anyhow::Result<Arc<Registry>> {
+    let store = Arc::new(super::open(config)?);
+    Ok(Arc::new(Registry::open(store, config)?))
+}
+
+pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
+    let registry = registry(&config)?;
+    match command {
+        Command::Add(add) => {
+            let spec = registry.add(build(add)?)?;
+            println!(
+                "account {} ({}) added for {}; schedule {}",
+                spec.id,
+                spec.source.name(),
+                spec.user,
+                registry.schedule_of(&spec).cron
+            );
+            println!("check it with `contactbridge account test {}`", spec.id);
+        }
+        Command::List => {
+            for a in registry.list()? {
+                let last = registry.store().run_record(&a.id)?;
+                let outcome = match last {
+                    None => "never synced".to_string(),
+                    Some(r) => match (&r.error, r.finished) {
+                        (Some(_), _) => format!("failing ({} in a row)", r.consecutive_failures),
+                        (None, Some(f)) => format!("synced {}", f.format("%Y-%m-%d %H:%M UTC")),
+                        (None, None) => "never synced".into(),
+                    },
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.source.name(),
+                    a.user,
+                    if a.enabled { "enabled" } else { "disabled" },
+                    registry.schedule_of(&a).cron,
+                    outcome
+                );
+            }
+        }
+        Command::Show { id } => print!("{}", show(&registry.status(&id)?)),
+        Command::Test { id } => {
+            registry.test(&id).await?;
+            println!("account {id}: credentials accepted, server reachable");
+        }
+        Command::Remove { id } => {
+            let n = registry.remove(&id)?;
+            println!("account {id} removed with {n} records");
+        }
+        Command::Enable { id } => {
+            registry.set_enabled(&id, true)?;
+            println!("account {id} enabled");
+        }
+        Command::Disable { id } => {
+            registry.set_enabled(&id, false)?;
+            println!("account {id} disabled");
+        }
+        Command::SetSecret { id, secret } => {
+            let spec = registry.get(&id)?;
+            let name = spec.source.secret_name().unwrap_or("secret");
+            let value =
+                read_secret(secret.secret_file.as_ref(), secret.secret_env.as_ref(), Some(&format!("{name}: ")))?
+                    .context("no secret given")?;
+            registry.set_secret(&id, &value)?;
+            println!("account {id}: {name} replaced");
+        }
+        Command::SetSchedule { id, cron, time_zone } => {
+            let schedule = if cron == "default" { None } else { Some(Schedule::new(&cron, &time_zone)?) };
+            let spec = registry.set_schedule(&id, schedule)?;
+            println!("account {id} syncs on {}", registry.schedule_of(&spec).cron);
+        }
+    }
+    Ok(())
+}
+
+fn show(s: &AccountStatus) -> String {
+    use std::fmt::Write as _;
+    let a = &s.spec;
+    let mut out = String::new();
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(out, "account   {} ({})", a.id, a.source.name());
+    let _ = writeln!(out, "user      {}", a.user);
+    for (m, u) in &a.mailbox_users {
+        let _ = writeln!(out, "mailbox   {m} → {u}");
+    }
+    let _ = writeln!(out, "source    {}", a.source.location());
+    if let Some(name) = a.source.secret_name() {
+        let _ = writeln!(out, "secret    {name} (stored encrypted)");
+    }
+    let _ = writeln!(out, "enabled   {}", a.enabled);
+    let _ = writeln!(out, "schedule  {} ({})", s.schedule.cron, s.schedule.time_zone);
+    let _ = writeln!(out, "next run  {}", time(s.next_run));
+    for (cat, code) in &a.category_codes {
+        let _ = writeln!(out, "category  {cat} → {code}");
+    }
+    match &s.last_run {
+        None => {
+            let _ = writeln!(out, "last sync never");
+        }
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "last sync {} – {}: {} written, {} removed{}",
+                time(r.started),
+                time(r.finished),
+                r.upserted,
+                r.deleted,
+                r.error
+                    .as_ref()
+                    .map(|e| format!("; FAILED ({} in a row): {e}", r.consecutive_failures))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(out, "last ok   {}", time(r.last_success));
+        }
+    }
+    if let Some(p) = &s.progress {
+        let _ = writeln!(
+            out,
+            "syncing   {}/{} collections, {} records so far",
+            p.collections_done,
+            p.collections_total.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            p.records
+        );
+    }
+    let records: Vec<String> = s.records.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let _ = writeln!(out, "records   {}", if records.is_empty() { "none".into() } else { records.join(", ") });
+    for c in &s.collections {
+        let status = match &c.state.last_error {
+            Some(e) => format!("error at {}: {e}", time(c.state.last_error_at)),
+            None => format!("ok, last change {}", time(c.state.last_change)),
+        };
+        let _ = writeln!(out, "  {} [{}]  {status}", c.collection, c.user);
+        if !c.state.rejected.is_empty() {
+            let _ = writeln!(
+                out,
+                "    {} items skipped as malformed (latest: {})",
+                c.state.rejected.len(),
+                c.state.rejected.last().map(|r| r.reason.as_str()).unwrap_or("")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! `sync`: run every enabled account's sync once (for the system's cron), or
+//! run the scheduler in the foreground without serving.
+
+use contactbridge::accounts::{ProgressHandle, Registry};
+use contactbridge::config::Config;
+use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Sync once and exit (for a crontab line) instead of running the schedules.
+    #[arg(long)]
+    once: bool,
+    /// Only this account (with --once: also when it is disabled); repeat for several.
+    #[arg(long = "account", requires = "once")]
+    accounts: Vec<String>,
+}
+
+pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
+    let registry = super::account::registry(&config)?;
+    if !args.once {
+        return foreground(registry, &config).await;
+    }
+    let ids: Vec<String> = if args.accounts.is_empty() {
+        registry.list()?.into_iter().filter(|a| a.enabled).map(|a| a.id).collect()
+    } else {
+        args.accounts
+    };
+    let mut failed = 0;
+    for id in &ids {
+        if let Err(e) = sync_one(&registry, id).await {
+            eprintln!("{id}: {e:#}");
+            failed += 1;
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} account(s) failed", ids.len());
+    Ok(())
+}
+
+async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<()> {
+    let progress = ProgressHandle::default();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if std::io::stdout().is_terminal() { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} collections, {msg} ({elapsed})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(id.to_string());
+    let sync = registry.sync_with(id, progress.clone());
+    tokio::pin!(sync);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let report = loop {
+        tokio::select! {
+            r = &mut sync => break r,
+            _ = tick.tick() => {
+                let p = progress.get();
+                if let Some(t) = p.collections_total { bar.set_length(t as u64); }
+                bar.set_position(p.collections_done as u64);
+                bar.set_message(format!("{} records{}", p.records, p.current.map(|c| format!(", in {c}")).unwrap_or_default()));
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let report = report?;
+    if let Some(e) = &report.error {
+        anyhow::bail!("{}", contactbridge::accounts::explain(&registry.get(id)?, e));
+    }
+    let t = report.totals();
+    println!(
+        "{id}: {} collections, {} records written, {} removed, {} failed",
+        report.collections.len(),
+        t.upserted,
+        t.deleted + t.swept,
+        report.failed()
+    );
+    let spec = registry.get(id)?;
+    for c in report.collections.iter().filter(|c| c.error.is_some()) {
+        if let Some(e) = &c.error {
+            eprintln!("  {}: {}", c.collection.name, contactbridge::accounts::explain(&spec, e));
+        }
+    }
+    anyhow::ensure!(report.failed() == 0, "{} collection(s) failed", report.failed());
+    Ok(())
+}
+
+/// Runs the schedules until Ctrl-C, without the gRPC server.
+async fn foreground(registry: Arc<Registry>, config: &Config) -> anyhow::Result<()> {
+    let options = SchedulerOptions { max_concurrent: config.sync.max_concurrent, ..SchedulerOptions::default() };
+    let handle = Scheduler::new(registry, Arc::new(SystemClock), options).spawn();
+    println!("syncing on schedule; Ctrl-C stops");
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown(Duration::from_secs(30)).await;
+    Ok(())
+}

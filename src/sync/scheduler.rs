@@ -1,0 +1,381 @@
+//! The scheduler: runs each account's sync on its cron schedule (in its time
+//! zone), with jitter, a cap on concurrent syncs, no overlapping runs of one
+//! account, and exponential backoff after failures.
+//!
+//! Cron expressions are parsed by `croner` (5 fields, or 6 with seconds first);
+//! time zones are IANA names (chrono-tz). Time comes from a [`Clock`] and sleeps
+//! are `tokio::time` sleeps, so tests drive it with tokio's paused time.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// A cron expression and the time zone it is read in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// `min hour dom month dow`, or with seconds first (`0 */15 * * * *`).
+    pub cron: String,
+    /// IANA time zone name (`Europe/Berlin`); `UTC` by default.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// A schedule that does not parse, or has no next run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("cron expression {cron:?} is invalid: {reason} (use `min hour day month weekday`, e.g. `*/15 * * * *`, or with seconds first)")]
+    Cron { cron: String, reason: String },
+    #[error("time zone {0:?} is not an IANA time zone name (e.g. Europe/Berlin, UTC)")]
+    TimeZone(String),
+    #[error("cron expression {0:?} never fires again")]
+    Never(String),
+}
+
+impl Schedule {
+    /// A checked schedule.
+    pub fn new(cron: &str, time_zone: &str) -> Result<Self, ScheduleError> {
+        let s = Schedule { cron: cron.trim().to_string(), time_zone: time_zone.trim().to_string() };
+        s.parsed()?;
+        Ok(s)
+    }
+
+    fn parsed(&self) -> Result<(croner::Cron, chrono_tz::Tz), ScheduleError> {
+        let cron = croner::Cron::from_str(&self.cron)
+            .map_err(|e| ScheduleError::Cron { cron: self.cron.clone(), reason: e.to_string() })?;
+        let tz =
+            self.time_zone.parse::<chrono_tz::Tz>().map_err(|_| ScheduleError::TimeZone(self.time_zone.clone()))?;
+        Ok((cron, tz))
+    }
+
+    /// The first time strictly after `t` the schedule fires.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Result<DateTime<Utc>, ScheduleError> {
+        let (cron, tz) = self.parsed()?;
+        cron.find_next_occurrence(&t.with_timezone(&tz), false)
+            .map(|n| n.with_timezone(&Utc))
+            .map_err(|_| ScheduleError::Never(self.cron.clone()))
+    }
+}
+
+/// Where the scheduler reads the time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that starts at a given time and follows tokio's clock, so that
+/// `tokio::time::pause()` / `advance()` move it (for tests).
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(base: DateTime<Utc>) -> Self {
+        Self { base, start: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.base + chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default()
+    }
+}
+
+/// One account as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub id: String,
+    pub schedule: Schedule,
+    pub enabled: bool,
+}
+
+/// What the scheduler runs: the account registry in the bridge.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync + 'static {
+    /// The accounts to schedule (re-read on every scheduler tick).
+    fn scheduled(&self) -> Result<Vec<Scheduled>, String>;
+    /// One sync of the account. `Err` with a message when it failed.
+    async fn run(&self, account: &str) -> Result<(), String>;
+}
+
+/// How the scheduler behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// At most this many syncs at once.
+    pub max_concurrent: usize,
+    /// Each run starts up to this fraction of the schedule's interval late (random),
+    /// so accounts on the same schedule do not all start at once.
+    pub jitter_fraction: f64,
+    /// … but never more than this late.
+    pub jitter_cap: Duration,
+    /// After the n-th failure in a row, runs are skipped for `base × 2^(n-1)` …
+    pub backoff_base: Duration,
+    /// … up to this long.
+    pub backoff_max: Duration,
+    /// How often the account list is re-read when nothing is due.
+    pub poll: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            jitter_fraction: 0.1,
+            jitter_cap: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(6 * 3600),
+            poll: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The scheduler's view of one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSchedule {
+    /// When it runs next (`None` while running or disabled).
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: bool,
+    /// Runs started by the scheduler.
+    pub runs: u64,
+    /// Scheduled runs left out because the account was backing off.
+    pub skipped: u64,
+    pub consecutive_failures: u32,
+    /// No run starts before this (after failures).
+    pub backoff_until: Option<DateTime<Utc>>,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    schedule: Option<Schedule>,
+}
+
+struct Inner {
+    runner: Arc<dyn Runner>,
+    clock: Arc<dyn Clock>,
+    options: SchedulerOptions,
+    permits: Arc<Semaphore>,
+    states: Mutex<HashMap<String, AccountSchedule>>,
+    wake: Notify,
+}
+
+/// The scheduler. Cheap to clone; [`Scheduler::spawn`] starts it.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl Scheduler {
+    pub fn new(runner: Arc<dyn Runner>, clock: Arc<dyn Clock>, options: SchedulerOptions) -> Self {
+        let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                runner,
+                clock,
+                options,
+                permits,
+                states: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Every scheduled account's state.
+    pub fn status(&self) -> HashMap<String, AccountSchedule> {
+        self.inner.states.lock().expect("scheduler state lock").clone()
+    }
+
+    /// One account's state.
+    pub fn account(&self, id: &str) -> Option<AccountSchedule> {
+        self.inner.states.lock().expect("scheduler state lock").get(id).cloned()
+    }
+
+    /// Re-reads the accounts now (after one was added, changed or removed).
+    pub fn refresh(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Starts the scheduler on the current tokio runtime.
+    pub fn spawn(self) -> SchedulerHandle {
+        let (stop, stopped) = watch::channel(None);
+        let task = tokio::spawn(self.clone().run(stopped));
+        SchedulerHandle { stop, task, scheduler: self }
+    }
+
+    async fn run(self, mut stop: watch::Receiver<Option<Duration>>) {
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            let wake_at = self.tick(&mut tasks);
+            let wait = (wake_at - self.inner.clock.now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let grace = (*stop.borrow()).unwrap_or_default();
+        if !tasks.is_empty() {
+            tracing::info!(running = tasks.len(), grace_secs = grace.as_secs(), "waiting for running syncs to finish");
+        }
+        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                running = tasks.len(),
+                "syncs still running after the grace period: stopping them between change sets"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            for st in self.inner.states.lock().expect("scheduler state lock").values_mut() {
+                st.running = false;
+            }
+        }
+    }
+
+    /// Starts what is due; returns when to look again.
+    fn tick(&self, tasks: &mut JoinSet<()>) -> DateTime<Utc> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let mut wake_at = now + chrono::Duration::from_std(inner.options.poll).unwrap_or(chrono::Duration::minutes(1));
+        let accounts = match inner.runner.scheduled() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the accounts to schedule failed");
+                return wake_at;
+            }
+        };
+        let mut states = inner.states.lock().expect("scheduler state lock");
+        states.retain(|id, s| s.running || accounts.iter().any(|a| &a.id == id));
+        for a in &accounts {
+            let st = states.entry(a.id.clone()).or_default();
+            if !a.enabled {
+                st.next_run = None;
+                st.schedule = Some(a.schedule.clone());
+                continue;
+            }
+            if st.running {
+                continue;
+            }
+            if st.schedule.as_ref() != Some(&a.schedule) || st.next_run.is_none() {
+                st.schedule = Some(a.schedule.clone());
+                st.next_run = self.next_run(a, now);
+            }
+            let Some(due) = st.next_run else { continue };
+            if due <= now {
+                if st.backoff_until.is_some_and(|b| now < b) {
+                    st.skipped += 1;
+                    tracing::info!(account = %a.id, until = ?st.backoff_until, "skipping a scheduled sync: backing off after failures");
+                    st.next_run = self.next_run(a, now);
+                } else {
+                    st.running = true;
+                    st.next_run = None;
+                    st.runs += 1;
+                    tasks.spawn(self.clone().run_one(a.clone()));
+                }
+            }
+            if let Some(n) = st.next_run {
+                wake_at = wake_at.min(n);
+            }
+        }
+        wake_at
+    }
+
+    /// The next occurrence after `now`, plus jitter.
+    fn next_run(&self, a: &Scheduled, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let next = match a.schedule.next_after(now) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(account = %a.id, error = %e, "account not scheduled");
+                return None;
+            }
+        };
+        let interval = a.schedule.next_after(next).map(|n| (n - next).to_std().unwrap_or_default()).unwrap_or_default();
+        Some(next + chrono::Duration::from_std(self.jitter(interval)).unwrap_or_default())
+    }
+
+    /// A random delay up to `jitter_fraction` of `interval`, capped.
+    pub fn jitter(&self, interval: Duration) -> Duration {
+        let o = &self.inner.options;
+        let max = interval.mul_f64(o.jitter_fraction.clamp(0.0, 1.0)).min(o.jitter_cap);
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        let r = getrandom::u64().unwrap_or(0) as f64 / u64::MAX as f64;
+        max.mul_f64(r)
+    }
+
+    async fn run_one(self, a: Scheduled) {
+        let inner = &self.inner;
+        let permit = inner.permits.clone().acquire_owned().await;
+        let started = inner.clock.now();
+        if let Some(st) = inner.states.lock().expect("scheduler state lock").get_mut(&a.id) {
+            st.last_started = Some(started);
+        }
+        tracing::info!(account = %a.id, "scheduled sync starting");
+        let result = inner.runner.run(&a.id).await;
+        drop(permit);
+        let now = inner.clock.now();
+        let next = self.next_run(&a, now);
+        let mut states = inner.states.lock().expect("scheduler state lock");
+        let st = states.entry(a.id.clone()).or_default();
+        st.running = false;
+        st.last_finished = Some(now);
+        match result {
+            Ok(()) => {
+                st.consecutive_failures = 0;
+                st.backoff_until = None;
+                st.last_error = None;
+            }
+            Err(e) => {
+                st.consecutive_failures += 1;
+                let factor = 2u32.saturating_pow(st.consecutive_failures.saturating_sub(1).min(20));
+                let delay = inner.options.backoff_base.saturating_mul(factor).min(inner.options.backoff_max);
+                st.backoff_until = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+                tracing::warn!(account = %a.id, failures = st.consecutive_failures, backoff_secs = delay.as_secs(), error = %e, "scheduled sync failed; backing off");
+                st.last_error = Some(e);
+            }
+        }
+        st.next_run = next;
+        drop(states);
+        inner.wake.notify_one();
+    }
+}
+
+/// A running scheduler.
+pub struct SchedulerHandle {
+    stop: watch::Sender<Option<Duration>>,
+    task: tokio::task::JoinHandle<()>,
+    scheduler: Scheduler,
+}
+
+impl SchedulerHandle {
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Stops starting runs, lets running syncs finish for up to `grace`, then
+    /// drops them (a sync dropped between change sets loses nothing committed).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the scheduler task failed");
+        }
+    }
+}
