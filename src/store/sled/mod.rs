@@ -1,10 +1,17 @@
 //! The embedded sled backend: one database for the index, one for user data.
 //!
-//! sled is beta software (its README says so). At open, a database that fails
-//! to open for a reason other than a lock is treated as corrupt: the index is
-//! moved aside (`index.corrupt-<time>`) and rebuilt from the sources by the next
-//! sync; user data is never moved: the error tells the admin to restore it from
-//! a backup (`contactbridge backup` / `restore`).
+//! sled is beta software (its README says so), and measured here it does not
+//! report damage as an error: a damaged file either panics while opening or
+//! opens as an empty or shorter database. So the store checks for itself:
+//! opening runs under `catch_unwind`, and both databases carry the same
+//! **index epoch** (a random id written when the index is created). An index
+//! that panics, reports corruption, or has lost its epoch is moved aside
+//! (`index.corrupt-<time>`) and started afresh; without checkpoints, the next
+//! sync of every collection is a full one, which rebuilds it from the sources.
+//! An index that recovered an older consistent state keeps its epoch and its
+//! (older) checkpoints, and the next syncs bring it forward. User data is never
+//! moved: damage there is an error telling the admin to restore a backup
+//! (`contactbridge backup` / `restore`).
 
 mod accounts;
 mod call_writer;
@@ -37,7 +44,7 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| backend("creating the data directory", e))?;
         let users_path = dir.join("users");
-        let users_db = open_db(&users_path).map_err(|e| match e {
+        let users_db = open_db_guarded(&users_path).map_err(|e| match e {
             sled::Error::Corruption { .. } => StoreError::Corrupt {
                 what: "user data",
                 reason: format!(
@@ -48,16 +55,38 @@ impl SledStore {
             other => open_error(&users_path, other),
         })?;
         let index_path = dir.join("index");
-        let index_db = match open_db(&index_path) {
+        let users_tree = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
+        let expected_epoch = users_tree.get(USERS_EPOCH_KEY).map_err(|e| backend("reading the index epoch", e))?;
+        let index_db = match open_db_guarded(&index_path) {
+            Ok(db) => {
+                let epoch = db
+                    .open_tree("index")
+                    .and_then(|t| t.get(INDEX_EPOCH_KEY))
+                    .map_err(|e| backend("reading the index epoch", e))?;
+                match (&expected_epoch, epoch) {
+                    (Some(expected), Some(found)) if *expected != found => Some("it belongs to another installation"),
+                    (Some(_), None) => Some("it lost its records (sled opened it as empty)"),
+                    _ => None,
+                }
+                .map_or(Ok(db), |why| {
+                    tracing::error!(reason = why, "index damaged");
+                    Err(sled::Error::Corruption { at: None, bt: () })
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let index_db = match index_db {
             Err(e @ sled::Error::Corruption { .. }) => {
-                let aside = dir.join(format!("index.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+                let aside = dir.join(format!("index.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
                 tracing::error!(error = %e, moved_to = %aside.display(), "index damaged; moving it aside, the next sync rebuilds it from the sources");
                 std::fs::rename(&index_path, &aside).map_err(|e| backend("moving a damaged index aside", e))?;
                 open_db(&index_path).map_err(|e| open_error(&index_path, e))?
             }
             other => other.map_err(|e| open_error(&index_path, e))?,
         };
-        Self::from_dbs(index_db, users_db, dir.to_path_buf())
+        let store = Self::from_dbs(index_db, users_db, dir.to_path_buf())?;
+        store.stamp_epoch(expected_epoch)?;
+        Ok(store)
     }
 
     /// A store in a fresh temporary directory (for tests and benchmarks).
@@ -130,6 +159,36 @@ impl SledStore {
 
 fn open_db(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
     sled::Config::new().path(path).mode(sled::Mode::LowSpace).open()
+}
+
+/// Opens a database, turning a panic inside sled (its answer to some damaged
+/// files) into a corruption error.
+fn open_db_guarded(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_db(path)))
+        .unwrap_or(Err(sled::Error::Corruption { at: None, bt: () }))
+}
+
+/// The index epoch, in the index tree (prefix `~` is used by nothing else).
+const INDEX_EPOCH_KEY: &[u8] = b"~epoch";
+/// The epoch of the index these user data belong with, in the users tree.
+const USERS_EPOCH_KEY: &[u8] = b"~index-epoch";
+
+impl SledStore {
+    /// Makes both databases carry the index's epoch, creating one for a new index.
+    fn stamp_epoch(&self, expected: Option<sled::IVec>) -> Result<()> {
+        let epoch = match self.index.get(INDEX_EPOCH_KEY).map_err(|e| backend("reading the index epoch", e))? {
+            Some(e) => e,
+            None => {
+                let e = sled::IVec::from(uuid::Uuid::new_v4().as_bytes().as_slice());
+                self.index.insert(INDEX_EPOCH_KEY, e.clone()).map_err(|e| backend("writing the index epoch", e))?;
+                e
+            }
+        };
+        if expected.as_ref() != Some(&epoch) {
+            self.users.insert(USERS_EPOCH_KEY, epoch).map_err(|e| backend("writing the index epoch", e))?;
+        }
+        self.flush()
+    }
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {

@@ -291,3 +291,66 @@ fn backup_and_restore_user_data() {
     s.import_user_data(&backup).unwrap();
     assert_eq!(s.user_by_called_number("e:+4930111").unwrap(), Some(user("alice")));
 }
+
+/// Damage the index's data file the way `damage` says, reopen, and check the
+/// index was moved aside and started afresh while user data stayed.
+fn damaged_index_is_replaced(damage: impl Fn(&std::path::Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+        s.apply(&batch(scope("alice", "ab"), (0..2000).map(|i| contact(&format!("c{i}"), "e:1")).collect(), &[], "1"))
+            .unwrap();
+        s.flush().unwrap();
+    }
+    damage(&dir.path().join("index").join("db"));
+
+    let s = SledStore::open(dir.path()).unwrap();
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("index.corrupt-"))
+        .count();
+    assert_eq!(aside, 1, "the damaged index is kept aside for inspection");
+    assert!(s.contacts_by_phone(&user("alice"), "e:1").unwrap().is_empty(), "a fresh index");
+    assert!(s.collection_state(&scope("alice", "ab")).unwrap().is_none(), "no checkpoint: the next sync is a full one");
+    assert_eq!(s.user_by_called_number("e:+4930111").unwrap(), Some(user("alice")), "user data untouched");
+    drop(s);
+    // The fresh index is accepted on the next open.
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.profiles().unwrap().len(), 1);
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("index.corrupt-"));
+    assert_eq!(aside.count(), 1, "nothing moved on a healthy open");
+}
+
+#[test]
+fn a_garbled_index_is_moved_aside_and_user_data_survives() {
+    damaged_index_is_replaced(|db| {
+        let bytes: Vec<u8> = std::fs::read(db).unwrap().into_iter().map(|b| b ^ 0x5a).collect();
+        std::fs::write(db, bytes).unwrap();
+    });
+}
+
+#[test]
+fn an_emptied_index_is_moved_aside_and_user_data_survives() {
+    damaged_index_is_replaced(|db| std::fs::write(db, b"").unwrap());
+}
+
+#[test]
+fn a_healthy_store_reopens_with_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+        s.apply(&batch(scope("alice", "ab"), vec![contact("a", "e:1")], &[], "1")).unwrap();
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.contacts_by_phone(&user("alice"), "e:1").unwrap().len(), 1);
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("corrupt")));
+}
