@@ -78,7 +78,10 @@ fn main() -> anyhow::Result<()> {
 
     let built = Instant::now();
     for u in 0..users {
-        let mut p = UserProfile::new(UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?, format!("tenant{}", u % 10));
+        let mut p = UserProfile::new(
+            UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?,
+            format!("tenant{}", u % 10),
+        );
         p.called_numbers = vec![format!("+49 40 {:07}", u)];
         p.region = Some("DE".into());
         user::put_profile(store.as_ref(), &p)?;
@@ -110,7 +113,10 @@ fn main() -> anyhow::Result<()> {
                         company: Some(format!("Company {}", c % 37)),
                         // Stored nationally, with spaces, as address books do.
                         phones: vec![
-                            PhoneNumber::new(format!("0{} {}", &national(u, c)[..2], &national(u, c)[2..]), PhoneKind::Work),
+                            PhoneNumber::new(
+                                format!("0{} {}", &national(u, c)[..2], &national(u, c)[2..]),
+                                PhoneKind::Work,
+                            ),
                             PhoneNumber::new(format!("0171 {:07}", u * 100 + c), PhoneKind::Mobile),
                         ],
                         emails: vec![email(c)],
@@ -196,7 +202,10 @@ fn main() -> anyhow::Result<()> {
         matched += usize::from(!d.candidates.is_empty());
         if i % 10 == 0 {
             let profile = resolver.user_for_called(&q.called)?;
-            let subject = ContextSubject { contact: d.candidates.first().map(|c| c.stored.clone()), caller_key: d.caller.key.clone() };
+            let subject = ContextSubject {
+                contact: d.candidates.first().map(|c| c.stored.clone()),
+                caller_key: d.caller.key.clone(),
+            };
             let t = Instant::now();
             resolver.context(&d.user, &subject, &ContextQuery { now, criteria: profile.context.clone() })?;
             ctx_lat.push(t.elapsed().as_nanos() as u64);
@@ -215,7 +224,10 @@ fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.999),
         *lat.last().unwrap() as f64 / 1000.0
     );
-    println!("resolve: {:.0} calls/s on one thread (resolve time only; wall {wall:.1} s incl. context)", lat.len() as f64 / resolve_total);
+    println!(
+        "resolve: {:.0} calls/s on one thread (resolve time only; wall {wall:.1} s incl. context)",
+        lat.len() as f64 / resolve_total
+    );
     println!(
         "context: {} fetches; p50 {:.1} µs, p99 {:.1} µs",
         ctx_lat.len(),

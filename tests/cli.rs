@@ -54,7 +54,24 @@ fn demo_then_lookup_with_a_cli_written_differently_from_the_stored_number() {
 fn users_methods_status_assignments_import_and_backup() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["user", "add", "acme.alice", "--tenant", "acme", "--number", "+49 40 1234500", "--region", "de", "--time-zone", "Europe/Berlin", "--forward", "Mobile=+49 170 555"]);
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "acme.alice",
+            "--tenant",
+            "acme",
+            "--number",
+            "+49 40 1234500",
+            "--region",
+            "de",
+            "--time-zone",
+            "Europe/Berlin",
+            "--forward",
+            "Mobile=+49 170 555",
+        ],
+    );
     assert!(fails(d, &["user", "add", "acme.alice", "--tenant", "acme"]).contains("exists already"));
     let e = fails(d, &["user", "add", "acme.bob", "--tenant", "acme", "--number", "+49 40 1234500"]);
     assert!(e.contains("already belongs to user acme.alice"), "{e}");
@@ -76,10 +93,26 @@ fn users_methods_status_assignments_import_and_backup() {
     assert!(stderr.contains("skipped"), "the reason is reported: {stderr}");
     assert!(ok(d, &["lookup", "--called", "+49401234500", "--cli", "+494098765"]).contains("Kim Kunde"));
 
-    ok(d, &["user", "set-method", "acme.alice", "--code", "default", "--status", "*", "--method", "forward", "--target", "+49 170 555"]);
+    ok(
+        d,
+        &[
+            "user",
+            "set-method",
+            "acme.alice",
+            "--code",
+            "default",
+            "--status",
+            "*",
+            "--method",
+            "forward",
+            "--target",
+            "+49 170 555",
+        ],
+    );
     let out = ok(d, &["lookup", "--called", "+49401234500", "--cli", "+494098765"]);
     assert!(out.contains("forward to +49 170 555"), "{out}");
-    assert!(fails(d, &["user", "set-method", "acme.alice", "--code", "*", "--status", "*", "--method", "forward"]).contains("needs --target"));
+    assert!(fails(d, &["user", "set-method", "acme.alice", "--code", "*", "--status", "*", "--method", "forward"])
+        .contains("needs --target"));
 
     ok(d, &["user", "status", "acme.alice", "dnd", "--for", "1h"]);
     assert!(ok(d, &["lookup", "--called", "+49401234500", "--cli", "+494098765"]).contains("status   do_not_disturb"));

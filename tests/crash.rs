@@ -74,7 +74,11 @@ fn a_crash_between_batches_leaves_records_and_checkpoint_in_step() {
     assert!(checkpoint >= applied, "every batch reported as applied is durable ({checkpoint} < {applied})");
     let user = scope().user;
     let counts = store.count_records(&user, "acc").unwrap();
-    assert_eq!(counts.get("contact").copied().unwrap_or(0), checkpoint * PER_BATCH, "records agree with the checkpoint");
+    assert_eq!(
+        counts.get("contact").copied().unwrap_or(0),
+        checkpoint * PER_BATCH,
+        "records agree with the checkpoint"
+    );
     for n in 1..=checkpoint + 1 {
         let found = store.contacts_by_phone(&user, &format!("e:+{n}")).unwrap().len();
         let expected = if n <= checkpoint { PER_BATCH } else { 0 };

@@ -3,10 +3,14 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use contactbridge::connector::*;
-use contactbridge::resolve::{CallQuery, CodeSource, ContextQuery, ContextSubject, MatchQuality, ResolveError, Resolver, Status, StatusReason};
+use contactbridge::resolve::{
+    CallQuery, CodeSource, ContextQuery, ContextSubject, MatchQuality, ResolveError, Resolver, Status, StatusReason,
+};
 use contactbridge::store::{AssignTarget, CollectionScope, IndexBatch, IndexStore, SledStore, Store, UserStore};
 use contactbridge::sync::Indexer;
-use contactbridge::user::{self, Attendant, ForwardTarget, HandlingCode, HandlingMethod, ManualStatus, Match, UserId, UserProfile};
+use contactbridge::user::{
+    self, Attendant, ForwardTarget, HandlingCode, HandlingMethod, ManualStatus, Match, UserId, UserProfile,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -77,7 +81,11 @@ impl World {
         let indexer = Indexer::for_profile(&profile, &HashMap::new());
         self.store
             .apply(&IndexBatch {
-                scope: CollectionScope { user: profile.id.clone(), account: "acc".into(), collection: collection.into() },
+                scope: CollectionScope {
+                    user: profile.id.clone(),
+                    account: "acc".into(),
+                    collection: collection.into(),
+                },
                 upserts: records.into_iter().map(|r| indexer.index(r)).collect(),
                 deletions: vec![],
                 retained: vec![],
@@ -90,7 +98,12 @@ impl World {
     }
 
     fn call(&self, called: &str, cli: &str) -> Result<contactbridge::resolve::Decision, ResolveError> {
-        self.resolver.resolve(&CallQuery { called: called.into(), cli: cli.into(), tsps_call_id: Some("tsps-1".into()), at: now() })
+        self.resolver.resolve(&CallQuery {
+            called: called.into(),
+            cli: cli.into(),
+            tsps_call_id: Some("tsps-1".into()),
+            at: now(),
+        })
     }
 
     fn dana(&self, cli: &str) -> contactbridge::resolve::Decision {
@@ -208,9 +221,16 @@ fn each_handling_method_comes_out_of_the_table_with_its_target() {
 fn each_status_source_changes_the_method() {
     let w = World::new();
     w.sync("acme.dana", "ab", vec![contact("c", "Carl", &["+49 30 1111111"], &[], &[])]);
-    assert_eq!((w.dana("+49301111111").status, w.dana("+49301111111").method), (Status::Available, HandlingMethod::Notify));
+    assert_eq!(
+        (w.dana("+49301111111").status, w.dana("+49301111111").method),
+        (Status::Available, HandlingMethod::Notify)
+    );
 
-    w.sync("acme.dana", "cal", vec![event("m", "Board meeting", BusyStatus::Busy, now() - Duration::minutes(30), 1, &[])]);
+    w.sync(
+        "acme.dana",
+        "cal",
+        vec![event("m", "Board meeting", BusyStatus::Busy, now() - Duration::minutes(30), 1, &[])],
+    );
     let d = w.dana("+49301111111");
     assert_eq!((d.status, d.method.clone()), (Status::Busy, HandlingMethod::Voicemail));
     assert!(matches!(d.status_reason, StatusReason::Calendar { ref subject, .. } if subject == "Board meeting"));
@@ -224,14 +244,21 @@ fn each_status_source_changes_the_method() {
     assert_eq!((d.status, d.status_reason.clone()), (Status::OutOfOffice, StatusReason::OutOfOfficeReplies));
     assert_eq!(d.method, HandlingMethod::Voicemail, "attendant without attendant → voicemail");
 
-    w.update("acme.dana", |p| p.manual_status = Some(ManualStatus { status: Status::DoNotDisturb, until: Some(now() + Duration::hours(1)) }));
+    w.update("acme.dana", |p| {
+        p.manual_status = Some(ManualStatus { status: Status::DoNotDisturb, until: Some(now() + Duration::hours(1)) })
+    });
     let d = w.dana("+49301111111");
     assert_eq!(d.status, Status::DoNotDisturb);
     assert!(matches!(d.status_reason, StatusReason::Manual { .. }));
     // VIPs still ring through a do-not-disturb with the default table.
-    w.store.assign(&d.user, &AssignTarget::Number(d.caller.key.clone().unwrap()), Some(&HandlingCode::well_known("vip"))).unwrap();
+    w.store
+        .assign(&d.user, &AssignTarget::Number(d.caller.key.clone().unwrap()), Some(&HandlingCode::well_known("vip")))
+        .unwrap();
     let d = w.dana("+49301111111");
-    assert_eq!((d.handling_code.as_str(), d.code_source.clone(), d.method.clone()), ("vip", CodeSource::LocalNumber, HandlingMethod::Notify));
+    assert_eq!(
+        (d.handling_code.as_str(), d.code_source.clone(), d.method.clone()),
+        ("vip", CodeSource::LocalNumber, HandlingMethod::Notify)
+    );
 }
 
 #[test]
@@ -267,8 +294,14 @@ fn every_resolve_writes_a_call_record_and_the_context_shows_mail_events_document
         Record::Mail(MailMessage {
             id: RecordId::new(id),
             direction,
-            from: Person { email: if direction == MailDirection::Received { erika.into() } else { "dana@acme.example".into() }, name: None },
-            to: vec![Person { email: if direction == MailDirection::Sent { erika.into() } else { "dana@acme.example".into() }, name: None }],
+            from: Person {
+                email: if direction == MailDirection::Received { erika.into() } else { "dana@acme.example".into() },
+                name: None,
+            },
+            to: vec![Person {
+                email: if direction == MailDirection::Sent { erika.into() } else { "dana@acme.example".into() },
+                name: None,
+            }],
             cc: vec![],
             subject: id.into(),
             date: now() - Duration::days(days),
@@ -285,7 +318,11 @@ fn every_resolve_writes_a_call_record_and_the_context_shows_mail_events_document
             mail("in-old", MailDirection::Received, 400),
         ],
     );
-    w.sync("acme.dana", "cal", vec![event("e1", "Purchasing sync", BusyStatus::Busy, now() - Duration::days(3), 1, &[erika])]);
+    w.sync(
+        "acme.dana",
+        "cal",
+        vec![event("e1", "Purchasing sync", BusyStatus::Busy, now() - Duration::days(3), 1, &[erika])],
+    );
     w.sync(
         "acme.dana",
         "drive",
@@ -306,9 +343,17 @@ fn every_resolve_writes_a_call_record_and_the_context_shows_mail_events_document
     assert_eq!(stored.method, HandlingMethod::Notify);
 
     let profile = w.profile("acme.dana");
-    let subject = ContextSubject { contact: Some(second.candidates[0].stored.clone()), caller_key: second.caller.key.clone() };
-    let ctx = w.resolver.context(&profile.id, &subject, &ContextQuery { now: now(), criteria: profile.context.clone() }).unwrap();
-    assert_eq!(ctx.mail_received.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(), ["in-1"], "old mail is outside the window");
+    let subject =
+        ContextSubject { contact: Some(second.candidates[0].stored.clone()), caller_key: second.caller.key.clone() };
+    let ctx = w
+        .resolver
+        .context(&profile.id, &subject, &ContextQuery { now: now(), criteria: profile.context.clone() })
+        .unwrap();
+    assert_eq!(
+        ctx.mail_received.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(),
+        ["in-1"],
+        "old mail is outside the window"
+    );
     assert_eq!(ctx.mail_sent.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(), ["out-1"]);
     assert_eq!(ctx.events.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), ["Purchasing sync"]);
     assert_eq!(ctx.documents.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Framework agreement.docx"]);

@@ -26,7 +26,9 @@ pub fn put_profile(store: &dyn UserStore, profile: &UserProfile) -> Result<(), S
     let keys = profile
         .called_numbers
         .iter()
-        .map(|n| crate::phone::called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}"))))
+        .map(|n| {
+            crate::phone::called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     store.put_profile(profile, &keys)
 }
