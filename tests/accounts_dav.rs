@@ -1,0 +1,200 @@
+//! CardDAV and CalDAV accounts against a real Radicale (from tests/setup-tools.sh):
+//! registered with a sealed password, tested (a wrong password gets an answer a
+//! person can act on), synced through the registry into the index, and the
+//! contact found by the resolver from a differently written number.
+
+use chrono::Utc;
+use contactbridge::accounts::{AccountError, AccountSpec, Registry, SourceKind};
+use contactbridge::connector::ErrorKind;
+use contactbridge::resolve::{CallQuery, Resolver};
+use contactbridge::secrets::SecretKey;
+use contactbridge::store::{SledStore, Store};
+use contactbridge::sync::scheduler::Schedule;
+use contactbridge::user::{self, UserId, UserProfile};
+use contactbridge_dav::{Credentials, DavAccount, Server};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USER: &str = "dana";
+const PASSWORD: &str = "Radicale-Otter-5521";
+const DID: &str = "+49 30 901820";
+
+fn tool(name: &str) -> PathBuf {
+    let tools = std::env::var_os("CONTACTBRIDGE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
+    let path = tools.join("venv/bin").join(name);
+    assert!(path.exists(), "{} is missing: run tests/setup-tools.sh", path.display());
+    path
+}
+
+/// Radicale on a free loopback port with htpasswd (plain) auth, killed on drop.
+/// Collections are seeded straight into its storage folder before it starts.
+struct Radicale {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Radicale {
+    fn start(seed: impl FnOnce(&Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
+        seed(&dir.path().join("collections/collection-root").join(USER));
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(tool("radicale"))
+            .arg("--server-hosts")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--storage-filesystem-folder")
+            .arg(dir.path().join("collections"))
+            .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
+            .arg("--auth-htpasswd-filename")
+            .arg(dir.path().join("users"))
+            .args(["--logging-level", "warning"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start radicale");
+        let mut r = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = r.child.try_wait().unwrap() {
+                panic!("radicale exited with {status}: {}", r.log());
+            }
+            assert!(Instant::now() < deadline, "radicale did not start: {}", r.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Radicale {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collection(home: &Path, name: &str, tag: &str, items: &[(&str, String)]) {
+    let dir = home.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".Radicale.props"), format!(r#"{{"tag": "{tag}", "D:displayname": "{name}"}}"#)).unwrap();
+    for (file, text) in items {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+}
+
+fn card(uid: &str, name: &str, tel: &str) -> String {
+    format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nTEL;TYPE=CELL:{tel}\r\nCATEGORIES:VIP\r\nEND:VCARD\r\n")
+}
+
+fn event() -> String {
+    let start = (Utc::now() + chrono::Duration::days(1)).format("%Y%m%dT100000Z");
+    let end = (Utc::now() + chrono::Duration::days(1)).format("%Y%m%dT110000Z");
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:ev1\r\nDTSTAMP:20260101T000000Z\r\n\
+         DTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+fn dav(kind: &str, url: &str, password: &str) -> AccountSpec {
+    let account = DavAccount::new(
+        Server::Url(url.into()),
+        Credentials::Basic { username: USER.into(), password: contactbridge_dav::Secret::new(password) },
+    );
+    let source = if kind == "carddav" { SourceKind::CardDav(account) } else { SourceKind::CalDav(account) };
+    AccountSpec::new(&format!("dana-{kind}"), UserId::parse("acme.dana").unwrap(), source)
+}
+
+#[tokio::test]
+async fn carddav_and_caldav_accounts_sync_from_radicale_into_the_index_and_the_resolver_finds_the_caller() {
+    let server = Radicale::start(|home| {
+        collection(
+            home,
+            "contacts",
+            "VADDRESSBOOK",
+            &[("erika.vcf", card("erika", "Erika Mustermann", "0170 1234567"))],
+        );
+        collection(home, "calendar", "VCALENDAR", &[("ev1.ics", event())]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
+    dana.called_numbers = vec![DID.into()];
+    dana.region = Some("DE".into());
+    user::put_profile(store.as_ref(), &dana).unwrap();
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
+
+    // A wrong password: the test says what failed and what to do.
+    registry.add(dav("carddav", &server.url(), "wrong-password")).unwrap();
+    let e = registry.test("dana-carddav").await.unwrap_err();
+    assert!(matches!(e, AccountError::Source { kind: ErrorKind::Auth, .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("user dana's password") && message.contains("account set-secret dana-carddav"),
+        "{message}"
+    );
+    registry.set_secret("dana-carddav", PASSWORD).unwrap();
+    registry.test("dana-carddav").await.unwrap();
+
+    let report = registry.sync("dana-carddav").await.unwrap();
+    assert_eq!((report.failed(), report.totals().upserted), (0, 1), "{report:?}");
+    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let decision = resolver
+        .resolve(&CallQuery { called: DID.into(), cli: "+49 170 1234567".into(), tsps_call_id: None, at: Utc::now() })
+        .unwrap();
+    assert_eq!(decision.candidates.len(), 1);
+    assert_eq!(decision.candidates[0].stored.contact.best_name(), "Erika Mustermann");
+    assert_eq!(decision.handling_code.as_str(), "vip");
+
+    registry.add(dav("caldav", &server.url(), PASSWORD)).unwrap();
+    let report = registry.sync("dana-caldav").await.unwrap();
+    assert_eq!((report.failed(), report.totals().upserted), (0, 1), "{report:?}");
+    let status = registry.status("dana-caldav").unwrap();
+    assert_eq!(status.records.get("event"), Some(&1), "{:?}", status.records);
+    let status = registry.status("dana-carddav").unwrap();
+    assert_eq!(status.records.get("contact"), Some(&1));
+    assert!(status.collections.iter().all(|c| c.state.last_error.is_none() && c.state.checkpoint.is_some()));
+
+    // An incremental sync fetches nothing new; removing the account removes its contact.
+    assert_eq!(registry.sync("dana-carddav").await.unwrap().totals().upserted, 0);
+    assert_eq!(registry.remove("dana-carddav").unwrap(), 1);
+    let decision = resolver
+        .resolve(&CallQuery { called: DID.into(), cli: "01701234567".into(), tsps_call_id: None, at: Utc::now() })
+        .unwrap();
+    assert!(decision.candidates.is_empty());
+
+    store.flush().unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{USER}:{PASSWORD}"));
+    for needle in [PASSWORD.to_string(), b64] {
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).unwrap();
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{} holds the password",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+}
