@@ -66,9 +66,14 @@ impl SecretKey {
     /// The key from [`KEY_ENV`] if set, else from `<data_dir>/secret.key`, which is
     /// created (mode 0600, 32 random bytes) if it does not exist.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SecretError> {
-        match std::env::var(KEY_ENV) {
-            Ok(v) => Self::from_base64(&v, KEY_ENV),
-            Err(_) => Self::from_file(&data_dir.join(KEY_FILE), true),
+        Self::load(data_dir, std::env::var(KEY_ENV).ok().as_deref())
+    }
+
+    /// [`SecretKey::load_or_create`] with the environment variable's value given.
+    pub fn load(data_dir: &Path, from_env: Option<&str>) -> Result<Self, SecretError> {
+        match from_env {
+            Some(v) => Self::from_base64(v, KEY_ENV),
+            None => Self::from_file(&data_dir.join(KEY_FILE), true),
         }
     }
 
@@ -204,6 +209,20 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = SecretKey::from_file(&path, false).unwrap_err();
         assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn a_key_from_the_environment_wins_and_no_key_file_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+        let key = SecretKey::load(dir.path(), Some(&env)).unwrap();
+        assert_eq!(key.source(), KEY_ENV);
+        assert!(!dir.path().join(KEY_FILE).exists());
+        let sealed = key.seal("acc", b"x").unwrap();
+        assert_eq!(SecretKey::load(dir.path(), Some(&env)).unwrap().open("acc", &sealed).unwrap(), b"x");
+        let from_file = SecretKey::load(dir.path(), None).unwrap();
+        assert!(dir.path().join(KEY_FILE).exists());
+        assert!(from_file.open("acc", &sealed).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub enum Command {
     /// Register an account (graph, carddav, caldav or files).
     #[command(subcommand)]
-    Add(Add),
+    Add(Box<Add>),
     /// List accounts.
     List,
     /// Show an account: settings (never secrets), schedule, last sync, records per kind, errors per collection.
@@ -281,7 +281,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     let registry = registry(&config)?;
     match command {
         Command::Add(add) => {
-            let spec = registry.add(build(add)?)?;
+            let spec = registry.add(build(*add)?)?;
             println!(
                 "account {} ({}) added for {}; schedule {}",
                 spec.id,
