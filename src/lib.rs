@@ -78,3 +78,4 @@ pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod user;
+pub mod web;

@@ -26,4 +26,17 @@ if ! "$tools/venv/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/examples/python/requirements.txt"
 fi
 
+# The notification window's end-to-end test (tests/e2e/web_window.sh): Debian's
+# chromium (never a browser download) driven by playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup-tools: installing Debian chromium (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null
+fi
+if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
+  echo "setup-tools: installing playwright-core into $tools/node" >&2
+  mkdir -p "$tools/node"
+  (cd "$tools/node" && { [ -f package.json ] || echo '{"private":true}' > package.json; } \
+    && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund "playwright-core@1" >/dev/null)
+fi
+
 echo "setup-tools: ready in $tools" >&2

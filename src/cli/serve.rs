@@ -89,11 +89,15 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let web_listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| format!("listening for the notification window on {}", config.web.listen))?;
     let options = ServerOptions {
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key, client_ca: args.tls_client_ca }),
         ..ServerOptions::default()
     };
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
+    println!("notification window on http://{}", web_listener.local_addr()?);
     let hub = CallHub::new(store.clone());
     let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
@@ -114,10 +118,31 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("stopping");
     };
-    let served = contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
+    // The web server stops with the gRPC server (and also if that one fails).
+    let stop_web = Arc::new(tokio::sync::watch::channel(false).0);
+    let shutdown = {
+        let stop_web = stop_web.clone();
+        async move {
+            shutdown.await;
+            stop_web.send_replace(true);
+        }
+    };
+    let mut web_stopping = stop_web.subscribe();
+    let web = tokio::spawn(contactbridge::web::serve(
+        contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone()),
+        web_listener,
+        async move {
+            let _ = web_stopping.wait_for(|s| *s).await;
+        },
+    ));
+    let served =
+        contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
+    stop_web.send_replace(true);
+    let web_served = web.await;
     // Running syncs get 30 s to commit their current change set; then they are dropped between two.
     scheduler.shutdown(std::time::Duration::from_secs(30)).await;
     served?;
+    web_served.context("the web server task failed")?.context("the web server failed")?;
     store.flush()?;
     Ok(())
 }

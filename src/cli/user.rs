@@ -84,6 +84,16 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
+    /// Print a single-use login link to the user's notification window (the web page of `serve`).
+    LoginLink {
+        id: String,
+        /// How long the link stays valid, e.g. 30m, 2h, 1d.
+        #[arg(long = "valid", default_value = "1d")]
+        valid: String,
+        /// The window's address as the user's browser reaches it (default: http://<web.listen>).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 fn parse_user(id: &str) -> anyhow::Result<UserId> {
@@ -190,6 +200,19 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             };
             store.assign(&p.id, &target, code.as_ref())?;
             println!("{}", if clear { "assignment removed" } else { "assigned" });
+        }
+        Command::LoginLink { id, valid, base_url } => {
+            let user = parse_user(&id)?;
+            let token = contactbridge::web::auth::issue_login(
+                &store,
+                &store,
+                &user,
+                parse_duration(&valid)?,
+                chrono::Utc::now(),
+            )?;
+            let base = base_url.unwrap_or_else(|| format!("http://{}", config.web.listen));
+            println!("{}{}", base.trim_end_matches('/'), contactbridge::web::auth::login_path(&token));
+            eprintln!("valid once, until {}", token.expires.to_rfc3339());
         }
     }
     Ok(())

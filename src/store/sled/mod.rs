@@ -19,6 +19,7 @@ mod entry;
 mod index;
 mod keys;
 mod users;
+mod web_tokens;
 
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};

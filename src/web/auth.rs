@@ -1,0 +1,229 @@
+//! Sign-in for the notification window: single-use login links issued by an
+//! admin, exchanged for a session cookie, and who a session may see.
+//!
+//! A token reads `cbw_<secret>` (32 random bytes, base64url). Only its SHA-256
+//! is stored, with its kind, user and expiry ([`WebTokenStore`]); as with API
+//! keys, a fast hash is right for 256 random bits.
+
+use crate::store::{StoreError, UserStore};
+use crate::user::{UserId, UserProfile};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "cb_session";
+/// How long a login link stays valid unless the admin says otherwise.
+pub const LOGIN_VALID: Duration = Duration::hours(24);
+/// How long a session lasts.
+pub const SESSION_VALID: Duration = Duration::hours(12);
+
+/// What a token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A login link: exchanged once for a session.
+    Login,
+    /// A browser session (the cookie).
+    Session,
+}
+
+/// A token as stored: its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredWebToken {
+    /// SHA-256 of the token text, hex.
+    pub sha256: String,
+    pub kind: TokenKind,
+    pub user: UserId,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+/// Where web tokens are kept (the sled backend: the user-data database, prefix `w`).
+pub trait WebTokenStore: Send + Sync {
+    fn put_web_token(&self, token: &StoredWebToken) -> Result<(), StoreError>;
+    fn web_token(&self, sha256: &str) -> Result<Option<StoredWebToken>, StoreError>;
+    fn delete_web_token(&self, sha256: &str) -> Result<bool, StoreError>;
+    /// Removes tokens that expired before `now`; returns how many.
+    fn purge_web_tokens(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+}
+
+/// A token just made: the text goes to the user once and is never stored.
+pub struct NewToken {
+    pub text: String,
+    pub expires: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken").field("expires", &self.expires).finish_non_exhaustive()
+    }
+}
+
+/// Why a token was refused (deliberately vague towards the browser).
+#[derive(Debug, thiserror::Error)]
+pub enum WebAuthError {
+    #[error("not signed in, or the session or link has expired")]
+    Invalid,
+    #[error("user {0} does not exist")]
+    NoSuchUser(UserId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn issue(
+    store: &dyn WebTokenStore,
+    user: &UserId,
+    kind: TokenKind,
+    valid: Duration,
+    now: DateTime<Utc>,
+) -> Result<NewToken, StoreError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| StoreError::Backend {
+        doing: "drawing a random web token",
+        source: Box::new(std::io::Error::other(e.to_string())),
+    })?;
+    let text = format!("cbw_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let expires = now + valid;
+    store.put_web_token(&StoredWebToken { sha256: hash(&text), kind, user: user.clone(), created: now, expires })?;
+    Ok(NewToken { text, expires })
+}
+
+/// Issues a login link token for an existing user, valid for `valid`.
+pub fn issue_login(
+    tokens: &dyn WebTokenStore,
+    users: &dyn UserStore,
+    user: &UserId,
+    valid: Duration,
+    now: DateTime<Utc>,
+) -> Result<NewToken, WebAuthError> {
+    if users.profile(user)?.is_none() {
+        return Err(WebAuthError::NoSuchUser(user.clone()));
+    }
+    Ok(issue(tokens, user, TokenKind::Login, valid, now)?)
+}
+
+/// The path of the login link for a token (`/login?token=…`; the token is URL-safe).
+pub fn login_path(token: &NewToken) -> String {
+    format!("/login?token={}", token.text)
+}
+
+/// Exchanges a login token (once) for a session token.
+pub fn exchange_login(
+    store: &dyn WebTokenStore,
+    login: &str,
+    now: DateTime<Utc>,
+) -> Result<(UserId, NewToken), WebAuthError> {
+    let stored = check(store, login, TokenKind::Login, now)?;
+    // Single use: a link that leaks after use opens nothing.
+    if !store.delete_web_token(&stored.sha256)? {
+        return Err(WebAuthError::Invalid);
+    }
+    let session = issue(store, &stored.user, TokenKind::Session, SESSION_VALID, now)?;
+    Ok((stored.user, session))
+}
+
+/// The user of a valid session token.
+pub fn session_user(store: &dyn WebTokenStore, session: &str, now: DateTime<Utc>) -> Result<UserId, WebAuthError> {
+    Ok(check(store, session, TokenKind::Session, now)?.user)
+}
+
+/// Ends a session.
+pub fn end_session(store: &dyn WebTokenStore, session: &str) -> Result<(), StoreError> {
+    store.delete_web_token(&hash(session)).map(|_| ())
+}
+
+fn check(
+    store: &dyn WebTokenStore,
+    text: &str,
+    kind: TokenKind,
+    now: DateTime<Utc>,
+) -> Result<StoredWebToken, WebAuthError> {
+    if !text.starts_with("cbw_") || text.len() > 100 {
+        return Err(WebAuthError::Invalid);
+    }
+    let stored = store.web_token(&hash(text))?.ok_or(WebAuthError::Invalid)?;
+    if stored.kind != kind {
+        return Err(WebAuthError::Invalid);
+    }
+    if stored.expires <= now {
+        store.delete_web_token(&stored.sha256)?;
+        return Err(WebAuthError::Invalid);
+    }
+    Ok(stored)
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// Who is looking: the signed-in user and the users who designated them as attendant.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub profile: UserProfile,
+    /// Users whose profile names this user as `attendant.user`.
+    pub attends: Vec<UserProfile>,
+}
+
+impl Viewer {
+    /// Loads the viewer for a signed-in user.
+    pub fn load(store: &dyn UserStore, user: &UserId) -> Result<Self, WebAuthError> {
+        let profile = store.profile(user)?.ok_or_else(|| WebAuthError::NoSuchUser(user.clone()))?;
+        let attends = store
+            .profiles()?
+            .into_iter()
+            .filter(|p| p.id != *user && p.attendant.as_ref().and_then(|a| a.user.as_ref()) == Some(user))
+            .collect();
+        Ok(Self { profile, attends })
+    }
+
+    pub fn id(&self) -> &UserId {
+        &self.profile.id
+    }
+
+    /// The profile of `user` if this viewer may see their calls and contacts.
+    pub fn may_see(&self, user: &UserId) -> Option<&UserProfile> {
+        if *user == self.profile.id {
+            return Some(&self.profile);
+        }
+        self.attends.iter().find(|p| p.id == *user)
+    }
+
+    /// How this viewer signs what they do to `user`'s call: the user id, or `attendant:<id>`.
+    pub fn acting_for(&self, user: &UserId) -> String {
+        if *user == self.profile.id {
+            self.profile.id.to_string()
+        } else {
+            format!("attendant:{}", self.profile.id)
+        }
+    }
+
+    /// Every user whose calls this viewer sees (themselves first).
+    pub fn users(&self) -> impl Iterator<Item = &UserProfile> {
+        std::iter::once(&self.profile).chain(self.attends.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let h = "a=1; cb_session_x=2; cb_session=cbw_abc";
+        assert_eq!(cookie(h, COOKIE), Some("cbw_abc"));
+        assert_eq!(cookie("x=1", COOKIE), None);
+    }
+
+    #[test]
+    fn token_debug_hides_the_text() {
+        let t = NewToken { text: "cbw_secret".into(), expires: Utc::now() };
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}

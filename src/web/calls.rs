@@ -1,0 +1,252 @@
+//! A call's routes: the record, directives (incl. "always block"), the caller's
+//! context, chat; and the call history and the user's context criteria.
+
+use super::error::WebError;
+use super::events::{CallView, WebEvent};
+use super::session::Session;
+use super::WebState;
+use crate::calls::{CallEventKind, CallId, CallRecord};
+use crate::live::DirectiveAction;
+use crate::resolve::{caller_key_of, CallerContext, ContextQuery, ContextSubject};
+use crate::store::{AssignTarget, StoredContact, TimeWindow};
+use crate::user::{self, ContextCriteria, HandlingCode, UserId, UserProfile};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The call and its user's profile, if the viewer may see it; else 404.
+fn visible_call(state: &WebState, session: &Session, id: &str) -> Result<(CallRecord, UserProfile), WebError> {
+    let record = state.store.call(&CallId(id.to_string()))?.ok_or(WebError::NotFound)?;
+    let owner = session.viewer.may_see(&record.user).ok_or(WebError::NotFound)?.clone();
+    Ok((record, owner))
+}
+
+fn contact_of(state: &WebState, record: &CallRecord) -> Result<Option<StoredContact>, WebError> {
+    Ok(match &record.contact {
+        Some(r) => state.store.contact(&record.user, r)?,
+        None => None,
+    })
+}
+
+/// `GET /api/calls/{id}`.
+pub async fn get_call(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, WebError> {
+    let (record, owner) = visible_call(&state, &session, &id)?;
+    let company = contact_of(&state, &record)?.and_then(|c| c.contact.company);
+    Ok(Json(CallView::from_record(&record, &owner, company)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DirectiveRequest {
+    /// forward, voicemail, accept, reject, or block ("always block this caller": assign `blocked`, then reject).
+    pub action: String,
+    /// The number, for forward.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DirectiveResponse {
+    pub action: String,
+    pub target: Option<String>,
+    /// How many phone-system streams (WatchDirectives) received it.
+    pub delivered: usize,
+    /// Set for "block": the caller key that now carries `blocked`.
+    pub blocked: Option<String>,
+}
+
+fn forward_number(to: Option<String>) -> Result<String, WebError> {
+    let to = to.unwrap_or_default().trim().to_string();
+    let plausible = to.chars().any(|c| c.is_ascii_digit())
+        && to.chars().all(|c| c.is_ascii_digit() || " +-/().".contains(c))
+        && to.len() <= 40;
+    if !plausible {
+        return Err(WebError::BadRequest(format!("{to:?} is not a phone number to forward to")));
+    }
+    Ok(to)
+}
+
+/// `POST /api/calls/{id}/directive`: what the user or attendant decided while the call rings.
+pub async fn directive(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Json(req): Json<DirectiveRequest>,
+) -> Result<Json<DirectiveResponse>, WebError> {
+    let (record, owner) = visible_call(&state, &session, &id)?;
+    let mut blocked = None;
+    let action = match req.action.as_str() {
+        "forward" => DirectiveAction::Forward { to: forward_number(req.to)? },
+        "voicemail" => DirectiveAction::Voicemail,
+        "accept" => DirectiveAction::Accept,
+        "reject" => DirectiveAction::Reject,
+        "block" => {
+            let key = record
+                .caller_key
+                .clone()
+                .ok_or_else(|| WebError::BadRequest("the caller sent no number: there is nothing to block".into()))?;
+            let code = HandlingCode::well_known(HandlingCode::BLOCKED);
+            state.store.assign(&owner.id, &AssignTarget::Number(key.clone()), Some(&code))?;
+            blocked = Some(key);
+            DirectiveAction::Reject
+        }
+        other => {
+            return Err(WebError::BadRequest(format!(
+                "unknown action {other:?}; use forward, voicemail, accept, reject or block"
+            )))
+        }
+    };
+    let by = session.viewer.acting_for(&owner.id);
+    let (d, delivered) = state.hub.direct(&record.id, action, Some(by.clone()), None, Utc::now())?;
+    let _ = state.events.send(Arc::new(WebEvent::Directive {
+        call_id: d.call_id.clone(),
+        user: d.user.clone(),
+        action: if blocked.is_some() { "block".into() } else { d.action.name().into() },
+        target: d.action.target().map(Into::into),
+        by,
+        at: d.at,
+    }));
+    Ok(Json(DirectiveResponse {
+        action: d.action.name().into(),
+        target: d.action.target().map(Into::into),
+        delivered,
+        blocked,
+    }))
+}
+
+/// The caller as the context view shows them.
+#[derive(Debug, Serialize)]
+pub struct ContactView {
+    pub name: String,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContextResponse {
+    pub contact: Option<ContactView>,
+    pub criteria: ContextCriteria,
+    #[serde(flatten)]
+    pub context: CallerContext,
+}
+
+/// `GET /api/calls/{id}/context`: the caller's context within the call's user's criteria.
+pub async fn context(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<ContextResponse>, WebError> {
+    let (record, owner) = visible_call(&state, &session, &id)?;
+    let contact = contact_of(&state, &record)?;
+    let subject = ContextSubject { contact: contact.clone(), caller_key: record.caller_key.clone() };
+    let query = ContextQuery { now: Utc::now(), criteria: owner.context.clone() };
+    let context = crate::resolve::context::fetch(state.store.as_ref(), &owner.id, &subject, &query)?;
+    let contact = contact.map(|s| ContactView {
+        name: s.contact.best_name(),
+        company: s.contact.company.clone(),
+        job_title: s.contact.job_title.clone(),
+        emails: s.contact.emails.clone(),
+        phones: s.contact.phones.iter().map(|p| p.raw.clone()).collect(),
+    });
+    Ok(Json(ContextResponse { contact, criteria: query.criteria, context }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub text: String,
+}
+
+/// The most a chat message may hold.
+const MAX_CHAT: usize = 2000;
+
+/// `POST /api/calls/{id}/chat`: a message about the call, kept in its journal
+/// and shown live to the call's user and attendant.
+pub async fn chat(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Json(req): Json<ChatRequest>,
+) -> Result<Json<WebEvent>, WebError> {
+    let (record, owner) = visible_call(&state, &session, &id)?;
+    let text = req.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > MAX_CHAT {
+        return Err(WebError::BadRequest(format!("a chat message has 1 to {MAX_CHAT} characters")));
+    }
+    let by = session.viewer.acting_for(&owner.id);
+    let at = Utc::now();
+    state.hub.report(&record.id, CallEventKind::Chat { text: text.clone() }, Some(by.clone()), None, at)?;
+    let event = WebEvent::Chat { call_id: record.id, user: owner.id, text, by, at };
+    let _ = state.events.send(Arc::new(event.clone()));
+    Ok(Json(event))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Whose calls (default: the viewer's own; an attendant may name a user they attend).
+    pub user: Option<String>,
+    /// Only calls from this caller: a number as shown, or a caller key.
+    pub caller: Option<String>,
+    /// How far back, in days (default 30).
+    pub days: Option<u32>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/history`: calls newest first, each with its journal.
+pub async fn history(
+    State(state): State<WebState>,
+    session: Session,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<CallView>>, WebError> {
+    let owner = match &q.user {
+        Some(u) => {
+            let id = UserId::parse(u).map_err(WebError::BadRequest)?;
+            session.viewer.may_see(&id).ok_or(WebError::NotFound)?.clone()
+        }
+        None => session.viewer.profile.clone(),
+    };
+    let now = Utc::now();
+    let window = TimeWindow {
+        from: now - Duration::days(q.days.unwrap_or(30).min(3650).into()),
+        to: now + Duration::minutes(1),
+    };
+    let limit = q.limit.unwrap_or(50).min(500);
+    let records = match q.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(caller) => {
+            let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
+            let key = caller_key_of(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
+            state.store.calls_from(&owner.id, &key, window, limit)?
+        }
+        None => state.store.calls(&owner.id, window, limit)?,
+    };
+    Ok(Json(records.iter().map(|r| CallView::from_record(r, &owner, None)).collect()))
+}
+
+/// `GET /api/criteria`: the viewer's context criteria.
+pub async fn criteria(session: Session) -> Json<ContextCriteria> {
+    Json(session.viewer.profile.context)
+}
+
+/// `PUT /api/criteria`: changes the viewer's context criteria (kept in their profile).
+pub async fn put_criteria(
+    State(state): State<WebState>,
+    session: Session,
+    Json(c): Json<ContextCriteria>,
+) -> Result<Json<ContextCriteria>, WebError> {
+    let counts = [c.max_mail, c.max_events, c.max_documents, c.max_calls];
+    if c.days_back > 3650 || c.days_ahead > 3650 || counts.iter().any(|n| *n > 200) {
+        return Err(WebError::BadRequest("days are at most 3650, counts at most 200".into()));
+    }
+    let mut profile = session.viewer.profile;
+    profile.context = c.clone();
+    user::put_profile(state.store.as_ref(), &profile)?;
+    tracing::info!(user = %profile.id, "context criteria changed");
+    Ok(Json(c))
+}

@@ -1,0 +1,163 @@
+//! What the page is told live (server-sent events on `/events`): ringing calls
+//! of the viewer and of the users they attend, directives and chat messages
+//! about those calls.
+
+use super::error::WebError;
+use super::session::{forward_buttons, Session};
+use super::WebState;
+use crate::calls::{CallEvent, CallId, CallRecord};
+use crate::resolve::Decision;
+use crate::user::{ForwardTarget, UserId, UserProfile};
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+/// A call as the notification card shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallView {
+    pub call_id: CallId,
+    /// Whose call it is.
+    pub user: UserId,
+    pub user_name: String,
+    pub at: DateTime<Utc>,
+    /// The CLI as received.
+    pub cli: String,
+    pub caller_key: Option<String>,
+    pub caller_name: Option<String>,
+    pub company: Option<String>,
+    pub handling_code: String,
+    pub status: String,
+    pub method: String,
+    pub target: Option<String>,
+    /// The forward buttons of the call's user.
+    pub forward: Vec<ForwardTarget>,
+    /// The call's journal (directives, chat, what the phone system reported).
+    pub events: Vec<CallEvent>,
+}
+
+impl CallView {
+    pub fn from_decision(d: &Decision, owner: &UserProfile) -> Self {
+        let best = d.candidates.first().map(|c| &c.stored.contact);
+        Self {
+            call_id: d.call_id.clone(),
+            user: d.user.clone(),
+            user_name: owner.display_name.clone(),
+            at: d.at,
+            cli: d.caller.cli.clone(),
+            caller_key: d.caller.key.clone(),
+            caller_name: d.caller_name(),
+            company: best.and_then(|c| c.company.clone()),
+            handling_code: d.handling_code.as_str().to_string(),
+            status: d.status.as_str().to_string(),
+            method: d.method.name().to_string(),
+            target: d.target.clone(),
+            forward: forward_buttons(owner),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn from_record(r: &CallRecord, owner: &UserProfile, company: Option<String>) -> Self {
+        let target = match &r.method {
+            crate::user::HandlingMethod::Forward { number } => Some(number.clone()),
+            crate::user::HandlingMethod::Attendant => owner.attendant.as_ref().map(|a| a.number.clone()),
+            _ => None,
+        };
+        Self {
+            call_id: r.id.clone(),
+            user: r.user.clone(),
+            user_name: owner.display_name.clone(),
+            at: r.at,
+            cli: r.cli.clone(),
+            caller_key: r.caller_key.clone(),
+            caller_name: r.contact_name.clone(),
+            company,
+            handling_code: r.handling_code.as_str().to_string(),
+            status: r.status.as_str().to_string(),
+            method: r.method.name().to_string(),
+            target,
+            forward: forward_buttons(owner),
+            events: r.events.clone(),
+        }
+    }
+}
+
+/// One server-sent event; its SSE event name is the `type`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WebEvent {
+    /// The stream is open and subscribed: calls from now on arrive.
+    Ready { user: UserId },
+    /// A call is ringing.
+    Call(CallView),
+    /// Someone decided about a ringing call.
+    Directive { call_id: CallId, user: UserId, action: String, target: Option<String>, by: String, at: DateTime<Utc> },
+    /// A chat message about a call.
+    Chat { call_id: CallId, user: UserId, text: String, by: String, at: DateTime<Utc> },
+}
+
+impl WebEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Ready { .. } => "ready",
+            Self::Call(_) => "call",
+            Self::Directive { .. } => "directive",
+            Self::Chat { .. } => "chat",
+        }
+    }
+
+    /// The user whose call this is about.
+    fn user(&self) -> &UserId {
+        match self {
+            Self::Ready { user } | Self::Directive { user, .. } | Self::Chat { user, .. } => user,
+            Self::Call(c) => &c.user,
+        }
+    }
+}
+
+fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(BroadcastStreamRecvError::Lagged(n)) => {
+            tracing::warn!(lost = n, "a notification window fell behind and lost events");
+            None
+        }
+    }
+}
+
+/// `GET /events`: the viewer's live stream. It subscribes before it answers, so
+/// once the page has the `ready` event, no call is missed.
+pub async fn stream(
+    State(state): State<WebState>,
+    session: Session,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
+    let viewer = Arc::new(session.viewer);
+    let mut streams: Vec<BoxStream<'static, Arc<WebEvent>>> = Vec::new();
+    for owner in viewer.users() {
+        let owner = owner.clone();
+        let calls = BroadcastStream::new(state.hub.watch_calls(&owner.id)).filter_map(move |r| {
+            let ev = lagged(r).map(|d| Arc::new(WebEvent::Call(CallView::from_decision(&d, &owner))));
+            futures::future::ready(ev)
+        });
+        streams.push(calls.boxed());
+    }
+    let v = viewer.clone();
+    let shared = BroadcastStream::new(state.events.subscribe())
+        .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| v.may_see(e.user()).is_some())));
+    streams.push(shared.boxed());
+
+    let mut stopping = state.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let hello = stream::once(futures::future::ready(Arc::new(WebEvent::Ready { user: viewer.id().clone() })));
+    let events = hello.chain(stream::select_all(streams)).take_until(stopped).map(|e| {
+        Ok(Event::default().event(e.name()).json_data(&*e).unwrap_or_else(|_| Event::default().comment("unencodable")))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
