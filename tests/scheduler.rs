@@ -39,7 +39,8 @@ impl TimedRunner {
                 accounts
                     .into_iter()
                     .map(|(id, cron, b)| {
-                        (Scheduled { id: id.into(), schedule: Schedule::new(cron, "UTC").unwrap(), enabled: true }, b)
+                        let schedule = Schedule::new(cron, "UTC").unwrap();
+                        (Scheduled { id: id.into(), schedule, enabled: true, failures: 0, last_finished: None }, b)
                     })
                     .collect(),
             ),
@@ -245,4 +246,22 @@ async fn shutdown_lets_a_running_sync_finish_within_the_grace_period_else_drops_
         tokio::time::sleep(Duration::from_secs(300)).await;
         assert_eq!(runner.starts_of("a").len(), 1);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backoff_carries_over_a_restart() {
+    let clock = Arc::new(TokioClock::starting_at(t0()));
+    let runner = TimedRunner::new(clock.clone(), vec![("bad", "* * * * *", Behaviour::default())]);
+    {
+        let mut accounts = runner.accounts.lock().unwrap();
+        // Three failures in a row, the last one a minute before this start: 4 minutes of backoff.
+        accounts[0].0.failures = 3;
+        accounts[0].0.last_finished = Some(t0() - chrono::Duration::minutes(1));
+    }
+    let handle = start(&runner, &clock, exact(1));
+    tokio::time::sleep(Duration::from_secs(5 * 60 + 30)).await;
+    assert_eq!(runner.minutes_of("bad"), vec![3, 4, 5]);
+    let status = handle.scheduler().account("bad").unwrap();
+    assert_eq!((status.skipped, status.consecutive_failures), (2, 0));
+    handle.shutdown(Duration::from_secs(1)).await;
 }

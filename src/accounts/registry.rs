@@ -460,10 +460,19 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
 impl Runner for Registry {
     fn scheduled(&self) -> Result<Vec<Scheduled>, String> {
         let accounts = self.list().map_err(|e| e.to_string())?;
-        Ok(accounts
+        accounts
             .into_iter()
-            .map(|a| Scheduled { schedule: self.schedule_of(&a), id: a.id, enabled: a.enabled })
-            .collect())
+            .map(|a| {
+                let run = self.store.run_record(&a.id).map_err(|e| e.to_string())?.unwrap_or_default();
+                Ok(Scheduled {
+                    schedule: self.schedule_of(&a),
+                    id: a.id,
+                    enabled: a.enabled,
+                    failures: run.consecutive_failures,
+                    last_finished: run.finished,
+                })
+            })
+            .collect()
     }
 
     async fn run(&self, account: &str) -> Result<(), String> {

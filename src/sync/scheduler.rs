@@ -106,6 +106,10 @@ pub struct Scheduled {
     pub id: String,
     pub schedule: Schedule,
     pub enabled: bool,
+    /// Failed runs in a row before the scheduler started (kept by the runner), and
+    /// when the last one ended: the backoff carries over a restart.
+    pub failures: u32,
+    pub last_finished: Option<DateTime<Utc>>,
 }
 
 /// What the scheduler runs: the account registry in the bridge.
@@ -264,7 +268,13 @@ impl Scheduler {
         let mut states = inner.states.lock().expect("scheduler state lock");
         states.retain(|id, s| s.running || accounts.iter().any(|a| &a.id == id));
         for a in &accounts {
-            let st = states.entry(a.id.clone()).or_default();
+            let st = states.entry(a.id.clone()).or_insert_with(|| {
+                let mut st = AccountSchedule { consecutive_failures: a.failures, ..AccountSchedule::default() };
+                if a.failures > 0 {
+                    st.backoff_until = a.last_finished.map(|t| t + self.backoff(a.failures));
+                }
+                st
+            });
             if !a.enabled {
                 st.next_run = None;
                 st.schedule = Some(a.schedule.clone());
@@ -321,6 +331,13 @@ impl Scheduler {
         max.mul_f64(r)
     }
 
+    /// How long runs are skipped after `failures` failures in a row.
+    fn backoff(&self, failures: u32) -> chrono::Duration {
+        let o = &self.inner.options;
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+        chrono::Duration::from_std(o.backoff_base.saturating_mul(factor).min(o.backoff_max)).unwrap_or_default()
+    }
+
     async fn run_one(self, a: Scheduled) {
         let inner = &self.inner;
         let permit = inner.permits.clone().acquire_owned().await;
@@ -345,10 +362,9 @@ impl Scheduler {
             }
             Err(e) => {
                 st.consecutive_failures += 1;
-                let factor = 2u32.saturating_pow(st.consecutive_failures.saturating_sub(1).min(20));
-                let delay = inner.options.backoff_base.saturating_mul(factor).min(inner.options.backoff_max);
-                st.backoff_until = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
-                tracing::warn!(account = %a.id, failures = st.consecutive_failures, backoff_secs = delay.as_secs(), error = %e, "scheduled sync failed; backing off");
+                let delay = self.backoff(st.consecutive_failures);
+                st.backoff_until = Some(now + delay);
+                tracing::warn!(account = %a.id, failures = st.consecutive_failures, backoff_secs = delay.num_seconds(), error = %e, "scheduled sync failed; backing off");
                 st.last_error = Some(e);
             }
         }
