@@ -413,3 +413,36 @@ async fn a_cancelled_sync_leaves_records_and_checkpoint_in_step_and_the_next_res
     assert_eq!(*delivered.lock().unwrap(), 50 - batches, "resumed at the checkpoint");
     assert_eq!(store.count_records(&dana, "paced").unwrap()["contact"], 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_keep_answering_while_a_sync_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_users(dir.path());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut answers, mut found_at) = (0usize, None);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let d = resolve(&store, "+49301000000");
+                answers += 1;
+                match (found_at, d.candidates.len()) {
+                    (None, 1) => found_at = Some(answers),
+                    (Some(_), n) => assert_eq!(n, 1, "a committed contact never disappears mid-sync"),
+                    _ => {}
+                }
+            }
+            (answers, found_at)
+        })
+    };
+    let dana = uid("acme.dana");
+    let (owners, indexer) = (HashMap::new(), Indexer::default());
+    let target = SyncTarget { account: "paced", user: &dana, owners: &owners, indexer: &indexer };
+    let source = Paced { batches: 50, delivered: Arc::new(Mutex::new(0)) };
+    let report = sync::sync_account(store.as_ref() as &dyn IndexStore, &source, &target).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answers, found_at) = reader.join().unwrap();
+    assert_eq!(report.failed(), 0);
+    assert!(answers > 50, "the resolver answered {answers} times during the sync");
+    assert!(found_at.is_some_and(|at| at < answers), "the first batch became visible during the sync");
+}
