@@ -7,10 +7,12 @@
 
 mod progress;
 mod registry;
+mod settings;
 mod spec;
 mod store;
 
 pub use progress::{Progress, ProgressHandle};
 pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry, RegistryStore};
+pub use settings::{settings_json, spec_from_registration, Registration};
 pub use spec::{AccountSpec, SourceKind};
 pub use store::{AccountStore, RunRecord};
