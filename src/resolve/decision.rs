@@ -96,11 +96,31 @@ pub struct CallQuery {
 #[derive(Clone)]
 pub struct Resolver {
     store: Arc<dyn Store>,
+    /// Called number as sent → its key. The phone system sends the same few
+    /// DIDs over and over; the mapping is a pure function, so it never goes stale.
+    called_keys: Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
 }
+
+/// The called-number cache is cleared when it grows past this many entries.
+const MAX_CACHED_CALLED_NUMBERS: usize = 65_536;
 
 impl Resolver {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, called_keys: Default::default() }
+    }
+
+    fn called_key(&self, called: &str) -> Result<String, ResolveError> {
+        if let Some(k) = self.called_keys.read().expect("called-number cache lock").get(called) {
+            return Ok(k.clone());
+        }
+        let key = phone::called_number_key(called)
+            .map_err(|e| ResolveError::InvalidCalledNumber { number: called.to_string(), reason: e.to_string() })?;
+        let mut cache = self.called_keys.write().expect("called-number cache lock");
+        if cache.len() >= MAX_CACHED_CALLED_NUMBERS {
+            cache.clear();
+        }
+        cache.insert(called.to_string(), key.clone());
+        Ok(key)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -109,8 +129,7 @@ impl Resolver {
 
     /// Called number → user and profile.
     pub fn user_for_called(&self, called: &str) -> Result<UserProfile, ResolveError> {
-        let key = phone::called_number_key(called)
-            .map_err(|e| ResolveError::InvalidCalledNumber { number: called.to_string(), reason: e.to_string() })?;
+        let key = self.called_key(called)?;
         let user = self
             .store
             .user_by_called_number(&key)?
