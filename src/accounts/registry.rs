@@ -276,13 +276,10 @@ impl Registry {
     pub async fn test(&self, id: &str) -> Result<(), AccountError> {
         let spec = self.get(id)?;
         let built = self.build(&spec)?;
-        built
-            .connector
-            .check()
-            .await
-            .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
+        let checked = built.connector.check().await;
+        // A refresh token rotated while checking is kept even if the check failed later.
         self.keep_rotated_token(&spec, &built)?;
-        Ok(())
+        checked.map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })
     }
 
     /// The live progress of a running sync.
