@@ -108,15 +108,31 @@ pub struct Me {
     pub user: UserView,
     /// Users who designated this user as their attendant.
     pub attends: Vec<UserView>,
+    /// The viewer's own attendant, if they have a user id (for names in chat and journals).
+    pub attendant: Option<Named>,
     pub criteria: ContextCriteria,
 }
 
+#[derive(Serialize)]
+pub struct Named {
+    pub id: String,
+    pub display_name: String,
+}
+
 /// `GET /api/me`.
-pub async fn me(session: Session) -> Json<Me> {
+pub async fn me(State(state): State<WebState>, session: Session) -> Result<Json<Me>, WebError> {
     let v = &session.viewer;
-    Json(Me {
+    let attendant = match v.profile.attendant.as_ref().and_then(|a| a.user.as_ref()) {
+        Some(id) => Some(Named {
+            id: id.to_string(),
+            display_name: state.store.profile(id)?.map(|p| p.display_name).unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Json(Me {
         user: UserView::of(&v.profile),
         attends: v.attends.iter().map(UserView::of).collect(),
+        attendant,
         criteria: v.profile.context.clone(),
-    })
+    }))
 }

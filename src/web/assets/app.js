@@ -39,7 +39,7 @@ function showSignIn() {
 const when = (t) => new Date(t).toLocaleString();
 const userName = (id) => {
   if (!state.me) return id;
-  const u = [state.me.user, ...state.me.attends].find((u) => u.id === id);
+  const u = [state.me.user, ...state.me.attends, state.me.attendant].find((u) => u && u.id === id);
   return u ? (u.display_name || u.id) : id;
 };
 const byName = (by) => {
@@ -117,7 +117,14 @@ async function sendDirective(call, action, extra) {
   }
 }
 
+let historyTimer = null;
+function refreshHistorySoon() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(() => loadHistory().catch(() => {}), 300);
+}
+
 function showDirective(d) {
+  refreshHistorySoon();
   for (const c of document.querySelectorAll(`.card[data-call="${d.call_id}"]`)) {
     c.classList.add("done");
     c.querySelector(".state").textContent = `${d.action}${d.target ? " " + d.target : ""} by ${byName(d.by)}`;
@@ -131,6 +138,15 @@ function fill(id, items, text) {
   ul.replaceChildren(...(items.length ? items.map((i) => el("li", {}, text(i))) : [el("li", { class: "empty" }, "none")]));
 }
 
+// The next occurrence of a meeting, else its last one.
+function meetingTime(e) {
+  const starts = (e.occurrences || []).map((o) => new Date(o.start)).sort((a, b) => a - b);
+  if (!starts.length) return "";
+  const now = new Date();
+  const next = starts.find((s) => s >= now);
+  return next ? `next ${next.toLocaleString()} — ` : `${starts[starts.length - 1].toLocaleString()} — `;
+}
+
 async function openContact(call) {
   const ctx = await api("GET", `/api/calls/${encodeURIComponent(call.call_id)}/context`);
   $("context").hidden = false;
@@ -139,9 +155,9 @@ async function openContact(call) {
   $("ctx-details").textContent = ctx.contact ? [...ctx.contact.emails, ...ctx.contact.phones].join(" · ") : "no contact matches this number";
   fill("ctx-mail-received", ctx.mail_received, (m) => `${when(m.date)} — ${m.subject}`);
   fill("ctx-mail-sent", ctx.mail_sent, (m) => `${when(m.date)} — ${m.subject}`);
-  fill("ctx-events", ctx.events, (e) => `${e.occurrences && e.occurrences.length ? when(e.occurrences[e.occurrences.length - 1].start) + " — " : ""}${e.subject}`);
+  fill("ctx-events", ctx.events, (e) => `${meetingTime(e)}${e.subject}`);
   fill("ctx-documents", ctx.documents, (d) => `${d.name} (${when(d.modified)})`);
-  fill("ctx-calls", ctx.calls, (c) => `${when(c.at)} — ${c.method}${c.events.length ? " — " + journalText(c.events) : ""}`);
+  fill("ctx-calls", ctx.calls, (c) => `${when(c.at)} — ${c.method.method || c.method}${c.events.length ? " — " + journalText(c.events) : ""}`);
   $("context").scrollIntoView({ behavior: "smooth" });
 }
 
@@ -161,6 +177,7 @@ function addChat(by, text) {
 }
 
 async function onChatEvent(m) {
+  refreshHistorySoon();
   if (!state.chatCall || state.chatCall.call_id !== m.call_id) {
     // A message about a call: open its chat (fetch the call if this window has not seen it).
     const call = state.calls.get(m.call_id) || await api("GET", `/api/calls/${encodeURIComponent(m.call_id)}`);

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The notification window end to end: `contactbridge serve --demo` on free
+# ports in a temporary data directory (the demo user attended by a `desk`
+# user), login links from `user login-link`, then tests/e2e/web/window.mjs
+# drives two headless Chromium browsers against it while tests/e2e/web/tsps.py
+# plays the phone system over gRPC. Screenshots land in docs/screenshots/.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+tools="${CONTACTBRIDGE_TOOLS:-$root/.tools}"
+py="$tools/venv/bin/python"
+if [ ! -x /usr/bin/chromium ] || [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
+  echo "web_window: chromium or playwright-core is missing: run tests/setup-tools.sh" >&2
+  exit 1
+fi
+if ! "$py" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  echo "web_window: grpcio is missing in $tools/venv: run tests/setup-tools.sh" >&2
+  exit 1
+fi
+
+cargo build --quiet --bin contactbridge
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/contactbridge"
+
+tmp="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+wport="$(free_port)"
+export CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" CONTACTBRIDGE_WEB__LISTEN="127.0.0.1:$wport"
+cb() { "$bin" --data-dir "$tmp/data" "$@"; }
+
+# The demo, with the attendant's own user id, so her attendant view shows Dana's calls.
+cp -r examples/demo "$tmp/demo"
+sed -i 's/^number = "+49 30 901829"$/&\nuser = "desk"/' "$tmp/demo/user.toml"
+grep -q '^user = "desk"' "$tmp/demo/user.toml"
+cb demo --demo-dir "$tmp/demo" >/dev/null
+cb user add desk --tenant demo --name "Front Desk" >/dev/null
+demo_link="$(cb user login-link demo 2>/dev/null)"
+desk_link="$(cb user login-link desk 2>/dev/null)"
+
+# The binary itself in the background (not a shell function), so $! is its pid.
+"$bin" --data-dir "$tmp/data" serve --demo --demo-dir "$tmp/demo" --metrics-listen off >"$tmp/server.out" 2>"$tmp/server.err" &
+pid=$!
+for _ in $(seq 1 100); do
+  if "$py" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$wport/', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "web_window: the server exited:" >&2
+    cat "$tmp/server.err" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+
+mkdir -p docs/screenshots
+TOOLS="$tools" ROOT="$root" PY="$py" SHOTS="$root/docs/screenshots" GRPC_ADDR="127.0.0.1:$port" \
+  DEMO_LINK="$demo_link" DESK_LINK="$desk_link" node tests/e2e/web/window.mjs
+
+# A stranger's link does not exist: the login page refuses a made-up token.
+code="$("$py" - "$wport" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/login?token=cbw_madeup", timeout=5)
+    print(200)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+)"
+[ "$code" = 401 ] || { echo "web_window: a made-up login token got $code" >&2; exit 1; }
+
+kill -TERM "$pid"
+wait "$pid"
+pid=""
+grep -q "web server stopped" "$tmp/server.err" || { echo "web_window: no clean web shutdown" >&2; cat "$tmp/server.err" >&2; exit 1; }
+echo "web_window: ok"
