@@ -32,6 +32,11 @@ struct Bridge {
 
 impl Bridge {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With `accounts_dir`, the server gets an account registry keeping its key there.
+    async fn start_with(accounts_dir: Option<&std::path::Path>) -> Self {
         let store = Arc::new(SledStore::temporary().unwrap());
         contactbridge::demo::load(store.as_ref(), &contactbridge::demo::default_dir(), Utc::now()).await.unwrap();
 
@@ -64,13 +69,17 @@ impl Bridge {
         let (demo_tsps, demo_admin) = (key("demo", Scope::Tsps), key("demo", Scope::Admin));
         let (other_tsps, other_admin) = (key("other", Scope::Tsps), key("other", Scope::Admin));
         let hub = CallHub::new(store.clone());
+        let accounts = accounts_dir.map(|dir| {
+            let config = contactbridge::config::Config { data_dir: dir.to_path_buf(), ..Default::default() };
+            Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config).unwrap())
+        });
         let server = RunningServer::start(
             store.clone(),
             store,
             hub.clone(),
             "127.0.0.1:0".parse().unwrap(),
             Some("127.0.0.1:0".parse().unwrap()),
-            ServerOptions::default(),
+            ServerOptions { accounts, ..ServerOptions::default() },
         )
         .await
         .unwrap();
@@ -500,7 +509,7 @@ async fn admins_manage_users_handling_and_status() {
         .into_inner();
     assert!(cleared.manual_status.is_none());
 
-    // Accounts are specified but not implemented yet.
+    // This server runs without an account registry.
     let e = admin.admin.list_accounts(pb::ListAccountsRequest { user_id: "demo".into() }).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 
@@ -607,5 +616,96 @@ async fn ringing_calls_reach_the_users_window_subscribers() {
     assert_eq!(rang.call_id.as_str(), d.call_id);
     assert_eq!(rang.caller_name().as_deref(), Some("Erika Mustermann"));
     assert!(olga.try_recv().is_err(), "another user's window sees nothing");
+    b.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn accounts_register_sync_report_status_and_remove() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("extra.vcf"),
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x1\r\nFN:Xaver Extra\r\nTEL:+49 30 7777777\r\nEND:VCARD\r\n",
+    )
+    .unwrap();
+    let b = Bridge::start_with(Some(data.path())).await;
+    let mut admin = b.client(&b.demo_admin).await;
+    let mut other = b.client(&b.other_admin).await;
+    let mut tsps = b.client(&b.demo_tsps).await;
+    let account = pb::Account {
+        id: "demo-extra".into(),
+        user_id: "demo".into(),
+        kind: pb::AccountKind::Files as i32,
+        location: files.path().display().to_string(),
+        ..Default::default()
+    };
+    let req = |a: &pb::Account| pb::RegisterAccountRequest { account: Some(a.clone()), secret: String::new() };
+
+    // Another tenant's admin can neither register for, list, test nor remove the demo user's accounts.
+    let e = other.admin.register_account(req(&account)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let stored = admin.admin.register_account(req(&account)).await.unwrap().into_inner();
+    assert_eq!((stored.id.as_str(), stored.kind, stored.enabled), ("demo-extra", pb::AccountKind::Files as i32, true));
+    assert_eq!(admin.admin.register_account(req(&account)).await.unwrap_err().code(), Code::AlreadyExists);
+    let listed = admin.admin.list_accounts(pb::ListAccountsRequest { user_id: "demo".into() }).await.unwrap();
+    assert_eq!(listed.into_inner().accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["demo-extra"]);
+    let e = other.admin.list_accounts(pb::ListAccountsRequest { user_id: "demo".into() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let ids = |id: &str| (id.to_string(), "demo".to_string());
+    let (account_id, user_id) = ids("demo-extra");
+    let e =
+        other.admin.test_account(pb::TestAccountRequest { user_id: user_id.clone(), account_id: account_id.clone() });
+    assert_eq!(e.await.unwrap_err().code(), Code::PermissionDenied);
+    let e = other
+        .admin
+        .remove_account(pb::RemoveAccountRequest { user_id: user_id.clone(), account_id: account_id.clone() });
+    assert_eq!(e.await.unwrap_err().code(), Code::PermissionDenied);
+
+    let t = admin
+        .admin
+        .test_account(pb::TestAccountRequest { user_id: user_id.clone(), account_id: account_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(t.ok, "{}", t.message);
+    let started = admin
+        .admin
+        .sync_account(pb::SyncAccountRequest { user_id: user_id.clone(), account_id: account_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .started;
+    assert!(started);
+    // SyncAccount returns once the sync is started; wait for it to finish.
+    let mut status = pb::SyncStatus::default();
+    for _ in 0..200 {
+        status = admin
+            .admin
+            .get_sync_status(pb::GetSyncStatusRequest { user_id: user_id.clone(), account_id: account_id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        if !status.running && status.last_finished.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(status.last_finished.is_some(), "{status:?}");
+    assert_eq!(status.last_error, "");
+    assert_eq!(status.records.get("contact"), Some(&1), "{status:?}");
+    let d = tsps.calls.resolve_call(resolve_req(DEMO_DID, "+49 30 7777777")).await.unwrap().into_inner();
+    assert_eq!(d.candidates[0].display_name, "Xaver Extra");
+    assert_eq!(d.candidates[0].account, "demo-extra");
+
+    let removed = admin
+        .admin
+        .remove_account(pb::RemoveAccountRequest { user_id, account_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .records_removed;
+    assert_eq!(removed, 1);
+    let d = tsps.calls.resolve_call(resolve_req(DEMO_DID, "+49 30 7777777")).await.unwrap().into_inner();
+    assert!(d.candidates.is_empty());
     b.server.stop().await.unwrap();
 }

@@ -1,9 +1,10 @@
 //! `contactbridge.v1.Admin`: a tenant's users, handling tables, assignments,
-//! manual status and call history. Account RPCs answer UNIMPLEMENTED until the
-//! accounts module exists.
+//! manual status, call history, and accounts (on the account registry, when
+//! the server has one).
 
 use super::pb::admin_server::Admin;
-use super::{convert, error, pb, principal, Principal, Scope};
+use super::{accounts, convert, error, pb, principal, Principal, Scope};
+use crate::accounts::Registry;
 use crate::resolve::caller_key_of;
 use crate::store::{AssignTarget, Store, TimeWindow};
 use crate::user::{HandlingCode, ManualStatus, UserProfile};
@@ -15,11 +16,18 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct AdminService {
     store: Arc<dyn Store>,
+    accounts: Option<Arc<Registry>>,
 }
 
 impl AdminService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, accounts: Option<Arc<Registry>>) -> Self {
+        Self { store, accounts }
+    }
+
+    fn registry(&self, rpc: &str) -> Result<&Arc<Registry>, Status> {
+        self.accounts
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented(format!("{rpc}: this server runs without the account registry")))
     }
 
     /// The admin key behind a request.
@@ -41,13 +49,6 @@ impl AdminService {
     fn save(&self, profile: &UserProfile) -> Result<(), Status> {
         crate::user::put_profile(self.store.as_ref(), profile).map_err(error::store)
     }
-}
-
-fn accounts_pending(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is specified but not implemented by this server yet: accounts are managed through the \
-         configuration until the accounts module lands"
-    ))
 }
 
 #[tonic::async_trait]
@@ -193,47 +194,56 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::RegisterAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        Self::admin(&req, "RegisterAccount")?;
-        Err(accounts_pending("RegisterAccount"))
+        let who = Self::admin(&req, "RegisterAccount")?;
+        let registry = self.registry("RegisterAccount")?;
+        Ok(Response::new(accounts::register(self.store.as_ref(), registry, &who, req.into_inner())?))
     }
 
     async fn list_accounts(
         &self,
         req: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        Self::admin(&req, "ListAccounts")?;
-        Err(accounts_pending("ListAccounts"))
+        let who = Self::admin(&req, "ListAccounts")?;
+        let registry = self.registry("ListAccounts")?;
+        let list = accounts::list(self.store.as_ref(), registry, &who, &req.get_ref().user_id)?;
+        Ok(Response::new(pb::ListAccountsResponse { accounts: list }))
     }
 
     async fn remove_account(
         &self,
         req: Request<pb::RemoveAccountRequest>,
     ) -> Result<Response<pb::RemoveAccountResponse>, Status> {
-        Self::admin(&req, "RemoveAccount")?;
-        Err(accounts_pending("RemoveAccount"))
+        let who = Self::admin(&req, "RemoveAccount")?;
+        let registry = self.registry("RemoveAccount")?;
+        let records_removed = accounts::remove(self.store.as_ref(), registry, &who, &req.get_ref().account_id)?;
+        Ok(Response::new(pb::RemoveAccountResponse { records_removed }))
     }
 
     async fn test_account(
         &self,
         req: Request<pb::TestAccountRequest>,
     ) -> Result<Response<pb::TestAccountResponse>, Status> {
-        Self::admin(&req, "TestAccount")?;
-        Err(accounts_pending("TestAccount"))
+        let who = Self::admin(&req, "TestAccount")?;
+        let registry = self.registry("TestAccount")?;
+        Ok(Response::new(accounts::test(self.store.as_ref(), registry, &who, &req.get_ref().account_id).await?))
     }
 
     async fn sync_account(
         &self,
         req: Request<pb::SyncAccountRequest>,
     ) -> Result<Response<pb::SyncAccountResponse>, Status> {
-        Self::admin(&req, "SyncAccount")?;
-        Err(accounts_pending("SyncAccount"))
+        let who = Self::admin(&req, "SyncAccount")?;
+        let registry = self.registry("SyncAccount")?;
+        let started = accounts::sync(self.store.as_ref(), registry, &who, &req.get_ref().account_id)?;
+        Ok(Response::new(pb::SyncAccountResponse { started }))
     }
 
     async fn get_sync_status(
         &self,
         req: Request<pb::GetSyncStatusRequest>,
     ) -> Result<Response<pb::SyncStatus>, Status> {
-        Self::admin(&req, "GetSyncStatus")?;
-        Err(accounts_pending("GetSyncStatus"))
+        let who = Self::admin(&req, "GetSyncStatus")?;
+        let registry = self.registry("GetSyncStatus")?;
+        Ok(Response::new(accounts::status(self.store.as_ref(), registry, &who, &req.get_ref().account_id)?))
     }
 }

@@ -7,6 +7,7 @@
 //! `schemas/contactbridge/v1/*.proto` and are compiled by `build.rs` (protox,
 //! no system `protoc`).
 
+mod accounts;
 mod admin;
 pub mod auth;
 mod call_handling;

@@ -9,6 +9,7 @@ use super::auth::{self, ApiKeyStore, Principal};
 use super::call_handling::CallHandlingService;
 use super::metrics::{Metrics, MetricsLayer};
 use super::{error, pb};
+use crate::accounts::Registry;
 use crate::live::CallHub;
 use crate::store::Store;
 use std::future::Future;
@@ -36,11 +37,13 @@ pub struct ServerOptions {
     /// Largest request message accepted; larger ones are RESOURCE_EXHAUSTED.
     pub max_request_bytes: usize,
     pub tls: Option<TlsFiles>,
+    /// The account registry behind the Admin account RPCs (`None`: they answer UNIMPLEMENTED).
+    pub accounts: Option<Arc<Registry>>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_request_bytes: 64 * 1024, tls: None }
+        Self { max_request_bytes: 64 * 1024, tls: None, accounts: None }
     }
 }
 
@@ -106,7 +109,8 @@ pub async fn serve(
         auth.clone(),
     );
     let admin = InterceptedService::new(
-        pb::admin_server::AdminServer::new(AdminService::new(store)).max_decoding_message_size(limit),
+        pb::admin_server::AdminServer::new(AdminService::new(store, options.accounts.clone()))
+            .max_decoding_message_size(limit),
         auth,
     );
 

@@ -100,6 +100,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     println!("notification window on http://{}", web_listener.local_addr()?);
     let hub = CallHub::new(store.clone());
     let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
+    let options = ServerOptions { accounts: Some(registry.clone()), ..options };
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry,
         Arc::new(contactbridge::sync::scheduler::SystemClock),
