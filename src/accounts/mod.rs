@@ -10,6 +10,7 @@ mod registry;
 mod settings;
 mod spec;
 mod store;
+mod subset;
 
 pub use progress::{Progress, ProgressHandle};
 pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry, RegistryStore};

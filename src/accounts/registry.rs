@@ -4,6 +4,7 @@
 use super::progress::{Progress, ProgressHandle, Tracked};
 use super::spec::{AccountSpec, SourceKind};
 use super::store::{AccountStore, RunRecord};
+use super::subset::Subset;
 use crate::secrets::{SecretError, SecretKey};
 use crate::store::{CollectionState, IndexStore, Store, StoreError};
 use crate::sync::scheduler::{Runner, Schedule, Scheduled};
@@ -341,23 +342,56 @@ impl Registry {
         Ok(report)
     }
 
+    /// Syncs every collection of the account, each user's collections with that
+    /// user's indexer (region, handling codes): one listing, synced per user.
     async fn sync_spec(&self, spec: &AccountSpec, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
         progress.mark_started(Utc::now());
-        let profile = self.store.profile(&spec.user)?.ok_or_else(|| {
-            AccountError::Invalid(format!("account {} belongs to user {}, who no longer exists", spec.id, spec.user))
-        })?;
         let built = self.build(spec)?;
+        let tracked = Tracked { inner: built.connector.as_ref(), progress };
+        let listed = tracked.collections().await;
+        self.keep_rotated_token(spec, &built)?;
+        let collections = match listed {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(account = %spec.id, error = %e, "listing collections failed");
+                return Ok(AccountSyncReport { error: Some(e), collections: Vec::new() });
+            }
+        };
+        let owners = spec.owners();
+        let mut groups: Vec<(UserId, Vec<contactbridge_connector::Collection>)> = Vec::new();
+        for c in collections {
+            // Unmapped mailboxes stay with the owner: the engine reports them.
+            let user = c.owner.as_ref().and_then(|o| owners.get(o)).unwrap_or(&spec.user).clone();
+            match groups.iter_mut().find(|(u, _)| *u == user) {
+                Some((_, cs)) => cs.push(c),
+                None => groups.push((user, vec![c])),
+            }
+        }
+        let index: &dyn IndexStore = self.store.as_ref();
+        let mut report = AccountSyncReport::default();
+        for (user, collections) in groups {
+            let indexer = self.indexer_for(spec, &user)?;
+            let subset = Subset { inner: &tracked, collections };
+            let target = sync::SyncTarget { account: &spec.id, user: &spec.user, owners: &owners, indexer: &indexer };
+            let part = sync::sync_account(index, &subset, &target).await;
+            report.collections.extend(part.collections);
+            report.error = report.error.or(part.error);
+        }
+        self.keep_rotated_token(spec, &built)?;
+        Ok(report)
+    }
+
+    /// The indexer for `user`'s part of an account: the user's profile, the
+    /// account's category mapping and region.
+    fn indexer_for(&self, spec: &AccountSpec, user: &UserId) -> Result<Indexer, AccountError> {
+        let profile = self.store.profile(user)?.ok_or_else(|| {
+            AccountError::Invalid(format!("account {} feeds user {user}, who no longer exists", spec.id))
+        })?;
         let mut indexer = Indexer::for_profile(&profile, &category_codes(spec));
         if let Some(r) = spec.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok()) {
             indexer.region = Some(r);
         }
-        let owners = spec.owners();
-        let target = sync::SyncTarget { account: &spec.id, user: &spec.user, owners: &owners, indexer: &indexer };
-        let tracked = Tracked { inner: built.connector.as_ref(), progress };
-        let index: &dyn IndexStore = self.store.as_ref();
-        let report = sync::sync_account(index, &tracked, &target).await;
-        self.keep_rotated_token(spec, &built)?;
-        Ok(report)
+        Ok(indexer)
     }
 
     /// Persists a Graph refresh token the identity provider rotated.
