@@ -1,6 +1,11 @@
-//! A delegated Graph account against the real npm oauth2-mock-server (from
+//! Graph accounts: an organisation-wide one against the Graph connector's fake
+//! (mailboxes mapped to users, each indexed with its user's region), and a
+//! delegated one against the real npm oauth2-mock-server (from
 //! tests/setup-tools.sh): the refresh token the identity provider rotates is
 //! sealed back into the account's secret, and never lands in clear on disk.
+
+#[path = "../connectors/graph/tests/support/fake_graph.rs"]
+mod fake_graph;
 
 use contactbridge::accounts::{AccountSpec, AccountStore as _, Registry, SourceKind};
 use contactbridge::secrets::SecretKey;
@@ -97,4 +102,70 @@ async fn a_rotated_refresh_token_is_sealed_back_into_the_account() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn an_organisation_wide_account_feeds_each_mapped_user_with_that_users_region() {
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::Store;
+    let fake = fake_graph::FakeGraph::start().await;
+    // Both write a mobile number without a country code: Dana's region is DE, Otto's AT.
+    fake.put(
+        "dana@contoso.example/contacts",
+        fake_graph::contact("c1", "Erika Muster", "0664 1234567", "e@x.example", &["VIP"]),
+    );
+    fake.put(
+        "otto@contoso.example/contacts",
+        fake_graph::contact("c2", "Franz Huber", "0664 1234567", "f@x.example", &[]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    for (id, did, region) in [("acme.dana", "+49 30 901820", "DE"), ("acme.otto", "+43 1 5334455", "AT")] {
+        let mut p = UserProfile::new(UserId::parse(id).unwrap(), "acme");
+        p.called_numbers = vec![did.into()];
+        p.region = Some(region.into());
+        user::put_profile(store.as_ref(), &p).unwrap();
+    }
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
+    let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
+    let mailboxes = vec!["dana@contoso.example".to_string(), "otto@contoso.example".to_string()];
+    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, mailboxes);
+    g.authority = fake.authority();
+    g.graph_base = fake.base.clone();
+    g.https_only = false;
+    let mut spec = AccountSpec::new("contoso", UserId::parse("acme.dana").unwrap(), SourceKind::Graph(g));
+    spec.mailbox_users.insert("otto@contoso.example".into(), UserId::parse("acme.otto").unwrap());
+    spec.category_codes.insert("VIP".into(), contactbridge::user::HandlingCode::well_known("vip"));
+    registry.add(spec).unwrap();
+    registry.test("contoso").await.unwrap();
+
+    let report = registry.sync("contoso").await.unwrap();
+    for c in report.collections.iter().filter(|c| c.collection.id.ends_with("/contacts")) {
+        assert!(c.error.is_none(), "{:?}", c.error);
+    }
+    let users: Vec<_> =
+        report.collections.iter().filter_map(|c| c.user.as_ref().map(|u| u.as_str().to_string())).collect();
+    assert!(users.contains(&"acme.dana".to_string()) && users.contains(&"acme.otto".to_string()), "{users:?}");
+    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let call = |called: &str, cli: &str| {
+        resolver
+            .resolve(&CallQuery { called: called.into(), cli: cli.into(), tsps_call_id: None, at: chrono::Utc::now() })
+            .unwrap()
+    };
+    let d = call("+49 30 901820", "+49 664 1234567");
+    assert_eq!(d.candidates.len(), 1, "Dana's contact read in DE");
+    assert_eq!(
+        (d.candidates[0].stored.contact.best_name().as_str(), d.handling_code.as_str()),
+        ("Erika Muster", "vip")
+    );
+    let o = call("+43 1 5334455", "+43 664 1234567");
+    assert_eq!(o.candidates.len(), 1, "Otto's contact read in AT, in Otto's index");
+    assert_eq!(o.candidates[0].stored.contact.best_name(), "Franz Huber");
+    assert!(call("+43 1 5334455", "+49 664 1234567").candidates.is_empty(), "Otto's number is Austrian, not German");
+    assert_eq!(call("+49 30 901820", "+49 664 1234567").candidates.len(), 1, "nothing of Otto's reaches Dana");
+
+    let removed = registry.remove("contoso").unwrap();
+    assert!(removed >= 2, "{removed}");
+    assert!(call("+43 1 5334455", "+43 664 1234567").candidates.is_empty());
 }
