@@ -226,7 +226,11 @@ pub async fn history(
         }
         None => state.store.calls(&owner.id, window, limit)?,
     };
-    Ok(Json(records.iter().map(|r| CallView::from_record(r, &owner, None)).collect()))
+    let views = records
+        .iter()
+        .map(|r| Ok(CallView::from_record(r, &owner, contact_of(&state, r)?.and_then(|c| c.contact.company))))
+        .collect::<Result<_, WebError>>()?;
+    Ok(Json(views))
 }
 
 /// `GET /api/criteria`: the viewer's context criteria.

@@ -5,7 +5,7 @@ use super::error::WebError;
 use super::WebState;
 use crate::user::{ContextCriteria, ForwardTarget, UserProfile};
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, REFERRER_POLICY, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -64,6 +64,7 @@ pub async fn login(State(state): State<WebState>, Query(q): Query<LoginQuery>) -
             (SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.to_string()))?),
             (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         ],
         page,
     )

@@ -93,14 +93,30 @@ function card(call) {
   return c;
 }
 
-function showCall(call) {
+// After a reload: calls of the last two minutes that nobody has dealt with yet may still ring.
+async function restoreRinging() {
+  const done = new Set(["directive", "answered", "forwarded", "missed", "ended"]);
+  const since = Date.now() - 120000;
+  for (const u of [state.me.user, ...state.me.attends]) {
+    const rows = await api("GET", `/api/history?${new URLSearchParams({ user: u.id, days: 1, limit: 20 })}`);
+    for (const c of rows.reverse()) {
+      if (new Date(c.at) >= since && !c.events.some((e) => done.has(e.event)) && !state.calls.has(c.call_id)) {
+        showCall(c, false);
+      }
+    }
+  }
+}
+
+function showCall(call, live = true) {
   state.calls.set(call.call_id, call);
   const mine = call.user === state.me.user.id;
   // The user's window pops for "notify"; the attendant view shows every call of the users attended.
-  if (mine && call.method !== "notify") { addHistoryRow(call); return; }
+  if (mine && call.method !== "notify") { if (live) addHistoryRow(call); return; }
   const box = mine ? $("notifications") : $("attendant-calls");
+  if (box.querySelector(`.card[data-call="${CSS.escape(call.call_id)}"]`)) return;
   box.closest("section").querySelector(".empty").hidden = true;
   box.prepend(card(call));
+  if (!live) return;
   addHistoryRow(call);
   if (mine && "Notification" in window && Notification.permission === "granted") {
     new Notification(call.caller_name || call.cli, { body: `${call.company || ""} ${call.cli}`.trim() });
@@ -190,7 +206,7 @@ async function onChatEvent(m) {
 // ---- history ---------------------------------------------------------------
 
 function historyRow(c) {
-  return el("tr", { "data-call": c.call_id },
+  return el("tr", { "data-call": c.call_id, title: "open contact", onclick: () => openContact(c) },
     el("td", {}, when(c.at)), el("td", {}, c.user_name || c.user),
     el("td", {}, `${c.caller_name ? c.caller_name + " " : ""}${c.cli}`),
     el("td", {}, c.handling_code), el("td", {}, c.status),
@@ -261,6 +277,7 @@ async function start() {
   $("chat-close").onclick = () => { $("chat").hidden = true; state.chatCall = null; };
   connect();
   loadHistory();
+  restoreRinging().catch(() => {});
 }
 
 start();

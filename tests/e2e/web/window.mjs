@@ -92,6 +92,11 @@ async function main() {
 
   const deskCard = `#attendant-calls .card[data-call="${placed.call_id}"]`;
   await desk.waitForSelector(deskCard, { timeout: 10000 });
+  // A reload while the call rings brings its card back (from the history).
+  await desk.reload();
+  await desk.waitForSelector('#live[data-state="on"]', { timeout: 15000 });
+  await desk.waitForSelector(deskCard, { timeout: 10000 });
+  if ((await desk.locator(deskCard).count()) !== 1) fail("the reloaded attendant view shows the call twice");
   await expectText(desk, deskCard, "for Dana Demo");
   console.log("the attendant sees the call");
 
