@@ -69,7 +69,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig.merge(Env::prefixed("CONTACTBRIDGE_").split("__").ignore(&["config", "tools"]))
+        // Only variables that name a configuration key: CONTACTBRIDGE_LOG,
+        // _API_KEY, _SECRET_KEY and the like belong to other parts.
+        let is_config_key = |k: &figment::value::UncasedStr| {
+            let k = k.as_str().to_ascii_lowercase();
+            k == "data_dir" || ["grpc__", "web__", "sync__"].iter().any(|section| k.starts_with(section))
+        };
+        fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()
             .map_err(|e| format!("configuration is invalid: {e}"))
     }
@@ -88,6 +94,19 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from("/srv/cb"));
             assert_eq!(c.grpc.listen, "127.0.0.1:7000".parse().unwrap());
             assert_eq!(c.web, Config::default().web);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_contactbridge_variables_are_not_configuration() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONTACTBRIDGE_API_KEY", "cb_x_y");
+            jail.set_env("CONTACTBRIDGE_LOG", "debug");
+            jail.set_env("CONTACTBRIDGE_SECRET_KEY", "AAAA");
+            jail.set_env("CONTACTBRIDGE_DATA_DIR", "/srv/x");
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/srv/x"));
             Ok(())
         });
     }
