@@ -22,6 +22,7 @@ mod change;
 mod connector;
 mod error;
 mod record;
+mod secret;
 
 pub use change::{ChangeSet, ChangeSink, Checkpoint, KnownVersions, NoKnownVersions, Rejected, Snapshot, VecSink};
 pub use connector::{Collection, CollectionKind, Connector, SyncRequest};
@@ -30,3 +31,4 @@ pub use record::{
     BusyStatus, CalendarEvent, Contact, Document, MailDirection, MailMessage, Occurrence, OutOfOffice, Person,
     PhoneKind, PhoneNumber, PhotoRef, Record, RecordId, RecordKind, FORMAT_VERSION,
 };
+pub use secret::Secret;

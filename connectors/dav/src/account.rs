@@ -3,27 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// A secret (password, app password, token). Its `Debug` prints `***`; it
-/// serialises as the plain string, so whoever stores accounts must protect them.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret's value; only the HTTP layer calls this.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use contactbridge_connector::Secret;
 
 /// How the connector logs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,34 +1,9 @@
-//! Account configuration for the Graph connector (serde), and a secret type that never prints.
+//! Account configuration for the Graph connector (serde).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A secret string (client secret, refresh token). Debug and Display print `***`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself: only for sending it to the identity provider.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use contactbridge_connector::Secret;
 
 /// How the account gets its tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
