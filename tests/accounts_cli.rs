@@ -157,3 +157,19 @@ fn a_key_file_readable_by_others_is_refused_with_the_fix() {
     let e = fails(d, &["account", "list"], &[]);
     assert!(e.contains("chmod 600"), "{e}");
 }
+
+#[test]
+fn the_key_may_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    ok(d, &["user", "add", "acme.dana", "--tenant", "acme"], &[("CONTACTBRIDGE_SECRET_KEY", key)]);
+    let add = ["account", "add", "graph", "--id", "m", "--user", "acme.dana", "--tenant", "t", "--client-id", "c"];
+    let add: Vec<&str> = add.iter().copied().chain(["--client-secret-env", "CB_S", "--mailbox", "a@t"]).collect();
+    ok(d, &add, &[("CONTACTBRIDGE_SECRET_KEY", key), ("CB_S", SECRET)]);
+    assert!(!d.join("secret.key").exists(), "no key file when the environment gives the key");
+    let e = fails(d, &["account", "test", "m"], &[]);
+    assert!(e.contains("cannot be decrypted"), "a key file made now is not the key the secret was sealed with: {e}");
+    let e = fails(d, &["account", "list"], &[("CONTACTBRIDGE_SECRET_KEY", "short")]);
+    assert!(e.contains("CONTACTBRIDGE_SECRET_KEY"), "{e}");
+}
