@@ -13,16 +13,15 @@
 //! the process CPU time per call (all threads, the call-record writer included), the
 //! context fetch separately, size on disk and memory.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use clap::Parser;
-use contactbridge::connector::*;
 use contactbridge::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
-use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore, Store};
-use contactbridge::sync::Indexer;
-use contactbridge::user::{self, UserId, UserProfile};
-use std::collections::HashMap;
+use contactbridge::store::{SledStore, Store};
 use std::sync::Arc;
 use std::time::Instant;
+
+#[path = "common/bench_index.rs"]
+mod bench_index;
 
 #[derive(Parser)]
 struct Args {
@@ -32,26 +31,6 @@ struct Args {
     /// Calls to resolve in the measured run.
     #[arg(long, default_value_t = 100_000)]
     calls: usize,
-}
-
-/// A tiny deterministic generator (splitmix64), so every run builds the same index.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// The national number of contact `c` of user `u`: Berlin landlines, unique per (u, c).
-fn national(u: usize, c: usize) -> String {
-    format!("30{:04}{:04}", u % 10_000, c % 10_000)
 }
 
 fn vm(field: &str) -> String {
@@ -87,105 +66,21 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let scaled = |n: f64| ((n * args.scale).round() as usize).max(1);
-    let (users, contacts_per_user) = (scaled(1000.0), 100);
+    let users = scaled(1000.0);
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SledStore::open(dir.path())?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
-    let mut rng = Rng(42);
+    let mut rng = bench_index::Rng(42);
 
     let built = Instant::now();
-    for u in 0..users {
-        let mut p = UserProfile::new(
-            UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?,
-            format!("tenant{}", u % 10),
-        );
-        p.called_numbers = vec![format!("+49 40 {:07}", u)];
-        p.region = Some("DE".into());
-        user::put_profile(store.as_ref(), &p)?;
-        let indexer = Indexer::for_profile(&p, &HashMap::new());
-        let scope = |c: &str| CollectionScope { user: p.id.clone(), account: "bench".into(), collection: c.into() };
-        let apply = |collection: &str, records: Vec<Record>| -> anyhow::Result<()> {
-            for chunk in records.chunks(500) {
-                store.apply(&IndexBatch {
-                    scope: scope(collection),
-                    upserts: chunk.iter().cloned().map(|r| indexer.index(r)).collect(),
-                    deletions: vec![],
-                    retained: vec![],
-                    rejected: vec![],
-                    checkpoint: Some(Checkpoint::new("bench")),
-                    snapshot: None,
-                    at: now,
-                })?;
-            }
-            Ok(())
-        };
-        let email = |c: usize| format!("c{c}@company{}.example", c % 37);
-        apply(
-            "contacts",
-            (0..contacts_per_user)
-                .map(|c| {
-                    Record::Contact(Contact {
-                        id: RecordId::new(format!("c{c}")),
-                        display_name: format!("Contact {c} of user {u}"),
-                        company: Some(format!("Company {}", c % 37)),
-                        // Stored nationally, with spaces, as address books do.
-                        phones: vec![
-                            PhoneNumber::new(
-                                format!("0{} {}", &national(u, c)[..2], &national(u, c)[2..]),
-                                PhoneKind::Work,
-                            ),
-                            PhoneNumber::new(format!("0171 {:07}", u * 100 + c), PhoneKind::Mobile),
-                        ],
-                        emails: vec![email(c)],
-                        categories: if c % 10 == 0 { vec!["VIP".into()] } else { vec![] },
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        )?;
-        apply(
-            "inbox",
-            (0..mail_per_user)
-                .map(|m| {
-                    let c = rng.below(contacts_per_user);
-                    Record::Mail(MailMessage {
-                        id: RecordId::new(format!("m{m}")),
-                        direction: if m % 3 == 0 { MailDirection::Sent } else { MailDirection::Received },
-                        from: Person { email: email(c), name: None },
-                        to: vec![Person { email: format!("user{u}@bench.example"), name: None }],
-                        cc: vec![],
-                        subject: format!("Message {m}"),
-                        date: now - Duration::minutes(rng.below(180 * 24 * 60) as i64),
-                        preview: "Lorem ipsum dolor sit amet, consectetur adipiscing elit.".into(),
-                        web_link: None,
-                    })
-                })
-                .collect(),
-        )?;
-        apply(
-            "calendar",
-            (0..events_per_user)
-                .map(|e| {
-                    let start = now - Duration::days(30) + Duration::minutes(rng.below(120 * 24 * 60) as i64);
-                    Record::Event(CalendarEvent {
-                        id: RecordId::new(format!("e{e}")),
-                        subject: format!("Meeting {e}"),
-                        busy: BusyStatus::Busy,
-                        attendees: vec![email(rng.below(contacts_per_user))],
-                        occurrences: vec![Occurrence { start, end: start + Duration::minutes(45) }],
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        )?;
-    }
+    bench_index::build(&store, &bench_index::Shape { users, mail_per_user, events_per_user }, now, &mut rng)?;
     store.flush()?;
     let build_secs = built.elapsed().as_secs_f64();
     println!(
         "index: {users} users, {} contacts, {} mail, {} events, built in {build_secs:.1} s",
-        users * contacts_per_user,
+        users * bench_index::CONTACTS_PER_USER,
         users * mail_per_user,
         users * events_per_user
     );
@@ -193,16 +88,8 @@ fn main() -> anyhow::Result<()> {
     let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
     let queries: Vec<CallQuery> = (0..args.calls)
         .map(|_| {
-            let u = rng.below(users);
-            let roll = rng.below(100);
-            let cli = if roll < 80 {
-                format!("+49{}", national(u, rng.below(contacts_per_user)))
-            } else if roll < 95 {
-                format!("+44 20 7946 {:04}", rng.below(10_000))
-            } else {
-                "anonymous".into()
-            };
-            CallQuery { called: format!("+4940{:07}", u), cli, tsps_call_id: None, at: now }
+            let (called, cli) = bench_index::next_call(&mut rng, users);
+            CallQuery { called, cli, tsps_call_id: None, at: now }
         })
         .collect();
 

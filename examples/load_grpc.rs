@@ -27,17 +27,16 @@ use contactbridge::api::auth::{self, Scope};
 use contactbridge::api::client::BridgeClient;
 use contactbridge::api::pb;
 use contactbridge::api::{RunningServer, ServerOptions};
-use contactbridge::connector::*;
 use contactbridge::live::CallHub;
 use contactbridge::resolve::{CallQuery, Resolver};
-use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore, Store};
-use contactbridge::sync::Indexer;
-use contactbridge::user::{self, UserId, UserProfile};
+use contactbridge::store::{SledStore, Store};
 use hdrhistogram::Histogram;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "common/bench_index.rs"]
+mod bench_index;
 
 #[derive(Parser)]
 struct Args {
@@ -58,88 +57,12 @@ struct Args {
     threads: usize,
 }
 
-/// A tiny deterministic generator (splitmix64): every run builds the same index.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-const CONTACTS_PER_USER: usize = 100;
-
-fn national(u: usize, c: usize) -> String {
-    format!("30{:04}{:04}", u % 10_000, c % 10_000)
-}
-
-fn build_index(store: &SledStore, users: usize) -> anyhow::Result<()> {
-    let now = Utc::now();
-    for u in 0..users {
-        let mut p = UserProfile::new(UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?, "load");
-        p.called_numbers = vec![format!("+49 40 {u:07}")];
-        p.region = Some("DE".into());
-        user::put_profile(store, &p)?;
-        let indexer = Indexer::for_profile(&p, &HashMap::new());
-        let records: Vec<_> = (0..CONTACTS_PER_USER)
-            .map(|c| {
-                indexer.index(Record::Contact(Contact {
-                    id: RecordId::new(format!("c{c}")),
-                    display_name: format!("Contact {c} of user {u}"),
-                    company: Some(format!("Company {}", c % 37)),
-                    phones: vec![
-                        PhoneNumber::new(
-                            format!("0{} {}", &national(u, c)[..2], &national(u, c)[2..]),
-                            PhoneKind::Work,
-                        ),
-                        PhoneNumber::new(format!("0171 {:07}", u * 100 + c), PhoneKind::Mobile),
-                    ],
-                    emails: vec![format!("c{c}@company{}.example", c % 37)],
-                    categories: if c % 10 == 0 { vec!["VIP".into()] } else { vec![] },
-                    ..Default::default()
-                }))
-            })
-            .collect();
-        store.apply(&IndexBatch {
-            scope: CollectionScope { user: p.id.clone(), account: "load".into(), collection: "contacts".into() },
-            upserts: records,
-            deletions: vec![],
-            retained: vec![],
-            rejected: vec![],
-            checkpoint: Some(Checkpoint::new("load")),
-            snapshot: None,
-            at: now,
-        })?;
-    }
-    store.flush()?;
-    Ok(())
-}
-
 fn queries(users: usize, n: usize) -> Vec<pb::ResolveCallRequest> {
-    let mut rng = Rng(42);
+    let mut rng = bench_index::Rng(42);
     (0..n)
         .map(|i| {
-            let u = rng.below(users);
-            let roll = rng.below(100);
-            let cli = if roll < 80 {
-                format!("+49{}", national(u, rng.below(CONTACTS_PER_USER)))
-            } else if roll < 95 {
-                format!("+44 20 7946 {:04}", rng.below(10_000))
-            } else {
-                "anonymous".into()
-            };
-            pb::ResolveCallRequest {
-                called_number: format!("+4940{u:07}"),
-                cli,
-                tsps_call_id: format!("load-{i}"),
-                at: None,
-            }
+            let (called_number, cli) = bench_index::next_call(&mut rng, users);
+            pb::ResolveCallRequest { called_number, cli, tsps_call_id: format!("load-{i}"), at: None }
         })
         .collect()
 }
@@ -296,10 +219,15 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SledStore::open(dir.path())?);
     let built = Instant::now();
-    build_index(&store, users)?;
+    bench_index::build(
+        &store,
+        &bench_index::Shape { users, mail_per_user: 0, events_per_user: 0 },
+        Utc::now(),
+        &mut bench_index::Rng(7),
+    )?;
     println!(
         "index: {users} users, {} contacts, built in {:.1} s",
-        users * CONTACTS_PER_USER,
+        users * bench_index::CONTACTS_PER_USER,
         built.elapsed().as_secs_f64()
     );
     let key = auth::create_key(store.as_ref(), "load", Scope::Tsps, "load_grpc")?.text;
