@@ -709,3 +709,59 @@ async fn accounts_register_sync_report_status_and_remove() {
     assert!(d.candidates.is_empty());
     b.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_running_sync_reports_its_progress() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    // Large enough that parsing takes a while in a debug build.
+    let cards: String = (0..10_000)
+        .map(|i| {
+            format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:p{i}\r\nFN:Person {i}\r\nTEL:+49 30 {i:07}\r\nEND:VCARD\r\n")
+        })
+        .collect();
+    std::fs::write(files.path().join("big.vcf"), cards).unwrap();
+    let b = Bridge::start_with(Some(data.path())).await;
+    let mut admin = b.client(&b.demo_admin).await;
+    let account = pb::Account {
+        id: "demo-big".into(),
+        user_id: "demo".into(),
+        kind: pb::AccountKind::Files as i32,
+        location: files.path().display().to_string(),
+        ..Default::default()
+    };
+    admin
+        .admin
+        .register_account(pb::RegisterAccountRequest { account: Some(account), secret: String::new() })
+        .await
+        .unwrap();
+    let ids = pb::GetSyncStatusRequest { user_id: "demo".into(), account_id: "demo-big".into() };
+    let started = admin
+        .admin
+        .sync_account(pb::SyncAccountRequest { user_id: "demo".into(), account_id: "demo-big".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .started;
+    assert!(started);
+    let mut seen_progress = None;
+    let mut status = pb::SyncStatus::default();
+    for _ in 0..1500 {
+        status = admin.admin.get_sync_status(ids.clone()).await.unwrap().into_inner();
+        if status.running {
+            let p = status.progress.clone().expect("a running sync has progress");
+            assert!(p.started.is_some(), "{p:?}");
+            if p.collections_total > 0 {
+                seen_progress = Some(p);
+            }
+        } else if status.last_finished.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let p = seen_progress.expect("the sync was seen running after listing its collections");
+    assert_eq!((p.collections_total, p.current_collection.as_str()), (1, "big"), "{p:?}");
+    assert!(!status.running && status.progress.is_none(), "{status:?}");
+    assert_eq!(status.records.get("contact"), Some(&10_000));
+    b.server.stop().await.unwrap();
+}
