@@ -108,6 +108,21 @@ pub fn issue_login(
     Ok(issue(tokens, user, TokenKind::Login, valid, now)?)
 }
 
+/// What the Admin RPC `IssueWebLogin` needs: where tokens go and the window's
+/// address as users reach it.
+#[derive(Clone)]
+pub struct WebLogins {
+    pub tokens: std::sync::Arc<dyn WebTokenStore>,
+    /// E.g. `http://127.0.0.1:8080` (no trailing slash).
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for WebLogins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebLogins").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
 /// The path of the login link for a token (`/login?token=…`; the token is URL-safe).
 pub fn login_path(token: &NewToken) -> String {
     format!("/login?token={}", token.text)
