@@ -102,16 +102,18 @@ impl Connector for FilesConnector {
             tracing::debug!(file = %path.display(), "unchanged since the last sync");
             return Ok(());
         }
-        let mut changes = match collection.kind {
-            CollectionKind::AddressBook => contacts(&collection.id, &bytes),
-            CollectionKind::Calendar => events(&collection.id, &bytes, window),
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("the files connector has no {other:?} collections"),
-                ))
-            }
-        };
+        let (id, kind) = (collection.id.clone(), collection.kind);
+        if !matches!(kind, CollectionKind::AddressBook | CollectionKind::Calendar) {
+            return Err(Error::new(ErrorKind::Unsupported, format!("the files connector has no {kind:?} collections")));
+        }
+        // Parsing a large file is CPU work: off the async runtime, so the
+        // servers on it (gRPC, status queries) keep answering meanwhile.
+        let mut changes = tokio::task::spawn_blocking(move || match kind {
+            CollectionKind::Calendar => events(&id, &bytes, window),
+            _ => contacts(&id, &bytes),
+        })
+        .await
+        .map_err(|e| Error::local(format!("parsing {}: {e}", path.display())))?;
         tracing::info!(
             file = %path.display(),
             records = changes.upserts.len(),
