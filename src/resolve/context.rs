@@ -102,7 +102,7 @@ pub fn fetch(
 
 /// Newest first, each id once.
 fn dedupe_sort<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (&RecordId, DateTime<Utc>)) {
-    items.sort_by(|a, b| key(b).1.cmp(&key(a).1));
+    items.sort_by_key(|i| std::cmp::Reverse(key(i).1));
     let mut seen = HashSet::new();
     items.retain(|i| seen.insert(key(i).0.clone()));
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 const MAX_BATCH: usize = 512;
 
 enum Op {
-    Put(CallRecord),
+    Put(Box<CallRecord>),
     Barrier(mpsc::Sender<()>),
 }
 
@@ -40,7 +40,7 @@ impl CallWriter {
                     let mut barriers = Vec::new();
                     for op in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH)) {
                         match op {
-                            Op::Put(call) => calls.push(call),
+                            Op::Put(call) => calls.push(*call),
                             Op::Barrier(done) => barriers.push(done),
                         }
                     }
@@ -66,7 +66,7 @@ impl CallWriter {
     pub(super) fn put(&self, call: CallRecord) {
         self.pending.lock().expect("pending calls lock").insert(call.id.clone(), call.clone());
         // The thread lives as long as this sender; a failed send cannot happen.
-        let _ = self.tx.lock().expect("call writer lock").send(Op::Put(call));
+        let _ = self.tx.lock().expect("call writer lock").send(Op::Put(Box::new(call)));
     }
 
     pub(super) fn get(&self, id: &CallId) -> Option<CallRecord> {
