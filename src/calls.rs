@@ -65,7 +65,7 @@ pub struct CallEvent {
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: CallEventKind,
-    /// Who did it: a user id, "attendant:<id>", or "tsps".
+    /// Who did it: a user id, `attendant:<id>`, or "tsps".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
 }
