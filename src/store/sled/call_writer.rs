@@ -21,8 +21,21 @@ enum Op {
 }
 
 pub(super) struct CallWriter {
-    tx: Mutex<mpsc::Sender<Op>>,
+    /// `None` once dropping has begun.
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
     pending: Arc<Mutex<HashMap<CallId, CallRecord>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for CallWriter {
+    /// Writes what is queued and waits for the thread: it holds the database
+    /// open, and a store reopened right after must find it closed.
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl CallWriter {
@@ -31,7 +44,7 @@ impl CallWriter {
         let (tx, rx) = mpsc::channel::<Op>();
         let pending: Arc<Mutex<HashMap<CallId, CallRecord>>> = Arc::default();
         let shared = pending.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("call-writer".into())
             .spawn(move || {
                 // Everything queued while the last batch was written goes into the next one.
@@ -60,13 +73,15 @@ impl CallWriter {
                 }
             })
             .expect("spawning the call writer thread");
-        Self { tx: Mutex::new(tx), pending }
+        Self { tx: Mutex::new(Some(tx)), pending, thread: Some(thread) }
     }
 
     pub(super) fn put(&self, call: CallRecord) {
         self.pending.lock().expect("pending calls lock").insert(call.id.clone(), call.clone());
         // The thread lives as long as this sender; a failed send cannot happen.
-        let _ = self.tx.lock().expect("call writer lock").send(Op::Put(Box::new(call)));
+        if let Some(tx) = self.tx.lock().expect("call writer lock").as_ref() {
+            let _ = tx.send(Op::Put(Box::new(call)));
+        }
     }
 
     pub(super) fn get(&self, id: &CallId) -> Option<CallRecord> {
@@ -81,7 +96,9 @@ impl CallWriter {
     /// Returns once everything queued before it is written.
     pub(super) fn barrier(&self) {
         let (done, wait) = mpsc::channel();
-        if self.tx.lock().expect("call writer lock").send(Op::Barrier(done)).is_ok() {
+        let sent =
+            self.tx.lock().expect("call writer lock").as_ref().is_some_and(|tx| tx.send(Op::Barrier(done)).is_ok());
+        if sent {
             let _ = wait.recv();
         }
     }

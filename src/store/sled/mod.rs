@@ -158,8 +158,25 @@ impl SledStore {
     }
 }
 
+/// How long opening waits for a previous holder to release a database: sled's
+/// background threads keep its file lock a moment after the last handle is
+/// dropped, and a restarting bridge may still be shutting down.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn open_db(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
-    sled::Config::new().path(path).mode(sled::Mode::LowSpace).open()
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).mode(sled::Mode::LowSpace).open() {
+            Err(sled::Error::Io(io)) if is_lock_error(&io) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_lock_error(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock")
 }
 
 /// Opens a database, turning a panic inside sled (its answer to some damaged
@@ -194,9 +211,7 @@ impl SledStore {
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-            StoreError::Locked { path: path.display().to_string() }
-        }
+        sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked { path: path.display().to_string() },
         other => backend("opening the database", other),
     }
 }
