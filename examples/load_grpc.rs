@@ -221,7 +221,7 @@ fn main() -> anyhow::Result<()> {
     let built = Instant::now();
     bench_index::build(
         &store,
-        &bench_index::Shape { users, mail_per_user: 0, events_per_user: 0 },
+        &bench_index::Shape { tenant: "load", users, mail_per_user: 0, events_per_user: 0 },
         Utc::now(),
         &mut bench_index::Rng(7),
     )?;

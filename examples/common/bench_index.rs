@@ -56,19 +56,18 @@ pub fn next_call(rng: &mut Rng, users: usize) -> (String, String) {
 }
 
 /// What to generate per user besides the contacts.
-pub struct Shape {
+pub struct Shape<'a> {
+    /// Every user's tenant (the API key of a benchmark must belong to it).
+    pub tenant: &'a str,
     pub users: usize,
     pub mail_per_user: usize,
     pub events_per_user: usize,
 }
 
 /// Builds the index through the sync path (indexer + atomic batches).
-pub fn build(store: &SledStore, shape: &Shape, now: DateTime<Utc>, rng: &mut Rng) -> anyhow::Result<()> {
+pub fn build(store: &SledStore, shape: &Shape<'_>, now: DateTime<Utc>, rng: &mut Rng) -> anyhow::Result<()> {
     for u in 0..shape.users {
-        let mut p = UserProfile::new(
-            UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?,
-            format!("tenant{}", u % 10),
-        );
+        let mut p = UserProfile::new(UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?, shape.tenant);
         p.called_numbers = vec![called(u)];
         p.region = Some("DE".into());
         user::put_profile(store, &p)?;
