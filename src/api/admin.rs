@@ -17,11 +17,17 @@ use tonic::{Request, Response, Status};
 pub struct AdminService {
     store: Arc<dyn Store>,
     accounts: Option<Arc<Registry>>,
+    web_logins: Option<crate::web::auth::WebLogins>,
 }
 
 impl AdminService {
     pub fn new(store: Arc<dyn Store>, accounts: Option<Arc<Registry>>) -> Self {
-        Self { store, accounts }
+        Self { store, accounts, web_logins: None }
+    }
+
+    /// Lets `IssueWebLogin` issue links to the notification window.
+    pub fn with_web_logins(self, web_logins: Option<crate::web::auth::WebLogins>) -> Self {
+        Self { web_logins, ..self }
     }
 
     fn registry(&self, rpc: &str) -> Result<&Arc<Registry>, Status> {
@@ -245,5 +251,36 @@ impl Admin for AdminService {
         let who = Self::admin(&req, "GetSyncStatus")?;
         let registry = self.registry("GetSyncStatus")?;
         Ok(Response::new(accounts::status(self.store.as_ref(), registry, &who, &req.get_ref().account_id)?))
+    }
+
+    async fn issue_web_login(
+        &self,
+        req: Request<pb::IssueWebLoginRequest>,
+    ) -> Result<Response<pb::IssueWebLoginResponse>, Status> {
+        let who = Self::admin(&req, "IssueWebLogin")?;
+        let web = self
+            .web_logins
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("IssueWebLogin: this server runs without the notification window"))?;
+        let r = req.into_inner();
+        let profile = self.own_profile(&who, &r.user_id)?;
+        let valid = match r.valid_seconds {
+            0 => crate::web::auth::LOGIN_VALID,
+            s if s > 30 * 86_400 => return Err(Status::invalid_argument("valid_seconds is at most 30 days")),
+            s => chrono::Duration::seconds(s.into()),
+        };
+        let token = crate::web::auth::issue_login(
+            web.tokens.as_ref(),
+            self.store.as_ref(),
+            &profile.id,
+            valid,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(user = %profile.id, key = %who.key_id, "web login link issued");
+        Ok(Response::new(pb::IssueWebLoginResponse {
+            url: format!("{}{}", web.base_url.trim_end_matches('/'), crate::web::auth::login_path(&token)),
+            expires: Some(convert::ts(token.expires)),
+        }))
     }
 }

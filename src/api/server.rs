@@ -39,11 +39,13 @@ pub struct ServerOptions {
     pub tls: Option<TlsFiles>,
     /// The account registry behind the Admin account RPCs (`None`: they answer UNIMPLEMENTED).
     pub accounts: Option<Arc<Registry>>,
+    /// The notification window's sign-in, for Admin `IssueWebLogin` (`None`: UNIMPLEMENTED).
+    pub web_logins: Option<crate::web::auth::WebLogins>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_request_bytes: 64 * 1024, tls: None, accounts: None }
+        Self { max_request_bytes: 64 * 1024, tls: None, accounts: None, web_logins: None }
     }
 }
 
@@ -109,8 +111,10 @@ pub async fn serve(
         auth.clone(),
     );
     let admin = InterceptedService::new(
-        pb::admin_server::AdminServer::new(AdminService::new(store, options.accounts.clone()))
-            .max_decoding_message_size(limit),
+        pb::admin_server::AdminServer::new(
+            AdminService::new(store, options.accounts.clone()).with_web_logins(options.web_logins.clone()),
+        )
+        .max_decoding_message_size(limit),
         auth,
     );
 

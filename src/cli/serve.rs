@@ -100,7 +100,14 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     println!("notification window on http://{}", web_listener.local_addr()?);
     let hub = CallHub::new(store.clone());
     let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
-    let options = ServerOptions { accounts: Some(registry.clone()), ..options };
+    let options = ServerOptions {
+        accounts: Some(registry.clone()),
+        web_logins: Some(contactbridge::web::auth::WebLogins {
+            tokens: store.clone(),
+            base_url: format!("http://{}", web_listener.local_addr()?),
+        }),
+        ..options
+    };
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry,
         Arc::new(contactbridge::sync::scheduler::SystemClock),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The notification window end to end: `contactbridge serve --demo` on free
 # ports in a temporary data directory (the demo user attended by a `desk`
-# user), login links from `user login-link`, then tests/e2e/web/window.mjs
+# user), login links from `user login-link` and the Admin RPC IssueWebLogin, then tests/e2e/web/window.mjs
 # drives two headless Chromium browsers against it while tests/e2e/web/tsps.py
 # plays the phone system over gRPC. Screenshots land in docs/screenshots/.
 set -euo pipefail
@@ -44,8 +44,8 @@ sed -i 's/^number = "+49 30 901829"$/&\nuser = "desk"/' "$tmp/demo/user.toml"
 grep -q '^user = "desk"' "$tmp/demo/user.toml"
 cb demo --demo-dir "$tmp/demo" >/dev/null
 cb user add desk --tenant demo --name "Front Desk" >/dev/null
+# The user's link from the CLI (server stopped); the attendant's below from the running server (Admin RPC).
 demo_link="$(cb user login-link demo 2>/dev/null)"
-desk_link="$(cb user login-link desk 2>/dev/null)"
 
 # The binary itself in the background (not a shell function), so $! is its pid.
 "$bin" --data-dir "$tmp/data" serve --demo --demo-dir "$tmp/demo" --metrics-listen off >"$tmp/server.out" 2>"$tmp/server.err" &
@@ -61,6 +61,12 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.2
 done
+
+desk_link="$("$py" tests/e2e/web/issue_login.py --addr "127.0.0.1:$port" desk)"
+case "$desk_link" in
+  "http://127.0.0.1:$wport/login?token=cbw_"*) ;;
+  *) echo "web_window: IssueWebLogin returned '$desk_link'" >&2; exit 1 ;;
+esac
 
 mkdir -p docs/screenshots
 TOOLS="$tools" ROOT="$root" PY="$py" SHOTS="$root/docs/screenshots" GRPC_ADDR="127.0.0.1:$port" \
