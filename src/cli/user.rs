@@ -85,6 +85,8 @@ pub enum Command {
         clear: bool,
     },
     /// Print a single-use login link to the user's notification window (the web page of `serve`).
+    ///
+    /// While `serve` runs it holds the store: issue links with the Admin RPC IssueWebLogin then.
     LoginLink {
         id: String,
         /// How long the link stays valid, e.g. 30m, 2h, 1d.
