@@ -258,6 +258,10 @@ async function start() {
   const me = state.me;
   $("who").textContent = `${me.user.display_name || me.user.id} (${me.user.id})`;
   $("logout").hidden = false;
+  if ("Notification" in window && Notification.permission === "default") {
+    $("desktop").hidden = false;
+    $("desktop").onclick = async () => { await Notification.requestPermission(); $("desktop").hidden = true; };
+  }
   $("logout").onclick = async () => { await api("POST", "/logout"); location.reload(); };
   if (me.attends.length) {
     $("attendant").hidden = false;
