@@ -14,6 +14,11 @@ use std::sync::{Arc, Mutex};
 
 /// At most this many queued operations go into one sled batch.
 const MAX_BATCH: usize = 512;
+/// After the first record of a batch arrives, the writer waits this long for
+/// more, so at steady call rates it wakes once per batch instead of once per
+/// call (each wake-up and sled write competes with the servers for the CPU).
+/// Durability is not delayed in effect: sled makes writes durable every 500 ms.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Op {
     Put(Box<CallRecord>),
@@ -49,6 +54,9 @@ impl CallWriter {
             .spawn(move || {
                 // Everything queued while the last batch was written goes into the next one.
                 while let Ok(first) = rx.recv() {
+                    if !matches!(first, Op::Barrier(_)) {
+                        std::thread::sleep(COALESCE);
+                    }
                     let mut calls = Vec::new();
                     let mut barriers = Vec::new();
                     for op in std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH)) {
