@@ -75,7 +75,12 @@ fn main() -> anyhow::Result<()> {
     let mut rng = bench_index::Rng(42);
 
     let built = Instant::now();
-    bench_index::build(&store, &bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user }, now, &mut rng)?;
+    bench_index::build(
+        &store,
+        &bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user },
+        now,
+        &mut rng,
+    )?;
     store.flush()?;
     let build_secs = built.elapsed().as_secs_f64();
     println!(
