@@ -30,8 +30,9 @@ trap cleanup EXIT
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port="$(free_port)"
 mport="$(free_port)"
+wport="$(free_port)"
 
-CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" "$target/contactbridge" --data-dir "$tmp/data" \
+CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" CONTACTBRIDGE_WEB__LISTEN="127.0.0.1:$wport" "$target/contactbridge" --data-dir "$tmp/data" \
   serve --demo --metrics-listen "127.0.0.1:$mport" >"$tmp/server.out" 2>"$tmp/server.err" &
 pid=$!
 
