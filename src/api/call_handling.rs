@@ -67,7 +67,7 @@ impl CallHandling for CallHandlingService {
             tsps_call_id: Some(r.tsps_call_id).filter(|s| !s.is_empty()),
             at,
         };
-        let decision = self.resolver.resolve(&query).map_err(error::resolve)?;
+        let decision = self.resolver.resolve_for(&profile, &query).map_err(error::resolve)?;
         self.hub.announce(&decision);
         tracing::debug!(call = %decision.call_id, user = %decision.user, code = %decision.handling_code, method = decision.method.name(), "resolved");
         Ok(Response::new(convert::decision(&decision, &profile)))

@@ -139,7 +139,12 @@ impl Resolver {
 
     /// Decides what to do with a call and writes its call record.
     pub fn resolve(&self, q: &CallQuery) -> Result<Decision, ResolveError> {
-        let profile = self.user_for_called(&q.called)?;
+        self.resolve_for(&self.user_for_called(&q.called)?, q)
+    }
+
+    /// [`Resolver::resolve`] for a caller that already has the called user's
+    /// profile (e.g. to check the tenant first), so it is not looked up twice.
+    pub fn resolve_for(&self, profile: &UserProfile, q: &CallQuery) -> Result<Decision, ResolveError> {
         let region = profile.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
         let cli = phone::parse_cli(&q.cli, region.as_ref())
             .map_err(|error| ResolveError::InvalidCli { cli: q.cli.clone(), error })?;
@@ -178,7 +183,7 @@ impl Resolver {
             &store.busy_spans(user, q.at)?,
         );
         let (method, rule) = profile.handling.method_for(&handling_code, status);
-        let (method, target, note) = carry_out(method.clone(), &profile);
+        let (method, target, note) = carry_out(method.clone(), profile);
 
         let decision = Decision {
             call_id: CallId::generate(),
