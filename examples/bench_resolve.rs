@@ -31,6 +31,9 @@ struct Args {
     /// Calls to resolve in the measured run.
     #[arg(long, default_value_t = 100_000)]
     calls: usize,
+    /// sled's page cache for the index, in MiB (as `[store] cache_mb`).
+    #[arg(long, default_value_t = 1024)]
+    cache_mb: u64,
     /// Resolve every call once before measuring (a long-running server's warm
     /// caches); by default only 1,000 are, so first touches of sled pages count.
     #[arg(long)]
@@ -74,7 +77,8 @@ fn main() -> anyhow::Result<()> {
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SledStore::open(dir.path())?);
+    let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024 };
+    let store = Arc::new(SledStore::open_with(dir.path(), &options)?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
     let mut rng = bench_index::Rng(42);
 

@@ -16,6 +16,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub web: WebConfig,
     pub sync: SyncConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,20 @@ pub struct GrpcConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// sled's page cache for the index, in MiB; user data gets an eighth (16–128 MiB).
+    /// Memory use follows it; lookups slow down when the index's hot part does not fit.
+    pub cache_mb: u64,
+}
+
+impl StoreConfig {
+    pub fn options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions { cache_bytes: self.cache_mb.max(1) * 1024 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +61,7 @@ impl Default for Config {
             grpc: GrpcConfig { listen: ([127, 0, 0, 1], 50051).into() },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into() },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
+            store: StoreConfig { cache_mb: 1024 },
         }
     }
 }
@@ -73,7 +89,7 @@ impl Config {
         // _API_KEY, _SECRET_KEY and the like belong to other parts.
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
-            k == "data_dir" || ["grpc__", "web__", "sync__"].iter().any(|section| k.starts_with(section))
+            k == "data_dir" || ["grpc__", "web__", "sync__", "store__"].iter().any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()
@@ -106,8 +122,10 @@ mod tests {
             jail.set_env("CONTACTBRIDGE_LOG", "debug");
             jail.set_env("CONTACTBRIDGE_SECRET_KEY", "AAAA");
             jail.set_env("CONTACTBRIDGE_DATA_DIR", "/srv/x");
+            jail.set_env("CONTACTBRIDGE_STORE__CACHE_MB", "128");
             let c = Config::load(None).unwrap();
             assert_eq!(c.data_dir, PathBuf::from("/srv/x"));
+            assert_eq!(c.store.options().cache_bytes, 128 * 1024 * 1024);
             Ok(())
         });
     }

@@ -115,5 +115,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens the store in the configured data directory.
 pub(crate) fn open(config: &Config) -> anyhow::Result<SledStore> {
     use anyhow::Context as _;
-    SledStore::open(&config.data_dir).with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    SledStore::open_with(&config.data_dir, &config.store.options())
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
 }

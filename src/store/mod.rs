@@ -14,7 +14,7 @@ pub(crate) mod keys;
 pub mod sled;
 mod types;
 
-pub use self::sled::SledStore;
+pub use self::sled::{SledStore, StoreOptions};
 pub use types::*;
 
 use crate::calls::{CallId, CallRecord};

@@ -40,12 +40,37 @@ pub struct SledStore {
     dir: PathBuf,
 }
 
+/// How the sled store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache for the index, in bytes (sled's default: 1 GiB). The
+    /// user-data database gets an eighth of it, between 16 and 128 MiB.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { cache_bytes: 1024 * 1024 * 1024 }
+    }
+}
+
+impl StoreOptions {
+    fn users_cache_bytes(&self) -> u64 {
+        (self.cache_bytes / 8).clamp(16 << 20, 128 << 20)
+    }
+}
+
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir` with default options.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, &StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| backend("creating the data directory", e))?;
         let users_path = dir.join("users");
-        let users_db = open_db_guarded(&users_path).map_err(|e| match e {
+        let users_db = open_db_guarded(&users_path, options.users_cache_bytes()).map_err(|e| match e {
             sled::Error::Corruption { .. } => StoreError::Corrupt {
                 what: "user data",
                 reason: format!(
@@ -58,7 +83,7 @@ impl SledStore {
         let index_path = dir.join("index");
         let users_tree = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
         let expected_epoch = users_tree.get(USERS_EPOCH_KEY).map_err(|e| backend("reading the index epoch", e))?;
-        let index_db = match open_db_guarded(&index_path) {
+        let index_db = match open_db_guarded(&index_path, options.cache_bytes) {
             Ok(db) => {
                 let epoch = db
                     .open_tree("index")
@@ -81,7 +106,7 @@ impl SledStore {
                 let aside = dir.join(format!("index.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
                 tracing::error!(error = %e, moved_to = %aside.display(), "index damaged; moving it aside, the next sync rebuilds it from the sources");
                 std::fs::rename(&index_path, &aside).map_err(|e| backend("moving a damaged index aside", e))?;
-                open_db(&index_path).map_err(|e| open_error(&index_path, e))?
+                open_db(&index_path, options.cache_bytes).map_err(|e| open_error(&index_path, e))?
             }
             other => other.map_err(|e| open_error(&index_path, e))?,
         };
@@ -163,10 +188,10 @@ impl SledStore {
 /// dropped, and a restarting bridge may still be shutting down.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-fn open_db(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
+fn open_db(path: &Path, cache_bytes: u64) -> std::result::Result<sled::Db, sled::Error> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match sled::Config::new().path(path).mode(sled::Mode::LowSpace).open() {
+        match sled::Config::new().path(path).mode(sled::Mode::LowSpace).cache_capacity(cache_bytes).open() {
             Err(sled::Error::Io(io)) if is_lock_error(&io) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -181,8 +206,8 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 
 /// Opens a database, turning a panic inside sled (its answer to some damaged
 /// files) into a corruption error.
-fn open_db_guarded(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_db(path)))
+fn open_db_guarded(path: &Path, cache_bytes: u64) -> std::result::Result<sled::Db, sled::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_db(path, cache_bytes)))
         .unwrap_or(Err(sled::Error::Corruption { at: None, bt: () }))
 }
 
