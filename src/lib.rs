@@ -77,5 +77,6 @@ pub mod resolve;
 pub mod secrets;
 pub mod store;
 pub mod sync;
+pub mod tokens;
 pub mod user;
 pub mod web;

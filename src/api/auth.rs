@@ -11,10 +11,9 @@
 //! calls, `admin` keys manage users. A key never reaches another tenant's users.
 
 use crate::store::StoreError;
-use base64::Engine as _;
+use crate::tokens::{self, constant_time_eq, hex, sha256_hex};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,14 +117,8 @@ pub enum AuthError {
 /// Creates a random key for `tenant` with `scope` and stores its hash.
 pub fn create_key(store: &dyn ApiKeyStore, tenant: &str, scope: Scope, label: &str) -> Result<NewKey, StoreError> {
     check_tenant(tenant)?;
-    let mut id = [0u8; 4];
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut id).and_then(|_| getrandom::fill(&mut secret)).map_err(|e| StoreError::Backend {
-        doing: "drawing random bytes for an API key",
-        source: e.to_string().into(),
-    })?;
-    let id = hex(&id);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let id = hex(&tokens::random_bytes::<4>()?);
+    let secret = tokens::random_secret()?;
     let stored = StoredKey {
         id: id.clone(),
         tenant: tenant.to_string(),
@@ -201,18 +194,6 @@ fn check_tenant(tenant: &str) -> Result<(), StoreError> {
         return Err(StoreError::Invalid(format!("tenant {tenant:?} must be 1 to 128 printable characters")));
     }
     Ok(())
-}
-
-fn sha256_hex(s: &str) -> String {
-    hex(&Sha256::digest(s.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -6,11 +6,10 @@
 //! keys, a fast hash is right for 256 random bits.
 
 use crate::store::{StoreError, UserStore};
+use crate::tokens::{self, sha256_hex as hash};
 use crate::user::{UserId, UserProfile};
-use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "cb_session";
@@ -72,10 +71,6 @@ pub enum WebAuthError {
     Store(#[from] StoreError),
 }
 
-fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn issue(
     store: &dyn WebTokenStore,
     user: &UserId,
@@ -83,12 +78,7 @@ fn issue(
     valid: Duration,
     now: DateTime<Utc>,
 ) -> Result<NewToken, StoreError> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| StoreError::Backend {
-        doing: "drawing a random web token",
-        source: Box::new(std::io::Error::other(e.to_string())),
-    })?;
-    let text = format!("cbw_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let text = format!("cbw_{}", tokens::random_secret()?);
     let expires = now + valid;
     store.put_web_token(&StoredWebToken { sha256: hash(&text), kind, user: user.clone(), created: now, expires })?;
     Ok(NewToken { text, expires })
