@@ -17,7 +17,7 @@ mod accounts;
 mod call_writer;
 mod entry;
 mod index;
-mod keys;
+mod api_keys;
 mod users;
 mod web_tokens;
 

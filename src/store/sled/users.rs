@@ -10,7 +10,7 @@
 //! | `c`    | user, time, call id                   | call record              |
 //! | `h`    | user, caller key, time, call id       | –                        |
 //! | `i`    | call id                               | key of the `c` entry     |
-//! | `a`    | API key id (see `keys.rs`)            | hashed key, scope, tenant|
+//! | `a`    | API key id (see `api_keys.rs`)        | hashed key, scope, tenant|
 
 use super::{backend, SledStore};
 use crate::calls::{CallId, CallRecord};
