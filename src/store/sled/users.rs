@@ -1,5 +1,6 @@
 //! `UserStore` on sled: profiles, called numbers, assignments, last choices
-//! and call history, in the user-data database.
+//! and call history, in the user-data database. This table lists every prefix
+//! of that database, including those other files own: pick a free one here.
 //!
 //! | prefix | key                                   | value                    |
 //! |--------|---------------------------------------|--------------------------|
@@ -10,7 +11,12 @@
 //! | `c`    | user, time, call id                   | call record              |
 //! | `h`    | user, caller key, time, call id       | –                        |
 //! | `i`    | call id                               | key of the `c` entry     |
-//! | `a`    | API key id (see `api_keys.rs`)        | hashed key, scope, tenant|
+//! | `a`    | API key id (`api_keys.rs`)            | hashed key, scope, tenant|
+//! | `w`    | token hash (`web_tokens.rs`)          | user, kind, expiry       |
+//! | `A`    | account id (`accounts.rs`)            | account settings         |
+//! | `S`    | account id (`accounts.rs`)            | sealed secret            |
+//! | `R`    | account id (`accounts.rs`)            | last sync outcome        |
+//! | `~`    | `~index-epoch` (`mod.rs`)             | the index's epoch        |
 
 use super::{backend, SledStore};
 use crate::calls::{CallId, CallRecord};
