@@ -42,8 +42,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let resolver = Resolver::new(store);
     let query = CallQuery { called: args.called.clone(), cli: args.cli.clone(), tsps_call_id: None, at };
-    let decision = resolver.resolve(&query)?;
     let profile = resolver.user_for_called(&args.called)?;
+    let decision = resolver.resolve_for(&profile, &query)?;
     let subject = ContextSubject {
         contact: decision.candidates.first().map(|c| c.stored.clone()),
         caller_key: decision.caller.key.clone(),
