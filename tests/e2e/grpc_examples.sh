@@ -16,18 +16,8 @@ fi
 cargo build --quiet --bin contactbridge --example tsps_simulator
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 
-tmp="$(mktemp -d)"
-pid=""
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+e2e_name=grpc_examples
+. tests/e2e/lib/server.sh
 port="$(free_port)"
 mport="$(free_port)"
 wport="$(free_port)"
@@ -37,20 +27,15 @@ CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" CONTACTBRIDGE_WEB__LISTEN="127.0.0.
 pid=$!
 
 # grpc.health.v1.Health/Check with an empty request; SERVING encodes as 08 01.
-for _ in $(seq 1 100); do
-  if "$py" - "$port" <<'PY' 2>/dev/null; then break; fi
+serving() {
+  "$py" - "$port" <<'PY'
 import sys, grpc
 with grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}") as ch:
     check = ch.unary_unary("/grpc.health.v1.Health/Check")
     sys.exit(0 if check(b"", timeout=1) == b"\x08\x01" else 1)
 PY
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "grpc_examples: the server exited:" >&2
-    cat "$tmp/server.err" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+}
+wait_ready serving
 
 expect() { # expect FILE TEXT: the output contains TEXT
   if ! grep -qF -- "$2" "$1"; then

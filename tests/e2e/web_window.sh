@@ -21,18 +21,8 @@ fi
 cargo build --quiet --bin contactbridge
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/contactbridge"
 
-tmp="$(mktemp -d)"
-pid=""
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+e2e_name=web_window
+. tests/e2e/lib/server.sh
 port="$(free_port)"
 wport="$(free_port)"
 export CONTACTBRIDGE_GRPC__LISTEN="127.0.0.1:$port" CONTACTBRIDGE_WEB__LISTEN="127.0.0.1:$wport"
@@ -50,17 +40,7 @@ demo_link="$(cb user login-link demo 2>/dev/null)"
 # The binary itself in the background (not a shell function), so $! is its pid.
 "$bin" --data-dir "$tmp/data" serve --demo --demo-dir "$tmp/demo" --metrics-listen off >"$tmp/server.out" 2>"$tmp/server.err" &
 pid=$!
-for _ in $(seq 1 100); do
-  if "$py" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$wport/', timeout=1)" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "web_window: the server exited:" >&2
-    cat "$tmp/server.err" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_ready "$py" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$wport/', timeout=1)"
 
 desk_link="$("$py" tests/e2e/web/issue_login.py --addr "127.0.0.1:$port" desk)"
 case "$desk_link" in
