@@ -3,7 +3,7 @@
 # ports in a temporary data directory (the demo user attended by a `desk`
 # user), login links from `user login-link` and the Admin RPC IssueWebLogin, then tests/e2e/web/window.mjs
 # drives two headless Chromium browsers against it while tests/e2e/web/tsps.py
-# plays the phone system over gRPC. Screenshots land in docs/screenshots/.
+# plays the phone system over gRPC. Screenshots: see below (docs/screenshots/ on request).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -48,8 +48,12 @@ case "$desk_link" in
   *) echo "web_window: IssueWebLogin returned '$desk_link'" >&2; exit 1 ;;
 esac
 
-mkdir -p docs/screenshots
-TOOLS="$tools" ROOT="$root" PY="$py" SHOTS="$root/docs/screenshots" GRPC_ADDR="127.0.0.1:$port" \
+# Screenshots go to the temporary directory; CONTACTBRIDGE_UPDATE_SCREENSHOTS=1
+# writes the README's copies in docs/screenshots instead.
+shots="$tmp/screenshots"
+[ "${CONTACTBRIDGE_UPDATE_SCREENSHOTS:-}" = 1 ] && shots="$root/docs/screenshots"
+mkdir -p "$shots"
+TOOLS="$tools" ROOT="$root" PY="$py" SHOTS="$shots" GRPC_ADDR="127.0.0.1:$port" \
   DEMO_LINK="$demo_link" DESK_LINK="$desk_link" node tests/e2e/web/window.mjs
 
 # A stranger's link does not exist: the login page refuses a made-up token.
