@@ -5,7 +5,7 @@
 use super::pb::admin_server::Admin;
 use super::{accounts, convert, error, pb, principal, Principal, Scope};
 use crate::accounts::Registry;
-use crate::resolve::caller_key_of;
+use crate::phone::history_key_if_number;
 use crate::store::{AssignTarget, Store, TimeWindow};
 use crate::user::{HandlingCode, ManualStatus, UserProfile};
 use chrono::DateTime;
@@ -150,7 +150,7 @@ impl Admin for AdminService {
             Some(Target::ContactId(id)) => AssignTarget::Contact(convert::from_contact_id(&id)?),
             Some(Target::Number(n)) => {
                 let region = profile.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
-                let key = caller_key_of(&n, region.as_ref())
+                let key = history_key_if_number(&n, region.as_ref())
                     .map_err(|e| Status::invalid_argument(format!("number {n:?} is not valid: {e}")))?
                     .ok_or_else(|| Status::invalid_argument(format!("{n:?} is not a phone number")))?;
                 AssignTarget::Number(key)

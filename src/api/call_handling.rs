@@ -4,7 +4,8 @@ use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
 use crate::calls::CallId;
 use crate::live::CallHub;
-use crate::resolve::{caller_key_of, CallQuery, ContextQuery, ContextSubject, Resolver};
+use crate::phone::history_key_if_number;
+use crate::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
 use crate::store::{Store, TimeWindow};
 use crate::user::UserProfile;
 use chrono::Utc;
@@ -94,10 +95,10 @@ impl CallHandling for CallHandlingService {
             );
         }
         let caller_key = if !r.cli.is_empty() {
-            caller_key_of(&r.cli, region.as_ref())
+            history_key_if_number(&r.cli, region.as_ref())
                 .map_err(|e| Status::invalid_argument(format!("calling number (CLI) {:?} is not valid: {e}", r.cli)))?
         } else if let Some(c) = &contact {
-            c.contact.phones.iter().find_map(|p| caller_key_of(&p.raw, region.as_ref()).ok().flatten())
+            c.contact.phones.iter().find_map(|p| history_key_if_number(&p.raw, region.as_ref()).ok().flatten())
         } else {
             return Err(Status::invalid_argument("give the caller's cli or a contact_id"));
         };

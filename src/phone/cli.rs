@@ -121,10 +121,15 @@ pub fn parse_cli(cli: &str, region: Option<&Region>) -> Result<Cli, CliError> {
 /// The key that identifies a caller's number in call history, last choices and per-number
 /// assignments (the CLI's most specific key). Fails for text that is not a number.
 pub fn history_key(number: &str, region: Option<&Region>) -> Result<String, CliError> {
-    match parse_cli(number, region)? {
-        Cli::Number(n) => Ok(n.history_key().into_string()),
-        _ => Err(CliError::NotANumber),
-    }
+    history_key_if_number(number, region)?.ok_or(CliError::NotANumber)
+}
+
+/// [`history_key`], with `Ok(None)` for the "no number" words (`anonymous`, `withheld`, …).
+pub fn history_key_if_number(number: &str, region: Option<&Region>) -> Result<Option<String>, CliError> {
+    Ok(match parse_cli(number, region)? {
+        Cli::Number(n) => Some(n.history_key().into_string()),
+        _ => None,
+    })
 }
 
 /// The key of a called number (a user's DID or internal extension), as the phone system sends it and as

@@ -25,7 +25,9 @@ mod region;
 mod stored;
 mod text;
 
-pub use cli::{called_number_key, history_key, parse_cli, Cli, CliError, CliNumber, MatchQuality, Probe};
+pub use cli::{
+    called_number_key, history_key, history_key_if_number, parse_cli, Cli, CliError, CliNumber, MatchQuality, Probe,
+};
 pub use key::{KeyKind, LookupKey};
 pub use region::{Region, RegionError};
 pub use stored::{keys_for_stored, keys_for_stored_with, StoredHints, StoredKeys};

@@ -239,15 +239,6 @@ impl Resolver {
     }
 }
 
-/// The caller key of a number as typed, read with the user's region (see
-/// [`phone::CliNumber::history_key`]); `Ok(None)` for "no number" words such as `anonymous`.
-pub fn caller_key_of(number: &str, region: Option<&phone::Region>) -> Result<Option<String>, CliError> {
-    Ok(match phone::parse_cli(number, region)? {
-        Cli::Number(n) => Some(n.history_key().into_string()),
-        _ => None,
-    })
-}
-
 /// The method as it can be carried out for this user, its target, and a note
 /// when it had to fall back.
 fn carry_out(method: HandlingMethod, profile: &UserProfile) -> (HandlingMethod, Option<String>, Option<String>) {

@@ -12,5 +12,5 @@ pub mod status;
 
 pub use candidates::{Candidate, MatchQuality};
 pub use context::{CallerContext, ContextQuery, ContextSubject};
-pub use decision::{caller_key_of, CallQuery, Caller, CodeSource, Decision, ResolveError, Resolver};
+pub use decision::{CallQuery, Caller, CodeSource, Decision, ResolveError, Resolver};
 pub use status::{Status, StatusReason};

@@ -7,7 +7,8 @@ use super::session::Session;
 use super::WebState;
 use crate::calls::{CallEventKind, CallId, CallRecord};
 use crate::live::DirectiveAction;
-use crate::resolve::{caller_key_of, CallerContext, ContextQuery, ContextSubject};
+use crate::phone::history_key_if_number;
+use crate::resolve::{CallerContext, ContextQuery, ContextSubject};
 use crate::store::{AssignTarget, StoredContact, TimeWindow};
 use crate::user::{self, ContextCriteria, HandlingCode, UserId, UserProfile};
 use axum::extract::{Path, Query, State};
@@ -221,7 +222,8 @@ pub async fn history(
     let records = match q.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         Some(caller) => {
             let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
-            let key = caller_key_of(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
+            let key =
+                history_key_if_number(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
             state.store.calls_from(&owner.id, &key, window, limit)?
         }
         None => state.store.calls(&owner.id, window, limit)?,
