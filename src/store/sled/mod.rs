@@ -14,10 +14,10 @@
 //! (`contactbridge backup` / `restore`).
 
 mod accounts;
+mod api_keys;
 mod call_writer;
 mod entry;
 mod index;
-mod api_keys;
 mod users;
 mod web_tokens;
 
