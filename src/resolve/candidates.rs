@@ -33,7 +33,6 @@ pub fn find<S: IndexStore + UserStore + ?Sized>(
     store: &S,
     user: &UserId,
     number: &CliNumber,
-    choice_key: &str,
 ) -> crate::store::Result<Vec<Candidate>> {
     let mut found: Vec<Candidate> = Vec::new();
     let mut best: Option<MatchQuality> = None;
@@ -50,7 +49,7 @@ pub fn find<S: IndexStore + UserStore + ?Sized>(
         }
     }
     if found.len() > 1 {
-        if let Some(choice) = store.last_choice(user, choice_key)? {
+        if let Some(choice) = store.last_choice(user, number.history_key().as_str())? {
             found.iter_mut().filter(|c| c.stored.at == choice).for_each(|c| c.preferred = true);
         }
     }

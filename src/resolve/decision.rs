@@ -153,8 +153,8 @@ impl Resolver {
 
         let (caller, candidates) = match &cli {
             Cli::Number(n) => {
+                let found = candidates::find(store, user, n)?;
                 let key = n.history_key().into_string();
-                let found = candidates::find(store, user, n, &key)?;
                 (
                     Caller {
                         cli: q.cli.clone(),
