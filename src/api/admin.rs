@@ -73,11 +73,12 @@ impl Admin for AdminService {
         profile.validate().map_err(Status::invalid_argument)?;
         for n in &profile.called_numbers {
             let key = crate::phone::called_number_key(n)
-                .map_err(|e| Status::invalid_argument(format!("called number {n:?}: {e}")))?;
+                .map_err(|e| Status::invalid_argument(format!("called number {}: {e}", crate::connector::echo(n))))?;
             if let Some(owner) = self.store.user_by_called_number(&key).map_err(error::store)? {
                 if owner != profile.id {
                     return Err(Status::invalid_argument(format!(
-                        "called number {n:?} is already assigned to another user"
+                        "called number {} is already assigned to another user",
+                        crate::connector::echo(n)
                     )));
                 }
             }
@@ -151,8 +152,12 @@ impl Admin for AdminService {
             Some(Target::Number(n)) => {
                 let region = profile.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
                 let key = history_key_if_number(&n, region.as_ref())
-                    .map_err(|e| Status::invalid_argument(format!("number {n:?} is not valid: {e}")))?
-                    .ok_or_else(|| Status::invalid_argument(format!("{n:?} is not a phone number")))?;
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("number {} is not valid: {e}", crate::connector::echo(&n)))
+                    })?
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!("{} is not a phone number", crate::connector::echo(&n)))
+                    })?;
                 AssignTarget::Number(key)
             }
             None => return Err(Status::invalid_argument("give a contact_id or a number")),
@@ -193,7 +198,7 @@ impl Admin for AdminService {
             n => n.min(1000) as usize,
         };
         let calls = self.store.calls(&profile.id, window, limit).map_err(error::store)?;
-        Ok(Response::new(pb::ListCallsResponse { calls: calls.iter().map(convert::call).collect() }))
+        Ok(Response::new(pb::ListCallsResponse { calls: convert::calls_within_budget(&calls) }))
     }
 
     async fn register_account(

@@ -2,7 +2,8 @@
 
 use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
-use crate::calls::CallId;
+use crate::calls::{CallId, MAX_NUMBER_CHARS, MAX_TSPS_CALL_ID_CHARS};
+use crate::connector::echo;
 use crate::live::CallHub;
 use crate::phone::history_key_if_number;
 use crate::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
@@ -58,6 +59,9 @@ impl CallHandling for CallHandlingService {
         let who = principal(&req)?;
         who.require(&[Scope::Tsps], "ResolveCall")?;
         let r = req.into_inner();
+        convert::check_len("called_number", &r.called_number, MAX_NUMBER_CHARS)?;
+        convert::check_len("cli", &r.cli, MAX_NUMBER_CHARS)?;
+        convert::check_len("tsps_call_id", &r.tsps_call_id, MAX_TSPS_CALL_ID_CHARS)?;
         let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
         // The tenant check comes before anything is written or looked up for the user.
         let profile = self.resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
@@ -95,8 +99,9 @@ impl CallHandling for CallHandlingService {
             );
         }
         let caller_key = if !r.cli.is_empty() {
-            history_key_if_number(&r.cli, region.as_ref())
-                .map_err(|e| Status::invalid_argument(format!("calling number (CLI) {:?} is not valid: {e}", r.cli)))?
+            history_key_if_number(&r.cli, region.as_ref()).map_err(|e| {
+                Status::invalid_argument(format!("calling number (CLI) {} is not valid: {e}", echo(&r.cli)))
+            })?
         } else if let Some(c) = &contact {
             c.contact.phones.iter().find_map(|p| history_key_if_number(&p.raw, region.as_ref()).ok().flatten())
         } else {
@@ -116,6 +121,7 @@ impl CallHandling for CallHandlingService {
         }
 
         let criteria = convert::merge_criteria(&profile.context, r.criteria.as_ref());
+        criteria.check().map_err(|e| Status::invalid_argument(format!("criteria.{e}")))?;
         let subject = ContextSubject { contact: contact.clone(), caller_key };
         let ctx = self.resolver.context(user, &subject, &ContextQuery { now, criteria }).map_err(error::resolve)?;
         let kinds: HashSet<i32> = r.kinds.iter().copied().collect();
@@ -133,7 +139,7 @@ impl CallHandling for CallHandlingService {
             out.documents = ctx.documents.iter().map(convert::document).collect();
         }
         if want(pb::ContextKind::Calls) {
-            out.calls = ctx.calls.iter().map(convert::call).collect();
+            out.calls = convert::calls_within_budget(&ctx.calls);
         }
         Ok(Response::new(out))
     }

@@ -33,6 +33,7 @@ pub fn live(e: LiveError) -> Status {
         e @ LiveError::UnknownCall(_) => Status::not_found(e.to_string()),
         LiveError::OtherTenant => other_tenant(),
         LiveError::Invalid(msg) => Status::invalid_argument(msg),
+        e @ LiveError::JournalFull(_) => Status::resource_exhausted(e.to_string()),
         LiveError::Store(e) => store(e),
     }
 }

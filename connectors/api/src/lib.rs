@@ -20,12 +20,14 @@
 
 mod change;
 mod connector;
+pub mod echo;
 mod error;
 mod record;
 mod secret;
 
 pub use change::{ChangeSet, ChangeSink, Checkpoint, KnownVersions, NoKnownVersions, Rejected, Snapshot, VecSink};
 pub use connector::{Collection, CollectionKind, Connector, SyncRequest};
+pub use echo::echo;
 pub use error::{Error, ErrorKind};
 pub use record::{
     BusyStatus, CalendarEvent, Contact, Document, MailDirection, MailMessage, Occurrence, OutOfOffice, Person,
