@@ -68,7 +68,7 @@ pub struct Directive {
 /// Why a directive or call event was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("no call with id {0}")]
+    #[error("no call with id {}", crate::connector::echo(.0.as_str()))]
     UnknownCall(CallId),
     /// The call belongs to a user of another tenant than the caller may act for.
     #[error("the call belongs to another tenant")]

@@ -174,7 +174,7 @@ async fn times_at_the_ends_of_the_calendar_do_not_overflow() {
         let d = c.calls.resolve_call(req).await.unwrap().into_inner();
         assert_eq!(d.candidates[0].display_name, "Erika Mustermann");
 
-        let mut req = context_req(ERIKA_CLI, Some(widest.clone()));
+        let mut req = context_req(ERIKA_CLI, Some(widest));
         req.now = Some(ts(t));
         c.calls.get_caller_context(req).await.unwrap();
 
@@ -207,7 +207,7 @@ async fn put_user_refuses_criteria_past_their_caps() {
     let mut admin = b.client(&b.admin).await;
     let get = pb::GetUserRequest { user_id: "demo".into() };
     let mut profile = admin.admin.get_user(get.clone()).await.unwrap().into_inner();
-    let before = profile.context.clone();
+    let before = profile.context;
     for (field, set) in [
         ("context.days_back", (|c: &mut pb::ContextCriteria| c.days_back = 4_000_000_000) as fn(&mut _)),
         ("context.days_ahead", |c| c.days_ahead = 3651),
