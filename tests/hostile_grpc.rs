@@ -237,13 +237,16 @@ async fn error_messages_quote_at_most_64_characters_of_the_input() {
     let huge = "1".repeat(60_000);
     let e = invalid(c.calls.resolve_call(resolve_req(DEMO_DID, &huge)).await, &["cli", "256"]);
     assert!(e.message().len() < 200, "{} bytes: {}", e.message().len(), e.message());
+    eprintln!("a 60,000-digit CLI to ResolveCall: a {}-byte message: {}", e.message().len(), e.message());
     let e = invalid(c.calls.get_caller_context(context_req(&huge, None)).await, &["CLI"]);
+    eprintln!("a 60,000-digit CLI to GetCallerContext: a {}-byte message: {}", e.message().len(), e.message());
     assert!(e.message().len() < 300, "{} bytes", e.message().len());
     let e = invalid(c.calls.resolve_call(resolve_req(&huge, ERIKA_CLI)).await, &["called_number"]);
     assert!(e.message().len() < 200, "{} bytes", e.message().len());
     // Within the length bound, a malformed CLI is quoted shortened.
     let long = format!("+49 30 {}q", " ".repeat(200));
     let e = invalid(c.calls.resolve_call(resolve_req(DEMO_DID, &long)).await, &["letter 'q'", "more characters"]);
+    eprintln!("a 208-character malformed CLI: a {}-byte message: {}", e.message().len(), e.message());
     assert!(e.message().len() < 300, "{} bytes: {}", e.message().len(), e.message());
     b.server.stop().await.unwrap();
 }
@@ -313,6 +316,14 @@ async fn a_call_journal_is_bounded_and_stays_readable() {
     let ctx = c.calls.get_caller_context(context_req(ERIKA_CLI, Some(widest))).await.unwrap().into_inner();
     let journals: Vec<usize> = ctx.calls.iter().map(|c| c.events.len()).collect();
     assert_eq!(journals, [32, 100]);
+    {
+        use prost::Message as _;
+        let sizes: Vec<usize> = ctx.calls.iter().map(|c| c.encoded_len()).collect();
+        eprintln!(
+            "full journals: call records of {sizes:?} bytes encoded; GetCallerContext {} bytes",
+            ctx.encoded_len()
+        );
+    }
     let mut admin = b.client(&b.admin).await;
     let list = pb::ListCallsRequest { user_id: "demo".into(), ..Default::default() };
     let calls = admin.admin.list_calls(list).await.unwrap().into_inner().calls;
@@ -336,6 +347,7 @@ async fn made_up_paths_share_one_metrics_label() {
         assert_eq!(e.code(), Code::Unimplemented);
     }
     let text = b.metrics_text().await;
+    eprintln!("/metrics: {before} bytes before, {} bytes after 3,000 made-up paths", text.len());
     assert!(
         text.contains(r#"contactbridge_grpc_requests_total{method="unknown",code="UNIMPLEMENTED"} 3000"#),
         "{text}"
@@ -451,4 +463,68 @@ async fn a_handler_panic_answers_internal_and_is_counted() {
         assert!(text.contains(line), "{line} not in {text}");
     }
     server.abort();
+}
+
+/// The notification window's chat writes to the same journal: the same bounds, answered 400.
+#[tokio::test]
+async fn the_windows_chat_and_criteria_keep_the_same_bounds() {
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::{Store, UserStore};
+    use contactbridge::web::{self, auth};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let store = Arc::new(SledStore::temporary().unwrap());
+    contactbridge::demo::load(store.as_ref(), &contactbridge::demo::default_dir(), Utc::now()).await.unwrap();
+    let dynstore: Arc<dyn Store> = store.clone();
+    let hub = CallHub::new(dynstore.clone());
+    let router = web::router(web::WebState::new(dynstore.clone(), store.clone(), hub.clone()));
+    let send = |method: &str, path: &str, cookie: Option<&str>, body: Option<serde_json::Value>| {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req.unwrap()).await.unwrap();
+            let (status, cookie) = (res.status(), res.headers().get(header::SET_COOKIE).cloned());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).to_string(), cookie)
+        }
+    };
+    let demo = contactbridge::user::UserId::parse("demo").unwrap();
+    let token =
+        auth::issue_login(store.as_ref(), store.as_ref(), &demo, chrono::Duration::hours(1), Utc::now()).unwrap();
+    let (_, _, set_cookie) = send("GET", &auth::login_path(&token), None, None).await;
+    let cookie = set_cookie.unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = Some(cookie.as_str());
+    let d = Resolver::new(dynstore)
+        .resolve(&CallQuery { called: DEMO_DID.into(), cli: ERIKA_CLI.into(), tsps_call_id: None, at: Utc::now() })
+        .unwrap();
+    let chat = format!("/api/calls/{}/chat", d.call_id);
+
+    let (s, body, _) = send("POST", &chat, cookie, Some(serde_json::json!({ "text": "x".repeat(2001) }))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    // Four 2,000-character messages fill most of the journal's 8,192 bytes; the fifth does not fit.
+    for _ in 0..4 {
+        let (s, body, _) = send("POST", &chat, cookie, Some(serde_json::json!({ "text": "y".repeat(2000) }))).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let (s, body, _) = send("POST", &chat, cookie, Some(serde_json::json!({ "text": "z".repeat(200) }))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("journal is full"), "{body}");
+    assert_eq!(store.call(&d.call_id).unwrap().unwrap().events.len(), 4);
+
+    let criteria = serde_json::json!({
+        "days_back": 3651, "days_ahead": 30, "max_mail": 10, "max_events": 5, "max_documents": 5, "max_calls": 10
+    });
+    let (s, body, _) = send("PUT", "/api/criteria", cookie, Some(criteria)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("days_back"), "{body}");
 }
