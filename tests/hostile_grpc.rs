@@ -22,6 +22,7 @@ const ERIKA_CLI: &str = "+49301234567";
 
 struct Bridge {
     server: RunningServer,
+    store: Arc<SledStore>,
     tsps: String,
     admin: String,
 }
@@ -41,14 +42,14 @@ impl Bridge {
         let server = RunningServer::start(
             store.clone(),
             store.clone(),
-            CallHub::new(store),
+            CallHub::new(store.clone()),
             "127.0.0.1:0".parse().unwrap(),
             Some("127.0.0.1:0".parse().unwrap()),
             ServerOptions::default(),
         )
         .await
         .unwrap();
-        Self { server, tsps, admin }
+        Self { server, store, tsps, admin }
     }
 
     async fn client(&self, key: &str) -> BridgeClient {
@@ -328,6 +329,44 @@ async fn a_call_journal_is_bounded_and_stays_readable() {
     let list = pb::ListCallsRequest { user_id: "demo".into(), ..Default::default() };
     let calls = admin.admin.list_calls(list).await.unwrap().into_inner().calls;
     assert_eq!(calls.iter().map(|c| c.events.len()).collect::<Vec<_>>(), [32, 100]);
+    b.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_calls_with_full_journals_fit_a_default_client() {
+    use contactbridge::calls::{CallEvent, CallEventKind, CallId, MAX_JOURNAL_TEXT_BYTES};
+    use contactbridge::store::UserStore;
+    use prost::Message as _;
+    let b = Bridge::start().await;
+    let mut c = b.client(&b.tsps).await;
+    let d = c.calls.resolve_call(resolve_req(DEMO_DID, ERIKA_CLI)).await.unwrap().into_inner();
+    let base = b.store.call(&CallId(d.call_id)).unwrap().unwrap();
+    // 500 calls from Erika (4.5 MB), each journal at its bounds (32 events with a 256-character `by`: 8 KiB).
+    let full: Vec<CallEvent> = (0..MAX_JOURNAL_TEXT_BYTES / 256)
+        .map(|_| CallEvent { at: base.at, kind: CallEventKind::Ringing, by: Some("b".repeat(256)) })
+        .collect();
+    for _ in 0..500 {
+        b.store
+            .put_call(&contactbridge::calls::CallRecord {
+                id: CallId::generate(),
+                events: full.clone(),
+                ..base.clone()
+            })
+            .unwrap();
+    }
+    let mut admin = b.client(&b.admin).await;
+    let list = pb::ListCallsRequest { user_id: "demo".into(), limit: 1000, ..Default::default() };
+    let listed = admin.admin.list_calls(list).await.unwrap().into_inner();
+    eprintln!("ListCalls limit 1000 over 501 full calls: {} calls, {} bytes", listed.calls.len(), listed.encoded_len());
+    assert!((300..501).contains(&listed.calls.len()), "{} calls: fewer than asked, as many as fit", listed.calls.len());
+    assert!(listed.encoded_len() <= 3 * 1024 * 1024 + 1024);
+    // Newest first: the oldest call listed tells where the next request starts.
+    assert!(listed.calls.windows(2).all(|w| w[0].at.unwrap().seconds >= w[1].at.unwrap().seconds));
+
+    let widest = pb::ContextCriteria { max_calls: 200, ..Default::default() };
+    let ctx = c.calls.get_caller_context(context_req(ERIKA_CLI, Some(widest))).await.unwrap().into_inner();
+    eprintln!("GetCallerContext max_calls 200: {} calls, {} bytes", ctx.calls.len(), ctx.encoded_len());
+    assert_eq!(ctx.calls.len(), 200);
     b.server.stop().await.unwrap();
 }
 
