@@ -124,7 +124,17 @@ impl Registry {
 
     /// Registers an account; the secret inside `spec.source` is sealed and stored apart.
     pub fn add(&self, mut spec: AccountSpec) -> Result<AccountSpec, AccountError> {
-        AccountSpec::check_id(AccountSpec::public_id(&spec.id)).map_err(AccountError::Invalid)?;
+        // `<tenant>/<id>` for accounts of tenant admins, the bare id otherwise.
+        let public = AccountSpec::public_id(&spec.id);
+        AccountSpec::check_id(public).map_err(AccountError::Invalid)?;
+        let expected = spec.tenant.as_deref().map_or_else(|| public.to_string(), |t| AccountSpec::scoped_id(t, public));
+        if spec.id != expected {
+            return Err(AccountError::Invalid(
+                AccountSpec::check_id(&spec.id)
+                    .err()
+                    .unwrap_or_else(|| format!("account id {:?} is not scoped by its tenant", spec.id)),
+            ));
+        }
         if self.store.account(&spec.id)?.is_some() {
             return Err(AccountError::Exists(spec.id));
         }
