@@ -86,7 +86,7 @@ impl Admin for AdminService {
             )));
         }
         let existing = self.store.profile(&profile.id).map_err(error::store)?;
-        if !existing.as_ref().is_some_and(|e| e.tenant == who.tenant) {
+        if existing.as_ref().is_none_or(|e| e.tenant != who.tenant) {
             // A new user: its id must be in the tenant's namespace, so that ids of other
             // tenants' users (taken or not) get the same answer as any id outside it.
             new_user_id_in_tenant(&profile.id, &who.tenant)?;

@@ -33,7 +33,7 @@ impl NetPolicy {
     /// Whether `host` (a name or an IP literal, brackets allowed) is allow-listed.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = normal_host(host);
-        self.allow_hosts.iter().any(|h| *h == host)
+        self.allow_hosts.contains(&host)
     }
 
     /// Whether a connection to `ip`, reached through `host`, is allowed.
