@@ -407,6 +407,16 @@ async fn files_accounts_stay_inside_the_operators_roots_without_telling_what_exi
         assert!(a.message().contains("files_roots"), "{}", a.message());
         assert_eq!(answer(&a, &e), answer(&z.unwrap_err(), &m), "{e} vs {m}");
     }
+    // A DAV account's CA file is a server path too.
+    let ca = |path: &str| {
+        account("c", "other.olga", pb::AccountKind::Carddav, "https://dav.example.org/", json!({"ca_file": path}))
+    };
+    alike(
+        other.admin.register_account(ca("/etc/passwd")).await,
+        "/etc/passwd",
+        other.admin.register_account(ca("/etc/no-such-file")).await,
+        "/etc/no-such-file",
+    );
     b.server.stop().await.unwrap();
 
     // With roots per tenant: inside one's own root only; links out of it are refused.
