@@ -17,6 +17,23 @@ pub struct Config {
     pub web: WebConfig,
     pub sync: SyncConfig,
     pub store: StoreConfig,
+    #[serde(default)]
+    pub accounts: AccountsConfig,
+}
+
+/// What accounts registered by tenant admins (over the admin API) may reach.
+/// Accounts the operator registers with the local CLI are not limited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Directories a tenant's `files` accounts may read (a `{tenant}` part is replaced
+    /// by the tenant's name). None by default: tenant admins cannot register files accounts.
+    #[serde(default)]
+    pub files_roots: Vec<PathBuf>,
+    /// Hosts (names as written in the account's URL, or IP addresses) that tenant accounts
+    /// may reach even though they are loopback, private, link-local or metadata addresses.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +79,7 @@ impl Default for Config {
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into() },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig { cache_mb: 1024 },
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -89,7 +107,8 @@ impl Config {
         // _API_KEY, _SECRET_KEY and the like belong to other parts.
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
-            k == "data_dir" || ["grpc__", "web__", "sync__", "store__"].iter().any(|section| k.starts_with(section))
+            k == "data_dir"
+                || ["grpc__", "web__", "sync__", "store__", "accounts__"].iter().any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()

@@ -43,17 +43,30 @@ impl AdminService {
         Ok(who)
     }
 
-    /// A user of the key's tenant.
+    /// A user of the key's tenant; another tenant's answers as an unknown one.
     fn own_profile(&self, who: &Principal, user: &str) -> Result<UserProfile, Status> {
         let id = convert::user_id(user)?;
-        let profile =
-            self.store.profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
-        who.same_tenant(&profile.tenant)?;
+        let profile = self.store.profile(&id).map_err(error::store)?.ok_or_else(error::no_user)?;
+        who.same_tenant(&profile.tenant, error::no_user)?;
         Ok(profile)
     }
 
     fn save(&self, profile: &UserProfile) -> Result<(), Status> {
         crate::user::put_profile(self.store.as_ref(), profile).map_err(error::store)
+    }
+}
+
+/// New users of tenant `t` are called `t` or `t.<name>`: user ids are global, and
+/// without a namespace a taken id would tell another tenant's users apart.
+fn new_user_id_in_tenant(id: &crate::user::UserId, tenant: &str) -> Result<(), Status> {
+    let id = id.as_str();
+    let inside = id == tenant || id.strip_prefix(tenant).is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'));
+    if inside {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "profile.id: new users of tenant {tenant:?} are called {tenant:?} or \"{tenant}.<name>\""
+        )))
     }
 }
 
@@ -66,9 +79,32 @@ impl Admin for AdminService {
             given.tenant = who.tenant.clone();
         }
         let profile = convert::from_profile(&given)?;
-        who.same_tenant(&profile.tenant)?;
-        if let Some(existing) = self.store.profile(&profile.id).map_err(error::store)? {
-            who.same_tenant(&existing.tenant)?;
+        if profile.tenant != who.tenant {
+            return Err(Status::permission_denied(format!(
+                "profile.tenant: this API key writes users of tenant {:?} only",
+                who.tenant
+            )));
+        }
+        let existing = self.store.profile(&profile.id).map_err(error::store)?;
+        if existing.as_ref().is_none_or(|e| e.tenant != who.tenant) {
+            // A new user: its id must be in the tenant's namespace, so that ids of other
+            // tenants' users (taken or not) get the same answer as any id outside it.
+            new_user_id_in_tenant(&profile.id, &who.tenant)?;
+            if existing.is_some() {
+                return Err(Status::invalid_argument(format!("user id {:?} cannot be used", profile.id.as_str())));
+            }
+        }
+        if let Some(user) = profile.attendant.as_ref().and_then(|a| a.user.as_ref()) {
+            // The attendant sees the user's calls and acts on them: only a user of the same
+            // tenant; another tenant's user answers as an unknown one.
+            let same = user == &profile.id
+                || self.store.profile(user).map_err(error::store)?.is_some_and(|p| p.tenant == who.tenant);
+            if !same {
+                return Err(Status::invalid_argument(format!(
+                    "profile.attendant.user: no user {:?} in this tenant",
+                    user.as_str()
+                )));
+            }
         }
         profile.validate().map_err(Status::invalid_argument)?;
         for n in &profile.called_numbers {

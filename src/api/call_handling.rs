@@ -39,10 +39,9 @@ impl CallHandlingService {
     /// The user's profile, if the key's tenant may see it.
     fn own_profile(&self, tenant: &str, user: &str) -> Result<UserProfile, Status> {
         let id = convert::user_id(user)?;
-        let profile =
-            self.store().profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
+        let profile = self.store().profile(&id).map_err(error::store)?.ok_or_else(error::no_user)?;
         if profile.tenant != tenant {
-            return Err(error::other_tenant());
+            return Err(error::no_user());
         }
         Ok(profile)
     }
@@ -65,7 +64,7 @@ impl CallHandling for CallHandlingService {
         let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
         // The tenant check comes before anything is written or looked up for the user.
         let profile = self.resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
-        who.same_tenant(&profile.tenant)?;
+        who.same_tenant(&profile.tenant, || error::unknown_called_number(&r.called_number))?;
         let query = CallQuery {
             called: r.called_number,
             cli: r.cli,
@@ -189,8 +188,9 @@ impl CallHandling for CallHandlingService {
         let r = req.into_inner();
         let action = convert::from_directive_action(r.action, &r.target)?;
         let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
+        let call = CallId(r.call_id);
         let (d, delivered) =
-            self.hub.direct(&CallId(r.call_id), action, by, Some(&who.tenant), Utc::now()).map_err(error::live)?;
+            self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?;
         Ok(Response::new(pb::SendDirectiveResponse {
             delivered: delivered as u32,
             directive: Some(convert::directive(&d)),
@@ -207,7 +207,8 @@ impl CallHandling for CallHandlingService {
         let kind = convert::from_event_kind(r.kind, &r.target)?;
         let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
         let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
-        let call = self.hub.report(&CallId(r.call_id), kind, by, Some(&who.tenant), at).map_err(error::live)?;
+        let id = CallId(r.call_id);
+        let call = self.hub.report(&id, kind, by, Some(&who.tenant), at).map_err(|e| error::live(e, &id))?;
         Ok(Response::new(pb::ReportCallEventResponse { call: Some(convert::call(&call)) }))
     }
 

@@ -143,7 +143,7 @@ pub fn contact(s: &StoredContact) -> pb::Candidate {
         emails: c.emails.clone(),
         quality: pb::MatchQuality::Unspecified as i32,
         preferred: false,
-        account: s.at.account.clone(),
+        account: crate::accounts::AccountSpec::public_id(&s.at.account).to_string(),
     }
 }
 
@@ -156,7 +156,7 @@ fn code_source(s: &CodeSource) -> pb::CodeSource {
     let (kind, account) = match s {
         CodeSource::LocalNumber => (K::LocalNumber, String::new()),
         CodeSource::LocalContact => (K::LocalContact, String::new()),
-        CodeSource::Contact { account } => (K::Contact, account.clone()),
+        CodeSource::Contact { account } => (K::Contact, crate::accounts::AccountSpec::public_id(account).to_string()),
         CodeSource::KnownContact => (K::KnownContact, String::new()),
         CodeSource::UnknownCaller => (K::UnknownCaller, String::new()),
         CodeSource::Withheld => (K::Withheld, String::new()),

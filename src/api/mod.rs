@@ -54,12 +54,13 @@ impl Principal {
         )))
     }
 
-    /// PERMISSION_DENIED unless `tenant` is the key's tenant.
-    fn same_tenant(&self, tenant: &str) -> Result<(), Status> {
+    /// `unknown()` (the answer for an object that does not exist) unless
+    /// `tenant` is the key's tenant: "not yours" looks like "does not exist".
+    fn same_tenant(&self, tenant: &str, unknown: impl FnOnce() -> Status) -> Result<(), Status> {
         if self.tenant == tenant {
             Ok(())
         } else {
-            Err(error::other_tenant())
+            Err(unknown())
         }
     }
 }
