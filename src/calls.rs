@@ -59,6 +59,16 @@ pub enum CallEventKind {
     },
 }
 
+impl CallEventKind {
+    /// The phone system reported the call over (`ended`, `missed`): directives
+    /// for it are refused. A directive itself is not final: it asks the phone
+    /// system, the user or attendant may still change their mind while the
+    /// call rings, and what happened comes back as events.
+    pub fn ends_call(&self) -> bool {
+        matches!(self, Self::Ended | Self::Missed)
+    }
+}
+
 /// One entry of a call's journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
@@ -95,4 +105,11 @@ pub struct CallRecord {
     pub method: HandlingMethod,
     #[serde(default)]
     pub events: Vec<CallEvent>,
+}
+
+impl CallRecord {
+    /// Whether the phone system reported the call over ([`CallEventKind::ends_call`]).
+    pub fn has_ended(&self) -> bool {
+        self.events.iter().any(|e| e.kind.ends_call())
+    }
 }

@@ -32,6 +32,7 @@ pub fn live(e: LiveError) -> Status {
     match e {
         e @ LiveError::UnknownCall(_) => Status::not_found(e.to_string()),
         LiveError::OtherTenant => other_tenant(),
+        e @ LiveError::CallEnded(_) => Status::failed_precondition(e.to_string()),
         LiveError::Invalid(msg) => Status::invalid_argument(msg),
         LiveError::Store(e) => store(e),
     }
