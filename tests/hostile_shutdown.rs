@@ -164,11 +164,8 @@ async fn an_open_health_watch_sees_not_serving_and_ends() {
     let stopping = tokio::spawn(stop_within_deadline(server));
     for (service, mut w) in watches {
         let mut seen = Vec::new();
-        loop {
-            match tokio::time::timeout(GRACE + MARGIN, w.message()).await.expect("the watch ends") {
-                Ok(Some(m)) => seen.push(m.status),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(m)) = tokio::time::timeout(GRACE + MARGIN, w.message()).await.expect("the watch ends") {
+            seen.push(m.status);
         }
         assert_eq!(seen, [ServingStatus::NotServing as i32], "{service:?} told NOT_SERVING before it ended");
     }
