@@ -66,10 +66,6 @@ pub struct Cuttable<IO> {
 }
 
 impl<IO> Cuttable<IO> {
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-
     /// Registers the task for the cut and answers an error once it happened.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if !self.is_cut && self.cut.as_mut().poll(cx).is_ready() {

@@ -134,6 +134,30 @@ async fn an_idle_tcp_client_does_not_hold_the_grpc_server() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_answering_pings_is_dropped_after_the_keepalive_timeout() {
+    let data = Data::new().await;
+    let quick = ConnectionsConfig { keepalive_secs: 1, keepalive_timeout_secs: 1, ..connections() };
+    let server = RunningServer::start(
+        data.store.clone(),
+        data.store.clone(),
+        data.hub.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        ServerOptions { connections: quick, ..ServerOptions::default() },
+    )
+    .await
+    .unwrap();
+    // A client that completes the HTTP/2 handshake (preface, empty SETTINGS), then goes silent.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    silent.write_all(HTTP2_PREFACE).await.unwrap();
+    silent.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_by_server(&mut silent, Duration::from_secs(6)).await, "the silent client is still connected");
+    println!("a client that answers no PING was dropped after {:?} (keepalive 1 s + timeout 1 s)", started.elapsed());
+    stop_within_deadline(server).await;
+}
+
+#[tokio::test]
 async fn a_client_that_sent_only_the_http2_preface_does_not_hold_the_grpc_server() {
     let data = Data::new().await;
     let server = data.grpc().await;

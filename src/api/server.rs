@@ -308,7 +308,8 @@ impl RunningServer {
         Ok(Self { addr, metrics_addr, stop: Some(stop), task })
     }
 
-    /// Shuts down gracefully and waits until it has.
+    /// Shuts down and waits until it has: at most the shutdown grace (then
+    /// open connections are cut) and [`crate::shutdown::AFTER_CUT`].
     pub async fn stop(mut self) -> Result<(), ServeError> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
