@@ -354,16 +354,18 @@ fn free_port() -> u16 {
 fn the_binary_exits_within_its_deadline_after_sigterm_with_hostile_clients() {
     let dir = tempfile::tempdir().unwrap();
     let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let log = dir.path().join("server.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_contactbridge"))
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir.path().join("data"))
         .args(["serve", "--demo", "--metrics-listen", &metrics.to_string()])
         .env_remove("CONTACTBRIDGE_CONFIG")
         .env("CONTACTBRIDGE_GRPC__LISTEN", "127.0.0.1:0")
         .env("CONTACTBRIDGE_WEB__LISTEN", "127.0.0.1:0")
         .env("CONTACTBRIDGE_CONNECTIONS__SHUTDOWN_GRACE_SECS", GRACE.as_secs().to_string())
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut grpc = None;
@@ -411,6 +413,11 @@ fn the_binary_exits_within_its_deadline_after_sigterm_with_hostile_clients() {
     println!("contactbridge serve exited {took:?} after SIGTERM with {} hostile clients", clients.len());
     assert!(status.success(), "{status:?}");
     assert!(took <= limit, "exit took {took:?}, the deadline is {GRACE:?}");
+    // The log says what was cut.
+    let log = std::fs::read_to_string(&log).unwrap();
+    for server in ["gRPC", "web"] {
+        assert!(log.lines().any(|l| l.contains("shutdown deadline passed") && l.contains(server)), "{log}");
+    }
 }
 
 fn connect_retrying(addr: SocketAddr) -> std::net::TcpStream {
