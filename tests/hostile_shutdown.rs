@@ -51,10 +51,11 @@ fn connections() -> ConnectionsConfig {
 
 /// The demo data in a temporary store, a hub, and a TSPS key of tenant `demo`.
 struct Data {
-    _dir: tempfile::TempDir,
     store: Arc<SledStore>,
     hub: Arc<CallHub>,
     tsps_key: String,
+    /// Last: the store closes before its directory goes (sled's close hangs once it has nowhere to write).
+    _dir: tempfile::TempDir,
 }
 
 impl Data {
@@ -64,7 +65,7 @@ impl Data {
         contactbridge::demo::load(store.as_ref(), &contactbridge::demo::default_dir(), Utc::now()).await.unwrap();
         let tsps_key = auth::create_key(store.as_ref(), "demo", Scope::Tsps, "test").unwrap().text;
         let hub = CallHub::new(store.clone());
-        Self { _dir: dir, store, hub, tsps_key }
+        Self { store, hub, tsps_key, _dir: dir }
     }
 
     async fn grpc(&self) -> RunningServer {
