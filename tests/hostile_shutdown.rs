@@ -131,7 +131,7 @@ async fn an_idle_tcp_client_does_not_hold_the_grpc_server() {
     let took = stop_within_deadline(server).await;
     println!("gRPC + metrics with idle TCP clients stopped in {took:?}");
     assert!(closed_by_server(&mut idle, Duration::from_secs(1)).await, "the idle connection is closed");
-    let _ = idle_metrics.write_all(b"x").await;
+    assert!(closed_by_server(&mut idle_metrics, Duration::from_secs(1)).await, "the idle metrics connection is closed");
 }
 
 #[tokio::test]
@@ -169,8 +169,9 @@ async fn a_client_that_sent_only_the_http2_preface_does_not_hold_the_grpc_server
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let took = stop_within_deadline(server).await;
-    println!("gRPC with a preface-only client stopped in {took:?}");
+    println!("gRPC with a preface-only client (and metrics with half a request) stopped in {took:?}");
     assert!(closed_by_server(&mut half, Duration::from_secs(1)).await, "the half-open connection is closed");
+    assert!(closed_by_server(&mut slow, Duration::from_secs(1)).await, "the half request to metrics is cut");
 }
 
 #[tokio::test]
@@ -393,7 +394,9 @@ fn the_binary_exits_within_its_deadline_after_sigterm_with_hostile_clients() {
     let mut half = connect_retrying(web);
     std::io::Write::write_all(&mut half, b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     clients.push(half);
-    clients.push(connect_retrying(metrics));
+    let mut half_metrics = connect_retrying(metrics);
+    std::io::Write::write_all(&mut half_metrics, b"GET /metrics HTTP/1.1\r\n").unwrap();
+    clients.push(half_metrics);
     std::thread::sleep(Duration::from_millis(200));
 
     let started = Instant::now();
@@ -416,7 +419,7 @@ fn the_binary_exits_within_its_deadline_after_sigterm_with_hostile_clients() {
     assert!(took <= limit, "exit took {took:?}, the deadline is {GRACE:?}");
     // The log says what was cut.
     let log = std::fs::read_to_string(&log).unwrap();
-    for server in ["gRPC", "web"] {
+    for server in ["gRPC", "web", "metrics"] {
         assert!(log.lines().any(|l| l.contains("shutdown deadline passed") && l.contains(server)), "{log}");
     }
 }

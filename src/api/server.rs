@@ -15,7 +15,7 @@ use super::{error, pb};
 use crate::accounts::Registry;
 use crate::config::ConnectionsConfig;
 use crate::live::CallHub;
-use crate::shutdown::{bounded, Drain};
+use crate::shutdown::{bounded, CuttableListener, Drain};
 use crate::store::Store;
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use std::future::Future;
@@ -183,14 +183,15 @@ pub async fn serve(
         if let Ok(a) = l.local_addr() {
             tracing::info!(addr = %a, "metrics at /metrics");
         }
+        let drain = Drain::default();
+        let l = CuttableListener::new(l, drain.clone());
         let served = super::metrics::serve_http(endpoint_metrics, l, async move {
             let _ = metrics_stop.recv().await;
         });
-        // The metrics endpoint's connections are not counted: past the deadline it is dropped.
         let stopping = async move {
             let _ = metrics_deadline.recv().await;
         };
-        bounded("metrics", served, stopping, grace, &Drain::default()).await.unwrap_or(Ok(()))
+        bounded("metrics", served, stopping, grace, &drain).await.unwrap_or(Ok(()))
     };
 
     tracing::info!(addr = %addr, tls = options.tls.is_some(), "gRPC server listening");
