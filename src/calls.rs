@@ -77,6 +77,16 @@ pub const MAX_TARGET_CHARS: usize = 256;
 /// A chat message: at most this many characters.
 pub const MAX_CHAT_CHARS: usize = 2000;
 
+impl CallEventKind {
+    /// The phone system reported the call over (`ended`, `missed`): directives
+    /// for it are refused. A directive itself is not final: it asks the phone
+    /// system, the user or attendant may still change their mind while the
+    /// call rings, and what happened comes back as events.
+    pub fn ends_call(&self) -> bool {
+        matches!(self, Self::Ended | Self::Missed)
+    }
+}
+
 /// One entry of a call's journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
@@ -141,4 +151,11 @@ pub struct CallRecord {
     pub method: HandlingMethod,
     #[serde(default)]
     pub events: Vec<CallEvent>,
+}
+
+impl CallRecord {
+    /// Whether the phone system reported the call over ([`CallEventKind::ends_call`]).
+    pub fn has_ended(&self) -> bool {
+        self.events.iter().any(|e| e.kind.ends_call())
+    }
 }

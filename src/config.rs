@@ -19,6 +19,7 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub accounts: AccountsConfig,
+    pub connections: ConnectionsConfig,
 }
 
 /// What accounts registered by tenant admins (over the admin API) may reach.
@@ -71,6 +72,41 @@ pub struct SyncConfig {
     pub max_concurrent: usize,
 }
 
+/// How the servers keep connections alive, and how long shutdown waits for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// After SIGTERM (or Ctrl-C), open requests and streams get at most this
+    /// many seconds; then the connections still open are cut.
+    pub shutdown_grace_secs: u64,
+    /// gRPC: an HTTP/2 PING this often on a quiet connection, and the TCP
+    /// keepalive time (seconds; 0 turns both off).
+    pub keepalive_secs: u64,
+    /// gRPC: a connection whose PING is not answered within this many seconds is closed.
+    pub keepalive_timeout_secs: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self { shutdown_grace_secs: 10, keepalive_secs: 30, keepalive_timeout_secs: 10 }
+    }
+}
+
+impl ConnectionsConfig {
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// `None` when keepalives are off.
+    pub fn keepalive(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(self.keepalive_secs)).filter(|d| !d.is_zero())
+    }
+
+    pub fn keepalive_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keepalive_timeout_secs.max(1))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -80,6 +116,7 @@ impl Default for Config {
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig { cache_mb: 1024 },
             accounts: AccountsConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -108,7 +145,7 @@ impl Config {
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
             k == "data_dir"
-                || ["grpc__", "web__", "sync__", "store__", "accounts__"].iter().any(|section| k.starts_with(section))
+                || ["grpc__", "web__", "sync__", "store__", "accounts__", "connections__"].iter().any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()

@@ -75,6 +75,7 @@ pub mod live;
 pub mod phone;
 pub mod resolve;
 pub mod secrets;
+pub mod shutdown;
 pub mod store;
 pub mod sync;
 pub mod tokens;

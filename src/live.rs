@@ -73,6 +73,9 @@ pub enum LiveError {
     /// The call belongs to a user of another tenant than the caller may act for.
     #[error("the call belongs to another tenant")]
     OtherTenant,
+    /// A directive for a call the phone system reported over (ended, missed).
+    #[error("call {0} has ended: there is nothing left to direct")]
+    CallEnded(CallId),
     #[error("{0}")]
     Invalid(String),
     /// The call's journal holds [`MAX_EVENTS`] events or [`MAX_JOURNAL_TEXT_BYTES`] bytes of text.
@@ -127,7 +130,8 @@ impl CallHub {
 
     /// The user or attendant decides what happens to a ringing call: the
     /// directive is written to the call's journal and delivered to the phone
-    /// systems watching the call's tenant. `tenant`, if given, is the only
+    /// systems watching the call's tenant. A call that has ended
+    /// ([`CallRecord::has_ended`]) is refused ([`LiveError::CallEnded`]). `tenant`, if given, is the only
     /// tenant the caller may act for. Returns the directive and how many
     /// watchers received it.
     pub fn direct(
@@ -145,7 +149,7 @@ impl CallHub {
         }
         let kind =
             CallEventKind::Directive { action: action.name().to_string(), target: action.target().map(Into::into) };
-        let (record, call_tenant) = self.append(call, kind, by.clone(), tenant, at)?;
+        let (record, call_tenant) = self.append(call, kind, by.clone(), tenant, at, true)?;
         let directive =
             Directive { call_id: record.id, tsps_call_id: record.tsps_call_id, user: record.user, action, by, at };
         let delivered = {
@@ -182,10 +186,11 @@ impl CallHub {
             }
             _ => {}
         }
-        Ok(self.append(call, kind, by, tenant, at)?.0)
+        Ok(self.append(call, kind, by, tenant, at, false)?.0)
     }
 
     /// Appends one event to a call's journal; returns the record and its tenant.
+    /// With `unless_ended`, a call that has ended is refused (under the same lock, so no race).
     fn append(
         &self,
         call: &CallId,
@@ -193,6 +198,7 @@ impl CallHub {
         by: Option<String>,
         tenant: Option<&str>,
         at: DateTime<Utc>,
+        unless_ended: bool,
     ) -> Result<(CallRecord, String), LiveError> {
         let event = CallEvent { at, kind, by };
         for (field, text, max) in event.text_fields() {
@@ -206,6 +212,9 @@ impl CallHub {
         let call_tenant = self.store.profile(&record.user)?.map(|p| p.tenant).unwrap_or_default();
         if tenant.is_some_and(|t| t != call_tenant) {
             return Err(LiveError::OtherTenant);
+        }
+        if unless_ended && record.has_ended() {
+            return Err(LiveError::CallEnded(record.id));
         }
         if record.events.len() >= MAX_EVENTS {
             return Err(LiveError::JournalFull(format!("it has {} events", record.events.len())));

@@ -163,6 +163,8 @@ impl CallHandling for CallHandlingService {
         };
         let key = who.key_id.clone();
         tracing::info!(key = %key, users = users.len(), "directive stream opened");
+        // Ends with UNAVAILABLE when the server stops: the phone system reconnects (elsewhere).
+        let ended = futures::stream::once(async { Err(Status::unavailable("server shutting down; reconnect")) });
         let stream = BroadcastStream::new(rx)
             .filter_map(move |item| {
                 let out = match item {
@@ -175,7 +177,8 @@ impl CallHandling for CallHandlingService {
                 };
                 std::future::ready(out)
             })
-            .take_until(stopped);
+            .take_until(stopped)
+            .chain(ended);
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -32,6 +32,7 @@ pub fn resolve(e: ResolveError) -> Status {
 pub fn live(e: LiveError, call: &crate::calls::CallId) -> Status {
     match e {
         LiveError::UnknownCall(_) | LiveError::OtherTenant => no_call(call),
+        e @ LiveError::CallEnded(_) => Status::failed_precondition(e.to_string()),
         LiveError::Invalid(msg) => Status::invalid_argument(msg),
         e @ LiveError::JournalFull(_) => Status::resource_exhausted(e.to_string()),
         LiveError::Store(e) => store(e),

@@ -103,10 +103,11 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
-pub async fn serve_http(
+/// Serves `GET /metrics` on `listener` (a TCP listener, or one wrapped to
+/// count and cut its connections) until `shutdown` resolves.
+pub async fn serve_http<L: axum::serve::Listener<Addr: std::fmt::Debug>>(
     metrics: Arc<Metrics>,
-    listener: tokio::net::TcpListener,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::http::header;

@@ -1,8 +1,11 @@
 //! Assembles and runs the gRPC server: both services behind the API-key
 //! interceptor, grpc.health.v1, server reflection (v1 and v1alpha, for
-//! grpcurl), the metrics layer and endpoint, optional TLS / mutual TLS, and
-//! graceful shutdown (new connections stop, open requests finish, directive
-//! streams end, health turns NOT_SERVING first).
+//! grpcurl), the metrics layer and endpoint, optional TLS / mutual TLS, HTTP/2
+//! and TCP keepalives, and a bounded shutdown: health turns NOT_SERVING for
+//! `""` and every service first, health watches end after telling it,
+//! directive streams end with UNAVAILABLE ("reconnect"), the listeners close,
+//! and open connections get [`ConnectionsConfig::shutdown_grace`] before they
+//! are cut ([`crate::shutdown`]).
 
 use super::admin::AdminService;
 use super::auth::{self, ApiKeyStore, Principal};
@@ -11,18 +14,26 @@ use super::metrics::{Metrics, MetricsLayer};
 use super::panics::PanicIsInternal;
 use super::{error, pb};
 use crate::accounts::Registry;
+use crate::config::ConnectionsConfig;
 use crate::live::CallHub;
+use crate::shutdown::{bounded, CuttableListener, Drain};
 use crate::store::Store;
+use futures::{FutureExt as _, Stream, StreamExt as _};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status};
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_health::ServingStatus;
 use tower::layer::util::Stack;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -44,11 +55,19 @@ pub struct ServerOptions {
     pub accounts: Option<Arc<Registry>>,
     /// The notification window's sign-in, for Admin `IssueWebLogin` (`None`: UNIMPLEMENTED).
     pub web_logins: Option<crate::web::auth::WebLogins>,
+    /// Keepalives and the shutdown deadline.
+    pub connections: ConnectionsConfig,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_request_bytes: 64 * 1024, tls: None, accounts: None, web_logins: None }
+        Self {
+            max_request_bytes: 64 * 1024,
+            tls: None,
+            accounts: None,
+            web_logins: None,
+            connections: ConnectionsConfig::default(),
+        }
     }
 }
 
@@ -94,7 +113,9 @@ pub fn grpc_layers(metrics: Arc<Metrics>) -> Stack<CatchPanicLayer<PanicIsIntern
 }
 
 /// Runs the server on `listener` until `shutdown` resolves. Metrics, if
-/// `metrics_listener` is given, are served there at `/metrics`.
+/// `metrics_listener` is given, are served there at `/metrics`. After
+/// `shutdown`, it ends within `options.connections.shutdown_grace` (and
+/// [`crate::shutdown::AFTER_CUT`]) whatever the clients do.
 pub async fn serve(
     store: Arc<dyn Store>,
     keys: Arc<dyn ApiKeyStore>,
@@ -107,17 +128,25 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<pb::call_handling_server::CallHandlingServer<CallHandlingService>>().await;
     health.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+    let health_service = HealthServer::new(EndingHealth {
+        inner: HealthService::from_health_reporter(health.clone()),
+        stop: stop_rx.clone(),
+    });
     let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Setup(e.to_string()))?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Setup(e.to_string()))?;
 
     let auth = Authenticate(keys);
     let limit = options.max_request_bytes;
     let call_handling = InterceptedService::new(
-        pb::call_handling_server::CallHandlingServer::new(CallHandlingService::new(store.clone(), hub, stop_rx))
-            .max_decoding_message_size(limit),
+        pb::call_handling_server::CallHandlingServer::new(CallHandlingService::new(
+            store.clone(),
+            hub,
+            stop_rx.clone(),
+        ))
+        .max_decoding_message_size(limit),
         auth.clone(),
     );
     let admin = InterceptedService::new(
@@ -128,40 +157,56 @@ pub async fn serve(
         auth,
     );
 
-    let mut builder = Server::builder();
+    let conn = &options.connections;
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(conn.keepalive())
+        .http2_keepalive_timeout(Some(conn.keepalive_timeout()));
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     let addr = listener.local_addr().map_err(|e| ServeError::Setup(format!("reading the listen address: {e}")))?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let drain = Drain::default();
+    let accepted = drain.clone();
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(conn.keepalive())
+        .map(move |r| r.map(|tcp| accepted.wrap(tcp)));
 
     // One signal fans out: health first, then streams and listeners.
     let (signal_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut grpc_stop = signal_tx.subscribe();
+    let mut grpc_deadline = signal_tx.subscribe();
     let mut metrics_stop = signal_tx.subscribe();
-    let health_on_stop = health.clone();
+    let mut metrics_deadline = signal_tx.subscribe();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down the gRPC server: finishing open requests");
-        health_on_stop.set_not_serving::<pb::call_handling_server::CallHandlingServer<CallHandlingService>>().await;
-        health_on_stop.set_not_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+        tracing::info!("shutting down the gRPC server: health NOT_SERVING, streams end, open requests finish");
+        set_not_serving(&health).await;
         let _ = stop_tx.send(true);
         let _ = signal_tx.send(());
     });
 
-    let metrics_task = metrics_listener.map(|l| {
-        let m = metrics.clone();
+    let grace = conn.shutdown_grace();
+    let endpoint_metrics = metrics.clone();
+    let metrics_served = async move {
+        let Some(l) = metrics_listener else { return Ok(()) };
         if let Ok(a) = l.local_addr() {
             tracing::info!(addr = %a, "metrics at /metrics");
         }
-        tokio::spawn(super::metrics::serve_http(m, l, async move {
+        let drain = Drain::default();
+        let l = CuttableListener::new(l, drain.clone());
+        let served = super::metrics::serve_http(endpoint_metrics, l, async move {
             let _ = metrics_stop.recv().await;
-        }))
-    });
+        });
+        let stopping = async move {
+            let _ = metrics_deadline.recv().await;
+        };
+        bounded("metrics", served, stopping, grace, &drain).await.unwrap_or(Ok(()))
+    };
 
     tracing::info!(addr = %addr, tls = options.tls.is_some(), "gRPC server listening");
-    builder
-        .layer(grpc_layers(metrics))
+    let grpc_served = builder
+        .layer(grpc_layers(metrics.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -169,16 +214,61 @@ pub async fn serve(
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stop.recv().await;
-        })
-        .await?;
-    if let Some(t) = metrics_task {
-        match t.await {
-            Ok(r) => r.map_err(ServeError::Metrics)?,
-            Err(e) => tracing::warn!(error = %e, "metrics task ended abnormally"),
-        }
-    }
+        });
+    let stopping = async move {
+        let _ = grpc_deadline.recv().await;
+    };
+    let (grpc, metrics_result) = tokio::join!(bounded("gRPC", grpc_served, stopping, grace, &drain), metrics_served);
+    grpc.unwrap_or(Ok(()))?;
+    metrics_result.map_err(ServeError::Metrics)?;
     tracing::info!("gRPC server stopped");
     Ok(())
+}
+
+/// `""` (the whole server) and every service turn NOT_SERVING.
+async fn set_not_serving(health: &HealthReporter) {
+    health.set_service_status("", ServingStatus::NotServing).await;
+    health.set_not_serving::<pb::call_handling_server::CallHandlingServer<CallHandlingService>>().await;
+    health.set_not_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+}
+
+type HealthStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+
+/// grpc.health.v1 whose `Watch` streams end once the server stops, after
+/// they told the NOT_SERVING that precedes the stop (else every client
+/// watching health would hold shutdown until the deadline).
+struct EndingHealth {
+    inner: HealthService,
+    stop: watch::Receiver<bool>,
+}
+
+#[tonic::async_trait]
+impl Health for EndingHealth {
+    async fn check(&self, req: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
+        self.inner.check(req).await
+    }
+
+    type WatchStream = HealthStream;
+
+    async fn watch(&self, req: Request<HealthCheckRequest>) -> Result<Response<HealthStream>, Status> {
+        let inner = self.inner.watch(req).await?.into_inner();
+        let state = (inner, self.stop.clone(), false);
+        let stream = futures::stream::unfold(state, |(mut inner, mut stop, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                item = inner.next() => item.map(|i| (i, (inner, stop, false))),
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    // The status set before the stop is still told, then the stream ends.
+                    let last = inner.next().now_or_never().flatten();
+                    last.map(|i| (i, (inner, stop, true)))
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 /// Reflection over the bridge's schemas and grpc.health.v1.
@@ -229,7 +319,8 @@ impl RunningServer {
         Ok(Self { addr, metrics_addr, stop: Some(stop), task })
     }
 
-    /// Shuts down gracefully and waits until it has.
+    /// Shuts down and waits until it has: at most the shutdown grace (then
+    /// open connections are cut) and [`crate::shutdown::AFTER_CUT`].
     pub async fn stop(mut self) -> Result<(), ServeError> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());

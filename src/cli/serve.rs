@@ -94,6 +94,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("listening for the notification window on {}", config.web.listen))?;
     let options = ServerOptions {
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+        connections: config.connections.clone(),
         ..ServerOptions::default()
     };
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
@@ -118,39 +119,59 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     )
     .spawn();
     tracing::info!(data_dir = %config.data_dir.display(), "contactbridge is running; Ctrl-C stops it");
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-        match term.as_mut() {
-            Ok(t) => tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} },
-            Err(_) => drop(tokio::signal::ctrl_c().await),
-        }
-        tracing::info!("stopping");
-    };
-    // The web server stops with the gRPC server (and also if that one fails).
-    let stop_web = Arc::new(tokio::sync::watch::channel(false).0);
-    let shutdown = {
-        let stop_web = stop_web.clone();
+    // One stop for all three: the signal, or the gRPC server failing. From
+    // then on each part has the shutdown grace (config `connections`).
+    let grace = config.connections.shutdown_grace();
+    let stop = Arc::new(tokio::sync::watch::channel(false).0);
+    let stopped = |stop: &Arc<tokio::sync::watch::Sender<bool>>| {
+        let mut rx = stop.subscribe();
         async move {
-            shutdown.await;
-            stop_web.send_replace(true);
+            let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut web_stopping = stop_web.subscribe();
-    let web = tokio::spawn(contactbridge::web::serve(
-        contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone()),
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            match term.as_mut() {
+                Ok(t) => tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} },
+                Err(_) => drop(tokio::signal::ctrl_c().await),
+            }
+            tracing::info!(grace_secs = grace.as_secs(), "stopping");
+            stop.send_replace(true);
+        }
+    });
+    let grpc_served = contactbridge::api::serve(
+        store.clone(),
+        store.clone(),
+        hub.clone(),
+        listener,
+        metrics,
+        options,
+        stopped(&stop),
+    );
+    let grpc = async {
+        let served = grpc_served.await;
+        stop.send_replace(true);
+        served
+    };
+    let web = contactbridge::web::serve(
+        contactbridge::web::WebState::new(store.clone(), store.clone(), hub),
         web_listener,
+        stopped(&stop),
+        grace,
+    );
+    // Running syncs get the same grace to commit their current change set; then they are dropped between two.
+    let syncs = {
+        let stopping = stopped(&stop);
         async move {
-            let _ = web_stopping.wait_for(|s| *s).await;
-        },
-    ));
-    let served =
-        contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
-    stop_web.send_replace(true);
-    let web_served = web.await;
-    // Running syncs get 30 s to commit their current change set; then they are dropped between two.
-    scheduler.shutdown(std::time::Duration::from_secs(30)).await;
+            stopping.await;
+            scheduler.shutdown(grace).await;
+        }
+    };
+    let (served, web_served, ()) = tokio::join!(grpc, web, syncs);
     served?;
-    web_served.context("the web server task failed")?.context("the web server failed")?;
+    web_served.context("the web server failed")?;
     store.flush()?;
     Ok(())
 }

@@ -55,7 +55,9 @@ pub struct DirectiveRequest {
 pub struct DirectiveResponse {
     pub action: String,
     pub target: Option<String>,
-    /// How many phone-system streams (WatchDirectives) received it.
+    /// How many phone-system streams (WatchDirectives) of the call's tenant
+    /// received it; 0: no phone system is connected, the directive is only in
+    /// the journal (the page says "not delivered").
     pub delivered: usize,
     /// Set for "block": the caller key that now carries `blocked`.
     pub blocked: Option<String>,
@@ -75,7 +77,8 @@ fn forward_number(to: Option<String>) -> Result<String, WebError> {
     Ok(to)
 }
 
-/// `POST /api/calls/{id}/directive`: what the user or attendant decided while the call rings.
+/// `POST /api/calls/{id}/directive`: what the user or attendant decided while
+/// the call rings. 409 once the phone system reported the call over.
 pub async fn directive(
     State(state): State<WebState>,
     session: Session,
@@ -83,6 +86,10 @@ pub async fn directive(
     Json(req): Json<DirectiveRequest>,
 ) -> Result<Json<DirectiveResponse>, WebError> {
     let (record, owner) = visible_call(&state, &session, &id)?;
+    // Checked again under the journal's lock by the hub; here so "block" assigns nothing either.
+    if record.has_ended() {
+        return Err(crate::live::LiveError::CallEnded(record.id).into());
+    }
     let mut blocked = None;
     let action = match req.action.as_str() {
         "forward" => DirectiveAction::Forward { to: forward_number(req.to)? },
@@ -115,6 +122,7 @@ pub async fn directive(
         target: d.action.target().map(Into::into),
         by,
         at: d.at,
+        delivered,
     }));
     Ok(Json(DirectiveResponse {
         action: d.action.name().into(),

@@ -15,6 +15,9 @@ pub enum WebError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// The request is valid but the thing's state refuses it (a directive for a call that has ended).
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,6 +46,7 @@ impl From<LiveError> for WebError {
             LiveError::UnknownCall(_) | LiveError::OtherTenant => Self::NotFound,
             LiveError::Invalid(m) => Self::BadRequest(m),
             e @ LiveError::JournalFull(_) => Self::BadRequest(e.to_string()),
+            e @ LiveError::CallEnded(_) => Self::Conflict(e.to_string()),
             LiveError::Store(s) => s.into(),
         }
     }
@@ -54,6 +58,7 @@ impl IntoResponse for WebError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "web request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

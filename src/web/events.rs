@@ -95,8 +95,16 @@ pub enum WebEvent {
     Ready { user: UserId },
     /// A call is ringing.
     Call(CallView),
-    /// Someone decided about a ringing call.
-    Directive { call_id: CallId, user: UserId, action: String, target: Option<String>, by: String, at: DateTime<Utc> },
+    /// Someone decided about a ringing call; `delivered`: how many phone-system streams got it (0: none connected).
+    Directive {
+        call_id: CallId,
+        user: UserId,
+        action: String,
+        target: Option<String>,
+        by: String,
+        at: DateTime<Utc>,
+        delivered: usize,
+    },
     /// A chat message about a call.
     Chat { call_id: CallId, user: UserId, text: String, by: String, at: DateTime<Utc> },
 }

@@ -29,12 +29,15 @@ mod session;
 pub use events::WebEvent;
 
 use crate::live::CallHub;
+use crate::shutdown::{bounded, CuttableListener, Drain};
 use crate::store::Store;
 use auth::WebTokenStore;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
+use std::future::IntoFuture as _;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
@@ -86,11 +89,13 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// Serves the window on `listener` until `shutdown` resolves; open event
-/// streams are ended then, open requests finish.
+/// streams are ended then, open requests get at most `grace`, then the
+/// connections still open are cut ([`crate::shutdown`]).
 pub async fn serve(
     state: WebState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     match state.tokens.purge_web_tokens(chrono::Utc::now()) {
         Ok(n) if n > 0 => tracing::info!(removed = n, "expired web sign-in tokens removed"),
@@ -99,12 +104,17 @@ pub async fn serve(
     }
     let stopper = state.clone();
     let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopper.stop();
-        })
-        .await;
+    let drain = Drain::default();
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let served = axum::serve(CuttableListener::new(listener, drain.clone()), app).with_graceful_shutdown(async move {
+        shutdown.await;
+        stopper.stop();
+        stopped_tx.send_replace(true);
+    });
+    let stopping = async move {
+        let _ = stopped_rx.wait_for(|s| *s).await;
+    };
+    let result = bounded("web", served.into_future(), stopping, grace, &drain).await.unwrap_or(Ok(()));
     tracing::info!("web server stopped");
     result
 }

@@ -123,12 +123,24 @@ function showCall(call, live = true) {
   }
 }
 
+// Whether a directive reached a phone system: `delivered` counts the phone systems that received it.
+const NOT_DELIVERED = "not delivered — no phone system connected";
+const deliveryText = (delivered) => delivered > 0 ? `sent to the phone system (${delivered})` : NOT_DELIVERED;
+
+function showDelivery(card, delivered) {
+  card.classList.toggle("undelivered", !(delivered > 0));
+}
+
 async function sendDirective(call, action, extra) {
-  const states = document.querySelectorAll(`.card[data-call="${call.call_id}"] .state`);
+  const cards = document.querySelectorAll(`.card[data-call="${call.call_id}"]`);
   try {
     const r = await api("POST", `/api/calls/${encodeURIComponent(call.call_id)}/directive`, { action, ...(extra || {}) });
-    for (const s of states) s.textContent = `${action === "block" ? "blocked and rejected" : r.action}${r.target ? " " + r.target : ""} — sent to the phone system (${r.delivered})`;
+    for (const c of cards) {
+      c.querySelector(".state").textContent = `${action === "block" ? "blocked and rejected" : r.action}${r.target ? " " + r.target : ""} — ${deliveryText(r.delivered)}`;
+      showDelivery(c, r.delivered);
+    }
   } catch (e) {
+    const states = [...cards].map((c) => c.querySelector(".state"));
     for (const s of states) s.textContent = `failed: ${e.message}`;
   }
 }
@@ -143,7 +155,8 @@ function showDirective(d) {
   refreshHistorySoon();
   for (const c of document.querySelectorAll(`.card[data-call="${d.call_id}"]`)) {
     c.classList.add("done");
-    c.querySelector(".state").textContent = `${d.action}${d.target ? " " + d.target : ""} by ${byName(d.by)}`;
+    c.querySelector(".state").textContent = `${d.action}${d.target ? " " + d.target : ""} by ${byName(d.by)} — ${deliveryText(d.delivered)}`;
+    showDelivery(c, d.delivered);
   }
 }
 

@@ -3,7 +3,8 @@
 // login links, a call placed by the phone-system script (tsps.py) pops the
 // window, the context shows the seeded mail, meeting and document, a chat
 // message crosses between the browsers, a click forwards the call and the
-// phone system's WatchDirectives stream receives it. Screenshots go to $SHOTS.
+// phone system's WatchDirectives stream receives it; once the phone system is
+// gone, a click shows as not delivered. Screenshots go to $SHOTS.
 import { createRequire } from "node:module";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -137,6 +138,12 @@ async function main() {
   await expectText(user, `#history-rows tr[data-call="${placed.call_id}"] .journal`, "forward +49 170 1234567 (Dana Demo)");
   await expectText(user, `#history-rows tr[data-call="${placed.call_id}"] .journal`, "chat attendant Front Desk: Will do");
   await user.screenshot({ path: join(shots, "window.png"), fullPage: true });
+
+  // The phone system is gone (tsps.py ended its stream): a click reaches nobody, and the cards say so.
+  await user.click(`${card} button.voicemail`);
+  await expectText(user, `${card} .state`, "not delivered — no phone system connected");
+  await expectText(desk, `${deskCard} .state`, "not delivered — no phone system connected");
+  console.log("a click that reached no phone system shows as not delivered");
   console.log("web_window: all checks passed");
 }
 
