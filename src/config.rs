@@ -145,7 +145,9 @@ impl Config {
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
             k == "data_dir"
-                || ["grpc__", "web__", "sync__", "store__", "accounts__", "connections__"].iter().any(|section| k.starts_with(section))
+                || ["grpc__", "web__", "sync__", "store__", "accounts__", "connections__"]
+                    .iter()
+                    .any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()
