@@ -79,3 +79,59 @@ impl IndexSink<'_> {
         changes.rejected.extend(skipped);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+    use crate::user::UserId;
+    use chrono::{Duration, TimeZone, Utc};
+    use contactbridge_connector::{CalendarEvent, Occurrence, RecordId, Snapshot};
+
+    fn event(id: &str, occurrences: usize) -> Record {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Record::Event(CalendarEvent {
+            id: RecordId::new(id),
+            subject: id.into(),
+            occurrences: (0..occurrences as i64)
+                .map(|i| Occurrence { start: t0 + Duration::minutes(i), end: t0 + Duration::minutes(i + 1) })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    /// Past MAX_OCCURRENCES_PER_SYNC over the change sets of one sync, the
+    /// further events are skipped with a reason; what came before, and
+    /// records that are not events, are kept.
+    #[tokio::test]
+    async fn events_past_the_occurrence_cap_of_a_sync_are_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let scope = CollectionScope {
+            user: UserId::parse("acme.alice").unwrap(),
+            account: "acc".into(),
+            collection: "cal".into(),
+        };
+        let indexer = Indexer::default();
+        let mut sink = IndexSink::new(&store, scope.clone(), &indexer);
+        let per_event = 1_000;
+        let fits = MAX_OCCURRENCES_PER_SYNC / per_event;
+        // Two change sets, as a DAV sync delivers batches.
+        let first: Vec<Record> = (0..fits / 2).map(|i| event(&format!("e{i}"), per_event)).collect();
+        sink.apply(ChangeSet { upserts: first, snapshot: Some(Snapshot::FIRST), ..Default::default() }).await.unwrap();
+        let mut second: Vec<Record> = (fits / 2..fits + 3).map(|i| event(&format!("e{i}"), per_event)).collect();
+        let oof = contactbridge_connector::OutOfOffice { id: RecordId::new("oof"), enabled: false, scheduled: None };
+        second.push(Record::OutOfOffice(oof));
+        sink.apply(ChangeSet { upserts: second, snapshot: Some(Snapshot::LAST), ..Default::default() }).await.unwrap();
+
+        assert_eq!(sink.occurrences, MAX_OCCURRENCES_PER_SYNC);
+        assert_eq!(sink.totals.upserted, fits + 1);
+        assert_eq!(sink.rejected, 3);
+        let state = store.collection_state(&scope).unwrap().unwrap();
+        let skipped: Vec<&str> = state.rejected.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(skipped, [format!("e{fits}"), format!("e{}", fits + 1), format!("e{}", fits + 2)]);
+        assert!(state.rejected[0].reason.contains("100000 calendar occurrences"), "{}", state.rejected[0].reason);
+        let counts = store.count_records(&scope.user, "acc").unwrap();
+        assert_eq!(counts.values().sum::<usize>(), fits + 1, "{counts:?}");
+    }
+}
