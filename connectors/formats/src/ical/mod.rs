@@ -251,12 +251,27 @@ fn build(
         let lead = len.upper_bound();
         // Instances in progress at `focus` are kept first.
         let in_progress = focus - len.nominal() - chrono::Duration::hours(1);
-        let bounds = recurrence::Bounds { from: window.start - lead, to: window.end, focus: in_progress, keep };
+        let bounds = recurrence::Bounds {
+            from: window.start - lead,
+            to: window.end,
+            focus: in_progress,
+            keep,
+            length: len.nominal(),
+        };
         let mut starts: Vec<(When, Length)> = vec![(start, len)];
+        let mut spans = Vec::new();
         for rule in comp.props("RRULE").take(MAX_RULES) {
             match recurrence::expand(&rule.value, start, bounds) {
                 Ok(expansion) => {
                     truncated |= expansion.truncated;
+                    if let Some((first, last)) = expansion.span {
+                        // Instances that touch or overlap: one occurrence covering them all.
+                        let at = |w: chrono::NaiveDateTime| match start {
+                            When::Date(_, z) => When::Date(w.date(), z),
+                            When::Time(_, z) => When::Time(w, z),
+                        };
+                        spans.push(Occurrence { start: at(first).utc(), end: len.end(at(last)) });
+                    }
                     starts.extend(expansion.walls.into_iter().map(|w| {
                         let when = match start {
                             When::Date(_, z) => When::Date(w.date(), z),
@@ -281,6 +296,9 @@ fn build(
             }
             occurrences.push(Occurrence { start: when.utc(), end: len.end(when) });
         }
+        // EXDATEs inside a continuous span are not cut out of it; instances it covers are left out.
+        occurrences.retain(|o| !spans.iter().any(|s: &Occurrence| s.start <= o.start && o.end <= s.end));
+        occurrences.extend(spans);
     }
     if master.is_none_or(|m| !is_cancelled(m.comp)) {
         for o in overrides.iter().filter(|o| !is_cancelled(o.comp)) {

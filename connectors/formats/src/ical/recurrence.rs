@@ -27,6 +27,10 @@ pub(crate) struct Bounds {
     /// starting at or after `focus` are kept first.
     pub focus: DateTime<Utc>,
     pub keep: usize,
+    /// How long each instance lasts (on the wall clock): when instances touch
+    /// or overlap and more than `keep` fall inside, their union is returned
+    /// as one [`Expansion::span`] instead.
+    pub length: Duration,
 }
 
 /// The wall-clock starts a rule yields inside the bounds.
@@ -35,6 +39,9 @@ pub(crate) struct Expansion {
     pub walls: Vec<NaiveDateTime>,
     /// Set when instances inside the bounds were left out (`keep` or [`MAX_ITERATIONS`]).
     pub truncated: bool,
+    /// A dense rule whose instances touch or overlap: the first and the last
+    /// instance inside the bounds (every one between them is covered).
+    pub span: Option<(NaiveDateTime, NaiveDateTime)>,
 }
 
 /// The wall-clock starts an RRULE yields for `start` inside `bounds`.
@@ -71,6 +78,10 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
     let hi = zone.to_wall(bounds.to) + margin;
     let focus = zone.to_wall(bounds.focus.clamp(bounds.from, bounds.to));
     let keep = bounds.keep.max(1);
+
+    if let Some(span) = continuous_span(&parsed, dtstart_wall, until_wall, lo, hi, keep, bounds.length) {
+        return Ok(Expansion { walls: Vec::new(), truncated: false, span });
+    }
 
     // Skip ahead: to the window, or (dense rules) to `keep` periods before the focus.
     let mut first = dtstart_wall;
@@ -139,7 +150,48 @@ fn iterate(
         }
         kept.push_back(wall);
     }
-    Ok(Expansion { walls: kept.into(), truncated })
+    Ok(Expansion { walls: kept.into(), truncated, span: None })
+}
+
+/// For a rule without BYxxx parts whose instances touch or overlap (period ≤
+/// length) and that has more than `keep` of them in `lo..=hi`: `Some(span)`,
+/// the first and last instance there (`Some(None)`: none there), computed
+/// without iterating. `None` when that does not apply.
+#[allow(clippy::option_option)]
+fn continuous_span(
+    rule: &RRule<Unvalidated>,
+    dtstart: NaiveDateTime,
+    until: Option<NaiveDateTime>,
+    lo: NaiveDateTime,
+    hi: NaiveDateTime,
+    keep: usize,
+    length: Duration,
+) -> Option<Option<(NaiveDateTime, NaiveDateTime)>> {
+    if !has_no_filters(rule) {
+        return None;
+    }
+    let p = fixed_period(rule)?.num_seconds();
+    if p <= 0 || Duration::seconds(p) > length {
+        return None;
+    }
+    let index_at = |t: NaiveDateTime| (t - dtstart).num_seconds().div_euclid(p);
+    // The first instance at or after `lo`.
+    let first = if dtstart < lo { ((lo - dtstart).num_seconds() + p - 1) / p } else { 0 };
+    let mut last = index_at(hi);
+    if let Some(count) = rule.get_count() {
+        last = last.min(i64::from(count) - 1);
+    }
+    if let Some(u) = until {
+        last = last.min(if u < dtstart { -1 } else { index_at(u) });
+    }
+    if last < first {
+        return Some(None);
+    }
+    if usize::try_from(last - first + 1).unwrap_or(usize::MAX) <= keep {
+        return None;
+    }
+    let at = |k: i64| dtstart + Duration::seconds(k * p);
+    Some(Some((at(first), at(last))))
 }
 
 /// The period after which the rule repeats itself exactly, when it has one
@@ -220,7 +272,7 @@ mod tests {
     /// Everything from 2000 up to `until`.
     fn upto(until: DateTime<Utc>) -> Bounds {
         let from = utc("2000-01-01 00:00");
-        Bounds { from, to: until, focus: from, keep: 1_000_000 }
+        Bounds { from, to: until, focus: from, keep: 1_000_000, length: Duration::zero() }
     }
 
     fn expand_walls(rule: &str, start: When, bounds: Bounds) -> Vec<NaiveDateTime> {
@@ -263,7 +315,7 @@ mod tests {
     }
 
     fn window(from: &str, to: &str, keep: usize) -> Bounds {
-        Bounds { from: utc(from), to: utc(to), focus: utc(from), keep }
+        Bounds { from: utc(from), to: utc(to), focus: utc(from), keep, length: Duration::zero() }
     }
 
     /// The same instances as expanding from DTSTART, for rules that may skip ahead.
@@ -342,5 +394,27 @@ mod tests {
         let got = expand(&rule, start, bounds).unwrap();
         assert!(got.truncated);
         assert!(got.walls.is_empty());
+    }
+
+    /// Instances that touch (period ≤ length) and are too many: their union, computed.
+    #[test]
+    fn touching_dense_instances_are_one_span() {
+        let start = When::Time(wall("2015-06-01 08:00"), Zone::Utc);
+        let b = Bounds { length: Duration::seconds(1), ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000) };
+        let got = expand("FREQ=SECONDLY", start, b).unwrap();
+        assert_eq!(got.span, Some((wall("2024-01-31 00:00"), wall("2024-05-02 00:00"))));
+        assert!(got.walls.is_empty() && !got.truncated);
+        // UNTIL and COUNT end the span.
+        let got = expand("FREQ=MINUTELY;UNTIL=20240301T120000Z", start, b).unwrap();
+        assert_eq!(got.span, None, "a minute apart, a second long: not touching");
+        let b = Bounds { length: Duration::minutes(30), ..b };
+        let got = expand("FREQ=MINUTELY;UNTIL=20240301T120000Z", start, b).unwrap();
+        assert_eq!(got.span, Some((wall("2024-01-31 00:00"), wall("2024-03-01 12:00"))));
+        let got = expand("FREQ=MINUTELY;COUNT=100", start, b).unwrap();
+        assert!(got.span.is_none() && got.walls.is_empty(), "over long before the window");
+        // Zero-length instances never touch: the cap applies.
+        let got = expand("FREQ=SECONDLY", start, Bounds { length: Duration::zero(), ..b }).unwrap();
+        assert!(got.span.is_none() && got.truncated);
+        assert_eq!(got.walls.len(), 1000);
     }
 }
