@@ -49,7 +49,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
                     failed += 1;
                 }
                 None => println!(
-                    "{}: {} imported, {} removed, {} skipped as malformed",
+                    "{}: {} imported, {} removed, {} skipped as malformed or too large",
                     c.collection.id,
                     s.upserted,
                     s.deleted + s.swept,

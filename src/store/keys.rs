@@ -7,7 +7,7 @@
 //! | `e`    | user, email, record ref                              | –                          |
 //! | `t`    | user, start of an occurrence ≤ 1 day, record ref     | end, busy status           |
 //! | `T`    | user, start of a longer occurrence, record ref       | end, busy status           |
-//! | `a`    | user, attendee email, occurrence start, record ref   | –                          |
+//! | `a`    | user, attendee email, last occurrence start, ref     | first occurrence start     |
 //! | `m`    | user, correspondent email, date, record ref          | –                          |
 //! | `d`    | user, person (email or name), modified, record ref   | –                          |
 //! | `o`    | user, record ref                                     | – (out-of-office settings) |

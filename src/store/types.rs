@@ -49,10 +49,13 @@ pub enum SecondaryKey {
         end: DateTime<Utc>,
         busy: BusyStatus,
     },
-    /// An attendee or organizer of an occurrence.
+    /// An attendee or organizer of an event: once per event, with the starts
+    /// of its first and last occurrence (so that thousands of attendees of a
+    /// recurring event cost attendees + occurrences keys, not their product).
     Attendee {
         email: String,
-        start: DateTime<Utc>,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
     },
     /// A correspondent of a message.
     Correspondent {

@@ -42,7 +42,11 @@ impl Indexer {
                     e.attendees.iter().chain(e.organizer.iter()).filter_map(|p| clean(p)).collect();
                 for o in &e.occurrences {
                     keys.push(SecondaryKey::Occurrence { start: o.start, end: o.end, busy: e.busy });
-                    keys.extend(people.iter().map(|p| SecondaryKey::Attendee { email: p.clone(), start: o.start }));
+                }
+                let first = e.occurrences.iter().map(|o| o.start).min();
+                let last = e.occurrences.iter().map(|o| o.start).max();
+                if let (Some(first), Some(last)) = (first, last) {
+                    keys.extend(people.into_iter().map(|email| SecondaryKey::Attendee { email, first, last }));
                 }
             }
             Record::Mail(m) => {

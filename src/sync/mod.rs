@@ -14,4 +14,4 @@ mod sink;
 
 pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncTarget};
 pub use indexer::Indexer;
-pub use sink::IndexSink;
+pub use sink::{IndexSink, MAX_OCCURRENCES_PER_SYNC};

@@ -334,7 +334,14 @@ impl CollectionSync<'_> {
             let id = RecordId::new(&resource.href);
             match resource.content {
                 Ok(content) => match parse(self.kind, id.clone(), content.etag, content.data.as_bytes(), self.window) {
-                    Ok(record) => upserts.push(record),
+                    Ok((record, note)) => {
+                        if let Some(reason) = note {
+                            // Kept, with what was left out of it reported.
+                            tracing::debug!(href = %id, %reason, "cut");
+                            rejected.push(Rejected { id, reason });
+                        }
+                        upserts.push(record)
+                    }
                     Err(reason) => {
                         tracing::debug!(href = %id, %reason, "rejected");
                         rejected.push(Rejected { id, reason });
@@ -353,12 +360,20 @@ impl CollectionSync<'_> {
     }
 }
 
-/// Parses one resource into a record.
-pub(crate) fn parse(kind: DavKind, id: RecordId, etag: String, data: &[u8], window: Window) -> Result<Record, String> {
+/// Parses one resource into a record, with a note when part of it was left
+/// out (an event with more occurrences in the window than are kept).
+pub(crate) fn parse(
+    kind: DavKind,
+    id: RecordId,
+    etag: String,
+    data: &[u8],
+    window: Window,
+) -> Result<(Record, Option<String>), String> {
     let version = Some(etag).filter(|e| !e.is_empty());
     match kind {
-        DavKind::CardDav => contactbridge_formats::parse_vcard(id, version, data).map(Record::Contact),
-        DavKind::CalDav => contactbridge_formats::parse_calendar_object(id, version, data, window).map(Record::Event),
+        DavKind::CardDav => contactbridge_formats::parse_vcard(id, version, data).map(|c| (Record::Contact(c), None)),
+        DavKind::CalDav => contactbridge_formats::read_calendar_object(id, version, data, window)
+            .map(|r| (Record::Event(r.event), r.note)),
     }
     .map_err(|e| e.reason)
 }

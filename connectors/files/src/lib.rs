@@ -16,7 +16,7 @@ use contactbridge_connector::{
     ChangeSet, ChangeSink, Collection, CollectionKind, Connector, Error, ErrorKind, Record, RecordId, Rejected,
     Snapshot, SyncRequest,
 };
-use contactbridge_formats::{parse_ics_file, parse_vcard_file, Window};
+use contactbridge_formats::{parse_vcard_file, read_ics_file, Window};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -153,12 +153,18 @@ fn contacts(file: &str, bytes: &[u8]) -> ChangeSet {
     changes
 }
 
-/// The events of an .ics file, one per UID.
+/// The events of an .ics file, one per UID. An event whose occurrences were
+/// cut is kept and reported.
 fn events(file: &str, bytes: &[u8], window: Window) -> ChangeSet {
     let mut changes = ChangeSet::default();
-    for (i, result) in parse_ics_file(bytes, window).into_iter().enumerate() {
+    for (i, result) in read_ics_file(bytes, window).into_iter().enumerate() {
         match result {
-            Ok(event) => changes.upserts.push(Record::Event(event)),
+            Ok(read) => {
+                if let Some(note) = read.note {
+                    changes.rejected.push(rejected(file, i + 1, format!("event {}: {note}", read.event.id)));
+                }
+                changes.upserts.push(Record::Event(read.event));
+            }
             Err(e) => changes.rejected.push(rejected(file, i + 1, e.reason)),
         }
     }

@@ -24,6 +24,7 @@ mod write;
 use chrono::{DateTime, Duration, Utc};
 use contactbridge_connector::{CalendarEvent, Contact, RecordId};
 
+pub use ical::{ReadEvent, MAX_OCCURRENCES_PER_EVENT, MAX_OCCURRENCES_PER_FILE};
 pub use vcard::MAX_INLINE_PHOTO;
 
 /// Why an item could not be read, in words a person can act on.
@@ -89,11 +90,30 @@ pub fn parse_calendar_object(
     text: &[u8],
     window: Window,
 ) -> Result<CalendarEvent, ParseError> {
-    ical::parse_object(id, version, text, window)
+    read_calendar_object(id, version, text, window).map(|r| r.event)
 }
 
 /// Parses a .ics file with any number of events, grouped by UID (id = UID).
 pub fn parse_ics_file(text: &[u8], window: Window) -> Vec<Result<CalendarEvent, ParseError>> {
+    read_ics_file(text, window).into_iter().map(|r| r.map(|r| r.event)).collect()
+}
+
+/// [`parse_calendar_object`], with a note when occurrences were left out: at
+/// most [`MAX_OCCURRENCES_PER_EVENT`] are kept, those nearest to now. The
+/// expansion starts at the window, however long ago the series began.
+pub fn read_calendar_object(
+    id: RecordId,
+    version: Option<String>,
+    text: &[u8],
+    window: Window,
+) -> Result<ReadEvent, ParseError> {
+    ical::parse_object(id, version, text, window)
+}
+
+/// [`parse_ics_file`], with a note per event when occurrences were left out.
+/// Once the file gave [`MAX_OCCURRENCES_PER_FILE`] occurrences, the events
+/// after are skipped (an `Err` each); those before are kept.
+pub fn read_ics_file(text: &[u8], window: Window) -> Vec<Result<ReadEvent, ParseError>> {
     ical::parse_file(text, window)
 }
 

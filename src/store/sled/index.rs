@@ -92,6 +92,54 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Events under an attendee prefix (`a` keys: last occurrence start in the
+    /// key, first in the value) whose occurrences span into `window`: all that
+    /// go on past its end (at most [`MAX_SPANNING`]), then up to `limit` that
+    /// end inside it, latest first.
+    fn events_spanning(&self, pre: Vec<u8>, window: TimeWindow, limit: usize) -> Result<Vec<RecordRef>> {
+        /// Recurring events with one person that go on past the window's end.
+        const MAX_SPANNING: usize = 1_000;
+        if window.from >= window.to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
+        let mut end = pre.clone();
+        *end.last_mut().expect("a prefix ends with a separator") += 1;
+        let to = keys::time(window.to);
+        let (mut spanning, mut inside) = (0, 0);
+        let mut out = Vec::new();
+        for kv in self.index.range(lo..end).rev() {
+            let (k, v) = kv.map_err(|e| backend("scanning the index", e))?;
+            let parts = keys::parts(&k);
+            let n = parts.len();
+            let beyond = parts[n - 4] >= to.as_str();
+            // Keys written before the value held the first start: first = last.
+            let first = if v.is_empty() { parts[n - 4] } else { std::str::from_utf8(&v).unwrap_or("") };
+            if first >= to.as_str() {
+                continue;
+            }
+            if beyond {
+                if spanning >= MAX_SPANNING {
+                    continue;
+                }
+                spanning += 1;
+            } else {
+                if inside >= limit {
+                    break;
+                }
+                inside += 1;
+            }
+            out.push(RecordRef {
+                account: parts[n - 3].into(),
+                collection: parts[n - 2].into(),
+                id: RecordId::new(parts[n - 1]),
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// The secondary key (and its value) for one derived key of a record.
 fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>) {
     let (acc, col, id) = (r.account.as_str(), r.collection.as_str(), r.id.as_str());
@@ -107,8 +155,8 @@ fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>)
             ),
             [keys::time(*end).as_bytes(), &[0], busy_byte(*busy).as_bytes()].concat(),
         ),
-        SecondaryKey::Attendee { email, start } => {
-            (key(b'a', &[user, email, &keys::time(*start), acc, col, id]), vec![])
+        SecondaryKey::Attendee { email, first, last } => {
+            (key(b'a', &[user, email, &keys::time(*last), acc, col, id]), keys::time(*first).into_bytes())
         }
         SecondaryKey::Correspondent { email, date } => {
             (key(b'm', &[user, email, &keys::time(*date), acc, col, id]), vec![])
@@ -398,9 +446,11 @@ impl IndexStore for SledStore {
     }
 
     fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>> {
-        let refs = self.refs_in_window(prefix(b'a', &[keys::user(user), email]), window, limit)?;
+        let refs = self.events_spanning(prefix(b'a', &[keys::user(user), email]), window, limit)?;
+        let starts_inside =
+            |e: &CalendarEvent| e.occurrences.iter().any(|o| window.from <= o.start && o.start < window.to);
         self.records_of(user, refs, |r| match r {
-            Record::Event(e) => Some(e),
+            Record::Event(e) if starts_inside(&e) => Some(e),
             _ => None,
         })
     }

@@ -16,6 +16,22 @@ use time::{parse_duration, parse_when, prop_when, Length, When, Zones};
 /// RRULEs beyond this many per event are ignored (RFC 5545 allows one).
 const MAX_RULES: usize = 4;
 
+/// At most this many occurrences of one event are kept in the window: those
+/// nearest to now. The event is kept with a note saying so.
+pub const MAX_OCCURRENCES_PER_EVENT: usize = 1_000;
+
+/// At most this many occurrences are read from one calendar file; the events
+/// after that are skipped (each with a reason), the ones before are kept.
+pub const MAX_OCCURRENCES_PER_FILE: usize = 100_000;
+
+/// An event, and what had to be left out of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadEvent {
+    pub event: CalendarEvent,
+    /// Set when occurrences were left out (too many in the window).
+    pub note: Option<String>,
+}
+
 /// One VEVENT with the zones of the calendar it came from.
 struct Vevent<'a> {
     comp: &'a Component,
@@ -68,7 +84,7 @@ pub(crate) fn parse_object(
     version: Option<String>,
     bytes: &[u8],
     window: Window,
-) -> Result<CalendarEvent, ParseError> {
+) -> Result<ReadEvent, ParseError> {
     let (roots, zones) = parse_roots(bytes);
     if roots.is_empty() {
         return Err(ParseError::new("no BEGIN:VCALENDAR found: not an iCalendar object"));
@@ -86,21 +102,31 @@ pub(crate) fn parse_object(
             ParseError::new(format!("the calendar object holds no VEVENT (only {})", other.join(", ")))
         }
     })?;
-    let mut event = build(id, if has_uid { uid } else { String::new() }, &members, window)?;
-    event.version = version;
-    Ok(event)
+    let mut read = build(id, if has_uid { uid } else { String::new() }, &members, window, MAX_OCCURRENCES_PER_EVENT)?;
+    read.event.version = version;
+    Ok(read)
 }
 
 /// See [`crate::parse_ics_file`].
-pub(crate) fn parse_file(bytes: &[u8], window: Window) -> Vec<Result<CalendarEvent, ParseError>> {
+pub(crate) fn parse_file(bytes: &[u8], window: Window) -> Vec<Result<ReadEvent, ParseError>> {
     let (roots, zones) = parse_roots(bytes);
     if roots.is_empty() && bytes.iter().any(|b| !b.is_ascii_whitespace()) {
         return vec![Err(ParseError::new("no BEGIN:VCALENDAR found: not an iCalendar file"))];
     }
+    let mut budget = MAX_OCCURRENCES_PER_FILE;
     grouped(&roots, &zones)
         .into_iter()
         .map(|(key, has_uid, members)| {
-            build(RecordId::new(key.clone()), if has_uid { key } else { String::new() }, &members, window)
+            if budget == 0 {
+                return Err(ParseError::new(format!(
+                    "skipped: the file already gave {MAX_OCCURRENCES_PER_FILE} occurrences in the sync window"
+                )));
+            }
+            let keep = budget.min(MAX_OCCURRENCES_PER_EVENT);
+            let read =
+                build(RecordId::new(key.clone()), if has_uid { key } else { String::new() }, &members, window, keep)?;
+            budget -= read.event.occurrences.len().min(budget);
+            Ok(read)
         })
         .collect()
 }
@@ -169,7 +195,14 @@ fn multi_values(comp: &Component, name: &str, zones: &Zones, master: When) -> Ve
     out
 }
 
-fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> Result<CalendarEvent, ParseError> {
+/// Keeps at most `keep` occurrences (those nearest to now).
+fn build(
+    id: RecordId,
+    uid: String,
+    members: &[Vevent<'_>],
+    window: Window,
+    keep: usize,
+) -> Result<ReadEvent, ParseError> {
     if members.iter().any(|m| !m.comp.complete) {
         return Err(ParseError::new("missing END:VEVENT (the event is cut off)"));
     }
@@ -203,6 +236,9 @@ fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> R
         }
     }
 
+    // Occurrences that may be in progress now are kept first when there are too many.
+    let focus = chrono::Utc::now().clamp(window.start, window.end);
+    let mut truncated = false;
     let mut occurrences = Vec::new();
     let mut overridden = Keys::default();
     for o in &overrides {
@@ -212,16 +248,38 @@ fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> R
     }
     if let Some(master) = master.filter(|m| !is_cancelled(m.comp)) {
         let len = length(comp, start, zones);
+        let lead = len.upper_bound();
+        // Instances in progress at `focus` are kept first.
+        let in_progress = focus - len.nominal() - chrono::Duration::hours(1);
+        let bounds = recurrence::Bounds {
+            from: window.start - lead,
+            to: window.end,
+            focus: in_progress,
+            keep,
+            length: len.nominal(),
+        };
         let mut starts: Vec<(When, Length)> = vec![(start, len)];
+        let mut spans = Vec::new();
         for rule in comp.props("RRULE").take(MAX_RULES) {
-            match recurrence::expand(&rule.value, start, window.end) {
-                Ok(walls) => starts.extend(walls.into_iter().map(|w| {
-                    let when = match start {
-                        When::Date(_, z) => When::Date(w.date(), z),
-                        When::Time(_, z) => When::Time(w, z),
-                    };
-                    (when, len)
-                })),
+            match recurrence::expand(&rule.value, start, bounds) {
+                Ok(expansion) => {
+                    truncated |= expansion.truncated;
+                    if let Some((first, last)) = expansion.span {
+                        // Instances that touch or overlap: one occurrence covering them all.
+                        let at = |w: chrono::NaiveDateTime| match start {
+                            When::Date(_, z) => When::Date(w.date(), z),
+                            When::Time(_, z) => When::Time(w, z),
+                        };
+                        spans.push(Occurrence { start: at(first).utc(), end: len.end(at(last)) });
+                    }
+                    starts.extend(expansion.walls.into_iter().map(|w| {
+                        let when = match start {
+                            When::Date(_, z) => When::Date(w.date(), z),
+                            When::Time(_, z) => When::Time(w, z),
+                        };
+                        (when, len)
+                    }));
+                }
                 Err(e) => tracing::warn!(uid = %event.uid, "ignoring recurrence rule: {e}"),
             }
         }
@@ -238,6 +296,9 @@ fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> R
             }
             occurrences.push(Occurrence { start: when.utc(), end: len.end(when) });
         }
+        // EXDATEs inside a continuous span are not cut out of it; instances it covers are left out.
+        occurrences.retain(|o| !spans.iter().any(|s: &Occurrence| s.start <= o.start && o.end <= s.end));
+        occurrences.extend(spans);
     }
     if master.is_none_or(|m| !is_cancelled(m.comp)) {
         for o in overrides.iter().filter(|o| !is_cancelled(o.comp)) {
@@ -261,8 +322,21 @@ fn build(id: RecordId, uid: String, members: &[Vevent<'_>], window: Window) -> R
     });
     occurrences.sort();
     occurrences.dedup();
+    if occurrences.len() > keep {
+        // The `keep` occurrences from the first one not over by now (or the last `keep`).
+        let first = occurrences.partition_point(|o| o.end.max(o.start) < focus).min(occurrences.len() - keep);
+        occurrences.drain(..first);
+        occurrences.truncate(keep);
+        truncated = true;
+    }
+    let note = truncated.then(|| {
+        format!(
+            "only the {} occurrences nearest to now are kept; its recurrence gives more in the sync window",
+            occurrences.len()
+        )
+    });
     event.occurrences = occurrences;
-    Ok(event)
+    Ok(ReadEvent { event, note })
 }
 
 /// X-MICROSOFT-CDO-BUSYSTATUS first, then TRANSP:TRANSPARENT (free), then

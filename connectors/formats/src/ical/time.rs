@@ -243,6 +243,22 @@ impl Length {
         }
     }
 
+    /// At least as long as any instance (a day more for nominal days: DST).
+    pub fn upper_bound(self) -> Duration {
+        match self {
+            Length::Nominal { days, exact } => Duration::days(days + 1) + exact,
+            Length::Exact(d) => d,
+        }
+    }
+
+    /// About as long as an instance (DST may change it by an hour).
+    pub fn nominal(self) -> Duration {
+        match self {
+            Length::Nominal { days, exact } => Duration::days(days) + exact,
+            Length::Exact(d) => d,
+        }
+    }
+
     /// From DTSTART to DTEND: on the wall clock when both share a zone.
     pub fn between(start: When, end: When) -> Length {
         if start.zone() == end.zone() {
