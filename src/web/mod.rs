@@ -24,7 +24,9 @@ pub mod auth;
 mod calls;
 mod error;
 mod events;
+mod guard;
 mod session;
+pub mod tls;
 
 pub use events::WebEvent;
 
@@ -48,6 +50,22 @@ pub struct WebState {
     events: broadcast::Sender<Arc<WebEvent>>,
     /// Turns true when the server stops: event streams end so shutdown does not wait on them.
     stopping: Arc<watch::Sender<bool>>,
+    /// Sessions, their lifetime, TLS: see [`Sessions`].
+    sessions: Sessions,
+}
+
+/// How long sessions last, and what tells open event streams to check theirs.
+#[derive(Clone)]
+struct Sessions {
+    /// The lifetime of a new session.
+    valid: chrono::Duration,
+    /// How often an open event stream re-checks its session and its viewer
+    /// when nothing happens (a user deleted over gRPC ends it within this).
+    recheck: std::time::Duration,
+    /// Bumped when a session ends here (logout): open streams check at once.
+    revoked: Arc<watch::Sender<u64>>,
+    /// TLS for the listener; also what makes cookies `Secure`.
+    tls: Option<Arc<tls::ServerConfig>>,
 }
 
 impl WebState {
@@ -58,7 +76,45 @@ impl WebState {
             hub,
             events: broadcast::channel(CallHub::CAPACITY).0,
             stopping: Arc::new(watch::channel(false).0),
+            sessions: Sessions {
+                valid: auth::SESSION_VALID,
+                recheck: Self::RECHECK,
+                revoked: Arc::new(watch::channel(0).0),
+                tls: None,
+            },
         }
+    }
+
+    /// How often an idle event stream re-checks its session by default.
+    pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Sessions opened from now on last `valid` (default [`auth::SESSION_VALID`]).
+    pub fn with_session_lifetime(mut self, valid: chrono::Duration) -> Self {
+        self.sessions.valid = valid;
+        self
+    }
+
+    /// Idle event streams re-check their session every `every` (default [`WebState::RECHECK`]).
+    pub fn with_recheck_interval(mut self, every: std::time::Duration) -> Self {
+        self.sessions.recheck = every;
+        self
+    }
+
+    /// Serves over TLS ([`tls::server_config`]); cookies get `Secure`.
+    pub fn with_tls(mut self, config: Arc<tls::ServerConfig>) -> Self {
+        self.sessions.tls = Some(config);
+        self
+    }
+
+    /// Whether the window is served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.sessions.tls.is_some()
+    }
+
+    /// Tells every open event stream to check its session and viewer now
+    /// (after a logout; callers that change users may call it too).
+    pub fn recheck_sessions(&self) {
+        self.sessions.revoked.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Ends every open event stream (graceful shutdown would otherwise wait for them).
@@ -69,10 +125,10 @@ impl WebState {
 
 /// The routes, for [`serve`] and for tests.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
-        .route("/login", get(session::login))
+        .route("/login", get(session::login).post(session::switch))
         .route("/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/events", get(events::stream))
@@ -82,7 +138,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/calls/{id}/chat", post(calls::chat))
         .route("/api/history", get(calls::history))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))
-        .with_state(state)
+        .with_state(state.clone());
+    guard::layers(router, state.is_tls())
 }
 
 /// Serves the window on `listener` until `shutdown` resolves; open event
@@ -98,6 +155,7 @@ pub async fn serve(
         Err(e) => tracing::warn!(error = %e, "could not remove expired web sign-in tokens"),
     }
     let stopper = state.clone();
+    let listener = tls::WebListener::new(listener, state.sessions.tls.clone());
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
