@@ -238,15 +238,16 @@ mod tests {
             assert_eq!(c.web.tls().unwrap(), Some((Path::new("/etc/cb/web.pem"), Path::new("/etc/cb/web.key"))));
             assert_eq!(c.metrics.listen, MetricsListen(None));
 
+            let d = Config::load(None).unwrap();
+            assert_eq!(d.metrics.listen, MetricsListen(Some("127.0.0.1:9464".parse().unwrap())));
+            assert_eq!((d.grpc.tls().unwrap(), d.web.tls().unwrap()), (None, None));
+
             jail.set_env("CONTACTBRIDGE_METRICS__LISTEN", "0.0.0.0:9999");
             jail.set_env("CONTACTBRIDGE_WEB__TLS_CERT", "/run/web.pem");
             let c = Config::load(Some(Path::new("cb.toml"))).unwrap();
             assert_eq!(c.metrics.listen, MetricsListen(Some("0.0.0.0:9999".parse().unwrap())));
             assert_eq!(c.web.tls_cert.as_deref(), Some(Path::new("/run/web.pem")));
 
-            let d = Config::load(None).unwrap();
-            assert_eq!(d.metrics.listen, MetricsListen(Some("127.0.0.1:9464".parse().unwrap())));
-            assert_eq!((d.grpc.tls().unwrap(), d.web.tls().unwrap()), (None, None));
             Ok(())
         });
     }

@@ -386,7 +386,8 @@ async fn every_response_carries_the_security_headers() {
     let f = Fixture::new(no_idle_recheck).await;
     let demo = f.sign_in("demo").await;
     let d = f.ring();
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, StatusCode)> = vec![
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, StatusCode);
+    let cases: Vec<Case> = vec![
         ("GET", "/".into(), vec![], StatusCode::OK),
         ("GET", "/assets/app.js".into(), vec![], StatusCode::OK),
         ("GET", "/assets/nope.js".into(), vec![], StatusCode::NOT_FOUND),

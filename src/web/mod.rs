@@ -5,7 +5,8 @@
 //! | route                          | what                                               |
 //! |--------------------------------|----------------------------------------------------|
 //! | `GET /login?token=…`           | exchanges a login link for the session cookie       |
-//! | `POST /logout`                 | ends the session                                    |
+//! | `POST /login`                  | the same, confirmed, when another user is signed in |
+//! | `POST /logout`                 | ends the session (and its open event streams)       |
 //! | `GET /`, `/assets/*`           | the page (HTML, CSS, JS; no CDN)                    |
 //! | `GET /api/me`                  | the viewer, their forward buttons, attended users   |
 //! | `GET /events`                  | server-sent events: ringing calls, directives, chat |
@@ -18,6 +19,10 @@
 //!
 //! Every route but `/login` needs a session; a session sees its user's calls
 //! and those of the users who designated it as attendant, nothing else (404).
+//! Every request that changes state must come from the window's own origin
+//! (403 otherwise), and every response carries the security headers (`guard`).
+//! An open event stream ends when its session or viewer no longer stands
+//! (`events`). With [`WebState::with_tls`] the listener speaks HTTPS ([`tls`]).
 
 mod assets;
 pub mod auth;
