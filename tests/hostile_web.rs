@@ -486,6 +486,79 @@ mod tls {
         tokio::time::timeout(StdDuration::from_secs(5), server).await.unwrap().unwrap().unwrap();
     }
 
+    /// Kills the server it holds when dropped (also when the test fails).
+    struct Server(std::process::Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// `serve` with TLS for gRPC and the window and the metrics address from the configuration file only.
+    #[tokio::test]
+    async fn serve_takes_tls_and_the_metrics_address_from_the_configuration_file() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        let (grpc, web, metrics) = (free_port(), free_port(), free_port());
+        let p = |f: &str| dir.path().join(f).display().to_string();
+        let config = format!(
+            "data_dir = \"{}\"\n[grpc]\nlisten = \"127.0.0.1:{grpc}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [web]\nlisten = \"127.0.0.1:{web}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n",
+            p("data"),
+            p("cert.pem"),
+            p("key.pem"),
+            p("cert.pem"),
+            p("key.pem")
+        );
+        std::fs::write(dir.path().join("cb.toml"), config).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+            .arg("--config")
+            .arg(dir.path().join("cb.toml"))
+            .args(["serve", "--demo"])
+            .env_remove("CONTACTBRIDGE_CONFIG")
+            .env_remove("CONTACTBRIDGE_METRICS__LISTEN")
+            .env_remove("CONTACTBRIDGE_WEB__LISTEN")
+            .env_remove("CONTACTBRIDGE_GRPC__LISTEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let _server = Server(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut out = Vec::new();
+        while !out.iter().any(|l: &String| l.starts_with("notification window on")) {
+            out.push(rx.recv_timeout(StdDuration::from_secs(60)).unwrap_or_else(|_| panic!("serve said {out:?}")));
+        }
+        assert!(out.contains(&format!("gRPC on 127.0.0.1:{grpc} (TLS)")), "{out:?}");
+        assert!(out.contains(&format!("notification window on https://127.0.0.1:{web}")), "{out:?}");
+
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
+        let page = https_get(([127, 0, 0, 1], web).into(), &roots, "/").await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        let mut m = tokio::net::TcpStream::connect(("127.0.0.1", metrics)).await.unwrap();
+        m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut body = Vec::new();
+        m.read_to_end(&mut body).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).starts_with("HTTP/1.1 200"), "metrics on the configured address");
+    }
+
     #[test]
     fn a_missing_or_broken_certificate_is_an_error_that_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
