@@ -486,6 +486,38 @@ mod tls {
         tokio::time::timeout(StdDuration::from_secs(5), server).await.unwrap().unwrap().unwrap();
     }
 
+    /// Past the handshake bound: with MAX_HANDSHAKES clients that connect and never speak, the
+    /// next client waits in the backlog until their HANDSHAKE_TIMEOUT frees the slots, then is served.
+    #[tokio::test]
+    async fn past_the_handshake_bound_a_client_waits_for_the_timeout_then_gets_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert_pem, key_pem) = (dir.path().join("web.pem"), dir.path().join("web.key"));
+        std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+        std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+        let config = web::tls::server_config(&cert_pem, &key_pem).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
+        let f = Fixture::new(|s| s.with_tls(config)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(web::serve(f.state.clone(), listener, std::future::pending()));
+
+        let mut idle = Vec::new();
+        for _ in 0..web::tls::MAX_HANDSHAKES {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let limit = web::tls::HANDSHAKE_TIMEOUT + StdDuration::from_secs(10);
+        let page = tokio::time::timeout(limit, https_get(addr, &roots, "/")).await.expect("never served");
+        let waited = started.elapsed();
+        println!("with {} silent clients the next one got the page after {waited:?}", idle.len());
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(waited >= web::tls::HANDSHAKE_TIMEOUT / 2, "the bound did not hold: served after {waited:?}");
+        server.abort();
+    }
+
     /// Kills the server it holds when dropped (also when the test fails).
     struct Server(std::process::Child);
 
