@@ -109,6 +109,11 @@ impl Fixture {
     }
 }
 
+fn base64_url(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
 fn uid(s: &str) -> UserId {
     UserId::parse(s).unwrap()
 }
@@ -349,6 +354,10 @@ async fn a_login_link_does_not_silently_replace_another_users_session() {
         assert!(page.contains("Front &lt;b&gt;Desk&lt;/b&gt; (desk)"), "names are escaped: {page}");
         assert!(page.contains("method=post action=\"/login\""), "{page}");
     }
+    // A hint naming someone else is only the browser's word: their id as given, never their name.
+    let forged = format!("cb_signed_in={}", base64_url("desk"));
+    let page = text(f.send("GET", &f.link("demo"), &[("cookie", &forged)], None).await).await;
+    assert!(page.contains("<strong>desk</strong>") && !page.contains("Front"), "{page}");
     assert_eq!(f.call("GET", "/api/me", &demo, None).await, StatusCode::OK, "demo is still signed in");
 
     // Switching is a POST: from another origin it is refused and the link stays unused.

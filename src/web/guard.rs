@@ -3,10 +3,12 @@
 //!
 //! A request that changes state (any method but GET, HEAD, OPTIONS) passes only
 //! when the browser says it comes from this origin:
-//! - `Sec-Fetch-Site`, if sent, must be `same-origin` (`same-site` is refused
-//!   too: another port on the same host is the same site but a stranger);
-//! - `Origin`, if sent, must name this host as the request's `Host` does
-//!   (scheme not compared: a TLS-terminating proxy in front changes it);
+//! - `Sec-Fetch-Site`, if sent, decides: `same-origin` passes, anything else
+//!   (`same-site` too: another port on the same host is the same site but a
+//!   stranger; `none`, `cross-site`) is refused. Browsers send it to HTTPS and
+//!   localhost origins, and pages cannot forge it;
+//! - else `Origin` must name this host as the request's `Host` does (scheme
+//!   not compared: a TLS-terminating proxy in front changes it);
 //! - with neither header the request is refused: browsers send `Origin` on
 //!   every POST, PUT and DELETE, so only a non-browser client lacks both, and
 //!   the window has no such clients.
@@ -58,9 +60,11 @@ async fn same_origin_only(req: Request, next: Next) -> Response {
 /// Whether a state-changing request comes from a page of this origin (see the module docs).
 pub fn is_same_origin(headers: &HeaderMap) -> bool {
     let text = |name| headers.get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("\u{fffd}"));
-    let site = text("sec-fetch-site");
-    if site.is_some_and(|s| s != "same-origin") {
-        return false;
+    match text("sec-fetch-site") {
+        // The browser's own word (pages cannot set it): enough, also behind a proxy that rewrites Host.
+        Some("same-origin") => return true,
+        Some(_) => return false,
+        None => {}
     }
     match text(ORIGIN.as_str()) {
         Some(origin) => {
@@ -70,7 +74,7 @@ pub fn is_same_origin(headers: &HeaderMap) -> bool {
                 _ => false,
             }
         }
-        None => site == Some("same-origin"),
+        None => false,
     }
 }
 
@@ -92,6 +96,12 @@ mod tests {
         assert!(is_same_origin(&headers(&[host, ("origin", "http://bridge.example:8080")])));
         assert!(is_same_origin(&headers(&[host, ("origin", "https://BRIDGE.example:8080")])));
         assert!(is_same_origin(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        // Behind a proxy that rewrites Host, the browser's Sec-Fetch-Site still says it.
+        assert!(is_same_origin(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://bridge.example"),
+            ("sec-fetch-site", "same-origin")
+        ])));
         assert!(is_same_origin(&headers(&[
             host,
             ("origin", "http://bridge.example:8080"),

@@ -88,15 +88,16 @@ fn clear_cookies(state: &WebState) -> [String; 2] {
     ]
 }
 
-/// Who this browser is signed in as: the session's user, else the hint's.
-fn signed_in_here(state: &WebState, headers: &HeaderMap) -> Option<UserId> {
+/// Who this browser is signed in as: the session's user (true: known from a
+/// valid session), else the hint's (false: only what the browser claims).
+fn signed_in_here(state: &WebState, headers: &HeaderMap) -> Option<(UserId, bool)> {
     if let Some(token) = session_cookie(headers) {
         if let Ok(user) = auth::session_user(state.tokens.as_ref(), token, Utc::now()) {
-            return Some(user);
+            return Some((user, true));
         }
     }
     let hint = URL_SAFE_NO_PAD.decode(cookie_value(headers, SIGNED_IN)?).ok()?;
-    UserId::parse(std::str::from_utf8(&hint).ok()?).ok()
+    Some((UserId::parse(std::str::from_utf8(&hint).ok()?).ok()?, false))
 }
 
 #[derive(Deserialize)]
@@ -121,9 +122,10 @@ pub async fn login(
         tracing::info!(reason = %e, "login link refused");
         WebError::from(e)
     })?;
-    if let Some(current) = signed_in_here(&state, &headers).filter(|c| *c != user) {
+    if let Some((current, verified)) = signed_in_here(&state, &headers).filter(|(c, _)| *c != user) {
         tracing::info!(user = %user, signed_in = %current, "login link for another user: asking before switching");
-        return Ok(page(StatusCode::OK, &switch_page(&state, &current, &user, &q.token), Vec::new()));
+        let html = switch_page(&state, (&current, verified), &user, &q.token);
+        return Ok(page(StatusCode::OK, &html, Vec::new()));
     }
     sign_in(&state, &headers, &q.token, now)
 }
@@ -180,9 +182,15 @@ fn page(status: StatusCode, html: &str, set_cookies: Vec<String>) -> Response {
     res
 }
 
-fn switch_page(state: &WebState, current: &UserId, next: &UserId, token: &str) -> String {
-    let name = |id: &UserId| {
-        let display = state.store.profile(id).ok().flatten().map(|p| p.display_name).unwrap_or_default();
+/// The switch question. `current` names its user by display name only when a
+/// valid session vouches for it: a hint cookie is the browser's word, and must
+/// not tell a link holder the names behind arbitrary user ids.
+fn switch_page(state: &WebState, current: (&UserId, bool), next: &UserId, token: &str) -> String {
+    let name = |id: &UserId, look_up: bool| {
+        let display = match look_up {
+            true => state.store.profile(id).ok().flatten().map(|p| p.display_name).unwrap_or_default(),
+            false => String::new(),
+        };
         if display.is_empty() || display == id.as_str() {
             escape(id.as_str())
         } else {
@@ -196,11 +204,11 @@ fn switch_page(state: &WebState, current: &UserId, next: &UserId, token: &str) -
          <form method=post action=\"/login\"><input type=hidden name=token value=\"{}\">\
          <button type=submit>Sign out and sign in as {}</button></form>\
          <p><a href=\"/\">Stay signed in as {}</a>",
-        name(current),
-        name(next),
+        name(current.0, current.1),
+        name(next, true),
         escape(token),
-        name(next),
-        name(current)
+        name(next, true),
+        name(current.0, current.1)
     )
 }
 
