@@ -99,9 +99,10 @@ impl WebState {
         self
     }
 
-    /// Idle event streams re-check their session every `every` (default [`WebState::RECHECK`]).
+    /// Idle event streams re-check their session every `every` (default
+    /// [`WebState::RECHECK`]; at least 10 ms).
     pub fn with_recheck_interval(mut self, every: std::time::Duration) -> Self {
-        self.sessions.recheck = every;
+        self.sessions.recheck = every.max(std::time::Duration::from_millis(10));
         self
     }
 
