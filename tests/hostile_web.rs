@@ -288,6 +288,46 @@ async fn idle_streams_end_within_the_recheck_interval_after_deletion_or_withdraw
     println!("the deleted user's idle stream ended {:?} after the deletion", started.elapsed());
 }
 
+/// An admin's PutUser (designation withdrawn) and DeleteUser over a real gRPC server end the
+/// open streams at once, with no event and no idle re-check (1 h here).
+#[tokio::test]
+async fn an_admins_put_user_and_delete_user_over_grpc_end_open_streams_at_once() {
+    use contactbridge::api::{auth as keys, client::BridgeClient, pb, RunningServer, ServerOptions};
+    let f = Fixture::new(no_idle_recheck).await;
+    let admin = keys::create_key(f.store.as_ref(), "demo", keys::Scope::Admin, "test").unwrap().text;
+    let web_logins =
+        auth::WebLogins { tokens: f.store.clone(), base_url: ORIGIN.into(), sessions: f.state.session_checks() };
+    let options = ServerOptions { web_logins: Some(web_logins), ..ServerOptions::default() };
+    let server = RunningServer::start(
+        f.store.clone(),
+        f.store.clone(),
+        f.hub.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        options,
+    )
+    .await
+    .unwrap();
+    let mut c = BridgeClient::connect(&format!("http://{}", server.addr), &admin).await.unwrap();
+    let desk = f.sign_in("desk").await;
+    let demo = f.sign_in("demo").await;
+    let desk_events = Events::open(&f, &desk).await;
+    let demo_events = Events::open(&f, &demo).await;
+
+    let mut profile = c.admin.get_user(pb::GetUserRequest { user_id: "demo".into() }).await.unwrap().into_inner();
+    profile.attendant.as_mut().unwrap().user_id = String::new();
+    c.admin.put_user(pb::PutUserRequest { profile: Some(profile) }).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!desk_events.ends_within(StdDuration::from_secs(2)).await.contains("event:"));
+    println!("PutUser withdrew the designation; the attendant's stream ended {:?} after", started.elapsed());
+
+    let deleted = c.admin.delete_user(pb::DeleteUserRequest { user_id: "demo".into() }).await.unwrap().into_inner();
+    assert!(deleted.deleted);
+    let started = std::time::Instant::now();
+    assert!(!demo_events.ends_within(StdDuration::from_secs(2)).await.contains("event:"));
+    println!("DeleteUser; the user's stream ended {:?} after", started.elapsed());
+}
+
 #[tokio::test]
 async fn state_changing_requests_from_another_origin_are_refused() {
     let f = Fixture::new(no_idle_recheck).await;

@@ -102,10 +102,18 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     println!("notification window on {web_base}");
     let hub = CallHub::new(store.clone());
+    let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
+    if let Some(tls) = web_tls {
+        web_state = web_state.with_tls(tls);
+    }
     let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
     let options = ServerOptions {
         accounts: Some(registry.clone()),
-        web_logins: Some(contactbridge::web::auth::WebLogins { tokens: store.clone(), base_url: web_base }),
+        web_logins: Some(contactbridge::web::auth::WebLogins {
+            tokens: store.clone(),
+            base_url: web_base,
+            sessions: web_state.session_checks(),
+        }),
         ..options
     };
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
@@ -136,10 +144,6 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
     };
     let mut web_stopping = stop_web.subscribe();
-    let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
-    if let Some(tls) = web_tls {
-        web_state = web_state.with_tls(tls);
-    }
     let web = tokio::spawn(contactbridge::web::serve(web_state, web_listener, async move {
         let _ = web_stopping.wait_for(|s| *s).await;
     }));

@@ -99,12 +99,37 @@ pub fn issue_login(
 }
 
 /// What the Admin RPC `IssueWebLogin` needs: where tokens go and the window's
-/// address as users reach it.
+/// address as users reach it; and whom to tell when an admin changes users.
 #[derive(Clone)]
 pub struct WebLogins {
     pub tokens: std::sync::Arc<dyn WebTokenStore>,
     /// E.g. `http://127.0.0.1:8080` (no trailing slash).
     pub base_url: String,
+    /// The web server's [`SessionChecks`] (`WebState::session_checks`): PutUser
+    /// and DeleteUser make open event streams re-check their viewer at once.
+    pub sessions: SessionChecks,
+}
+
+/// Tells the open event streams of a web server to re-check their session and
+/// viewer now (a logout; a user deleted or changed by an admin). Cheap to clone.
+#[derive(Clone)]
+pub struct SessionChecks(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for SessionChecks {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl SessionChecks {
+    /// Every open stream re-checks now.
+    pub fn recheck(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
 }
 
 impl std::fmt::Debug for WebLogins {

@@ -137,9 +137,9 @@ fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
 /// when it opened: before each event it checks that the session is valid, the
 /// user exists and the users they attend still name them as attendant, and it
 /// ends (delivering nothing more) when one of these fails. Without events it
-/// ends when the session expires, at once on logout, and within
-/// [`WebState::with_recheck_interval`] when the user is deleted or an
-/// attendant designation withdrawn. The page's `EventSource` reconnects and
+/// ends when the session expires; at once on logout and when an admin deletes
+/// the user or withdraws a designation over gRPC; and, for changes made any
+/// other way, within [`WebState::with_recheck_interval`]. The page's `EventSource` reconnects and
 /// gets a stream for the viewer as they are then (or 401).
 pub async fn stream(
     State(state): State<WebState>,
@@ -177,10 +177,11 @@ pub async fn stream(
 }
 
 /// Resolves when the stream must end without an event: the server stops, the
-/// session expires, or a re-check (on logout, every `recheck`) fails.
+/// session expires, or a re-check (on logout, on an admin's PutUser or
+/// DeleteUser, every `recheck`) fails.
 async fn ended(state: WebState, session: Arc<Session>) {
     let mut stopping = state.stopping.subscribe();
-    let mut revoked = state.sessions.revoked.subscribe();
+    let mut revoked = state.sessions.checks.subscribe();
     let mut tick = tokio::time::interval(state.sessions.recheck);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;

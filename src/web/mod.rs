@@ -67,8 +67,8 @@ struct Sessions {
     /// How often an open event stream re-checks its session and its viewer
     /// when nothing happens (a user deleted over gRPC ends it within this).
     recheck: std::time::Duration,
-    /// Bumped when a session ends here (logout): open streams check at once.
-    revoked: Arc<watch::Sender<u64>>,
+    /// On logout and admin changes to users: open streams check at once.
+    checks: auth::SessionChecks,
     /// TLS for the listener; also what makes cookies `Secure`.
     tls: Option<Arc<tls::ServerConfig>>,
 }
@@ -84,7 +84,7 @@ impl WebState {
             sessions: Sessions {
                 valid: auth::SESSION_VALID,
                 recheck: Self::RECHECK,
-                revoked: Arc::new(watch::channel(0).0),
+                checks: auth::SessionChecks::default(),
                 tls: None,
             },
         }
@@ -118,9 +118,14 @@ impl WebState {
     }
 
     /// Tells every open event stream to check its session and viewer now
-    /// (after a logout; callers that change users may call it too).
+    /// (after a logout; an admin's change to users does it through [`auth::WebLogins`]).
     pub fn recheck_sessions(&self) {
-        self.sessions.revoked.send_modify(|n| *n = n.wrapping_add(1));
+        self.sessions.checks.recheck();
+    }
+
+    /// What tells this server's open event streams to re-check (for [`auth::WebLogins::sessions`]).
+    pub fn session_checks(&self) -> auth::SessionChecks {
+        self.sessions.checks.clone()
     }
 
     /// Ends every open event stream (graceful shutdown would otherwise wait for them).
