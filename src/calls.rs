@@ -59,6 +59,24 @@ pub enum CallEventKind {
     },
 }
 
+/// A called number or CLI as the phone system sends it: at most this many characters (a SIP URI with a
+/// display name fits).
+pub const MAX_NUMBER_CHARS: usize = 256;
+/// The phone system's own call id: at most this many characters.
+pub const MAX_TSPS_CALL_ID_CHARS: usize = 256;
+
+/// A call's journal holds at most this many events; more are refused.
+pub const MAX_EVENTS: usize = 100;
+/// The text of a call's journal (every event's `by`, target and chat text) is at most this many bytes;
+/// with [`MAX_EVENTS`] this keeps a call record near 12 KB, so 200 calls fit a 4 MB response.
+pub const MAX_JOURNAL_TEXT_BYTES: usize = 8 * 1024;
+/// Who did it (`by`): at most this many characters (a user id is up to 128, plus `attendant:`).
+pub const MAX_BY_CHARS: usize = 256;
+/// A forward target: at most this many characters.
+pub const MAX_TARGET_CHARS: usize = 256;
+/// A chat message: at most this many characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
 /// One entry of a call's journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
@@ -68,6 +86,34 @@ pub struct CallEvent {
     /// Who did it: a user id, `attendant:<id>`, or "tsps".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+}
+
+impl CallEvent {
+    /// The event's text fields with their names as the APIs call them (`by`, `target`, `text`) and
+    /// their limits in characters.
+    pub fn text_fields(&self) -> Vec<(&'static str, &str, usize)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(by) = &self.by {
+            out.push(("by", by.as_str(), MAX_BY_CHARS));
+        }
+        match &self.kind {
+            CallEventKind::Forwarded { to } => out.push(("target", to.as_str(), MAX_TARGET_CHARS)),
+            CallEventKind::Directive { action, target } => {
+                out.push(("action", action.as_str(), MAX_TARGET_CHARS));
+                if let Some(t) = target {
+                    out.push(("target", t.as_str(), MAX_TARGET_CHARS));
+                }
+            }
+            CallEventKind::Chat { text } => out.push(("text", text.as_str(), MAX_CHAT_CHARS)),
+            CallEventKind::Ringing | CallEventKind::Answered | CallEventKind::Missed | CallEventKind::Ended => {}
+        }
+        out
+    }
+
+    /// Bytes of text the event adds to its journal.
+    pub fn text_bytes(&self) -> usize {
+        self.text_fields().iter().map(|(_, text, _)| text.len()).sum()
+    }
 }
 
 /// A call as the bridge saw it.

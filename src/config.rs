@@ -18,6 +18,23 @@ pub struct Config {
     pub sync: SyncConfig,
     pub store: StoreConfig,
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub accounts: AccountsConfig,
+}
+
+/// What accounts registered by tenant admins (over the admin API) may reach.
+/// Accounts the operator registers with the local CLI are not limited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Directories a tenant's `files` accounts may read (a `{tenant}` part is replaced
+    /// by the tenant's name). None by default: tenant admins cannot register files accounts.
+    #[serde(default)]
+    pub files_roots: Vec<PathBuf>,
+    /// Hosts (names as written in the account's URL, or IP addresses) that tenant accounts
+    /// may reach even though they are loopback, private, link-local or metadata addresses.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +171,7 @@ impl Default for Config {
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig { cache_mb: 1024 },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -182,7 +200,9 @@ impl Config {
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
             k == "data_dir"
-                || ["grpc__", "web__", "sync__", "store__", "metrics__"].iter().any(|section| k.starts_with(section))
+                || ["grpc__", "web__", "sync__", "store__", "metrics__", "accounts__"]
+                    .iter()
+                    .any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()

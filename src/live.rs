@@ -13,7 +13,7 @@
 //! them. A slow subscriber that falls more than [`CallHub::CAPACITY`] messages
 //! behind loses the oldest ones (it is told how many).
 
-use crate::calls::{CallEvent, CallEventKind, CallId, CallRecord};
+use crate::calls::{CallEvent, CallEventKind, CallId, CallRecord, MAX_EVENTS, MAX_JOURNAL_TEXT_BYTES};
 use crate::resolve::Decision;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
@@ -68,13 +68,18 @@ pub struct Directive {
 /// Why a directive or call event was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("no call with id {0}")]
+    #[error("no call with id {}", crate::connector::echo(.0.as_str()))]
     UnknownCall(CallId),
     /// The call belongs to a user of another tenant than the caller may act for.
     #[error("the call belongs to another tenant")]
     OtherTenant,
     #[error("{0}")]
     Invalid(String),
+    /// The call's journal holds [`MAX_EVENTS`] events or [`MAX_JOURNAL_TEXT_BYTES`] bytes of text.
+    #[error(
+        "the call's journal is full (at most {MAX_EVENTS} events and {MAX_JOURNAL_TEXT_BYTES} bytes of text): {0}"
+    )]
+    JournalFull(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -189,13 +194,30 @@ impl CallHub {
         tenant: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(CallRecord, String), LiveError> {
+        let event = CallEvent { at, kind, by };
+        for (field, text, max) in event.text_fields() {
+            let chars = text.chars().count();
+            if chars > max {
+                return Err(LiveError::Invalid(format!("{field} has {chars} characters; it may have at most {max}")));
+            }
+        }
         let _guard = self.journal.lock().expect("journal lock poisoned");
         let mut record = self.store.call(call)?.ok_or_else(|| LiveError::UnknownCall(call.clone()))?;
         let call_tenant = self.store.profile(&record.user)?.map(|p| p.tenant).unwrap_or_default();
         if tenant.is_some_and(|t| t != call_tenant) {
             return Err(LiveError::OtherTenant);
         }
-        record.events.push(CallEvent { at, kind, by });
+        if record.events.len() >= MAX_EVENTS {
+            return Err(LiveError::JournalFull(format!("it has {} events", record.events.len())));
+        }
+        let text_bytes: usize = record.events.iter().map(CallEvent::text_bytes).sum();
+        if text_bytes + event.text_bytes() > MAX_JOURNAL_TEXT_BYTES {
+            return Err(LiveError::JournalFull(format!(
+                "it has {text_bytes} bytes of text, this event {} more",
+                event.text_bytes()
+            )));
+        }
+        record.events.push(event);
         self.store.put_call(&record)?;
         Ok((record, call_tenant))
     }

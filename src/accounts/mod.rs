@@ -6,6 +6,7 @@
 //! back only in memory to build a connector.
 
 mod progress;
+mod reach;
 mod registry;
 mod settings;
 mod spec;

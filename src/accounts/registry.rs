@@ -5,13 +5,14 @@ use super::progress::{Progress, ProgressHandle, Tracked};
 use super::spec::{AccountSpec, SourceKind};
 use super::store::{AccountStore, RunRecord};
 use super::subset::Subset;
+use crate::config::AccountsConfig;
 use crate::secrets::{SecretError, SecretKey};
 use crate::store::{CollectionState, IndexStore, Store, StoreError};
 use crate::sync::scheduler::{Runner, Schedule, Scheduled};
 use crate::sync::{self, AccountSyncReport, Indexer};
 use crate::user::{HandlingCode, UserId};
 use chrono::{DateTime, Utc};
-use contactbridge_connector::{Connector, Error, ErrorKind};
+use contactbridge_connector::{Connector, Error, ErrorKind, NetPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -67,6 +68,8 @@ pub struct Registry {
     store: Arc<dyn RegistryStore>,
     key: SecretKey,
     default_schedule: Schedule,
+    /// What accounts registered by tenant admins may reach.
+    limits: AccountsConfig,
     running: Mutex<HashMap<String, ProgressHandle>>,
 }
 
@@ -97,7 +100,13 @@ impl Drop for RunningGuard<'_> {
 
 impl Registry {
     pub fn new(store: Arc<dyn RegistryStore>, key: SecretKey, default_schedule: Schedule) -> Self {
-        Self { store, key, default_schedule, running: Mutex::new(HashMap::new()) }
+        Self { store, key, default_schedule, limits: AccountsConfig::default(), running: Mutex::new(HashMap::new()) }
+    }
+
+    /// Sets what accounts registered by tenant admins may reach (files roots, hosts
+    /// allowed although inner). Without it: no files, only public addresses.
+    pub fn with_limits(self, limits: AccountsConfig) -> Self {
+        Self { limits, ..self }
     }
 
     /// The registry for a data directory: the key from `secret.key` (created if
@@ -106,7 +115,7 @@ impl Registry {
         let key = SecretKey::load_or_create(&config.data_dir)?;
         let schedule =
             Schedule::new(&config.sync.default_schedule, "UTC").map_err(|e| AccountError::Invalid(e.to_string()))?;
-        Ok(Self::new(store, key, schedule))
+        Ok(Self::new(store, key, schedule).with_limits(config.accounts.clone()))
     }
 
     pub fn store(&self) -> &Arc<dyn RegistryStore> {
@@ -115,7 +124,17 @@ impl Registry {
 
     /// Registers an account; the secret inside `spec.source` is sealed and stored apart.
     pub fn add(&self, mut spec: AccountSpec) -> Result<AccountSpec, AccountError> {
-        AccountSpec::check_id(&spec.id).map_err(AccountError::Invalid)?;
+        // `<tenant>/<id>` for accounts of tenant admins, the bare id otherwise.
+        let public = AccountSpec::public_id(&spec.id);
+        AccountSpec::check_id(public).map_err(AccountError::Invalid)?;
+        let expected = spec.tenant.as_deref().map_or_else(|| public.to_string(), |t| AccountSpec::scoped_id(t, public));
+        if spec.id != expected {
+            return Err(AccountError::Invalid(
+                AccountSpec::check_id(&spec.id)
+                    .err()
+                    .unwrap_or_else(|| format!("account id {:?} is not scoped by its tenant", spec.id)),
+            ));
+        }
         if self.store.account(&spec.id)?.is_some() {
             return Err(AccountError::Exists(spec.id));
         }
@@ -146,6 +165,9 @@ impl Registry {
         if let Some(r) = &spec.region {
             crate::phone::Region::parse(r).map_err(|e| invalid(format!("region {r:?}: {}", e.0)))?;
         }
+        // Before anything that looks at the target: a refused target answers alike
+        // whether it exists or not.
+        self.check_reach(spec)?;
         match &spec.source {
             SourceKind::CardDav(d) | SourceKind::CalDav(d) => d.validate().map_err(|e| invalid(e.message))?,
             SourceKind::Graph(g) => {
@@ -197,6 +219,20 @@ impl Registry {
         Ok(spec)
     }
 
+    /// Takes the account as the operator's (not limited by `[accounts]`): for accounts
+    /// stored before registrants were recorded. Refused for an account of a tenant admin.
+    pub fn adopt(&self, id: &str) -> Result<AccountSpec, AccountError> {
+        let mut spec = self.get(id)?;
+        if let Some(t) = &spec.tenant {
+            return Err(AccountError::Invalid(format!(
+                "account {id} was registered by an admin of tenant {t}; register it again with the CLI instead"
+            )));
+        }
+        spec.operator = true;
+        self.store.put_account(&spec, None)?;
+        Ok(spec)
+    }
+
     /// Replaces the account's schedule (`None`: the default).
     pub fn set_schedule(&self, id: &str, schedule: Option<Schedule>) -> Result<AccountSpec, AccountError> {
         let mut spec = self.get(id)?;
@@ -226,7 +262,48 @@ impl Registry {
         spec.schedule.clone().unwrap_or_else(|| self.default_schedule.clone())
     }
 
+    /// The network policy of an account's connections.
+    fn net_policy(&self, spec: &AccountSpec) -> NetPolicy {
+        if spec.operator {
+            NetPolicy::open()
+        } else {
+            NetPolicy::restricted(&self.limits.allow_hosts)
+        }
+    }
+
+    /// Refuses what an account may not reach: for accounts of tenant admins, files
+    /// outside the operator's `files_roots` and inner network addresses; for every
+    /// DAV account, plain `http://` to another machine without its opt-in. Checked
+    /// when it is registered and whenever its connector is built.
+    fn check_reach(&self, spec: &AccountSpec) -> Result<(), AccountError> {
+        let policy = self.net_policy(spec);
+        let local = |e: Error| AccountError::Invalid(e.message);
+        if let SourceKind::CardDav(d) | SourceKind::CalDav(d) = &spec.source {
+            d.check_target(&policy).map_err(local)?;
+        }
+        if spec.operator {
+            return Ok(());
+        }
+        let tenant = match &spec.tenant {
+            Some(t) => Some(t.clone()),
+            None => self.store.profile(&spec.user)?.map(|p| p.tenant),
+        };
+        match &spec.source {
+            SourceKind::Files { path } => {
+                super::reach::check_files_path(path, &self.limits.files_roots, tenant.as_deref())
+            }
+            SourceKind::CardDav(d) | SourceKind::CalDav(d) => match &d.ca_file {
+                Some(ca) => super::reach::check_files_path(ca, &self.limits.files_roots, tenant.as_deref()),
+                None => Ok(()),
+            },
+            SourceKind::Graph(g) => super::reach::check_graph_endpoints(g, &policy),
+        }
+        .map_err(AccountError::Invalid)
+    }
+
     fn build(&self, spec: &AccountSpec) -> Result<Built, AccountError> {
+        self.check_reach(spec)?;
+        let policy = self.net_policy(spec);
         let mut source = spec.source.clone();
         let secret = match self.store.sealed_secret(&spec.id)? {
             Some(sealed) => {
@@ -247,7 +324,7 @@ impl Registry {
             }
             SourceKind::CardDav(d) => Built {
                 connector: Box::new(
-                    contactbridge_dav::DavConnector::new(d, contactbridge_dav::DavKind::CardDav)
+                    contactbridge_dav::DavConnector::with_policy(d, contactbridge_dav::DavKind::CardDav, policy)
                         .map_err(explain_err)?,
                 ),
                 graph_tokens: None,
@@ -255,7 +332,8 @@ impl Registry {
             },
             SourceKind::CalDav(d) => Built {
                 connector: Box::new(
-                    contactbridge_dav::DavConnector::new(d, contactbridge_dav::DavKind::CalDav).map_err(explain_err)?,
+                    contactbridge_dav::DavConnector::with_policy(d, contactbridge_dav::DavKind::CalDav, policy)
+                        .map_err(explain_err)?,
                 ),
                 graph_tokens: None,
                 secret,

@@ -129,6 +129,15 @@ pub struct AccountSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mailbox_users: BTreeMap<String, UserId>,
     pub created: chrono::DateTime<chrono::Utc>,
+    /// Registered by the operator (local CLI, library): not limited by the server's
+    /// `[accounts]` settings. Accounts registered by tenant admins, and accounts stored
+    /// before this was recorded, are limited (files roots, no inner network addresses).
+    #[serde(default)]
+    pub operator: bool,
+    /// The tenant whose admin registered the account over the admin API; its id is
+    /// then `<tenant>/<id>` ([`AccountSpec::scoped_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl AccountSpec {
@@ -144,7 +153,20 @@ impl AccountSpec {
             region: None,
             mailbox_users: BTreeMap::new(),
             created: chrono::Utc::now(),
+            operator: true,
+            tenant: None,
         }
+    }
+
+    /// The stored id of account `id` registered by an admin of `tenant`: ids are
+    /// scoped by tenant (an id cannot hold `/`, so the pair is unambiguous).
+    pub fn scoped_id(tenant: &str, id: &str) -> String {
+        format!("{tenant}/{}", id.trim())
+    }
+
+    /// The id as its tenant's admin knows it (the stored id without `<tenant>/`).
+    pub fn public_id(id: &str) -> &str {
+        id.rsplit_once('/').map_or(id, |(_, public)| public)
     }
 
     /// Checks the id's form.

@@ -24,19 +24,52 @@ fn account_error(e: AccountError) -> Status {
     }
 }
 
-/// The account, if it exists and every user it feeds is in the key's tenant.
+/// Another tenant's account answers exactly as an unknown one.
+fn no_account(id: &str) -> Status {
+    Status::not_found(format!("no account {:?}", id.trim()))
+}
+
+/// The account `id` of the key's tenant: stored as `<tenant>/<id>`, or (registered
+/// before ids were scoped) as `id` with every user it feeds in the tenant.
 fn own_account(store: &dyn Store, registry: &Registry, who: &Principal, id: &str) -> Result<AccountSpec, Status> {
-    let spec = registry.get(id).map_err(account_error)?;
-    check_users(store, who, &spec.users())?;
+    if AccountSpec::check_id(id.trim()).is_err() {
+        return Err(no_account(id));
+    }
+    let found = |stored: &str| match registry.get(stored) {
+        Ok(spec) => Ok(Some(spec)),
+        Err(AccountError::NotFound(_)) => Ok(None),
+        Err(e) => Err(account_error(e)),
+    };
+    let spec = match found(&AccountSpec::scoped_id(&who.tenant, id))? {
+        Some(spec) => spec,
+        None => match found(id.trim())? {
+            Some(legacy) if legacy.tenant.is_none() => legacy,
+            _ => return Err(no_account(id)),
+        },
+    };
+    if !all_in_tenant(store, who, &spec.users())? {
+        return Err(no_account(id));
+    }
     Ok(spec)
 }
 
-fn check_users(store: &dyn Store, who: &Principal, users: &[UserId]) -> Result<(), Status> {
+/// Whether every user exists and is in the key's tenant.
+fn all_in_tenant(store: &dyn Store, who: &Principal, users: &[UserId]) -> Result<bool, Status> {
     for u in users {
-        let profile = store.profile(u).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
-        who.same_tenant(&profile.tenant)?;
+        match store.profile(u).map_err(error::store)? {
+            Some(p) if p.tenant == who.tenant => {}
+            _ => return Ok(false),
+        }
     }
-    Ok(())
+    Ok(true)
+}
+
+fn check_users(store: &dyn Store, who: &Principal, users: &[UserId]) -> Result<(), Status> {
+    if all_in_tenant(store, who, users)? {
+        Ok(())
+    } else {
+        Err(error::no_user())
+    }
 }
 
 fn kind_name(kind: i32) -> Result<&'static str, Status> {
@@ -57,7 +90,7 @@ fn account(spec: &AccountSpec) -> pb::Account {
         _ => pb::AccountKind::Files,
     };
     pb::Account {
-        id: spec.id.clone(),
+        id: AccountSpec::public_id(&spec.id).to_string(),
         user_id: spec.user.to_string(),
         kind: kind as i32,
         location: spec.source.location(),
@@ -85,8 +118,16 @@ pub fn register(
         time_zone: &a.schedule_time_zone,
         secret: &r.secret,
     };
-    let spec = spec_from_registration(&registration).map_err(account_error)?;
+    let mut spec = spec_from_registration(&registration).map_err(account_error)?;
     check_users(store, who, &spec.users())?;
+    // Scoped by tenant: another tenant's ids neither collide nor show. Limited by the
+    // server's [accounts] settings (files roots, no inner network addresses).
+    if own_account(store, registry, who, &spec.id).is_ok() {
+        return Err(Status::already_exists(format!("account {:?} already exists", spec.id)));
+    }
+    spec.id = AccountSpec::scoped_id(&who.tenant, &spec.id);
+    spec.tenant = Some(who.tenant.clone());
+    spec.operator = false;
     let stored = registry.add(spec).map_err(account_error)?;
     tracing::info!(account = %stored.id, user = %stored.user, kind = stored.source.name(), "account registered");
     Ok(account(&stored))
@@ -96,11 +137,12 @@ pub fn list(store: &dyn Store, registry: &Registry, who: &Principal, user: &str)
     let user = convert::user_id(user)?;
     check_users(store, who, std::slice::from_ref(&user))?;
     let all = registry.list().map_err(account_error)?;
-    Ok(all.iter().filter(|s| s.users().contains(&user)).map(account).collect())
+    let ours = |s: &&AccountSpec| s.tenant.as_ref().is_none_or(|t| *t == who.tenant);
+    Ok(all.iter().filter(|s| s.users().contains(&user)).filter(ours).map(account).collect())
 }
 
 pub fn remove(store: &dyn Store, registry: &Registry, who: &Principal, id: &str) -> Result<u64, Status> {
-    own_account(store, registry, who, id)?;
+    let id = &own_account(store, registry, who, id)?.id;
     let n = registry.remove(id).map_err(account_error)?;
     tracing::info!(account = %id, records = n, "account removed");
     Ok(n as u64)
@@ -112,7 +154,7 @@ pub async fn test(
     who: &Principal,
     id: &str,
 ) -> Result<pb::TestAccountResponse, Status> {
-    own_account(store, registry, who, id)?;
+    let id = &own_account(store, registry, who, id)?.id;
     match registry.test(id).await {
         Ok(()) => Ok(pb::TestAccountResponse { ok: true, message: String::new() }),
         Err(AccountError::Source { message, .. }) => Ok(pb::TestAccountResponse { ok: false, message }),
@@ -122,7 +164,7 @@ pub async fn test(
 
 /// Starts a sync in the background; `false` if one is already running.
 pub fn sync(store: &dyn Store, registry: &Arc<Registry>, who: &Principal, id: &str) -> Result<bool, Status> {
-    own_account(store, registry, who, id)?;
+    let id = &own_account(store, registry, who, id)?.id;
     if registry.progress(id).is_some() {
         return Ok(false);
     }
@@ -137,7 +179,7 @@ pub fn sync(store: &dyn Store, registry: &Arc<Registry>, who: &Principal, id: &s
 }
 
 pub fn status(store: &dyn Store, registry: &Registry, who: &Principal, id: &str) -> Result<pb::SyncStatus, Status> {
-    own_account(store, registry, who, id)?;
+    let id = &own_account(store, registry, who, id)?.id;
     let s = registry.status(id).map_err(account_error)?;
     Ok(pb::SyncStatus {
         collections: s

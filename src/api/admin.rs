@@ -43,12 +43,11 @@ impl AdminService {
         Ok(who)
     }
 
-    /// A user of the key's tenant.
+    /// A user of the key's tenant; another tenant's answers as an unknown one.
     fn own_profile(&self, who: &Principal, user: &str) -> Result<UserProfile, Status> {
         let id = convert::user_id(user)?;
-        let profile =
-            self.store.profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
-        who.same_tenant(&profile.tenant)?;
+        let profile = self.store.profile(&id).map_err(error::store)?.ok_or_else(error::no_user)?;
+        who.same_tenant(&profile.tenant, error::no_user)?;
         Ok(profile)
     }
 
@@ -64,6 +63,20 @@ impl AdminService {
     }
 }
 
+/// New users of tenant `t` are called `t` or `t.<name>`: user ids are global, and
+/// without a namespace a taken id would tell another tenant's users apart.
+fn new_user_id_in_tenant(id: &crate::user::UserId, tenant: &str) -> Result<(), Status> {
+    let id = id.as_str();
+    let inside = id == tenant || id.strip_prefix(tenant).is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'));
+    if inside {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "profile.id: new users of tenant {tenant:?} are called {tenant:?} or \"{tenant}.<name>\""
+        )))
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn put_user(&self, req: Request<pb::PutUserRequest>) -> Result<Response<pb::UserProfile>, Status> {
@@ -73,18 +86,42 @@ impl Admin for AdminService {
             given.tenant = who.tenant.clone();
         }
         let profile = convert::from_profile(&given)?;
-        who.same_tenant(&profile.tenant)?;
-        if let Some(existing) = self.store.profile(&profile.id).map_err(error::store)? {
-            who.same_tenant(&existing.tenant)?;
+        if profile.tenant != who.tenant {
+            return Err(Status::permission_denied(format!(
+                "profile.tenant: this API key writes users of tenant {:?} only",
+                who.tenant
+            )));
+        }
+        let existing = self.store.profile(&profile.id).map_err(error::store)?;
+        if existing.as_ref().is_none_or(|e| e.tenant != who.tenant) {
+            // A new user: its id must be in the tenant's namespace, so that ids of other
+            // tenants' users (taken or not) get the same answer as any id outside it.
+            new_user_id_in_tenant(&profile.id, &who.tenant)?;
+            if existing.is_some() {
+                return Err(Status::invalid_argument(format!("user id {:?} cannot be used", profile.id.as_str())));
+            }
+        }
+        if let Some(user) = profile.attendant.as_ref().and_then(|a| a.user.as_ref()) {
+            // The attendant sees the user's calls and acts on them: only a user of the same
+            // tenant; another tenant's user answers as an unknown one.
+            let same = user == &profile.id
+                || self.store.profile(user).map_err(error::store)?.is_some_and(|p| p.tenant == who.tenant);
+            if !same {
+                return Err(Status::invalid_argument(format!(
+                    "profile.attendant.user: no user {:?} in this tenant",
+                    user.as_str()
+                )));
+            }
         }
         profile.validate().map_err(Status::invalid_argument)?;
         for n in &profile.called_numbers {
             let key = crate::phone::called_number_key(n)
-                .map_err(|e| Status::invalid_argument(format!("called number {n:?}: {e}")))?;
+                .map_err(|e| Status::invalid_argument(format!("called number {}: {e}", crate::connector::echo(n))))?;
             if let Some(owner) = self.store.user_by_called_number(&key).map_err(error::store)? {
                 if owner != profile.id {
                     return Err(Status::invalid_argument(format!(
-                        "called number {n:?} is already assigned to another user"
+                        "called number {} is already assigned to another user",
+                        crate::connector::echo(n)
                     )));
                 }
             }
@@ -160,8 +197,12 @@ impl Admin for AdminService {
             Some(Target::Number(n)) => {
                 let region = profile.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
                 let key = history_key_if_number(&n, region.as_ref())
-                    .map_err(|e| Status::invalid_argument(format!("number {n:?} is not valid: {e}")))?
-                    .ok_or_else(|| Status::invalid_argument(format!("{n:?} is not a phone number")))?;
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("number {} is not valid: {e}", crate::connector::echo(&n)))
+                    })?
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!("{} is not a phone number", crate::connector::echo(&n)))
+                    })?;
                 AssignTarget::Number(key)
             }
             None => return Err(Status::invalid_argument("give a contact_id or a number")),
@@ -202,7 +243,7 @@ impl Admin for AdminService {
             n => n.min(1000) as usize,
         };
         let calls = self.store.calls(&profile.id, window, limit).map_err(error::store)?;
-        Ok(Response::new(pb::ListCallsResponse { calls: calls.iter().map(convert::call).collect() }))
+        Ok(Response::new(pb::ListCallsResponse { calls: convert::calls_within_budget(&calls) }))
     }
 
     async fn register_account(

@@ -37,7 +37,7 @@ impl Scope {
         match s.trim().to_ascii_lowercase().as_str() {
             "tsps" => Ok(Scope::Tsps),
             "admin" => Ok(Scope::Admin),
-            other => Err(format!("unknown key scope {other:?}; use tsps or admin")),
+            other => Err(format!("unknown key scope {}; use tsps or admin", crate::connector::echo(other))),
         }
     }
 }
@@ -191,7 +191,10 @@ fn split(text: &str) -> (String, &str) {
 
 fn check_tenant(tenant: &str) -> Result<(), StoreError> {
     if tenant.trim().is_empty() || tenant.len() > 128 || tenant.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!("tenant {tenant:?} must be 1 to 128 printable characters")));
+        return Err(StoreError::Invalid(format!(
+            "tenant {} must be 1 to 128 printable characters",
+            crate::connector::echo(tenant)
+        )));
     }
     Ok(())
 }

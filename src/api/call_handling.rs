@@ -2,7 +2,8 @@
 
 use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
-use crate::calls::CallId;
+use crate::calls::{CallId, MAX_NUMBER_CHARS, MAX_TSPS_CALL_ID_CHARS};
+use crate::connector::echo;
 use crate::live::CallHub;
 use crate::phone::history_key_if_number;
 use crate::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
@@ -38,10 +39,9 @@ impl CallHandlingService {
     /// The user's profile, if the key's tenant may see it.
     fn own_profile(&self, tenant: &str, user: &str) -> Result<UserProfile, Status> {
         let id = convert::user_id(user)?;
-        let profile =
-            self.store().profile(&id).map_err(error::store)?.ok_or_else(|| Status::not_found("no such user"))?;
+        let profile = self.store().profile(&id).map_err(error::store)?.ok_or_else(error::no_user)?;
         if profile.tenant != tenant {
-            return Err(error::other_tenant());
+            return Err(error::no_user());
         }
         Ok(profile)
     }
@@ -58,10 +58,13 @@ impl CallHandling for CallHandlingService {
         let who = principal(&req)?;
         who.require(&[Scope::Tsps], "ResolveCall")?;
         let r = req.into_inner();
+        convert::check_len("called_number", &r.called_number, MAX_NUMBER_CHARS)?;
+        convert::check_len("cli", &r.cli, MAX_NUMBER_CHARS)?;
+        convert::check_len("tsps_call_id", &r.tsps_call_id, MAX_TSPS_CALL_ID_CHARS)?;
         let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
         // The tenant check comes before anything is written or looked up for the user.
         let profile = self.resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
-        who.same_tenant(&profile.tenant)?;
+        who.same_tenant(&profile.tenant, || error::unknown_called_number(&r.called_number))?;
         let query = CallQuery {
             called: r.called_number,
             cli: r.cli,
@@ -95,8 +98,9 @@ impl CallHandling for CallHandlingService {
             );
         }
         let caller_key = if !r.cli.is_empty() {
-            history_key_if_number(&r.cli, region.as_ref())
-                .map_err(|e| Status::invalid_argument(format!("calling number (CLI) {:?} is not valid: {e}", r.cli)))?
+            history_key_if_number(&r.cli, region.as_ref()).map_err(|e| {
+                Status::invalid_argument(format!("calling number (CLI) {} is not valid: {e}", echo(&r.cli)))
+            })?
         } else if let Some(c) = &contact {
             c.contact.phones.iter().find_map(|p| history_key_if_number(&p.raw, region.as_ref()).ok().flatten())
         } else {
@@ -116,6 +120,7 @@ impl CallHandling for CallHandlingService {
         }
 
         let criteria = convert::merge_criteria(&profile.context, r.criteria.as_ref());
+        criteria.check().map_err(|e| Status::invalid_argument(format!("criteria.{e}")))?;
         let subject = ContextSubject { contact: contact.clone(), caller_key };
         let ctx = self.resolver.context(user, &subject, &ContextQuery { now, criteria }).map_err(error::resolve)?;
         let kinds: HashSet<i32> = r.kinds.iter().copied().collect();
@@ -133,7 +138,7 @@ impl CallHandling for CallHandlingService {
             out.documents = ctx.documents.iter().map(convert::document).collect();
         }
         if want(pb::ContextKind::Calls) {
-            out.calls = ctx.calls.iter().map(convert::call).collect();
+            out.calls = convert::calls_within_budget(&ctx.calls);
         }
         Ok(Response::new(out))
     }
@@ -183,8 +188,9 @@ impl CallHandling for CallHandlingService {
         let r = req.into_inner();
         let action = convert::from_directive_action(r.action, &r.target)?;
         let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
+        let call = CallId(r.call_id);
         let (d, delivered) =
-            self.hub.direct(&CallId(r.call_id), action, by, Some(&who.tenant), Utc::now()).map_err(error::live)?;
+            self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?;
         Ok(Response::new(pb::SendDirectiveResponse {
             delivered: delivered as u32,
             directive: Some(convert::directive(&d)),
@@ -201,7 +207,8 @@ impl CallHandling for CallHandlingService {
         let kind = convert::from_event_kind(r.kind, &r.target)?;
         let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
         let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
-        let call = self.hub.report(&CallId(r.call_id), kind, by, Some(&who.tenant), at).map_err(error::live)?;
+        let id = CallId(r.call_id);
+        let call = self.hub.report(&id, kind, by, Some(&who.tenant), at).map_err(|e| error::live(e, &id))?;
         Ok(Response::new(pb::ReportCallEventResponse { call: Some(convert::call(&call)) }))
     }
 

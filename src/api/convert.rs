@@ -13,6 +13,16 @@ use chrono::{DateTime, Utc};
 use contactbridge_connector::{CalendarEvent, Document, MailMessage, Person};
 use tonic::Status as RpcStatus;
 
+/// INVALID_ARGUMENT naming `field` when `value` has more than `max` characters.
+pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), RpcStatus> {
+    match value.chars().count() {
+        n if n > max => {
+            Err(RpcStatus::invalid_argument(format!("{field} has {n} characters; it may have at most {max}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
@@ -133,7 +143,7 @@ pub fn contact(s: &StoredContact) -> pb::Candidate {
         emails: c.emails.clone(),
         quality: pb::MatchQuality::Unspecified as i32,
         preferred: false,
-        account: s.at.account.clone(),
+        account: crate::accounts::AccountSpec::public_id(&s.at.account).to_string(),
     }
 }
 
@@ -146,7 +156,7 @@ fn code_source(s: &CodeSource) -> pb::CodeSource {
     let (kind, account) = match s {
         CodeSource::LocalNumber => (K::LocalNumber, String::new()),
         CodeSource::LocalContact => (K::LocalContact, String::new()),
-        CodeSource::Contact { account } => (K::Contact, account.clone()),
+        CodeSource::Contact { account } => (K::Contact, crate::accounts::AccountSpec::public_id(account).to_string()),
         CodeSource::KnownContact => (K::KnownContact, String::new()),
         CodeSource::UnknownCaller => (K::UnknownCaller, String::new()),
         CodeSource::Withheld => (K::Withheld, String::new()),
@@ -250,6 +260,23 @@ pub fn call(c: &CallRecord) -> pb::CallRecord {
         method: Some(method(&c.method)),
         events: c.events.iter().map(call_event).collect(),
     }
+}
+
+/// The most bytes of call records one response holds (clients accept 4 MB by default).
+pub const MAX_CALLS_BYTES: usize = 3 * 1024 * 1024;
+
+/// The calls in order, as many as fit in [`MAX_CALLS_BYTES`] encoded.
+pub fn calls_within_budget(calls: &[CallRecord]) -> Vec<pb::CallRecord> {
+    use prost::Message as _;
+    let mut used = 0;
+    calls
+        .iter()
+        .map(call)
+        .take_while(|c| {
+            used += c.encoded_len() + 4;
+            used <= MAX_CALLS_BYTES
+        })
+        .collect()
 }
 
 pub fn directive_action(a: &DirectiveAction) -> pb::DirectiveAction {

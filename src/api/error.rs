@@ -28,11 +28,12 @@ pub fn resolve(e: ResolveError) -> Status {
     }
 }
 
-pub fn live(e: LiveError) -> Status {
+/// A live-call error for `call`: another tenant's call answers exactly as an unknown one.
+pub fn live(e: LiveError, call: &crate::calls::CallId) -> Status {
     match e {
-        e @ LiveError::UnknownCall(_) => Status::not_found(e.to_string()),
-        LiveError::OtherTenant => other_tenant(),
+        LiveError::UnknownCall(_) | LiveError::OtherTenant => no_call(call),
         LiveError::Invalid(msg) => Status::invalid_argument(msg),
+        e @ LiveError::JournalFull(_) => Status::resource_exhausted(e.to_string()),
         LiveError::Store(e) => store(e),
     }
 }
@@ -44,7 +45,20 @@ pub fn auth(e: AuthError) -> Status {
     }
 }
 
-/// The same answer whatever the other tenant holds: nothing is revealed.
-pub fn other_tenant() -> Status {
-    Status::permission_denied("this API key's tenant has no access to that user or call")
+// Another tenant's object answers exactly as one that does not exist (same code,
+// same message): a key learns nothing about what other tenants hold.
+
+/// An unknown user, or another tenant's.
+pub fn no_user() -> Status {
+    Status::not_found("no such user")
+}
+
+/// An unknown call, or another tenant's.
+pub fn no_call(call: &crate::calls::CallId) -> Status {
+    Status::not_found(LiveError::UnknownCall(call.clone()).to_string())
+}
+
+/// A called number no user has, or one of another tenant's users.
+pub fn unknown_called_number(called: &str) -> Status {
+    resolve(ResolveError::UnknownCalledNumber(called.to_string()))
 }

@@ -2,12 +2,18 @@
 //! tower layer in front of every service, a tracing span per request, and
 //! the Prometheus text endpoint (`GET /metrics`). The layer also corrects the
 //! status of oversized requests to RESOURCE_EXHAUSTED.
+//!
+//! The layer runs before authentication and routing, so anyone who reaches the
+//! port chooses the request path: only the methods the server serves (read
+//! from the services' descriptors) are labels of their own; every other path
+//! counts as [`UNKNOWN_METHOD`], so the label set stays fixed.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,9 +21,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tracing::Instrument as _;
 
+/// The `method` label of every request to a path the server does not serve.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {
-    /// The gRPC path, e.g. `/contactbridge.v1.CallHandling/ResolveCall`.
+    /// The gRPC path, e.g. `/contactbridge.v1.CallHandling/ResolveCall`, or [`UNKNOWN_METHOD`].
     method: String,
     /// The gRPC status code name, e.g. `OK`, `NOT_FOUND`.
     code: String,
@@ -28,6 +37,32 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    /// The paths that get a label of their own.
+    known: HashSet<String>,
+}
+
+/// Every method the server serves, as its request path (`/package.Service/Method`): the bridge's
+/// services, grpc.health.v1 and server reflection (v1, v1alpha).
+fn known_methods() -> HashSet<String> {
+    use prost::Message as _;
+    let sets = [
+        super::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut out = HashSet::new();
+    for set in sets {
+        let files = prost_types::FileDescriptorSet::decode(set).map(|s| s.file).unwrap_or_default();
+        for file in files {
+            for service in &file.service {
+                for method in &service.method {
+                    out.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Default for Metrics {
@@ -44,11 +79,16 @@ impl Default for Metrics {
             "Time to the response headers (for streams: to the stream's start), by method and status code",
             latency.clone(),
         );
-        Self { registry, requests, latency }
+        Self { registry, requests, latency, known: known_methods() }
     }
 }
 
 impl Metrics {
+    /// The `method` label for a request path: the path if the server serves it, else [`UNKNOWN_METHOD`].
+    pub fn method_label(&self, path: &str) -> String {
+        if self.known.contains(path) { path } else { UNKNOWN_METHOD }.to_string()
+    }
+
     fn observe(&self, method: &str, code: &str, seconds: f64) {
         let labels = Labels { method: method.to_string(), code: code.to_string() };
         self.requests.get_or_create(&labels).inc();
@@ -116,7 +156,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        let method = req.uri().path().to_string();
+        let method = metrics.method_label(req.uri().path());
         let span =
             tracing::info_span!("grpc", method = %method, key = tracing::field::Empty, code = tracing::field::Empty);
         let start = Instant::now();
@@ -179,5 +219,27 @@ fn code_name(code: i32) -> &'static str {
         tonic::Code::Unavailable => "UNAVAILABLE",
         tonic::Code::DataLoss => "DATA_LOSS",
         tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_are_labels() {
+        let m = Metrics::default();
+        for path in [
+            "/contactbridge.v1.CallHandling/ResolveCall",
+            "/contactbridge.v1.Admin/PutUser",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(m.method_label(path), path);
+        }
+        for path in ["/", "/x", "/contactbridge.v1.CallHandling/Nope", "/contactbridge.v1.CallHandling/ResolveCall/"] {
+            assert_eq!(m.method_label(path), UNKNOWN_METHOD, "{path}");
+        }
     }
 }

@@ -15,10 +15,11 @@ pub mod client;
 mod convert;
 mod error;
 pub mod metrics;
+pub mod panics;
 mod server;
 
 pub use auth::{ApiKeyStore, Principal, Scope};
-pub use server::{serve, RunningServer, ServeError, ServerOptions, TlsFiles};
+pub use server::{grpc_layers, serve, RunningServer, ServeError, ServerOptions, TlsFiles};
 
 /// The generated protobuf types, clients and servers of `contactbridge.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -53,12 +54,13 @@ impl Principal {
         )))
     }
 
-    /// PERMISSION_DENIED unless `tenant` is the key's tenant.
-    fn same_tenant(&self, tenant: &str) -> Result<(), Status> {
+    /// `unknown()` (the answer for an object that does not exist) unless
+    /// `tenant` is the key's tenant: "not yours" looks like "does not exist".
+    fn same_tenant(&self, tenant: &str, unknown: impl FnOnce() -> Status) -> Result<(), Status> {
         if self.tenant == tenant {
             Ok(())
         } else {
-            Err(error::other_tenant())
+            Err(unknown())
         }
     }
 }

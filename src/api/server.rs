@@ -8,6 +8,7 @@ use super::admin::AdminService;
 use super::auth::{self, ApiKeyStore, Principal};
 use super::call_handling::CallHandlingService;
 use super::metrics::{Metrics, MetricsLayer};
+use super::panics::PanicIsInternal;
 use super::{error, pb};
 use crate::accounts::Registry;
 use crate::live::CallHub;
@@ -22,6 +23,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
+use tower::layer::util::Stack;
+use tower_http::catch_panic::CatchPanicLayer;
 
 /// PEM files for TLS; with `client_ca`, clients must present a certificate it signed (mutual TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +84,13 @@ impl tonic::service::Interceptor for Authenticate {
         req.extensions_mut().insert(principal);
         Ok(req)
     }
+}
+
+/// The layers every gRPC request passes, outermost first: the metrics (count, latency, span), then the
+/// panic guard ([`super::panics`]: a panic answers INTERNAL, which the metrics count). Public so that a
+/// test can run a service of its own through the same stack.
+pub fn grpc_layers(metrics: Arc<Metrics>) -> Stack<CatchPanicLayer<PanicIsInternal>, MetricsLayer> {
+    Stack::new(super::panics::layer(), MetricsLayer(metrics))
 }
 
 /// Runs the server on `listener` until `shutdown` resolves. Metrics, if
@@ -151,7 +161,7 @@ pub async fn serve(
 
     tracing::info!(addr = %addr, tls = options.tls.is_some(), "gRPC server listening");
     builder
-        .layer(MetricsLayer(metrics))
+        .layer(grpc_layers(metrics))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

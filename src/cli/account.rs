@@ -30,6 +30,9 @@ pub enum Command {
     Enable { id: String },
     /// Stop syncing the account (its records stay).
     Disable { id: String },
+    /// Take an account as the operator's: no longer limited by `[accounts]` (files roots,
+    /// inner network addresses). For accounts stored before registrants were recorded.
+    Adopt { id: String },
     /// Replace an account's password, token or client secret.
     SetSecret {
         id: String,
@@ -168,6 +171,9 @@ pub struct DavArgs {
     /// Leave out collections whose name matches.
     #[arg(long)]
     exclude: Vec<String>,
+    /// Allow a plain http:// URL to another machine: the password then travels unencrypted.
+    #[arg(long)]
+    allow_plain_http: bool,
 }
 
 fn read_secret(file: Option<&PathBuf>, env: Option<&String>, prompt: Option<&str>) -> anyhow::Result<Option<String>> {
@@ -267,6 +273,7 @@ fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
     account.ca_file = d.ca_file.clone();
     account.include = d.include.clone();
     account.exclude = d.exclude.clone();
+    account.allow_plain_http = d.allow_plain_http;
     let source = if carddav { SourceKind::CardDav(account) } else { SourceKind::CalDav(account) };
     spec(&d.common, source)
 }
@@ -330,6 +337,10 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             registry.set_enabled(&id, false)?;
             println!("account {id} disabled");
         }
+        Command::Adopt { id } => {
+            registry.adopt(&id)?;
+            println!("account {id} is the operator's: [accounts] limits no longer apply");
+        }
         Command::SetSecret { id, secret } => {
             let spec = registry.get(&id)?;
             let name = spec.source.secret_name().unwrap_or("secret");
@@ -361,6 +372,20 @@ fn show(s: &AccountStatus) -> String {
         let _ = writeln!(out, "mailbox   {m} → {u}");
     }
     let _ = writeln!(out, "source    {}", a.source.location());
+    if let SourceKind::CardDav(d) | SourceKind::CalDav(d) = &a.source {
+        if d.allow_plain_http {
+            let _ = writeln!(out, "plain http allowed: credentials travel unencrypted");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "by        {}",
+        match (&a.tenant, a.operator) {
+            (Some(t), _) => format!("an admin of tenant {t} (limited by [accounts])"),
+            (None, true) => "the operator".into(),
+            (None, false) => "unknown (stored before this was recorded; limited by [accounts])".into(),
+        }
+    );
     if let Some(name) = a.source.secret_name() {
         let _ = writeln!(out, "secret    {name} (stored encrypted)");
     }

@@ -92,6 +92,8 @@ pub struct Probe {
 /// `123` (internal), or a "no number" word. `region` reads national numbers; without it they can only be
 /// matched by their last digits.
 pub fn parse_cli(cli: &str, region: Option<&Region>) -> Result<Cli, CliError> {
+    // Full-width and other Unicode decimal digits are digits; one character each, so positions hold.
+    let cli = &*text::ascii_digits(cli);
     let split = text::split(cli);
     if let Some(no_number) = no_number(split.number) {
         return Ok(no_number);
@@ -390,6 +392,27 @@ mod tests {
         assert_eq!(called_number_key("030 1112222"), Err(CliError::NeedsCountryCode));
         assert_eq!(called_number_key("030 111"), Err(CliError::TooShort { digits: 6 }));
         assert_eq!(called_number_key(""), Err(CliError::NotANumber));
+    }
+
+    #[test]
+    fn unicode_digits_read_as_their_ascii_digits() {
+        let de = region("DE");
+        for cli in ["０３０ １２３４５６", "+٤٩ ٣٠ ١٢٣٤٥٦", "+۴۹۳۰۱۲۳۴۵۶", "sip:+４９３０１２３４５６@pbx"]
+        {
+            assert_eq!(number(cli, Some(&de)).e164(), Some("+4930123456"), "{cli}");
+        }
+        assert_eq!(number("２０１", None).internal(), Some("201"));
+        assert_eq!(called_number_key("+４９ ３０ ９０１８２０").unwrap(), "e:+4930901820");
+    }
+
+    #[test]
+    fn multi_byte_text_is_an_error_not_a_panic() {
+        let de = region("DE");
+        assert_eq!(parse_cli("ab€", Some(&de)), Err(CliError::Letter { letter: 'a', position: 1 }));
+        assert_eq!(parse_cli("12€", Some(&de)), Err(CliError::Character { character: '€', position: 3 }));
+        assert_eq!(parse_cli("€", None), Err(CliError::Character { character: '€', position: 1 }));
+        assert_eq!(parse_cli("030 ½23456", Some(&de)), Err(CliError::Character { character: '½', position: 5 }));
+        assert_eq!(parse_cli("+49 30 １２３４５q", Some(&de)), Err(CliError::Letter { letter: 'q', position: 13 }));
     }
 
     #[test]

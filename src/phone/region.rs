@@ -16,7 +16,7 @@ pub struct Region {
 
 /// The text given as a region is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("region {0:?} is not an ISO 3166 alpha-2 code with a telephone numbering plan (e.g. DE, US)")]
+#[error("region {} is not an ISO 3166 alpha-2 code with a telephone numbering plan (e.g. DE, US)", crate::connector::echo(.0))]
 pub struct RegionError(pub String);
 
 impl Region {

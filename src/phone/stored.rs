@@ -48,10 +48,13 @@ pub fn keys_for_stored(raw: &str, region: Option<&Region>) -> StoredKeys {
 
 /// [`keys_for_stored`] with what the source knows beyond the text.
 pub fn keys_for_stored_with(raw: &str, region: Option<&Region>, hints: StoredHints<'_>) -> StoredKeys {
+    // Full-width and other Unicode decimal digits are digits (as for a CLI).
+    let raw = &*text::ascii_digits(raw);
     let split = text::split(raw);
     let number = split.number;
     let digits = text::digits(number);
-    let extension = hints.extension.map(text::digits).filter(|e| !e.is_empty()).or(split.extension);
+    let extension =
+        hints.extension.map(|e| text::digits(&text::ascii_digits(e))).filter(|e| !e.is_empty()).or(split.extension);
     let mut out = StoredKeys { extension, ..StoredKeys::default() };
 
     if text::is_internal(number, &digits) && !number.chars().any(char::is_alphabetic) {
@@ -134,6 +137,14 @@ mod tests {
 
     fn keys(raw: &str, region: Option<&Region>) -> Vec<String> {
         keys_for_stored(raw, region).keys.into_iter().map(LookupKey::into_string).collect()
+    }
+
+    #[test]
+    fn unicode_digits_key_like_ascii_ones() {
+        let de = de();
+        assert_eq!(keys("０３０ １２３４５６", Some(&de)), keys("030 123456", Some(&de)));
+        assert_eq!(keys("+٤٩ ٣٠ ١٢٣٤٥٦ x١٢", None), keys("+49 30 123456 x12", None));
+        assert_eq!(keys("ab€", Some(&de)), Vec::<String>::new());
     }
 
     #[test]

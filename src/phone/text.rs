@@ -1,6 +1,39 @@
 //! Text surgery shared by stored numbers and CLIs: unwrap URIs, split off the extension, take digits.
 
+use std::borrow::Cow;
+
+use rlibphonenumber::PHONE_NUMBER_UTIL;
+
 use super::{MIN_TAIL_DIGITS, TAIL_DIGITS};
+
+/// The full-width plus, which libphonenumber reads as `+`.
+const FULL_WIDTH_PLUS: char = '\u{ff0b}';
+
+/// The text with every Unicode decimal digit (full-width `０`, Arabic-Indic `٠`, Devanagari `०`, …) as its
+/// ASCII digit and the full-width plus `＋` as `+`, one character for one, so character positions stay the
+/// same. libphonenumber reads these too; its own mapping decides what is a digit (`normalize_digits_only`),
+/// so stored numbers and CLIs agree with what the numbering plan parses. Borrowed when there is none.
+pub(crate) fn ascii_digits(s: &str) -> Cow<'_, str> {
+    let foreign = |c: char| !c.is_ascii() && (c.is_numeric() || c == FULL_WIDTH_PLUS);
+    if s.is_ascii() || !s.chars().any(foreign) {
+        return Cow::Borrowed(s);
+    }
+    let mut buf = [0u8; 4];
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if !foreign(c) {
+                    return c;
+                }
+                if c == FULL_WIDTH_PLUS {
+                    return '+';
+                }
+                let digit = PHONE_NUMBER_UTIL.normalize_digits_only(&*c.encode_utf8(&mut buf));
+                digit.chars().next().filter(|_| digit.len() == 1).unwrap_or(c)
+            })
+            .collect(),
+    )
+}
 
 /// A number as written, split into the number proper and its extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +60,8 @@ pub(crate) fn split(raw: &str) -> Split<'_> {
     }
     let mut scheme = None;
     for (name, prefix) in [("tel", "tel:"), ("sips", "sips:"), ("sip", "sip:")] {
-        if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        // `get`, not indexing: the text may have a multi-byte character where the prefix would end.
+        if s.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix)) {
             scheme = Some(name);
             s = s[prefix.len()..].trim_start();
             break;
@@ -163,6 +197,26 @@ mod tests {
         assert_eq!(sp("\"Alice\" <sip:+4930123456@pbx>"), ("+4930123456", None));
         assert_eq!(sp("tel:030123456;phone-context=+49"), ("030123456", None));
         assert_eq!(split("sip:anonymous@anonymous.invalid").scheme, Some("sip"));
+    }
+
+    #[test]
+    fn multi_byte_text_is_cut_at_characters() {
+        // Each of these once cut a character in two while looking for `tel:`/`sip:`.
+        for raw in ["ab€", "０３０ １２３４５６", "€", "t€l:1", "<€>", "tel:€", "١٢٣٤٥٦٧٨"] {
+            let _ = split(raw);
+        }
+        assert_eq!(sp("sip€"), ("sip€", None));
+    }
+
+    #[test]
+    fn unicode_decimal_digits_become_ascii() {
+        assert_eq!(ascii_digits("０３０ １２３４５６"), "030 123456");
+        assert_eq!(ascii_digits("＋４９ ３０"), "+49 30");
+        assert_eq!(ascii_digits("+٤٩ ٣٠ ١٢٣٤٥٦"), "+49 30 123456");
+        assert_eq!(ascii_digits("۰۳۰"), "030"); // Extended Arabic-Indic
+        assert_eq!(ascii_digits("०३०"), "030"); // Devanagari
+        assert_eq!(ascii_digits("ab€ ½ ²"), "ab€ ½ ²"); // numeric, but not decimal digits
+        assert!(matches!(ascii_digits("+49 30 123456"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -27,10 +27,13 @@ pub struct ContextQuery {
 }
 
 impl ContextQuery {
+    /// From `days_back` before `now` to `days_ahead` after it (each at most
+    /// [`ContextCriteria::MAX_DAYS`]), cut at the first and last representable times.
     fn window(&self) -> TimeWindow {
+        let days = |d: u32| Duration::days(d.min(ContextCriteria::MAX_DAYS).into());
         TimeWindow {
-            from: self.now - Duration::days(self.criteria.days_back.into()),
-            to: self.now + Duration::days(self.criteria.days_ahead.into()),
+            from: self.now.checked_sub_signed(days(self.criteria.days_back)).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            to: self.now.checked_add_signed(days(self.criteria.days_ahead)).unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 }
@@ -57,7 +60,7 @@ pub fn fetch(
     q: &ContextQuery,
 ) -> crate::store::Result<CallerContext> {
     let window = q.window();
-    let c = &q.criteria;
+    let c = &q.criteria.clamped();
     let emails: Vec<String> =
         subject.contact.iter().flat_map(|s| s.contact.emails.iter()).filter_map(|e| clean(e)).collect();
 

@@ -3,6 +3,7 @@
 use super::candidates::{self, Candidate};
 use super::status::{self, Status, StatusReason};
 use crate::calls::{CallId, CallRecord, CallerKind};
+use crate::connector::echo;
 use crate::phone::{self, Cli, CliError};
 use crate::store::{AssignTarget, Store, StoreError};
 use crate::user::{HandlingCode, HandlingMethod, UserId, UserProfile};
@@ -13,11 +14,11 @@ use std::sync::Arc;
 /// Why a call could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("called number {number:?} is not valid: {reason}")]
+    #[error("called number {} is not valid: {reason}", echo(number))]
     InvalidCalledNumber { number: String, reason: String },
-    #[error("called number {0} belongs to no user")]
+    #[error("called number {} belongs to no user", echo(.0))]
     UnknownCalledNumber(String),
-    #[error("calling number (CLI) {cli:?} is not valid: {error}")]
+    #[error("calling number (CLI) {} is not valid: {error}", echo(cli))]
     InvalidCli { cli: String, error: CliError },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -51,7 +51,13 @@ impl Status {
                     || (s == "dnd" && *st == Status::DoNotDisturb)
                     || (s == "oof" && *st == Status::OutOfOffice)
             })
-            .ok_or_else(|| format!("unknown status {s:?}; use one of {}", Status::ALL.map(Status::as_str).join(", ")))
+            .ok_or_else(|| {
+                format!(
+                    "unknown status {}; use one of {}",
+                    crate::connector::echo(&s),
+                    Status::ALL.map(Status::as_str).join(", ")
+                )
+            })
     }
 
     /// The status an event with this busy status gives while it is in progress.

@@ -44,7 +44,7 @@ pub(crate) fn prefix(prefix: u8, parts: &[&str]) -> Vec<u8> {
 /// Rejects parts that would break the layout.
 pub(crate) fn check_part(what: &str, part: &str) -> Result<(), String> {
     if part.as_bytes().contains(&SEP) {
-        return Err(format!("{what} {part:?} contains a NUL byte"));
+        return Err(format!("{what} {} contains a NUL byte", crate::connector::echo(part)));
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ impl HandlingCode {
     pub fn parse(s: &str) -> Result<Self, String> {
         let code = s.trim().to_ascii_lowercase();
         if code.is_empty() || code.len() > 32 {
-            return Err(format!("handling code {s:?} must be 1 to 32 characters"));
+            return Err(format!("handling code {} must be 1 to 32 characters", crate::connector::echo(s)));
         }
         if let Some(bad) = code.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
             return Err(format!("handling code {s:?} contains {bad:?}; use letters, digits, '-' and '_'"));

@@ -27,7 +27,8 @@ pub fn put_profile(store: &dyn UserStore, profile: &UserProfile) -> Result<(), S
         .called_numbers
         .iter()
         .map(|n| {
-            crate::phone::called_number_key(n).map_err(|e| StoreError::Invalid(format!("called number {n:?}: {e}")))
+            crate::phone::called_number_key(n)
+                .map_err(|e| StoreError::Invalid(format!("called number {}: {e}", crate::connector::echo(n))))
         })
         .collect::<Result<Vec<_>, _>>()?;
     store.put_profile(profile, &keys)

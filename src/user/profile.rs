@@ -1,6 +1,7 @@
 //! The user profile: who the user is to the phone system and how they want calls handled.
 
 use super::HandlingTable;
+use crate::connector::echo;
 use crate::resolve::Status;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,10 +16,10 @@ impl UserId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s.is_empty() || s.len() > 128 {
-            return Err(format!("user id {s:?} must be 1 to 128 characters"));
+            return Err(format!("user id {} must be 1 to 128 characters", echo(s)));
         }
         if s.chars().any(|c| c.is_control() || c == '/') {
-            return Err(format!("user id {s:?} must not contain '/' or control characters"));
+            return Err(format!("user id {} must not contain '/' or control characters", echo(s)));
         }
         Ok(Self(s.to_string()))
     }
@@ -95,6 +96,57 @@ impl Default for ContextCriteria {
     }
 }
 
+impl ContextCriteria {
+    /// The most days a context window reaches back or ahead (about ten years). The one cap for gRPC
+    /// (`GetCallerContext`, `PutUser`), the notification window and stored profiles.
+    pub const MAX_DAYS: u32 = 3650;
+    /// The most items of one kind a context holds.
+    pub const MAX_ITEMS: u32 = 200;
+
+    /// Each field with its name and cap.
+    fn fields(&self) -> [(&'static str, u32, u32); 6] {
+        let (days, items) = (Self::MAX_DAYS, Self::MAX_ITEMS);
+        [
+            ("days_back", self.days_back, days),
+            ("days_ahead", self.days_ahead, days),
+            ("max_mail", self.max_mail, items),
+            ("max_events", self.max_events, items),
+            ("max_documents", self.max_documents, items),
+            ("max_calls", self.max_calls, items),
+        ]
+    }
+
+    /// Checks every field against its cap; the error names the first field over it.
+    pub fn check(&self) -> Result<(), CriteriaOutOfRange> {
+        match self.fields().into_iter().find(|(_, value, max)| value > max) {
+            Some((field, value, max)) => Err(CriteriaOutOfRange { field, value, max }),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field at most its cap: for profiles stored before the caps existed (read, never refused).
+    pub fn clamped(&self) -> Self {
+        Self {
+            days_back: self.days_back.min(Self::MAX_DAYS),
+            days_ahead: self.days_ahead.min(Self::MAX_DAYS),
+            max_mail: self.max_mail.min(Self::MAX_ITEMS),
+            max_events: self.max_events.min(Self::MAX_ITEMS),
+            max_documents: self.max_documents.min(Self::MAX_ITEMS),
+            max_calls: self.max_calls.min(Self::MAX_ITEMS),
+        }
+    }
+}
+
+/// A context criterion over its cap ([`ContextCriteria::MAX_DAYS`], [`ContextCriteria::MAX_ITEMS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {value}; it may be at most {max}")]
+pub struct CriteriaOutOfRange {
+    /// The field's name (`days_back`, `max_mail`, …).
+    pub field: &'static str,
+    pub value: u32,
+    pub max: u32,
+}
+
 /// Everything the bridge knows about a user that is not synced from a source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserProfile {
@@ -153,10 +205,32 @@ impl UserProfile {
         }
         self.time_zone
             .parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("time zone {:?} is not an IANA zone such as Europe/Berlin", self.time_zone))?;
+            .map_err(|_| format!("time zone {} is not an IANA zone such as Europe/Berlin", echo(&self.time_zone)))?;
         if let Some(region) = &self.region {
             crate::phone::Region::parse(region).map_err(|e| e.to_string())?;
         }
+        self.context.check().map_err(|e| format!("context.{e}"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criteria_caps_name_the_field_and_clamp_on_read() {
+        let mut c = ContextCriteria::default();
+        assert_eq!(c.check(), Ok(()));
+        c.max_calls = 201;
+        c.days_back = 4_000_000_000;
+        let e = c.check().unwrap_err();
+        assert_eq!(e.to_string(), "days_back is 4000000000; it may be at most 3650");
+        let clamped = c.clamped();
+        assert_eq!((clamped.days_back, clamped.max_calls), (3650, 200));
+        assert_eq!(clamped.check(), Ok(()));
+        let mut p = UserProfile::new(UserId::parse("u").unwrap(), "t");
+        p.context.days_ahead = 3651;
+        assert_eq!(p.validate().unwrap_err(), "context.days_ahead is 3651; it may be at most 3650");
     }
 }

@@ -217,7 +217,7 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub profile: UserProfile,
-    /// Users whose profile names this user as `attendant.user`.
+    /// Users of the same tenant whose profile names this user as `attendant.user`.
     pub attends: Vec<UserProfile>,
 }
 
@@ -228,7 +228,13 @@ impl Viewer {
         let attends = store
             .profiles()?
             .into_iter()
-            .filter(|p| p.id != *user && p.attendant.as_ref().and_then(|a| a.user.as_ref()) == Some(user))
+            // Only users of the viewer's tenant: an attendant named across tenants (data
+            // written before PutUser checked it) sees and directs nothing.
+            .filter(|p| {
+                p.id != *user
+                    && p.tenant == profile.tenant
+                    && p.attendant.as_ref().and_then(|a| a.user.as_ref()) == Some(user)
+            })
             .collect();
         Ok(Self { profile, attends })
     }

@@ -67,7 +67,10 @@ fn forward_number(to: Option<String>) -> Result<String, WebError> {
         && to.chars().all(|c| c.is_ascii_digit() || " +-/().".contains(c))
         && to.len() <= 40;
     if !plausible {
-        return Err(WebError::BadRequest(format!("{to:?} is not a phone number to forward to")));
+        return Err(WebError::BadRequest(format!(
+            "{} is not a phone number to forward to",
+            crate::connector::echo(&to)
+        )));
     }
     Ok(to)
 }
@@ -98,7 +101,8 @@ pub async fn directive(
         }
         other => {
             return Err(WebError::BadRequest(format!(
-                "unknown action {other:?}; use forward, voicemail, accept, reject or block"
+                "unknown action {}; use forward, voicemail, accept, reject or block",
+                crate::connector::echo(other)
             )))
         }
     };
@@ -164,8 +168,8 @@ pub struct ChatRequest {
     pub text: String,
 }
 
-/// The most a chat message may hold.
-const MAX_CHAT: usize = 2000;
+/// The most a chat message may hold (the journal's limit).
+const MAX_CHAT: usize = crate::calls::MAX_CHAT_CHARS;
 
 /// `POST /api/calls/{id}/chat`: a message about the call, kept in its journal
 /// and shown live to the call's user and attendant.
@@ -215,7 +219,7 @@ pub async fn history(
     };
     let now = Utc::now();
     let window = TimeWindow {
-        from: now - Duration::days(q.days.unwrap_or(30).min(3650).into()),
+        from: now - Duration::days(q.days.unwrap_or(30).min(ContextCriteria::MAX_DAYS).into()),
         to: now + Duration::minutes(1),
     };
     let limit = q.limit.unwrap_or(50).min(500);
@@ -246,10 +250,7 @@ pub async fn put_criteria(
     session: Session,
     Json(c): Json<ContextCriteria>,
 ) -> Result<Json<ContextCriteria>, WebError> {
-    let counts = [c.max_mail, c.max_events, c.max_documents, c.max_calls];
-    if c.days_back > 3650 || c.days_ahead > 3650 || counts.iter().any(|n| *n > 200) {
-        return Err(WebError::BadRequest("days are at most 3650, counts at most 200".into()));
-    }
+    c.check().map_err(|e| WebError::BadRequest(e.to_string()))?;
     let mut profile = session.viewer.profile;
     profile.context = c.clone();
     user::put_profile(state.store.as_ref(), &profile)?;

@@ -42,6 +42,7 @@ impl From<LiveError> for WebError {
         match e {
             LiveError::UnknownCall(_) | LiveError::OtherTenant => Self::NotFound,
             LiveError::Invalid(m) => Self::BadRequest(m),
+            e @ LiveError::JournalFull(_) => Self::BadRequest(e.to_string()),
             LiveError::Store(s) => s.into(),
         }
     }

@@ -287,7 +287,13 @@ pub async fn me(State(state): State<WebState>, session: Session) -> Result<Json<
     let attendant = match v.profile.attendant.as_ref().and_then(|a| a.user.as_ref()) {
         Some(id) => Some(Named {
             id: id.to_string(),
-            display_name: state.store.profile(id)?.map(|p| p.display_name).unwrap_or_default(),
+            // Another tenant's user (named before PutUser checked it) shows no name.
+            display_name: state
+                .store
+                .profile(id)?
+                .filter(|p| p.tenant == v.profile.tenant)
+                .map(|p| p.display_name)
+                .unwrap_or_default(),
         }),
         None => None,
     };

@@ -20,13 +20,17 @@
 
 mod change;
 mod connector;
+pub mod echo;
 mod error;
+pub mod net;
 mod record;
 mod secret;
 
 pub use change::{ChangeSet, ChangeSink, Checkpoint, KnownVersions, NoKnownVersions, Rejected, Snapshot, VecSink};
 pub use connector::{Collection, CollectionKind, Connector, SyncRequest};
+pub use echo::echo;
 pub use error::{Error, ErrorKind};
+pub use net::NetPolicy;
 pub use record::{
     BusyStatus, CalendarEvent, Contact, Document, MailDirection, MailMessage, Occurrence, OutOfOffice, Person,
     PhoneKind, PhoneNumber, PhotoRef, Record, RecordId, RecordKind, FORMAT_VERSION,

@@ -72,6 +72,10 @@ pub struct DavAccount {
     /// Seconds before a request is abandoned as unreachable.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Allow plain `http://` to a host that is not this machine: the credentials then
+    /// travel unencrypted. Off by default; shown in listings when on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_http: bool,
 }
 
 fn default_batch_size() -> usize {
@@ -97,6 +101,7 @@ impl DavAccount {
             batch_size: default_batch_size(),
             sync_collection: true,
             timeout_secs: default_timeout(),
+            allow_plain_http: false,
         }
     }
 
@@ -117,6 +122,26 @@ impl DavAccount {
             return Err(Error::local("batch_size must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Refuses at once what every connection would refuse: plain `http://` to a host
+    /// that is not this machine without [`DavAccount::allow_plain_http`], and a server
+    /// host `policy` refuses (an inner IP address, `localhost`). Names are checked
+    /// again, on their resolved addresses, whenever a connection is made.
+    pub fn check_target(
+        &self,
+        policy: &contactbridge_connector::NetPolicy,
+    ) -> Result<(), contactbridge_connector::Error> {
+        let Server::Url(url) = &self.server else { return Ok(()) };
+        let Ok(uri) = url.parse::<http::Uri>() else { return Ok(()) };
+        let host = uri.host().unwrap_or_default();
+        if uri.scheme_str() == Some("http")
+            && !self.allow_plain_http
+            && !contactbridge_connector::net::is_loopback_host(host)
+        {
+            return Err(crate::guard::plain_http_refused(host));
+        }
+        policy.check_host(host)
     }
 
     /// Whether a collection with this display name and href is selected by the

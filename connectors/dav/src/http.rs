@@ -3,14 +3,16 @@
 //! whole response, and bounded retries when the server throttles (429/503 + Retry-After).
 
 use crate::account::{Credentials, DavAccount};
+use crate::guard::GuardedConnector;
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use contactbridge_connector::Error;
+use contactbridge_connector::NetPolicy;
 use http::{header::AUTHORIZATION, HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::RootCertStore;
 use rustls_pki_types::{pem::PemObject, CertificateDer};
@@ -65,7 +67,7 @@ enum Auth {
     Tokens(Arc<dyn TokenSource>),
 }
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, String>;
+type HyperClient = Client<HttpsConnector<GuardedConnector>, String>;
 
 /// The tower service libdav sends its requests through.
 #[derive(Clone)]
@@ -83,14 +85,17 @@ impl std::fmt::Debug for DavHttp {
 
 impl DavHttp {
     /// Builds the transport for `account`. A `tokens` source overrides the
-    /// account's credentials with a per-request bearer token.
-    pub fn new(account: &DavAccount, tokens: Option<Arc<dyn TokenSource>>) -> Result<Self, Error> {
+    /// account's credentials with a per-request bearer token. Every connection
+    /// (redirects and discovered hosts included) passes `policy` on the resolved
+    /// addresses; plain `http://` goes only to loopback unless the account opts in.
+    pub fn new(account: &DavAccount, tokens: Option<Arc<dyn TokenSource>>, policy: NetPolicy) -> Result<Self, Error> {
         let timeout = Duration::from_secs(account.timeout_secs.max(1));
         let tls = tls_config(account)?;
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(timeout));
+        let mut tcp = GuardedConnector::new(policy, account.allow_plain_http);
+        let inner = tcp.inner_mut();
+        inner.enforce_http(false);
+        inner.set_nodelay(true);
+        inner.set_connect_timeout(Some(timeout));
         let https =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new()).build(https);
@@ -269,7 +274,7 @@ mod tests {
             Server::Url(url.clone()),
             Credentials::Basic { username: "ann".into(), password: Secret::new("pw") },
         );
-        let mut http = DavHttp::new(&account, None).unwrap();
+        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap();
         let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -284,7 +289,7 @@ mod tests {
         let (url, peer) =
             peer(vec!["HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"]).await;
         let account = DavAccount::new(Server::Url(url.clone()), Credentials::None);
-        let mut http = DavHttp::new(&account, None).unwrap();
+        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap();
         let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 429);
         assert_eq!(peer.await.unwrap().len(), 1);

@@ -24,6 +24,7 @@ mod account;
 mod checkpoint;
 mod discovery;
 mod error;
+mod guard;
 mod http;
 mod sync;
 mod writeback;
@@ -34,7 +35,9 @@ pub use discovery::Dav;
 pub use http::{DavHttp, TokenSource, TransportError};
 
 use async_trait::async_trait;
-use contactbridge_connector::{ChangeSink, Collection, CollectionKind, Connector, Contact, Error, SyncRequest};
+use contactbridge_connector::{
+    ChangeSink, Collection, CollectionKind, Connector, Contact, Error, NetPolicy, SyncRequest,
+};
 use contactbridge_formats::Window;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -66,15 +69,21 @@ impl std::fmt::Debug for DavConnector {
 impl DavConnector {
     /// A connector using the account's own credentials.
     pub fn new(account: DavAccount, kind: DavKind) -> Result<Self, Error> {
+        Self::with_policy(account, kind, NetPolicy::open())
+    }
+
+    /// A connector whose connections pass `policy` (accounts registered by tenant admins).
+    pub fn with_policy(account: DavAccount, kind: DavKind, policy: NetPolicy) -> Result<Self, Error> {
         account.validate()?;
-        let http = DavHttp::new(&account, None)?;
+        account.check_target(&policy)?;
+        let http = DavHttp::new(&account, None, policy)?;
         Ok(Self { account, kind, http, client: OnceCell::new() })
     }
 
     /// A connector that asks `tokens` for a bearer token on every request (OAuth).
     pub fn with_token_source(account: DavAccount, kind: DavKind, tokens: Arc<dyn TokenSource>) -> Result<Self, Error> {
         account.validate()?;
-        let http = DavHttp::new(&account, Some(tokens))?;
+        let http = DavHttp::new(&account, Some(tokens), NetPolicy::open())?;
         Ok(Self { account, kind, http, client: OnceCell::new() })
     }
 

@@ -66,7 +66,8 @@ pub(crate) fn to_contact(card: &Component, id: Option<RecordId>, fallback_id: &s
 
 fn phone(card: &Component, prop: &Prop) -> Option<PhoneNumber> {
     let mut raw = text(prop);
-    if raw.len() >= 4 && raw[..4].eq_ignore_ascii_case("tel:") {
+    // `get`, not indexing: a number may start with multi-byte characters (full-width digits).
+    if raw.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
         raw = raw[4..].trim().to_string();
     }
     if raw.is_empty() {

@@ -347,7 +347,8 @@ impl IndexStore for SledStore {
     fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>> {
         let scan = |tag: u8, back: Duration| {
             let pre = prefix(tag, &[keys::user(user)]);
-            let lo = [pre.as_slice(), keys::time(at - back).as_bytes()].concat();
+            let from = at.checked_sub_signed(back).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let lo = [pre.as_slice(), keys::time(from).as_bytes()].concat();
             let hi = [pre.as_slice(), keys::time(at).as_bytes(), &[0xff]].concat();
             self.index.range(lo..hi)
         };

@@ -38,12 +38,19 @@ fn target_token(t: &AssignTarget) -> String {
     }
 }
 
+/// A stored profile; criteria written before their caps existed are clamped to them.
+fn decode_profile(v: &[u8]) -> Result<ProfileEntry> {
+    let mut entry: ProfileEntry = codec::decode("profile", v)?;
+    entry.profile.context = entry.profile.context.clamped();
+    Ok(entry)
+}
+
 impl SledStore {
     fn profile_entry(&self, user: &UserId) -> Result<Option<ProfileEntry>> {
         self.users
             .get(key(b'u', &[keys::user(user)]))
             .map_err(|e| backend("reading a profile", e))?
-            .map(|v| codec::decode("profile", &v))
+            .map(|v| decode_profile(&v))
             .transpose()
     }
 
@@ -159,7 +166,7 @@ impl UserStore for SledStore {
             .scan_prefix([b'u', 0])
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| backend("listing profiles", e))?;
-                Ok(codec::decode::<ProfileEntry>("profile", &v)?.profile)
+                Ok(decode_profile(&v)?.profile)
             })
             .collect()
     }
@@ -266,5 +273,38 @@ impl UserStore for SledStore {
         self.scan_calls(prefix(b'h', &[keys::user(user), caller_key]), window, limit, true, |c| {
             &c.user == user && c.caller_key.as_deref() == Some(caller_key)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::{context, ContextQuery, ContextSubject};
+    use crate::user::ContextCriteria;
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn criteria_stored_before_their_caps_are_read_clamped() {
+        let store = SledStore::temporary().unwrap();
+        let mut profile = UserProfile::new(UserId::parse("old").unwrap(), "t");
+        profile.context.days_back = 4_000_000_000;
+        profile.context.days_ahead = 4_000_000_000;
+        profile.context.max_calls = u32::MAX;
+        // Written as an older bridge did: without today's validation.
+        let entry = ProfileEntry { profile: profile.clone(), called_keys: vec![] };
+        store.users.insert(key(b'u', &[keys::user(&profile.id)]), codec::encode(&entry)).unwrap();
+
+        let read = store.profile(&profile.id).unwrap().unwrap();
+        assert_eq!(
+            (read.context.days_back, read.context.days_ahead),
+            (ContextCriteria::MAX_DAYS, ContextCriteria::MAX_DAYS)
+        );
+        assert_eq!(read.context.max_calls, ContextCriteria::MAX_ITEMS);
+        assert_eq!(store.profiles().unwrap()[0].context, read.context);
+        // The caller's context over the widest window, even at the ends of time, does not overflow.
+        for now in [Utc::now(), DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            let q = ContextQuery { now, criteria: profile.context.clone() };
+            context::fetch(&store, &profile.id, &ContextSubject::default(), &q).unwrap();
+        }
     }
 }
