@@ -17,6 +17,7 @@ pub struct Config {
     pub web: WebConfig,
     pub sync: SyncConfig,
     pub store: StoreConfig,
+    pub metrics: MetricsConfig,
     #[serde(default)]
     pub accounts: AccountsConfig,
     pub connections: ConnectionsConfig,
@@ -41,12 +42,97 @@ pub struct AccountsConfig {
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
     pub listen: SocketAddr,
+    /// TLS: the server certificate chain (PEM); needs `tls_key`. `serve --tls-cert` overrides.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: only clients with a certificate signed by this CA (PEM); needs `tls_cert`.
+    #[serde(default)]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// HTTPS for the notification window: the certificate chain (PEM); needs `tls_key`.
+    /// Session cookies are then `Secure`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Where Prometheus metrics are served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` for `GET /metrics`, or `off`. `serve --metrics-listen` overrides.
+    pub listen: MetricsListen,
+}
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        s.trim().parse().map(|a| Self(Some(a))).map_err(|e| format!("{s:?} is not host:port or off: {e}"))
+    }
+}
+
+impl TryFrom<String> for MetricsListen {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<MetricsListen> for String {
+    fn from(m: MetricsListen) -> Self {
+        m.0.map_or_else(|| "off".to_string(), |a| a.to_string())
+    }
+}
+
+impl WebConfig {
+    /// The certificate and key, if TLS is on; an error if only one is set.
+    pub fn tls(&self) -> Result<Option<(&Path, &Path)>, String> {
+        pair("web", self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+}
+
+impl GrpcConfig {
+    /// The certificate and key, if TLS is on; an error if only one is set, or the client CA without them.
+    pub fn tls(&self) -> Result<Option<(&Path, &Path)>, String> {
+        let tls = pair("grpc", self.tls_cert.as_deref(), self.tls_key.as_deref())?;
+        if tls.is_none() && self.tls_client_ca.is_some() {
+            return Err("grpc.tls_client_ca needs grpc.tls_cert and grpc.tls_key".into());
+        }
+        Ok(tls)
+    }
+}
+
+fn pair<'a>(
+    section: &str,
+    cert: Option<&'a Path>,
+    key: Option<&'a Path>,
+) -> Result<Option<(&'a Path, &'a Path)>, String> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(format!("{section}.tls_cert is set but {section}.tls_key is not")),
+        (None, Some(_)) => Err(format!("{section}.tls_key is set but {section}.tls_cert is not")),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,10 +197,16 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
-            grpc: GrpcConfig { listen: ([127, 0, 0, 1], 50051).into() },
-            web: WebConfig { listen: ([127, 0, 0, 1], 8080).into() },
+            grpc: GrpcConfig {
+                listen: ([127, 0, 0, 1], 50051).into(),
+                tls_cert: None,
+                tls_key: None,
+                tls_client_ca: None,
+            },
+            web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig { cache_mb: 1024 },
+            metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),
         }
@@ -145,7 +237,7 @@ impl Config {
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
             k == "data_dir"
-                || ["grpc__", "web__", "sync__", "store__", "accounts__", "connections__"]
+                || ["grpc__", "web__", "sync__", "store__", "metrics__", "accounts__", "connections__"]
                     .iter()
                     .any(|section| k.starts_with(section))
         };
@@ -184,6 +276,51 @@ mod tests {
             let c = Config::load(None).unwrap();
             assert_eq!(c.data_dir, PathBuf::from("/srv/x"));
             assert_eq!(c.store.options().cache_bytes, 128 * 1024 * 1024);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_and_metrics_come_from_the_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "cb.toml",
+                "[grpc]\ntls_cert = \"/etc/cb/grpc.pem\"\ntls_key = \"/etc/cb/grpc.key\"\n\
+                 tls_client_ca = \"/etc/cb/ca.pem\"\n[web]\ntls_cert = \"/etc/cb/web.pem\"\n\
+                 tls_key = \"/etc/cb/web.key\"\n[metrics]\nlisten = \"off\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("cb.toml"))).unwrap();
+            assert_eq!(c.grpc.tls().unwrap(), Some((Path::new("/etc/cb/grpc.pem"), Path::new("/etc/cb/grpc.key"))));
+            assert_eq!(c.grpc.tls_client_ca.as_deref(), Some(Path::new("/etc/cb/ca.pem")));
+            assert_eq!(c.web.tls().unwrap(), Some((Path::new("/etc/cb/web.pem"), Path::new("/etc/cb/web.key"))));
+            assert_eq!(c.metrics.listen, MetricsListen(None));
+
+            let d = Config::load(None).unwrap();
+            assert_eq!(d.metrics.listen, MetricsListen(Some("127.0.0.1:9464".parse().unwrap())));
+            assert_eq!((d.grpc.tls().unwrap(), d.web.tls().unwrap()), (None, None));
+
+            jail.set_env("CONTACTBRIDGE_METRICS__LISTEN", "0.0.0.0:9999");
+            jail.set_env("CONTACTBRIDGE_WEB__TLS_CERT", "/run/web.pem");
+            let c = Config::load(Some(Path::new("cb.toml"))).unwrap();
+            assert_eq!(c.metrics.listen, MetricsListen(Some("0.0.0.0:9999".parse().unwrap())));
+            assert_eq!(c.web.tls_cert.as_deref(), Some(Path::new("/run/web.pem")));
+
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn half_a_tls_pair_and_a_bad_metrics_address_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("web.toml", "[web]\ntls_cert = \"/x.pem\"\n")?;
+            let e = Config::load(Some(Path::new("web.toml"))).unwrap().web.tls().unwrap_err();
+            assert!(e.contains("web.tls_key"), "{e}");
+            jail.create_file("ca.toml", "[grpc]\ntls_client_ca = \"/ca.pem\"\n")?;
+            let e = Config::load(Some(Path::new("ca.toml"))).unwrap().grpc.tls().unwrap_err();
+            assert!(e.contains("tls_client_ca"), "{e}");
+            jail.create_file("m.toml", "[metrics]\nlisten = \"everywhere\"\n")?;
+            let e = Config::load(Some(Path::new("m.toml"))).unwrap_err();
+            assert!(e.contains("everywhere"), "{e}");
             Ok(())
         });
     }

@@ -521,7 +521,12 @@ async fn the_windows_chat_and_criteria_keep_the_same_bounds() {
     let hub = CallHub::new(dynstore.clone());
     let router = web::router(web::WebState::new(dynstore.clone(), store.clone(), hub.clone()));
     let send = |method: &str, path: &str, cookie: Option<&str>, body: Option<serde_json::Value>| {
-        let mut req = Request::builder().method(method).uri(path);
+        // Same origin, as the page's own requests (the window refuses state changes from elsewhere).
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "bridge.test")
+            .header(header::ORIGIN, "http://bridge.test");
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }

@@ -284,7 +284,13 @@ async fn an_attendant_from_another_tenant_is_refused_and_old_ones_see_and_direct
     }
     let call = |method: &str, path: String, cookie: &str, body: Option<Value>| {
         let router = router.clone();
-        let mut req = Request::builder().method(method).uri(path).header(header::COOKIE, cookie);
+        // Same origin, as the page's own requests (the window refuses state changes from elsewhere).
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, cookie)
+            .header(header::HOST, "bridge.test")
+            .header(header::ORIGIN, "http://bridge.test");
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }

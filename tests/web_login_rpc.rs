@@ -27,7 +27,8 @@ async fn an_admin_issues_a_login_link_for_users_of_its_tenant_only() {
     let key = |tenant: &str, scope| auth::create_key(store.as_ref(), tenant, scope, "test").unwrap().text;
     let (admin, tsps) = (key("demo", Scope::Admin), key("demo", Scope::Tsps));
     let hub = CallHub::new(store.clone());
-    let web_logins = WebLogins { tokens: store.clone(), base_url: "http://window.test:8080/".into() };
+    let web_logins =
+        WebLogins { tokens: store.clone(), base_url: "http://window.test:8080/".into(), sessions: Default::default() };
     let server = RunningServer::start(
         store.clone(),
         store.clone(),

@@ -87,7 +87,12 @@ impl Fixture {
     }
 
     async fn call(&self, method: &str, path: &str, cookie: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
+        // As the page's own requests: same origin (state-changing requests need it).
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "bridge.test")
+            .header(header::ORIGIN, "http://bridge.test");
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }

@@ -54,6 +54,13 @@ impl AdminService {
     fn save(&self, profile: &UserProfile) -> Result<(), Status> {
         crate::user::put_profile(self.store.as_ref(), profile).map_err(error::store)
     }
+
+    /// Open web sessions re-check their viewer now (a user deleted, an attendant designation changed).
+    fn web_sessions_changed(&self) {
+        if let Some(w) = &self.web_logins {
+            w.sessions.recheck();
+        }
+    }
 }
 
 /// New users of tenant `t` are called `t` or `t.<name>`: user ids are global, and
@@ -120,6 +127,7 @@ impl Admin for AdminService {
             }
         }
         self.save(&profile)?;
+        self.web_sessions_changed();
         tracing::info!(user = %profile.id, tenant = %profile.tenant, "profile stored");
         Ok(Response::new(convert::profile(&profile)))
     }
@@ -156,6 +164,7 @@ impl Admin for AdminService {
             Err(s) => return Err(s),
         };
         let deleted = self.store.delete_user(&profile.id).map_err(error::store)?;
+        self.web_sessions_changed();
         tracing::info!(user = %profile.id, "user deleted");
         Ok(Response::new(pb::DeleteUserResponse { deleted }))
     }

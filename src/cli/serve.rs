@@ -3,10 +3,9 @@
 use anyhow::Context as _;
 use contactbridge::api::auth::{self, Scope};
 use contactbridge::api::{ServerOptions, TlsFiles};
-use contactbridge::config::Config;
+use contactbridge::config::{Config, MetricsListen};
 use contactbridge::live::CallHub;
 use contactbridge::store::Store;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,10 +17,12 @@ pub struct Args {
     /// The demo folder (default: examples/demo of this source tree).
     #[arg(long, requires = "demo")]
     demo_dir: Option<PathBuf>,
-    /// Where Prometheus metrics are served (`GET /metrics`); `off` disables them.
-    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
-    metrics_listen: MetricsListen,
+    /// Where Prometheus metrics are served (`GET /metrics`); `off` disables them
+    /// [default: `[metrics] listen`, 127.0.0.1:9464].
+    #[arg(long)]
+    metrics_listen: Option<MetricsListen>,
     /// TLS for the gRPC port: the server certificate chain (PEM). Needs --tls-key.
+    /// The flags replace `[grpc] tls_cert`, `tls_key`, `tls_client_ca` of the configuration.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The server's private key (PEM).
@@ -30,16 +31,6 @@ pub struct Args {
     /// Mutual TLS: accept only clients with a certificate signed by this CA (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy)]
-struct MetricsListen(Option<SocketAddr>);
-
-fn parse_metrics_listen(s: &str) -> Result<MetricsListen, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(MetricsListen(None));
-    }
-    s.parse().map(|a| MetricsListen(Some(a))).map_err(|e| format!("{s:?} is not host:port or off: {e}"))
 }
 
 /// The demo's API keys (tenant `demo`), documented in the README. Created only by `serve --demo`.
@@ -83,7 +74,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.grpc.listen)
         .await
         .with_context(|| format!("listening for gRPC on {}", config.grpc.listen))?;
-    let metrics = match args.metrics_listen.0 {
+    let metrics = match args.metrics_listen.unwrap_or(config.metrics.listen).0 {
         Some(a) => {
             Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("listening for metrics on {a}"))?)
         }
@@ -92,20 +83,36 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let web_listener = tokio::net::TcpListener::bind(config.web.listen)
         .await
         .with_context(|| format!("listening for the notification window on {}", config.web.listen))?;
-    let options = ServerOptions {
-        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key, client_ca: args.tls_client_ca }),
-        connections: config.connections.clone(),
-        ..ServerOptions::default()
+    let grpc_tls = match args.tls_cert.zip(args.tls_key) {
+        Some((cert, key)) => Some(TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+        None => config.grpc.tls().map_err(anyhow::Error::msg)?.map(|(cert, key)| TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: config.grpc.tls_client_ca.clone(),
+        }),
     };
+    let options = ServerOptions { tls: grpc_tls, connections: config.connections.clone(), ..ServerOptions::default() };
+    let web_tls = match config.web.tls().map_err(anyhow::Error::msg)? {
+        Some((cert, key)) => {
+            Some(contactbridge::web::tls::server_config(cert, key).context("TLS for the web listener")?)
+        }
+        None => None,
+    };
+    let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
-    println!("notification window on http://{}", web_listener.local_addr()?);
+    println!("notification window on {web_base}");
     let hub = CallHub::new(store.clone());
+    let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
+    if let Some(tls) = web_tls {
+        web_state = web_state.with_tls(tls);
+    }
     let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
     let options = ServerOptions {
         accounts: Some(registry.clone()),
         web_logins: Some(contactbridge::web::auth::WebLogins {
             tokens: store.clone(),
-            base_url: format!("http://{}", web_listener.local_addr()?),
+            base_url: web_base,
+            sessions: web_state.session_checks(),
         }),
         ..options
     };
@@ -155,12 +162,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         stop.send_replace(true);
         served
     };
-    let web = contactbridge::web::serve(
-        contactbridge::web::WebState::new(store.clone(), store.clone(), hub),
-        web_listener,
-        stopped(&stop),
-        grace,
-    );
+    let web = contactbridge::web::serve(web_state, web_listener, stopped(&stop), grace);
     // Running syncs get the same grace to commit their current change set; then they are dropped between two.
     let syncs = {
         let stopping = stopped(&stop);

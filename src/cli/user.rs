@@ -92,7 +92,7 @@ pub enum Command {
         /// How long the link stays valid, e.g. 30m, 2h, 1d.
         #[arg(long = "valid", default_value = "1d")]
         valid: String,
-        /// The window's address as the user's browser reaches it (default: http://<web.listen>).
+        /// The window's address as the user's browser reaches it (default: http://<web.listen>, https with `[web] tls_cert`).
         #[arg(long)]
         base_url: Option<String>,
     },
@@ -212,7 +212,8 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                 parse_duration(&valid)?,
                 chrono::Utc::now(),
             )?;
-            let base = base_url.unwrap_or_else(|| format!("http://{}", config.web.listen));
+            let scheme = if config.web.tls_cert.is_some() { "https" } else { "http" };
+            let base = base_url.unwrap_or_else(|| format!("{scheme}://{}", config.web.listen));
             println!("{}{}", base.trim_end_matches('/'), contactbridge::web::auth::login_path(&token));
             eprintln!("valid once, until {}", token.expires.to_rfc3339());
         }

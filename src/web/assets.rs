@@ -1,7 +1,7 @@
 //! The page's files, embedded in the binary (no build step, no CDN).
 
 use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -10,14 +10,10 @@ const FILES: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
 ];
-/// Only the bridge's own files; no inline script.
-const CSP: &str =
-    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 /// `GET /`: the page (it asks `/api/me` and sends the visitor to sign in if needed).
+/// Its Content-Security-Policy (no inline script) is set for every response (`guard`).
 pub async fn index() -> Response {
-    ([(CONTENT_TYPE, "text/html; charset=utf-8"), (CONTENT_SECURITY_POLICY, CSP), (CACHE_CONTROL, "no-cache")], INDEX)
-        .into_response()
+    ([(CONTENT_TYPE, "text/html; charset=utf-8"), (CACHE_CONTROL, "no-cache")], INDEX).into_response()
 }
 
 /// `GET /assets/{name}`.

@@ -99,12 +99,37 @@ pub fn issue_login(
 }
 
 /// What the Admin RPC `IssueWebLogin` needs: where tokens go and the window's
-/// address as users reach it.
+/// address as users reach it; and whom to tell when an admin changes users.
 #[derive(Clone)]
 pub struct WebLogins {
     pub tokens: std::sync::Arc<dyn WebTokenStore>,
     /// E.g. `http://127.0.0.1:8080` (no trailing slash).
     pub base_url: String,
+    /// The web server's [`SessionChecks`] (`WebState::session_checks`): PutUser
+    /// and DeleteUser make open event streams re-check their viewer at once.
+    pub sessions: SessionChecks,
+}
+
+/// Tells the open event streams of a web server to re-check their session and
+/// viewer now (a logout; a user deleted or changed by an admin). Cheap to clone.
+#[derive(Clone)]
+pub struct SessionChecks(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for SessionChecks {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl SessionChecks {
+    /// Every open stream re-checks now.
+    pub fn recheck(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
 }
 
 impl std::fmt::Debug for WebLogins {
@@ -118,10 +143,20 @@ pub fn login_path(token: &NewToken) -> String {
     format!("/login?token={}", token.text)
 }
 
-/// Exchanges a login token (once) for a session token.
+/// Exchanges a login token (once) for a session token valid for [`SESSION_VALID`].
 pub fn exchange_login(
     store: &dyn WebTokenStore,
     login: &str,
+    now: DateTime<Utc>,
+) -> Result<(UserId, NewToken), WebAuthError> {
+    exchange_login_for(store, login, SESSION_VALID, now)
+}
+
+/// Exchanges a login token (once) for a session token valid for `valid`.
+pub fn exchange_login_for(
+    store: &dyn WebTokenStore,
+    login: &str,
+    valid: Duration,
     now: DateTime<Utc>,
 ) -> Result<(UserId, NewToken), WebAuthError> {
     let stored = check(store, login, TokenKind::Login, now)?;
@@ -129,13 +164,23 @@ pub fn exchange_login(
     if !store.delete_web_token(&stored.sha256)? {
         return Err(WebAuthError::Invalid);
     }
-    let session = issue(store, &stored.user, TokenKind::Session, SESSION_VALID, now)?;
+    let session = issue(store, &stored.user, TokenKind::Session, valid, now)?;
     Ok((stored.user, session))
 }
 
+/// The user a valid login token would sign in, without using it up.
+pub fn login_user(store: &dyn WebTokenStore, login: &str, now: DateTime<Utc>) -> Result<UserId, WebAuthError> {
+    Ok(check(store, login, TokenKind::Login, now)?.user)
+}
+
 /// The user of a valid session token.
-pub fn session_user(store: &dyn WebTokenStore, session: &str, now: DateTime<Utc>) -> Result<UserId, WebAuthError> {
-    Ok(check(store, session, TokenKind::Session, now)?.user)
+pub fn session_user(store: &dyn WebTokenStore, token: &str, now: DateTime<Utc>) -> Result<UserId, WebAuthError> {
+    Ok(session(store, token, now)?.user)
+}
+
+/// A valid session token as stored (its user and when it expires).
+pub fn session(store: &dyn WebTokenStore, token: &str, now: DateTime<Utc>) -> Result<StoredWebToken, WebAuthError> {
+    check(store, token, TokenKind::Session, now)
 }
 
 /// Ends a session.
@@ -192,6 +237,28 @@ impl Viewer {
             })
             .collect();
         Ok(Self { profile, attends })
+    }
+
+    /// Whether this viewer, loaded earlier, still stands as loaded: the user
+    /// exists and every user they attend still names them as attendant (an
+    /// open event stream asks this on every event and every few seconds).
+    pub fn still_current(&self, store: &dyn UserStore) -> Result<bool, WebAuthError> {
+        let Some(profile) = store.profile(self.id())? else { return Ok(false) };
+        if profile.tenant != self.profile.tenant {
+            return Ok(false);
+        }
+        for attended in &self.attends {
+            match store.profile(&attended.id)? {
+                Some(now) if now.tenant == attended.tenant && Self::names_as_attendant(&now, &profile) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `attended` names `viewer` as its attendant (as [`Viewer::load`] counts it).
+    fn names_as_attendant(attended: &UserProfile, viewer: &UserProfile) -> bool {
+        attended.id != viewer.id && attended.attendant.as_ref().and_then(|a| a.user.as_ref()) == Some(&viewer.id)
     }
 
     pub fn id(&self) -> &UserId {

@@ -140,11 +140,21 @@ fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
 
 /// `GET /events`: the viewer's live stream. It subscribes before it answers, so
 /// once the page has the `ready` event, no call is missed.
+///
+/// The stream lasts as long as the session and the viewer stand as they were
+/// when it opened: before each event it checks that the session is valid, the
+/// user exists and the users they attend still name them as attendant, and it
+/// ends (delivering nothing more) when one of these fails. Without events it
+/// ends when the session expires; at once on logout and when an admin deletes
+/// the user or withdraws a designation over gRPC; and, for changes made any
+/// other way, within [`WebState::with_recheck_interval`]. The page's `EventSource` reconnects and
+/// gets a stream for the viewer as they are then (or 401).
 pub async fn stream(
     State(state): State<WebState>,
     session: Session,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
-    let viewer = Arc::new(session.viewer);
+    let session = Arc::new(session);
+    let viewer = &session.viewer;
     let mut streams: Vec<BoxStream<'static, Arc<WebEvent>>> = Vec::new();
     for owner in viewer.users() {
         let owner = owner.clone();
@@ -154,18 +164,46 @@ pub async fn stream(
         });
         streams.push(calls.boxed());
     }
-    let v = viewer.clone();
+    let s = session.clone();
     let shared = BroadcastStream::new(state.events.subscribe())
-        .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| v.may_see(e.user()).is_some())));
+        .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| s.viewer.may_see(e.user()).is_some())));
     streams.push(shared.boxed());
 
-    let mut stopping = state.stopping.subscribe();
-    let stopped = async move {
-        let _ = stopping.wait_for(|s| *s).await;
-    };
     let hello = stream::once(futures::future::ready(Arc::new(WebEvent::Ready { user: viewer.id().clone() })));
-    let events = hello.chain(stream::select_all(streams)).take_until(stopped).map(|e| {
-        Ok(Event::default().event(e.name()).json_data(&*e).unwrap_or_else(|_| Event::default().comment("unencodable")))
-    });
+    let (s, st) = (session.clone(), state.clone());
+    let events = hello
+        .chain(stream::select_all(streams))
+        .take_until(ended(state.clone(), session.clone()))
+        .take_while(move |_| futures::future::ready(s.still_valid(&st)))
+        .map(|e| {
+            Ok(Event::default()
+                .event(e.name())
+                .json_data(&*e)
+                .unwrap_or_else(|_| Event::default().comment("unencodable")))
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Resolves when the stream must end without an event: the server stops, the
+/// session expires, or a re-check (on logout, on an admin's PutUser or
+/// DeleteUser, every `recheck`) fails.
+async fn ended(state: WebState, session: Arc<Session>) {
+    let mut stopping = state.stopping.subscribe();
+    let mut revoked = state.sessions.checks.subscribe();
+    let mut tick = tokio::time::interval(state.sessions.recheck);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let until_expiry = (session.expires - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(until_expiry) => {}
+            r = revoked.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        if !session.still_valid(&state) {
+            tracing::info!(user = %session.viewer.id(), "event stream ended: the session or the viewer changed");
+            return;
+        }
+    }
 }

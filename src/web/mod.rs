@@ -5,7 +5,8 @@
 //! | route                          | what                                               |
 //! |--------------------------------|----------------------------------------------------|
 //! | `GET /login?token=…`           | exchanges a login link for the session cookie       |
-//! | `POST /logout`                 | ends the session                                    |
+//! | `POST /login`                  | the same, confirmed, when another user is signed in |
+//! | `POST /logout`                 | ends the session (and its open event streams)       |
 //! | `GET /`, `/assets/*`           | the page (HTML, CSS, JS; no CDN)                    |
 //! | `GET /api/me`                  | the viewer, their forward buttons, attended users   |
 //! | `GET /events`                  | server-sent events: ringing calls, directives, chat |
@@ -18,13 +19,19 @@
 //!
 //! Every route but `/login` needs a session; a session sees its user's calls
 //! and those of the users who designated it as attendant, nothing else (404).
+//! Every request that changes state must come from the window's own origin
+//! (403 otherwise), and every response carries the security headers (`guard`).
+//! An open event stream ends when its session or viewer no longer stands
+//! (`events`). With [`WebState::with_tls`] the listener speaks HTTPS ([`tls`]).
 
 mod assets;
 pub mod auth;
 mod calls;
 mod error;
 mod events;
+mod guard;
 mod session;
+pub mod tls;
 
 pub use events::WebEvent;
 
@@ -51,6 +58,22 @@ pub struct WebState {
     events: broadcast::Sender<Arc<WebEvent>>,
     /// Turns true when the server stops: event streams end so shutdown does not wait on them.
     stopping: Arc<watch::Sender<bool>>,
+    /// Sessions, their lifetime, TLS: see [`Sessions`].
+    sessions: Sessions,
+}
+
+/// How long sessions last, and what tells open event streams to check theirs.
+#[derive(Clone)]
+struct Sessions {
+    /// The lifetime of a new session.
+    valid: chrono::Duration,
+    /// How often an open event stream re-checks its session and its viewer
+    /// when nothing happens (a user deleted over gRPC ends it within this).
+    recheck: std::time::Duration,
+    /// On logout and admin changes to users: open streams check at once.
+    checks: auth::SessionChecks,
+    /// TLS for the listener; also what makes cookies `Secure`.
+    tls: Option<Arc<tls::ServerConfig>>,
 }
 
 impl WebState {
@@ -61,7 +84,51 @@ impl WebState {
             hub,
             events: broadcast::channel(CallHub::CAPACITY).0,
             stopping: Arc::new(watch::channel(false).0),
+            sessions: Sessions {
+                valid: auth::SESSION_VALID,
+                recheck: Self::RECHECK,
+                checks: auth::SessionChecks::default(),
+                tls: None,
+            },
         }
+    }
+
+    /// How often an idle event stream re-checks its session by default.
+    pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Sessions opened from now on last `valid` (default [`auth::SESSION_VALID`]).
+    pub fn with_session_lifetime(mut self, valid: chrono::Duration) -> Self {
+        self.sessions.valid = valid;
+        self
+    }
+
+    /// Idle event streams re-check their session every `every` (default
+    /// [`WebState::RECHECK`]; at least 10 ms).
+    pub fn with_recheck_interval(mut self, every: std::time::Duration) -> Self {
+        self.sessions.recheck = every.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// Serves over TLS ([`tls::server_config`]); cookies get `Secure`.
+    pub fn with_tls(mut self, config: Arc<tls::ServerConfig>) -> Self {
+        self.sessions.tls = Some(config);
+        self
+    }
+
+    /// Whether the window is served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.sessions.tls.is_some()
+    }
+
+    /// Tells every open event stream to check its session and viewer now
+    /// (after a logout; an admin's change to users does it through [`auth::WebLogins`]).
+    pub fn recheck_sessions(&self) {
+        self.sessions.checks.recheck();
+    }
+
+    /// What tells this server's open event streams to re-check (for [`auth::WebLogins::sessions`]).
+    pub fn session_checks(&self) -> auth::SessionChecks {
+        self.sessions.checks.clone()
     }
 
     /// Ends every open event stream (graceful shutdown would otherwise wait for them).
@@ -72,10 +139,10 @@ impl WebState {
 
 /// The routes, for [`serve`] and for tests.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
-        .route("/login", get(session::login))
+        .route("/login", get(session::login).post(session::switch))
         .route("/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/events", get(events::stream))
@@ -85,7 +152,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/calls/{id}/chat", post(calls::chat))
         .route("/api/history", get(calls::history))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))
-        .with_state(state)
+        .with_state(state.clone());
+    guard::layers(router, state.is_tls())
 }
 
 /// Serves the window on `listener` until `shutdown` resolves; open event
@@ -103,6 +171,7 @@ pub async fn serve(
         Err(e) => tracing::warn!(error = %e, "could not remove expired web sign-in tokens"),
     }
     let stopper = state.clone();
+    let listener = tls::WebListener::new(listener, state.sessions.tls.clone());
     let app = router(state);
     let drain = Drain::default();
     let (stopped_tx, mut stopped_rx) = watch::channel(false);

@@ -263,7 +263,15 @@ function connect() {
   es.addEventListener("call", (e) => showCall(JSON.parse(e.data)));
   es.addEventListener("directive", (e) => showDirective(JSON.parse(e.data)));
   es.addEventListener("chat", (e) => onChatEvent(JSON.parse(e.data)));
-  es.onerror = () => { $("live").dataset.state = "off"; $("live").textContent = "reconnecting"; };
+  es.onerror = () => {
+    $("live").dataset.state = "off";
+    $("live").textContent = "reconnecting";
+    // The server ends the stream when the session ends; the browser gives up when
+    // reconnecting is refused (401): ask who we are (shows sign-in), else retry.
+    if (es.readyState === EventSource.CLOSED) {
+      api("GET", "/api/me").then(() => setTimeout(connect, 3000), () => {});
+    }
+  };
 }
 
 async function start() {
