@@ -20,8 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let stored = keys_for_stored(text, region);
     let _ = stored.display(text);
     // A source that keeps the extension apart: the text's second half is that field.
-    let (number, extension) = text.split_at(text.char_indices().map(|(i, _)| i).nth(text.chars().count() / 2).unwrap_or(0));
-    let _ = keys_for_stored_with(number, region, StoredHints { extension: Some(extension), company_main: pick & 1 == 1 });
+    let (number, extension) =
+        text.split_at(text.char_indices().map(|(i, _)| i).nth(text.chars().count() / 2).unwrap_or(0));
+    let _ =
+        keys_for_stored_with(number, region, StoredHints { extension: Some(extension), company_main: pick & 1 == 1 });
 
     if let Ok(Cli::Number(n)) = parse_cli(text, region) {
         let _ = n.probes();
