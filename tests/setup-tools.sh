@@ -39,4 +39,12 @@ if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
     && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund "playwright-core@1" >/dev/null)
 fi
 
+# Coverage-guided fuzzing (fuzz/run, FUZZING.md): cargo-fuzz from crates.io, built
+# by the stable toolchain into $tools/cargo (libFuzzer itself comes with the
+# libfuzzer-sys crate and is compiled by the fuzz build).
+if ! PATH="$tools/cargo/bin:$PATH" cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup-tools: installing cargo-fuzz into $tools/cargo" >&2
+  cargo install --quiet --locked --root "$tools/cargo" cargo-fuzz@0.13.2
+fi
+
 echo "setup-tools: ready in $tools" >&2

@@ -12,7 +12,10 @@ mod admin;
 pub mod auth;
 mod call_handling;
 pub mod client;
-mod convert;
+// Public only for the fuzz targets (fuzz/fuzz_targets/grpc_convert.rs), which run the
+// request conversions the handlers run; not a supported interface.
+#[doc(hidden)]
+pub mod convert;
 mod error;
 pub mod metrics;
 pub mod panics;
