@@ -50,6 +50,10 @@ pub(crate) struct Expansion {
 /// and convert each result with the event's own zone afterwards. UNTIL (an
 /// instant in UTC, or a date) is converted to that same wall clock first.
 pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansion, String> {
+    // RFC 5545 writes a rule in ASCII; the rrule crate cuts non-ASCII text at byte positions and panics.
+    if !rule.is_ascii() {
+        return Err(format!("RRULE {}: a rule is written in ASCII", contactbridge_connector::echo(rule)));
+    }
     let zone = start.zone();
     let mut parts = Vec::new();
     let mut rule_until = None;
@@ -59,7 +63,7 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
             _ => parts.push(part.trim()),
         }
     }
-    let mut parsed: RRule<Unvalidated> = parts.join(";").parse().map_err(|e| format!("RRULE {rule:?}: {e}"))?;
+    let mut parsed: RRule<Unvalidated> = parts.join(";").parse().map_err(|e| format!("RRULE {}: {e}", contactbridge_connector::echo(rule)))?;
     let mut until_wall = None;
     if let Some(u) = rule_until {
         let wall = until_wall_of(&u, zone).ok_or_else(|| format!("RRULE {rule:?}: bad UNTIL"))?;
