@@ -17,6 +17,47 @@ pub struct Config {
     pub web: WebConfig,
     pub sync: SyncConfig,
     pub store: StoreConfig,
+    /// The HTTP lookup for phone systems without gRPC ([`crate::http_lookup`]).
+    #[serde(default)]
+    pub lookup: LookupConfig,
+    /// The LDAP directory for desk phones ([`crate::ldap`]).
+    #[serde(default)]
+    pub ldap: LdapConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// Where the HTTP lookup listens; `None` (the default): off.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// Where the LDAP directory listens; `None` (the default): off.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) for StartTLS; with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// At most this many entries per search (a client's smaller size limit wins).
+    #[serde(default = "default_ldap_size_limit")]
+    pub size_limit: usize,
+}
+
+fn default_ldap_size_limit() -> usize {
+    500
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        Self { listen: None, tls_cert: None, tls_key: None, size_limit: default_ldap_size_limit() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +103,8 @@ impl Default for Config {
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into() },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig { cache_mb: 1024 },
+            lookup: LookupConfig::default(),
+            ldap: LdapConfig::default(),
         }
     }
 }
@@ -89,7 +132,10 @@ impl Config {
         // _API_KEY, _SECRET_KEY and the like belong to other parts.
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
-            k == "data_dir" || ["grpc__", "web__", "sync__", "store__"].iter().any(|section| k.starts_with(section))
+            k == "data_dir"
+                || ["grpc__", "web__", "sync__", "store__", "lookup__", "ldap__"]
+                    .iter()
+                    .any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()

@@ -71,6 +71,7 @@ pub mod api;
 pub mod calls;
 pub mod config;
 pub mod demo;
+pub mod http_lookup;
 pub mod live;
 pub mod phone;
 pub mod resolve;

@@ -143,10 +143,30 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             let _ = web_stopping.wait_for(|s| *s).await;
         },
     ));
+    let mut lookup_stopping = stop_web.subscribe();
+    let lookup = match config.lookup.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
+            println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
+            Some(tokio::spawn(contactbridge::http_lookup::serve(
+                contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone()),
+                l,
+                async move {
+                    let _ = lookup_stopping.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let served =
         contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
     stop_web.send_replace(true);
     let web_served = web.await;
+    if let Some(l) = lookup {
+        l.await.context("the HTTP lookup task failed")?.context("the HTTP lookup failed")?;
+    }
     // Running syncs get 30 s to commit their current change set; then they are dropped between two.
     scheduler.shutdown(std::time::Duration::from_secs(30)).await;
     served?;

@@ -1,0 +1,151 @@
+//! A store with the demo user (tenant `demo`) and a second tenant's user, API
+//! keys for each, the HTTP lookup serving it on 127.0.0.1, and `curl`.
+
+use chrono::Utc;
+use contactbridge::api::auth::{self, Scope};
+use contactbridge::calls::{CallId, CallRecord};
+use contactbridge::connector::{Contact, PhoneKind, PhoneNumber, Record, RecordId};
+use contactbridge::live::CallHub;
+use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore, TimeWindow, UserStore};
+use contactbridge::sync::Indexer;
+use contactbridge::user::{self, UserId, UserProfile};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub const DEMO_DID: &str = "+49 30 901820";
+pub const ERIKA_CLI: &str = "+49301234567";
+pub const OTHER_DID: &str = "+49 89 555000";
+
+pub struct Fixture {
+    pub store: Arc<SledStore>,
+    pub hub: Arc<CallHub>,
+    pub addr: SocketAddr,
+    pub demo_tsps: String,
+    pub demo_admin: String,
+    pub other_tsps: String,
+    /// A tsps key of a tenant without users.
+    pub empty_tsps: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Fixture {
+    /// The store and keys, without a server.
+    pub async fn store() -> (Arc<SledStore>, [String; 4]) {
+        let store = Arc::new(SledStore::temporary().unwrap());
+        contactbridge::demo::load(store.as_ref(), &contactbridge::demo::default_dir(), Utc::now()).await.unwrap();
+        let mut olga = UserProfile::new(UserId::parse("other.olga").unwrap(), "other");
+        olga.called_numbers = vec![OTHER_DID.into()];
+        olga.region = Some("DE".into());
+        user::put_profile(store.as_ref(), &olga).unwrap();
+        let indexer = Indexer::new(None, HashMap::new());
+        let contact = Record::Contact(Contact {
+            id: RecordId::new("c1"),
+            display_name: "Secret Sam".into(),
+            phones: vec![PhoneNumber::new("+49 30 1234567", PhoneKind::Work)],
+            emails: vec!["sam@other.example".into()],
+            ..Default::default()
+        });
+        store
+            .apply(&IndexBatch {
+                scope: CollectionScope { user: olga.id.clone(), account: "files".into(), collection: "c".into() },
+                upserts: vec![indexer.index(contact)],
+                deletions: vec![],
+                retained: vec![],
+                rejected: vec![],
+                checkpoint: None,
+                snapshot: None,
+                at: Utc::now(),
+            })
+            .unwrap();
+        let key = |tenant: &str, scope| auth::create_key(store.as_ref(), tenant, scope, "test").unwrap().text;
+        let keys = [
+            key("demo", Scope::Tsps),
+            key("demo", Scope::Admin),
+            key("other", Scope::Tsps),
+            key("nobody", Scope::Tsps),
+        ];
+        (store, keys)
+    }
+
+    pub async fn start() -> Self {
+        let (store, [demo_tsps, demo_admin, other_tsps, empty_tsps]) = Self::store().await;
+        let hub = CallHub::new(store.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(contactbridge::http_lookup::serve(state, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { store, hub, addr, demo_tsps, demo_admin, other_tsps, empty_tsps, stop: Some(stop) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn calls_of_demo(&self) -> usize {
+        self.store.calls(&UserId::parse("demo").unwrap(), TimeWindow::all(), 1000).unwrap().len()
+    }
+
+    pub fn call(&self, id: &str) -> Option<CallRecord> {
+        self.store.call(&CallId(id.to_string())).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A curl answer: status, headers (lower-case names), body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs `curl -sS -i <args>` and parses its answer.
+pub async fn curl(args: &[&str]) -> Answer {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl").args(["-sS", "-i", "--max-time", "20"]).args(&args).output()
+    })
+    .await
+    .unwrap()
+    .expect("curl runs (Debian: apt-get install curl)");
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer { status, headers, body: body.to_string() }
+}
+
+/// Percent-encodes a query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
