@@ -39,4 +39,15 @@ if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
     && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund "playwright-core@1" >/dev/null)
 fi
 
+# The HTTP lookup and LDAP directory tests (tests/http_lookup.rs, tests/ldap_directory.rs):
+# Debian's curl and ldapsearch, and the Python ldap3 client in the venv.
+if ! command -v curl >/dev/null || ! command -v ldapsearch >/dev/null; then
+  echo "setup-tools: installing Debian curl and ldap-utils (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y curl ldap-utils >/dev/null
+fi
+if ! "$tools/venv/bin/python" -c 'import ldap3' >/dev/null 2>&1; then
+  echo "setup-tools: installing ldap3 into $tools/venv" >&2
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "ldap3==2.*"
+fi
+
 echo "setup-tools: ready in $tools" >&2

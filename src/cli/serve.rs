@@ -160,10 +160,33 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut ldap_stopping = stop_web.subscribe();
+    let ldap = match config.ldap.listen {
+        Some(addr) => {
+            let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), config.ldap.size_limit);
+            if let (Some(cert), Some(key)) = (&config.ldap.tls_cert, &config.ldap.tls_key) {
+                state = state.with_tls(cert, key)?;
+            }
+            let l =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for LDAP on {addr}"))?;
+            println!(
+                "LDAP directory on ldap://{}{}",
+                l.local_addr()?,
+                if config.ldap.tls_cert.is_some() { " (StartTLS)" } else { "" }
+            );
+            Some(tokio::spawn(contactbridge::ldap::serve(state, l, async move {
+                let _ = ldap_stopping.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
     let served =
         contactbridge::api::serve(store.clone(), store.clone(), hub, listener, metrics, options, shutdown).await;
     stop_web.send_replace(true);
     let web_served = web.await;
+    if let Some(l) = ldap {
+        l.await.context("the LDAP task failed")?;
+    }
     if let Some(l) = lookup {
         l.await.context("the HTTP lookup task failed")?.context("the HTTP lookup failed")?;
     }

@@ -149,3 +149,105 @@ pub fn enc(s: &str) -> String {
     }
     out
 }
+
+/// The LDAP directory over the same store, on 127.0.0.1.
+pub struct Ldap {
+    pub store: Arc<SledStore>,
+    pub port: u16,
+    pub demo_tsps: String,
+    pub demo_admin: String,
+    pub other_tsps: String,
+    pub empty_tsps: String,
+    /// With TLS: the folder holding `ca.pem`.
+    pub tls_dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Ldap {
+    pub async fn start(size_limit: usize, tls: bool) -> Self {
+        let (store, [demo_tsps, demo_admin, other_tsps, empty_tsps]) = Fixture::store().await;
+        let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), size_limit);
+        let tls_dir = tls.then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+            std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).unwrap();
+            std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+            dir
+        });
+        if let Some(d) = &tls_dir {
+            state = state.with_tls(&d.path().join("ca.pem"), &d.path().join("key.pem")).unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(contactbridge::ldap::serve(state, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { store, port, demo_tsps, demo_admin, other_tsps, empty_tsps, tls_dir, stop: Some(stop) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Ldap {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// What `ldapsearch -LLL` printed: its exit code, the entries (attribute → values), stderr.
+#[derive(Debug)]
+pub struct Search {
+    pub code: i32,
+    pub entries: Vec<Vec<(String, String)>>,
+    pub stderr: String,
+}
+
+impl Search {
+    /// The values of `attr` in each entry, in order.
+    pub fn values(&self, attr: &str) -> Vec<Vec<&str>> {
+        self.entries
+            .iter()
+            .map(|e| e.iter().filter(|(a, _)| a.eq_ignore_ascii_case(attr)).map(|(_, v)| v.as_str()).collect())
+            .collect()
+    }
+}
+
+/// Runs Debian's `ldapsearch -x -LLL` with `args` (plus `env`) and parses the LDIF.
+pub async fn ldapsearch(env: &[(&str, String)], args: &[&str]) -> Search {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-o", "nettimeout=10"])
+            .args(&args)
+            // No /etc/ldap/ldap.conf or ~/.ldaprc: only what the test gives (LDAPTLS_* variables still apply).
+            .env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "/dev/null")
+            .envs(env)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("ldapsearch runs (Debian: apt-get install ldap-utils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut entries = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut entry = Vec::new();
+        for line in block.lines() {
+            if let Some((a, v)) = line.split_once(":: ") {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(v).unwrap_or_default();
+                entry.push((a.to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+            } else if let Some((a, v)) = line.split_once(": ") {
+                entry.push((a.to_string(), v.to_string()));
+            }
+        }
+        entries.push(entry);
+    }
+    Search { code: out.status.code().unwrap_or(-1), entries, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
