@@ -46,7 +46,9 @@ pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
 const WHOAMI_OID: &str = "1.3.6.1.4.1.4203.1.11.3";
 /// Largest LDAP message accepted; larger ones end the connection.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// A connection with no request for this long is closed.
+/// A connection with no complete request for this long is closed (a message
+/// that claims more bytes than arrive waits at most this long, holding at most
+/// twice [`MAX_MESSAGE_BYTES`]).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What every connection shares. Cheap to clone.
@@ -55,6 +57,7 @@ pub struct LdapState {
     store: Arc<dyn Store>,
     keys: Arc<dyn ApiKeyStore>,
     size_limit: usize,
+    idle_timeout: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -68,7 +71,13 @@ pub enum LdapSetupError {
 
 impl LdapState {
     pub fn new(store: Arc<dyn Store>, keys: Arc<dyn ApiKeyStore>, size_limit: usize) -> Self {
-        Self { store, keys, size_limit: size_limit.max(1), tls: None }
+        Self { store, keys, size_limit: size_limit.max(1), idle_timeout: IDLE_TIMEOUT, tls: None }
+    }
+
+    /// Closes connections idle for `idle` instead of [`IDLE_TIMEOUT`].
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
     }
 
     /// Offers StartTLS with this certificate chain and key (PEM files).
@@ -165,7 +174,7 @@ impl Session {
     /// Answers requests until the client leaves (`None`) or asks for StartTLS (`Some(socket)`).
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, mut framed: Framed<S, LdapCodec>) -> Option<S> {
         loop {
-            let next = match tokio::time::timeout(IDLE_TIMEOUT, framed.next()).await {
+            let next = match tokio::time::timeout(self.state.idle_timeout, framed.next()).await {
                 Ok(Some(next)) => next,
                 Ok(None) | Err(_) => return None,
             };

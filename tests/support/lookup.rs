@@ -165,8 +165,13 @@ pub struct Ldap {
 
 impl Ldap {
     pub async fn start(size_limit: usize, tls: bool) -> Self {
+        Self::start_with(size_limit, tls, contactbridge::ldap::IDLE_TIMEOUT).await
+    }
+
+    pub async fn start_with(size_limit: usize, tls: bool, idle: std::time::Duration) -> Self {
         let (store, [demo_tsps, demo_admin, other_tsps, empty_tsps]) = Fixture::store().await;
-        let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), size_limit);
+        let mut state =
+            contactbridge::ldap::LdapState::new(store.clone(), store.clone(), size_limit).with_idle_timeout(idle);
         let tls_dir = tls.then(|| {
             let dir = tempfile::tempdir().unwrap();
             let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
