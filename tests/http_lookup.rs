@@ -69,7 +69,8 @@ async fn wrong_keys_are_401_and_admin_keys_403() {
     let r = curl(&[&f.url(&path)]).await;
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    assert!(r.body.contains("missing API key"), "{r:?}");
+    assert!(r.reason().contains("missing API key"), "{r:?}");
+    assert_eq!(r.body, "", "the name route never puts a reason where a name goes");
 
     let mut wrong = f.demo_tsps.clone();
     wrong.pop();
@@ -79,12 +80,12 @@ async fn wrong_keys_are_401_and_admin_keys_403() {
         curl(&[&f.url(&format!("{path}&key={wrong}"))]).await,
         curl(&["-H", &format!("Authorization: Basic {}", f.demo_tsps), &f.url(&path)]).await,
     ] {
-        assert_eq!((r.status, r.body.as_str()), (401, "invalid API key\n"), "{r:?}");
+        assert_eq!((r.status, r.reason(), r.body.as_str()), (401, "invalid API key", ""), "{r:?}");
         assert!(!r.body.contains("Erika"));
     }
     let r = curl(&["-H", &format!("Authorization: Bearer {}", f.demo_admin), &f.url(&path)]).await;
     assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("scope tsps"), "{r:?}");
+    assert!(r.reason().contains("scope tsps"), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +107,9 @@ async fn another_tenants_called_number_answers_as_an_unknown_one() {
         ))])
         .await;
         assert_eq!(theirs.status, 404, "{theirs:?}");
-        assert_eq!((theirs.status, &theirs.body), (nobody.status, &nobody.body));
-        assert!(!theirs.body.contains("Erika") && !theirs.body.contains("Sam"), "{theirs:?}");
+        assert_eq!((theirs.status, theirs.reason(), &theirs.body), (nobody.status, nobody.reason(), &nobody.body));
+        assert!(theirs.reason().contains("belongs to no user"), "{theirs:?}");
+        assert!(!format!("{theirs:?}").contains("Erika") && !format!("{theirs:?}").contains("Sam"), "{theirs:?}");
     }
     assert_eq!(f.calls_of_demo(), 0);
 }

@@ -12,6 +12,10 @@
 //! phone systems that cannot set headers, as `key=<key>` in the query. A
 //! called number of another tenant answers exactly as an unknown one (404).
 //!
+//! `/name` answers every refusal with its status, an empty body and the reason in
+//! the `X-Contactbridge-Error` header: those phone systems take any body as the
+//! name, whatever the status. `/decision` answers `{"error": "…"}`.
+//!
 //! A lookup is not a call decision: it writes no call record and pops no
 //! window, unless `record=true` is given on `/decision` (then it is one, as
 //! `ResolveCall` makes it, with a `call_id` the phone system can report on).
@@ -33,6 +37,9 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// Why a name lookup was refused (its body stays empty).
+pub const ERROR_HEADER: &str = "x-contactbridge-error";
 
 /// At most this many candidates are listed in a decision.
 pub const MAX_CANDIDATES: usize = 10;
@@ -97,8 +104,13 @@ impl Refusal {
         let mut r = if json {
             (self.status, Json(serde_json::json!({ "error": self.reason }))).into_response()
         } else {
-            (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", self.reason))
-                .into_response()
+            // mod_cidlookup and Asterisk CURL() show any body as the caller's name, whatever
+            // the status: the reason goes in a header, the body stays empty.
+            let reason = header::HeaderValue::from_bytes(self.reason.as_bytes())
+                .unwrap_or(header::HeaderValue::from_static("refused"));
+            let mut r = (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
+            r.headers_mut().insert(ERROR_HEADER, reason);
+            r
         };
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

@@ -114,6 +114,11 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+
+    /// Why it was refused: the name route's `X-Contactbridge-Error` header, else the body.
+    pub fn reason(&self) -> &str {
+        self.header("x-contactbridge-error").unwrap_or(&self.body)
+    }
 }
 
 /// Runs `curl -sS -i <args>` and parses its answer.
