@@ -133,18 +133,14 @@ fn codec() -> LdapCodec {
 async fn connection(state: LdapState, socket: TcpStream) {
     let mut session = Session { state: state.clone(), bound: None, tls: false };
     let framed = Framed::new(socket, codec());
-    match session.run(framed).await {
-        Some(plain) => {
-            let Some(acceptor) = state.tls.clone() else { return };
-            match acceptor.accept(plain).await {
-                Ok(tls) => {
-                    session.tls = true;
-                    session.run(Framed::new(tls, codec())).await;
-                }
-                Err(e) => tracing::info!(error = %e, "LDAP StartTLS handshake failed"),
-            }
+    let Some(plain) = session.run(framed).await else { return };
+    let Some(acceptor) = state.tls.clone() else { return };
+    match acceptor.accept(plain).await {
+        Ok(tls) => {
+            session.tls = true;
+            session.run(Framed::new(tls, codec())).await;
         }
-        None => {}
+        Err(e) => tracing::info!(error = %e, "LDAP StartTLS handshake failed"),
     }
 }
 
