@@ -36,7 +36,7 @@ async fn serve_answers_lookups_and_directory_searches_with_the_demo_key() {
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
-    let _guard = KillOnDrop(child.id() as i32);
+    let guard = KillOnDrop(child.id() as i32);
     let stdout = child.stdout.take().unwrap();
     let printed = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
@@ -84,6 +84,7 @@ async fn serve_answers_lookups_and_directory_searches_with_the_demo_key() {
 
     // SIGTERM: a graceful stop with both listeners running.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::mem::forget(guard); // once reaped, the pid may name another process
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "{status:?}");
 }
