@@ -262,6 +262,8 @@ struct DecisionJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ivr_id: Option<&'a str>,
     target: Option<&'a str>,
+    /// The target as a phone system dials it: only `+` and digits (`+49 30 901829` → `+4930901829`).
+    target_dial: Option<String>,
     /// The handling-table row that decided (`null`: the fallback).
     rule: Option<usize>,
     note: Option<&'a str>,
@@ -305,6 +307,11 @@ impl<'a> DecisionJson<'a> {
                 _ => None,
             },
             target: d.target.as_deref(),
+            target_dial: d
+                .target
+                .as_deref()
+                .map(|t| t.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect::<String>())
+                .filter(|t| !t.is_empty()),
             rule: d.rule,
             note: d.note.as_deref(),
         }
