@@ -21,6 +21,12 @@ pub struct Config {
     #[serde(default)]
     pub accounts: AccountsConfig,
     pub connections: ConnectionsConfig,
+    /// The HTTP lookup for phone systems without gRPC ([`crate::http_lookup`]).
+    #[serde(default)]
+    pub lookup: LookupConfig,
+    /// The LDAP directory for desk phones ([`crate::ldap`]).
+    #[serde(default)]
+    pub ldap: LdapConfig,
 }
 
 /// What accounts registered by tenant admins (over the admin API) may reach.
@@ -36,6 +42,41 @@ pub struct AccountsConfig {
     /// may reach even though they are loopback, private, link-local or metadata addresses.
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// Where the HTTP lookup listens; `None` (the default): off.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// Where the LDAP directory listens; `None` (the default): off.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) for StartTLS; with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// At most this many entries per search (a client's smaller size limit wins).
+    #[serde(default = "default_ldap_size_limit")]
+    pub size_limit: usize,
+}
+
+fn default_ldap_size_limit() -> usize {
+    500
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        Self { listen: None, tls_cert: None, tls_key: None, size_limit: default_ldap_size_limit() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +250,8 @@ impl Default for Config {
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),
+            lookup: LookupConfig::default(),
+            ldap: LdapConfig::default(),
         }
     }
 }
@@ -237,9 +280,19 @@ impl Config {
         let is_config_key = |k: &figment::value::UncasedStr| {
             let k = k.as_str().to_ascii_lowercase();
             k == "data_dir"
-                || ["grpc__", "web__", "sync__", "store__", "metrics__", "accounts__", "connections__"]
-                    .iter()
-                    .any(|section| k.starts_with(section))
+                || [
+                    "grpc__",
+                    "web__",
+                    "sync__",
+                    "store__",
+                    "metrics__",
+                    "accounts__",
+                    "connections__",
+                    "lookup__",
+                    "ldap__",
+                ]
+                .iter()
+                .any(|section| k.starts_with(section))
         };
         fig.merge(Env::prefixed("CONTACTBRIDGE_").filter(is_config_key).split("__"))
             .extract()

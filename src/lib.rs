@@ -71,6 +71,8 @@ pub mod api;
 pub mod calls;
 pub mod config;
 pub mod demo;
+pub mod http_lookup;
+pub mod ldap;
 pub mod live;
 pub mod phone;
 pub mod resolve;

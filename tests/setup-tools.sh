@@ -47,4 +47,22 @@ if ! PATH="$tools/cargo/bin:$PATH" cargo fuzz --version >/dev/null 2>&1; then
   cargo install --quiet --locked --root "$tools/cargo" cargo-fuzz@0.13.2
 fi
 
+# The HTTP lookup and LDAP directory tests (tests/http_lookup.rs, tests/ldap_directory.rs):
+# Debian's curl and ldapsearch, and the Python ldap3 client in the venv.
+if ! command -v curl >/dev/null || ! command -v ldapsearch >/dev/null; then
+  echo "setup-tools: installing Debian curl and ldap-utils (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y curl ldap-utils >/dev/null
+fi
+# Kamailio in the loop (tests/kamailio_redirect.rs): Debian's kamailio with its JSON and
+# http_client modules, and sipsak to send the INVITEs.
+if ! command -v kamailio >/dev/null || ! command -v sipsak >/dev/null; then
+  echo "setup-tools: installing Debian kamailio and sipsak (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    kamailio kamailio-json-modules kamailio-utils-modules sipsak >/dev/null
+fi
+if ! "$tools/venv/bin/python" -c 'import ldap3' >/dev/null 2>&1; then
+  echo "setup-tools: installing ldap3 into $tools/venv" >&2
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "ldap3==2.*"
+fi
+
 echo "setup-tools: ready in $tools" >&2

@@ -148,6 +148,37 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             stop.send_replace(true);
         }
     });
+    let lookup = match config.lookup.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
+            println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
+            Some(tokio::spawn(contactbridge::http_lookup::serve(
+                contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone()),
+                l,
+                stopped(&stop),
+            )))
+        }
+        None => None,
+    };
+    let ldap = match config.ldap.listen {
+        Some(addr) => {
+            let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), config.ldap.size_limit);
+            if let (Some(cert), Some(key)) = (&config.ldap.tls_cert, &config.ldap.tls_key) {
+                state = state.with_tls(cert, key)?;
+            }
+            let l =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for LDAP on {addr}"))?;
+            println!(
+                "LDAP directory on ldap://{}{}",
+                l.local_addr()?,
+                if config.ldap.tls_cert.is_some() { " (StartTLS)" } else { "" }
+            );
+            Some(tokio::spawn(contactbridge::ldap::serve(state, l, stopped(&stop))))
+        }
+        None => None,
+    };
     let grpc_served = contactbridge::api::serve(
         store.clone(),
         store.clone(),
@@ -172,8 +203,34 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
     };
     let (served, web_served, ()) = tokio::join!(grpc, web, syncs);
+    // The lookup and the directory get the same grace; past it their tasks are dropped.
+    if let Some(ended) = ended_within("HTTP lookup", lookup, grace).await {
+        ended.context("the HTTP lookup failed")?;
+    }
+    ended_within("LDAP", ldap, grace).await;
     served?;
     web_served.context("the web server failed")?;
     store.flush()?;
     Ok(())
+}
+
+/// Waits for a server's task at most `grace`; past it the task is dropped.
+async fn ended_within<T>(
+    name: &str,
+    task: Option<tokio::task::JoinHandle<T>>,
+    grace: std::time::Duration,
+) -> Option<T> {
+    let mut task = task?;
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::error!(server = name, error = %e, "the server's task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(server = name, "still open after the shutdown grace: cut");
+            task.abort();
+            None
+        }
+    }
 }

@@ -146,6 +146,15 @@ impl Resolver {
     /// [`Resolver::resolve`] for a caller that already has the called user's
     /// profile (e.g. to check the tenant first), so it is not looked up twice.
     pub fn resolve_for(&self, profile: &UserProfile, q: &CallQuery) -> Result<Decision, ResolveError> {
+        let decision = self.decide_for(profile, q)?;
+        self.store.put_call(&call_record(&decision, q))?;
+        Ok(decision)
+    }
+
+    /// The decision [`Resolver::resolve_for`] would make, without writing a
+    /// call record (a name lookup by a phone system is not a call). Its
+    /// `call_id` names no stored call.
+    pub fn decide_for(&self, profile: &UserProfile, q: &CallQuery) -> Result<Decision, ResolveError> {
         let region = profile.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
         let cli = phone::parse_cli(&q.cli, region.as_ref())
             .map_err(|error| ResolveError::InvalidCli { cli: q.cli.clone(), error })?;
@@ -201,7 +210,6 @@ impl Resolver {
             target,
             note,
         };
-        store.put_call(&call_record(&decision, q))?;
         Ok(decision)
     }
 

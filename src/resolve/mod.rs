@@ -10,7 +10,7 @@ pub mod context;
 mod decision;
 pub mod status;
 
-pub use candidates::{Candidate, MatchQuality};
+pub use candidates::{find as find_candidates, Candidate, MatchQuality};
 pub use context::{CallerContext, ContextQuery, ContextSubject};
 pub use decision::{CallQuery, Caller, CodeSource, Decision, ResolveError, Resolver};
 pub use status::{Status, StatusReason};

@@ -66,6 +66,9 @@ pub trait IndexStore: Send + Sync {
     /// Contacts indexed under an email address (lower-case).
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>>;
     fn contact(&self, user: &UserId, record: &RecordRef) -> Result<Option<StoredContact>>;
+    /// Visits the user's contacts in index order until `visit` returns false
+    /// (a directory search: the caller bounds it). Reads every record of the user.
+    fn scan_contacts(&self, user: &UserId, visit: &mut dyn FnMut(StoredContact) -> bool) -> Result<()>;
     /// Event occurrences in progress at `at`.
     fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>>;
     /// The user's out-of-office settings (one per mailbox).

@@ -392,6 +392,28 @@ impl IndexStore for SledStore {
         })
     }
 
+    fn scan_contacts(&self, user: &UserId, visit: &mut dyn FnMut(StoredContact) -> bool) -> Result<()> {
+        for kv in self.index.scan_prefix(prefix(b'r', &[keys::user(user)])) {
+            let (k, v) = kv.map_err(|e| backend("scanning contacts", e))?;
+            let read = entry::read(&v)?;
+            let Record::Contact(contact) = read.record else { continue };
+            let parts = keys::parts(&k);
+            let n = parts.len();
+            if n < 3 {
+                continue;
+            }
+            let at = RecordRef {
+                account: parts[n - 3].into(),
+                collection: parts[n - 2].into(),
+                id: RecordId::new(parts[n - 1]),
+            };
+            if !visit(StoredContact { at, contact, handling_code: read.code }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>> {
         let scan = |tag: u8, back: Duration| {
             let pre = prefix(tag, &[keys::user(user)]);

@@ -63,7 +63,8 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
             _ => parts.push(part.trim()),
         }
     }
-    let mut parsed: RRule<Unvalidated> = parts.join(";").parse().map_err(|e| format!("RRULE {}: {e}", contactbridge_connector::echo(rule)))?;
+    let mut parsed: RRule<Unvalidated> =
+        parts.join(";").parse().map_err(|e| format!("RRULE {}: {e}", contactbridge_connector::echo(rule)))?;
     let mut until_wall = None;
     if let Some(u) = rule_until {
         let wall = until_wall_of(&u, zone).ok_or_else(|| format!("RRULE {rule:?}: bad UNTIL"))?;

@@ -1,0 +1,4 @@
+//! Shared by the phone-system interface tests (HTTP lookup, LDAP directory).
+#![allow(dead_code)]
+
+pub mod lookup;
