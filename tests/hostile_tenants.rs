@@ -513,6 +513,8 @@ async fn dav_accounts_of_tenant_admins_reach_no_inner_address() {
             .into_inner();
         assert!(!t.ok);
         assert!(t.message.contains("not reachable for accounts registered by tenant admins"), "{}", t.message);
+        // The hint that fits a policy refusal: the operator's allow list, not DNS or a firewall.
+        assert!(t.message.contains("[accounts] allow_hosts") && !t.message.contains("DNS"), "{}", t.message);
         messages.push(t.message.replace(&port.to_string(), "<PORT>"));
     }
     assert_eq!(messages[0], messages[1]);
@@ -576,6 +578,7 @@ async fn a_redirect_from_an_allowed_host_to_an_inner_one_is_refused() {
         .into_inner();
     assert!(!t.ok);
     assert!(t.message.contains("not reachable for accounts registered by tenant admins"), "{}", t.message);
+    assert!(t.message.contains("[accounts] allow_hosts") && !t.message.contains("DNS"), "{}", t.message);
     assert!(allowed_seen.load(Ordering::SeqCst) >= 1, "the allow-listed host was asked");
     assert_eq!(inner_seen.load(Ordering::SeqCst), 0, "nothing reached the inner address");
     b.server.stop().await.unwrap();
