@@ -1,0 +1,126 @@
+//! Hostile admin input (issue 10 follow-ups): what an admin sends over gRPC or
+//! types into the CLI is bounded and quoted back short. A real server on
+//! 127.0.0.1 with the demo user (tenant `demo`) and an account registry, driven
+//! by the tonic client; the `contactbridge` binary for the CLI.
+
+use chrono::Utc;
+use contactbridge::api::auth::{self, Scope};
+use contactbridge::api::client::BridgeClient;
+use contactbridge::api::pb;
+use contactbridge::api::{RunningServer, ServerOptions};
+use contactbridge::config::Config;
+use contactbridge::live::CallHub;
+use contactbridge::store::SledStore;
+use serde_json::json;
+use std::sync::Arc;
+use tonic::Code;
+
+struct Bridge {
+    server: RunningServer,
+    admin: String,
+    _data: tempfile::TempDir,
+}
+
+impl Bridge {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::temporary().unwrap());
+        contactbridge::demo::load(store.as_ref(), &contactbridge::demo::default_dir(), Utc::now()).await.unwrap();
+        let admin = auth::create_key(store.as_ref(), "demo", Scope::Admin, "test").unwrap().text;
+        let config = Config { data_dir: data.path().to_path_buf(), ..Default::default() };
+        let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config).unwrap());
+        let server = RunningServer::start(
+            store.clone(),
+            store.clone(),
+            CallHub::new(store.clone()),
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            ServerOptions { accounts: Some(registry), ..ServerOptions::default() },
+        )
+        .await
+        .unwrap();
+        Self { server, admin, _data: data }
+    }
+
+    async fn client(&self) -> BridgeClient {
+        BridgeClient::connect(&format!("http://{}", self.server.addr), &self.admin).await.unwrap()
+    }
+}
+
+/// The longest run of one character in `text`.
+fn longest_run(text: &str) -> usize {
+    let mut best = 0;
+    let mut run = 0;
+    let mut last = None;
+    for c in text.chars() {
+        run = if Some(c) == last { run + 1 } else { 1 };
+        last = Some(c);
+        best = best.max(run);
+    }
+    best
+}
+
+/// Refused as INVALID_ARGUMENT with a message that repeats at most 64 characters of the
+/// input (each hostile input is one character repeated) and names `words`.
+#[track_caller]
+fn short_refusal(r: Result<impl std::fmt::Debug, tonic::Status>, words: &[&str]) -> String {
+    let e = r.unwrap_err();
+    let m = e.message().to_string();
+    assert_eq!(e.code(), Code::InvalidArgument, "{m}");
+    assert!(longest_run(&m) <= 64 && m.len() < 1000, "{} bytes: {}", m.len(), &m[..m.len().min(300)]);
+    for w in words {
+        assert!(m.contains(w), "{w:?} not in {m}");
+    }
+    m
+}
+
+fn registration(account: pb::Account) -> pb::RegisterAccountRequest {
+    pb::RegisterAccountRequest { account: Some(account), secret: "pw".into() }
+}
+
+fn carddav(settings: serde_json::Value) -> pb::Account {
+    pb::Account {
+        id: "dav".into(),
+        user_id: "demo".into(),
+        kind: pb::AccountKind::Carddav as i32,
+        location: "https://dav.example.org/".into(),
+        settings_json: settings.to_string(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn register_account_quotes_at_most_64_characters_of_any_field() {
+    let b = Bridge::start().await;
+    let mut c = b.client().await;
+    let long = "x".repeat(60_000);
+    let mut measured = Vec::new();
+    let cases: Vec<(&str, pb::Account, &[&str])> = vec![
+        ("schedule", pb::Account { schedule: long.clone(), ..carddav(json!({"username": "ann"})) }, &["cron"]),
+        (
+            "schedule_time_zone",
+            pb::Account {
+                schedule: "0 */15 * * * *".into(),
+                schedule_time_zone: long.clone(),
+                ..carddav(json!({"username": "ann"}))
+            },
+            &["time zone", "more characters"],
+        ),
+        ("mistyped setting", carddav(json!({"username": "ann", "timeout_secs": long.clone()})), &["expected u64"]),
+        ("region", carddav(json!({"username": "ann", "region": long.clone()})), &["region"]),
+        ("category_codes", carddav(json!({"username": "ann", "category_codes": {"a": long.clone()}})), &["handling code"]),
+        ("id", pb::Account { id: long.clone(), ..carddav(json!({"username": "ann"})) }, &["account id"]),
+        (
+            "files location",
+            pb::Account { kind: pb::AccountKind::Files as i32, location: format!("/{long}"), ..carddav(json!({})) },
+            &["files_roots"],
+        ),
+    ];
+    for (what, account, words) in cases {
+        let m = short_refusal(c.admin.register_account(registration(account)).await, words);
+        measured.push(format!("{what}: {} bytes", m.len()));
+    }
+    println!("60,000-character inputs -> messages of {}", measured.join(", "));
+    b.server.stop().await.unwrap();
+}
+
