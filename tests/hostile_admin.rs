@@ -11,6 +11,7 @@ use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::config::Config;
 use contactbridge::live::CallHub;
 use contactbridge::store::SledStore;
+use contactbridge::user::limits;
 use serde_json::json;
 use std::sync::Arc;
 use tonic::Code;
@@ -121,6 +122,91 @@ async fn register_account_quotes_at_most_64_characters_of_any_field() {
         measured.push(format!("{what}: {} bytes", m.len()));
     }
     println!("60,000-character inputs -> messages of {}", measured.join(", "));
+    b.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn put_user_bounds_each_field_and_names_it() {
+    let b = Bridge::start().await;
+    let mut c = b.client().await;
+    let get = pb::GetUserRequest { user_id: "demo".into() };
+    let profile = c.admin.get_user(get.clone()).await.unwrap().into_inner();
+    let target = |label: &str, number: &str| pb::ForwardTarget { label: label.into(), number: number.into() };
+    type Edit = Box<dyn Fn(&mut pb::UserProfile)>;
+    let cases: Vec<(&str, usize, Edit)> = vec![
+        (
+            "display_name",
+            limits::MAX_DISPLAY_NAME_CHARS,
+            Box::new(|p| p.display_name = "ä".repeat(limits::MAX_DISPLAY_NAME_CHARS + 1)),
+        ),
+        (
+            "forward_targets",
+            limits::MAX_FORWARD_TARGETS,
+            Box::new(move |p| p.forward_targets = vec![target("Desk", "+49 30 1"); limits::MAX_FORWARD_TARGETS + 1]),
+        ),
+        (
+            "forward_targets[0].label",
+            limits::MAX_LABEL_CHARS,
+            Box::new(move |p| p.forward_targets = vec![target(&"L".repeat(60_000), "+49 30 1")]),
+        ),
+        (
+            "forward_targets[0].number",
+            limits::MAX_NUMBER_CHARS,
+            Box::new(move |p| p.forward_targets = vec![target("Desk", &"1".repeat(65))]),
+        ),
+        (
+            "attendant.number",
+            limits::MAX_NUMBER_CHARS,
+            Box::new(|p| p.attendant = Some(pb::Attendant { number: "2".repeat(60_000), user_id: String::new() })),
+        ),
+        ("time_zone", limits::MAX_TIME_ZONE_CHARS, Box::new(|p| p.time_zone = "Z".repeat(60_000))),
+        (
+            "called_numbers",
+            limits::MAX_CALLED_NUMBERS,
+            Box::new(|p| p.called_numbers = (0..=limits::MAX_CALLED_NUMBERS).map(|i| format!("+49 30 9{i}")).collect()),
+        ),
+        (
+            "handling.rules",
+            limits::MAX_HANDLING_RULES,
+            Box::new(|p| {
+                let rule = pb::HandlingRule {
+                    code: "vip".into(),
+                    status: 0,
+                    method: Some(pb::HandlingMethod {
+                        kind: pb::HandlingMethodKind::Notify as i32,
+                        target: String::new(),
+                    }),
+                };
+                p.handling.as_mut().unwrap().rules = vec![rule; limits::MAX_HANDLING_RULES + 1];
+            }),
+        ),
+        (
+            "handling.fallback.target",
+            limits::MAX_NUMBER_CHARS,
+            Box::new(|p| {
+                p.handling.as_mut().unwrap().fallback = Some(pb::HandlingMethod {
+                    kind: pb::HandlingMethodKind::Forward as i32,
+                    target: "3".repeat(60_000),
+                })
+            }),
+        ),
+    ];
+    for (field, max, edit) in cases {
+        let mut p = profile.clone();
+        edit(&mut p);
+        short_refusal(
+            c.admin.put_user(pb::PutUserRequest { profile: Some(p) }).await,
+            &[field, &format!("at most {max}")],
+        );
+    }
+    // Nothing was stored.
+    assert_eq!(c.admin.get_user(get.clone()).await.unwrap().into_inner(), profile);
+    // At the bounds: stored.
+    let mut p = profile.clone();
+    p.display_name = "ä".repeat(limits::MAX_DISPLAY_NAME_CHARS);
+    p.forward_targets = vec![target(&"L".repeat(limits::MAX_LABEL_CHARS), "+49 30 1"); limits::MAX_FORWARD_TARGETS];
+    let stored = c.admin.put_user(pb::PutUserRequest { profile: Some(p) }).await.unwrap().into_inner();
+    assert_eq!(stored.forward_targets.len(), limits::MAX_FORWARD_TARGETS);
     b.server.stop().await.unwrap();
 }
 
