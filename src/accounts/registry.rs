@@ -163,8 +163,7 @@ impl Registry {
             Schedule::new(&s.cron, &s.time_zone).map_err(|e| invalid(e.to_string()))?;
         }
         if let Some(r) = &spec.region {
-            crate::phone::Region::parse(r)
-                .map_err(|e| invalid(e.to_string()))?;
+            crate::phone::Region::parse(r).map_err(|e| invalid(e.to_string()))?;
         }
         // Before anything that looks at the target: a refused target answers alike
         // whether it exists or not.
@@ -343,7 +342,11 @@ impl Registry {
                 secret,
             },
             SourceKind::Files { path } => Built {
-                connector: Box::new(contactbridge_files::FilesConnector::new(path)),
+                connector: Box::new(if spec.operator {
+                    contactbridge_files::FilesConnector::new(path)
+                } else {
+                    contactbridge_files::FilesConnector::new(path).confined()
+                }),
                 graph_tokens: None,
                 secret,
             },
