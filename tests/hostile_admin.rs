@@ -111,7 +111,11 @@ async fn register_account_quotes_at_most_64_characters_of_any_field() {
         ),
         ("mistyped setting", carddav(json!({"username": "ann", "timeout_secs": long.clone()})), &["expected u64"]),
         ("region", carddav(json!({"username": "ann", "region": long.clone()})), &["region"]),
-        ("category_codes", carddav(json!({"username": "ann", "category_codes": {"a": long.clone()}})), &["handling code"]),
+        (
+            "category_codes",
+            carddav(json!({"username": "ann", "category_codes": {"a": long.clone()}})),
+            &["handling code"],
+        ),
         ("id", pb::Account { id: long.clone(), ..carddav(json!({"username": "ann"})) }, &["account id"]),
         (
             "files location",
