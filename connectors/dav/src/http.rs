@@ -92,8 +92,10 @@ impl CredentialScope {
                 Some(Self::Origin { scheme, host, port })
             }
             Server::Domain(domain) => {
-                let domain = domain.rsplit('@').next().unwrap_or(domain);
-                Some(Self::Domain(normal_host(domain)))
+                // As discovery reads it: `user@host[:port]` -> https://host[:port]/.
+                let domain = domain.rsplit('@').next().unwrap_or(domain).trim();
+                let uri: http::Uri = format!("https://{domain}/").parse().ok()?;
+                Some(Self::Domain(normal_host(uri.host()?)))
             }
         }
     }
@@ -381,6 +383,8 @@ mod tests {
         assert!(!domain.allows(&uri("http://carddav.example.org/dav/")), "plain http");
         assert!(!domain.allows(&uri("https://badexample.org/")));
         assert!(!domain.allows(&uri("https://example.org.evil.net/")));
+        let with_port = CredentialScope::of(&Server::Domain("ann@127.0.0.1:5232".into())).unwrap();
+        assert!(with_port.allows(&uri("https://127.0.0.1:5232/.well-known/carddav")));
     }
 
     #[test]
