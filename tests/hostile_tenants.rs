@@ -519,6 +519,8 @@ async fn dav_accounts_of_tenant_admins_reach_no_inner_address() {
             .into_inner();
         assert!(!t.ok);
         assert!(t.message.contains("not reachable for accounts registered by tenant admins"), "{}", t.message);
+        // The hint that fits a policy refusal: the operator's allow list, not DNS or a firewall.
+        assert!(t.message.contains("[accounts] allow_hosts") && !t.message.contains("DNS"), "{}", t.message);
         messages.push(t.message.replace(&port.to_string(), "<PORT>"));
     }
     assert_eq!(messages[0], messages[1]);
@@ -582,6 +584,7 @@ async fn a_redirect_from_an_allowed_host_to_an_inner_one_is_refused() {
         .into_inner();
     assert!(!t.ok);
     assert!(t.message.contains("not reachable for accounts registered by tenant admins"), "{}", t.message);
+    assert!(t.message.contains("[accounts] allow_hosts") && !t.message.contains("DNS"), "{}", t.message);
     assert!(allowed_seen.load(Ordering::SeqCst) >= 1, "the allow-listed host was asked");
     assert_eq!(inner_seen.load(Ordering::SeqCst), 0, "nothing reached the inner address");
     b.server.stop().await.unwrap();
@@ -635,5 +638,70 @@ async fn graph_accounts_of_tenant_admins_talk_only_to_microsoft() {
         assert!(e.message().contains("Microsoft") || e.message().contains("HTTPS"), "{extra}: {}", e.message());
     }
     other.admin.register_account(graph(json!({}))).await.unwrap();
+    b.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenants_files_account_reads_no_link_out_of_its_folder() {
+    let roots = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let card = |name: &str, tel: &str| format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nTEL:{tel}\r\nEND:VCARD\r\n");
+    let (own, theirs) = (roots.path().join("other/cards"), roots.path().join("demo/cards"));
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(own.join("good.vcf"), card("Good Guy", "+49 89 1111111")).unwrap();
+    std::fs::write(outside.path().join("secret.vcf"), card("Secret Sam", "+49 89 2222222")).unwrap();
+    std::fs::write(theirs.join("dora.vcf"), card("Demo Dora", "+49 89 3333333")).unwrap();
+    let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, own.join(name)).unwrap();
+    link(&outside.path().join("secret.vcf"), "outside.vcf");
+    link(&theirs.join("dora.vcf"), "theirs.vcf");
+    link(&outside.path().join("none.vcf"), "dangling.vcf");
+    link(Path::new("/etc/passwd"), "passwd.vcf");
+    link(outside.path(), "linked-dir");
+    // A link that stays inside the folder is read.
+    link(&own.join("good.vcf"), "alias.vcf");
+
+    let limits = AccountsConfig { files_roots: vec![roots.path().join("{tenant}")], ..Default::default() };
+    let b = Bridge::start(limits).await;
+    let mut other = b.client(&b.other_admin).await;
+    other.admin.register_account(files("own", "other.olga", &own)).await.unwrap();
+    let which = || pb::GetSyncStatusRequest { user_id: String::new(), account_id: "own".into() };
+    let started = other
+        .admin
+        .sync_account(pb::SyncAccountRequest { user_id: String::new(), account_id: "own".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.started);
+    let mut status = other.admin.get_sync_status(which()).await.unwrap().into_inner();
+    for _ in 0..200 {
+        if !status.running && status.last_finished.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = other.admin.get_sync_status(which()).await.unwrap().into_inner();
+    }
+    assert!(!status.running, "the sync finished");
+    // good.vcf and its alias (one contact in each), nothing from outside the folder.
+    assert_eq!(status.records.get("contact"), Some(&2), "{status:?}");
+    let error_of = |name: &str| {
+        status
+            .collections
+            .iter()
+            .find(|c| c.collection.contains(name))
+            .map(|c| c.last_error.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(error_of("good"), "");
+    assert_eq!(error_of("alias"), "");
+    let mut reasons = Vec::new();
+    for name in ["outside", "theirs", "dangling", "passwd"] {
+        let e = error_of(name);
+        assert!(e.contains("leads out of the account's folder"), "{name}: {e} in {status:?}");
+        reasons.push(e.replace(name, "<NAME>"));
+    }
+    // Whether the target exists (or is another tenant's) is not told.
+    assert!(reasons.windows(2).all(|w| w[0] == w[1]), "{reasons:?}");
+    assert!(!format!("{status:?}").contains("Sam") && !format!("{status:?}").contains("Dora"));
     b.server.stop().await.unwrap();
 }

@@ -4,7 +4,7 @@
 //!
 //! A refusal says why in the same words whether the target exists or not.
 
-use contactbridge_connector::NetPolicy;
+use contactbridge_connector::{echo, NetPolicy};
 use std::path::{Component, Path, PathBuf};
 
 /// Microsoft's identity provider hosts (worldwide and national clouds).
@@ -45,18 +45,20 @@ fn roots_for(roots: &[PathBuf], tenant: Option<&str>) -> Vec<PathBuf> {
 /// inside one of the roots. The answer does not depend on whether `path` exists.
 pub fn check_files_path(path: &Path, roots: &[PathBuf], tenant: Option<&str>) -> Result<(), String> {
     let roots = roots_for(roots, tenant);
+    let shown = path.to_string_lossy();
+    let shown = echo(&shown);
     let refused = || {
         if roots.is_empty() {
             format!(
                 "{}: the server's operator allows no directories for files accounts registered by tenant admins \
                  ([accounts] files_roots)",
-                path.display()
+                shown
             )
         } else {
             format!(
                 "{}: files accounts registered by tenant admins may only read inside the directories the server's \
                  operator allows ([accounts] files_roots)",
-                path.display()
+                shown
             )
         }
     };
@@ -102,7 +104,7 @@ pub fn check_graph_endpoints(g: &contactbridge_graph::GraphAccount, policy: &Net
     ];
     let mut all_allowed = true;
     for (field, url, known) in endpoints {
-        let parsed = url::Url::parse(&url).map_err(|e| format!("{field} {url:?} is not a URL: {e}"))?;
+        let parsed = url::Url::parse(&url).map_err(|e| format!("{field} {} is not a URL: {e}", echo(&url)))?;
         let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
         if policy.host_allowed(&host) {
             continue;
@@ -110,8 +112,9 @@ pub fn check_graph_endpoints(g: &contactbridge_graph::GraphAccount, policy: &Net
         all_allowed = false;
         if parsed.scheme() != "https" || !known.contains(&host.as_str()) {
             return Err(format!(
-                "{field}: {host} is not a Microsoft endpoint; Graph accounts registered by tenant admins reach only \
-                 Microsoft over HTTPS (the server's operator may allow a host in [accounts] allow_hosts)"
+                "{field}: {} is not a Microsoft endpoint; Graph accounts registered by tenant admins reach only \
+                 Microsoft over HTTPS (the server's operator may allow a host in [accounts] allow_hosts)",
+                echo(&host)
             ));
         }
     }

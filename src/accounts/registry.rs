@@ -12,7 +12,7 @@ use crate::sync::scheduler::{Runner, Schedule, Scheduled};
 use crate::sync::{self, AccountSyncReport, Indexer};
 use crate::user::{HandlingCode, UserId};
 use chrono::{DateTime, Utc};
-use contactbridge_connector::{Connector, Error, ErrorKind, NetPolicy};
+use contactbridge_connector::{echo, Connector, Error, ErrorKind, NetPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -23,13 +23,13 @@ impl<T: Store + AccountStore> RegistryStore for T {}
 /// What went wrong, in words an admin can act on. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("no account {0:?} (`contactbridge account list` shows them)")]
+    #[error("no account {} (`contactbridge account list` shows them)", echo(.0))]
     NotFound(String),
-    #[error("account {0:?} already exists; remove it first or pick another id")]
+    #[error("account {} already exists; remove it first or pick another id", echo(.0))]
     Exists(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("account {0:?} is already syncing")]
+    #[error("account {} is already syncing", echo(.0))]
     Busy(String),
     /// A connector failure, explained ([`explain`]).
     #[error("{message}")]
@@ -132,7 +132,7 @@ impl Registry {
             return Err(AccountError::Invalid(
                 AccountSpec::check_id(&spec.id)
                     .err()
-                    .unwrap_or_else(|| format!("account id {:?} is not scoped by its tenant", spec.id)),
+                    .unwrap_or_else(|| format!("account id {} is not scoped by its tenant", echo(&spec.id))),
             ));
         }
         if self.store.account(&spec.id)?.is_some() {
@@ -163,7 +163,7 @@ impl Registry {
             Schedule::new(&s.cron, &s.time_zone).map_err(|e| invalid(e.to_string()))?;
         }
         if let Some(r) = &spec.region {
-            crate::phone::Region::parse(r).map_err(|e| invalid(format!("region {r:?}: {}", e.0)))?;
+            crate::phone::Region::parse(r).map_err(|e| invalid(e.to_string()))?;
         }
         // Before anything that looks at the target: a refused target answers alike
         // whether it exists or not.
@@ -175,12 +175,15 @@ impl Registry {
                     return Err(invalid("a Graph account needs at least one mailbox (--mailbox)".into()));
                 }
                 if let Some(m) = spec.mailbox_users.keys().find(|m| !g.mailboxes.contains(m)) {
-                    return Err(invalid(format!("mailbox {m:?} is mapped to a user but not among the mailboxes")));
+                    return Err(invalid(format!(
+                        "mailbox {} is mapped to a user but not among the mailboxes",
+                        echo(m)
+                    )));
                 }
             }
             SourceKind::Files { path } => {
                 if !path.exists() {
-                    return Err(invalid(format!("{} does not exist", path.display())));
+                    return Err(invalid(format!("{} does not exist", echo(&path.to_string_lossy()))));
                 }
             }
         }
@@ -339,7 +342,11 @@ impl Registry {
                 secret,
             },
             SourceKind::Files { path } => Built {
-                connector: Box::new(contactbridge_files::FilesConnector::new(path)),
+                connector: Box::new(if spec.operator {
+                    contactbridge_files::FilesConnector::new(path)
+                } else {
+                    contactbridge_files::FilesConnector::new(path).confined()
+                }),
                 graph_tokens: None,
                 secret,
             },
@@ -525,19 +532,29 @@ fn category_codes(spec: &AccountSpec) -> HashMap<String, HandlingCode> {
     map
 }
 
+/// An admin's text as written when it is short, else quoted and cut ([`echo`]).
+fn short(text: &str) -> String {
+    if text.chars().nth(contactbridge_connector::echo::MAX_ECHO_CHARS).is_none() {
+        text.to_string()
+    } else {
+        echo(text).to_string()
+    }
+}
+
 /// A connector error as an admin can act on it: what failed and what to do.
 pub fn explain(spec: &AccountSpec, e: &Error) -> String {
     let id = &spec.id;
     let secret = spec.source.secret_name().unwrap_or("credentials");
     let whose = match &spec.source {
         SourceKind::CardDav(d) | SourceKind::CalDav(d) => match &d.credentials {
-            contactbridge_dav::Credentials::Basic { username, .. } => format!("user {username}'s {secret}"),
+            contactbridge_dav::Credentials::Basic { username, .. } => format!("user {}'s {secret}", short(username)),
             _ => format!("the {secret}"),
         },
-        SourceKind::Graph(g) => format!("the {secret} of app {} in tenant {}", g.client_id, g.tenant),
+        SourceKind::Graph(g) => format!("the {secret} of app {} in tenant {}", short(&g.client_id), short(&g.tenant)),
         SourceKind::Files { .. } => "nothing".into(),
     };
     let location = spec.source.location();
+    let location = short(&location);
     let hint = match e.kind {
         ErrorKind::Auth => format!(
             "the server at {location} rejected {whose}; set a new one with `contactbridge account set-secret {id} --secret-file FILE`"

@@ -36,8 +36,10 @@ pub struct Registration<'a> {
 
 const BRIDGE_KEYS: [&str; 4] = ["category_codes", "region", "mailbox_users", "enabled"];
 
+/// An admin's settings refused; quoted input (serde quotes unknown fields and values whole)
+/// is shortened to [`crate::connector::echo::MAX_ECHO_CHARS`] characters.
 fn invalid(m: impl Into<String>) -> AccountError {
-    AccountError::Invalid(m.into())
+    AccountError::Invalid(crate::connector::shorten_quoted(&m.into()))
 }
 
 /// Builds the account a registration describes (its secret inside, for [`super::Registry::add`]).
@@ -88,7 +90,12 @@ pub fn spec_from_registration(r: &Registration<'_>) -> Result<AccountSpec, Accou
             s
         }
         "files" => SourceKind::Files { path: r.location.into() },
-        other => return Err(invalid(format!("account kind {other:?} is not graph, carddav, caldav or files"))),
+        other => {
+            return Err(invalid(format!(
+                "account kind {} is not graph, carddav, caldav or files",
+                crate::connector::echo(other)
+            )))
+        }
     };
     let mut spec = AccountSpec::new(r.id, user, source);
     if !r.schedule.trim().is_empty() {

@@ -177,7 +177,10 @@ impl AccountSpec {
         if ok {
             Ok(())
         } else {
-            Err(format!("account id {id:?} must be 1-64 characters of letters, digits, '.', '_', '-', '@', ':'"))
+            Err(format!(
+                "account id {} must be 1-64 characters of letters, digits, '.', '_', '-', '@', ':'",
+                crate::connector::echo(id)
+            ))
         }
     }
 

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context as _};
 use contactbridge::config::Config;
+use contactbridge::connector::echo;
 use contactbridge::phone;
 use contactbridge::resolve::Status;
 use contactbridge::store::{AssignTarget, RecordRef, UserStore};
@@ -121,8 +122,9 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                     p.time_zone = time_zone;
                     p.attendant = attendant.map(|number| Attendant { number, user: None });
                     for f in forwards {
-                        let (label, number) =
-                            f.split_once('=').with_context(|| format!("--forward {f:?} must be LABEL=NUMBER"))?;
+                        let (label, number) = f
+                            .split_once('=')
+                            .with_context(|| format!("--forward {} must be LABEL=NUMBER", echo(&f)))?;
                         p.forward_targets.push(ForwardTarget { label: label.into(), number: number.into() });
                     }
                     p
@@ -188,10 +190,11 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             let region = p.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
             let target = match (number, contact) {
                 (Some(n), _) => AssignTarget::Number(
-                    phone::history_key(&n, region.as_ref()).map_err(|e| anyhow::anyhow!("--number {n:?}: {e}"))?,
+                    phone::history_key(&n, region.as_ref())
+                        .map_err(|e| anyhow::anyhow!("--number {}: {e}", echo(&n)))?,
                 ),
                 (None, Some(c)) => AssignTarget::Contact(
-                    RecordRef::parse(&c).with_context(|| format!("{c:?} is not a contact reference"))?,
+                    RecordRef::parse(&c).with_context(|| format!("{} is not a contact reference", echo(&c)))?,
                 ),
                 (None, None) => bail!("give --number or --contact"),
             };
@@ -221,13 +224,26 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The longest `--for` / `--valid` the CLI takes.
+const MAX_DURATION_DAYS: i64 = 366;
+
+/// `30m`, `2h` or `1d`, at most [`MAX_DURATION_DAYS`] days.
 fn parse_duration(s: &str) -> anyhow::Result<chrono::Duration> {
+    let shape = || format!("duration {} must look like 30m, 2h or 1d", echo(s));
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n.parse().with_context(|| format!("duration {s:?} must look like 30m, 2h or 1d"))?;
-    Ok(match unit {
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => bail!("duration {s:?} must look like 30m, 2h or 1d"),
-    })
+    let minutes_per = match unit {
+        "m" => 1,
+        "h" => 60,
+        "d" => 24 * 60,
+        _ => bail!(shape()),
+    };
+    let max = MAX_DURATION_DAYS * 24 * 60;
+    match n.parse::<i64>() {
+        Ok(n) if n.checked_mul(minutes_per).is_some_and(|m| m <= max) => Ok(chrono::Duration::minutes(n * minutes_per)),
+        Ok(_) => bail!("duration {} is longer than {MAX_DURATION_DAYS}d, the most it may be", echo(s)),
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
+            bail!("duration {} is longer than {MAX_DURATION_DAYS}d, the most it may be", echo(s))
+        }
+        Err(_) => bail!(shape()),
+    }
 }

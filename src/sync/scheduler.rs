@@ -7,6 +7,7 @@
 //! are `tokio::time` sleeps, so tests drive it with tokio's paused time.
 
 use chrono::{DateTime, Utc};
+use contactbridge_connector::{echo, shorten_quoted};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::str::FromStr as _;
@@ -32,11 +33,11 @@ fn utc() -> String {
 /// A schedule that does not parse, or has no next run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
-    #[error("cron expression {cron:?} is invalid: {reason} (use `min hour day month weekday`, e.g. `*/15 * * * *`, or with seconds first)")]
+    #[error("cron expression {} is invalid: {} (use `min hour day month weekday`, e.g. `*/15 * * * *`, or with seconds first)", echo(.cron), shorten_quoted(.reason))]
     Cron { cron: String, reason: String },
-    #[error("time zone {0:?} is not an IANA time zone name (e.g. Europe/Berlin, UTC)")]
+    #[error("time zone {} is not an IANA time zone name (e.g. Europe/Berlin, UTC)", echo(.0))]
     TimeZone(String),
-    #[error("cron expression {0:?} never fires again")]
+    #[error("cron expression {} never fires again", echo(.0))]
     Never(String),
 }
 

@@ -3,6 +3,7 @@
 //! handling table that maps handling code × status to a handling method.
 
 mod handling;
+pub mod limits;
 mod profile;
 
 pub use handling::{HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match};
@@ -23,6 +24,7 @@ pub fn load_profile_file(path: &Path) -> Result<UserProfile, StoreError> {
 
 /// Stores a profile with the lookup keys of its called numbers.
 pub fn put_profile(store: &dyn UserStore, profile: &UserProfile) -> Result<(), StoreError> {
+    limits::check(profile).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let keys = profile
         .called_numbers
         .iter()

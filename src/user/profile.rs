@@ -198,11 +198,13 @@ impl UserProfile {
         }
     }
 
-    /// Checks what serde cannot: the time zone and region are real.
+    /// Checks what serde cannot: the time zone and region are real, and every
+    /// field is within its bound ([`super::limits`]).
     pub fn validate(&self) -> Result<(), String> {
         if self.tenant.trim().is_empty() {
             return Err("tenant must not be empty".into());
         }
+        super::limits::check(self).map_err(|e| e.to_string())?;
         self.time_zone
             .parse::<chrono_tz::Tz>()
             .map_err(|_| format!("time zone {} is not an IANA zone such as Europe/Berlin", echo(&self.time_zone)))?;

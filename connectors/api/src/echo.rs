@@ -30,9 +30,99 @@ impl fmt::Display for Echo<'_> {
     }
 }
 
+/// A message from a library that may quote its input whole (serde's ``unknown field `…` ``
+/// and `invalid type: string "…"`, a cron parser's reason): every quoted part
+/// (between `` ` `` or `"`) longer than [`MAX_ECHO_CHARS`] characters is cut there and
+/// its rest counted, as [`Echo`] does; the words around them stay. Text outside quotes
+/// past 4 × [`MAX_ECHO_CHARS`] characters is cut too (an unmatched quote leaves input unquoted).
+pub fn shorten_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    let mut outside = 0;
+    while let Some(open) = rest.find(['`', '"']) {
+        let (before, from_quote) = rest.split_at(open);
+        outside += push_cut(&mut out, before, 4 * MAX_ECHO_CHARS - outside.min(4 * MAX_ECHO_CHARS));
+        let quote = from_quote.chars().next().unwrap_or('"');
+        let inner_and_on = &from_quote[quote.len_utf8()..];
+        // The closing quote: the next one not escaped by a backslash.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in inner_and_on.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push(quote);
+            push_cut(&mut out, inner_and_on, MAX_ECHO_CHARS);
+            return out;
+        };
+        out.push(quote);
+        let inner = &inner_and_on[..close];
+        // A part [`Echo`] already cut ends in `…`: left as it is.
+        let body = inner.strip_suffix('…').unwrap_or(inner);
+        match body.char_indices().nth(MAX_ECHO_CHARS) {
+            None => out.push_str(inner),
+            Some((cut, _)) => {
+                out.push_str(&inner[..cut]);
+                out.push('…');
+                out.push(quote);
+                out.push_str(&format!(" ({} more characters)", inner[cut..].chars().count()));
+                rest = &inner_and_on[close + quote.len_utf8()..];
+                continue;
+            }
+        }
+        out.push(quote);
+        rest = &inner_and_on[close + quote.len_utf8()..];
+    }
+    push_cut(&mut out, rest, 4 * MAX_ECHO_CHARS - outside.min(4 * MAX_ECHO_CHARS));
+    out
+}
+
+/// Appends at most `max` characters of `text` (then `…` and the count left out); returns the characters taken.
+fn push_cut(out: &mut String, text: &str, max: usize) -> usize {
+    match text.char_indices().nth(max) {
+        None => {
+            out.push_str(text);
+            text.chars().count()
+        }
+        Some((cut, _)) => {
+            out.push_str(&text[..cut]);
+            out.push_str(&format!("… ({} more characters)", text[cut..].chars().count()));
+            max
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_parts_of_a_message_are_shortened() {
+        let long = "x".repeat(60_000);
+        let serde = format!("unknown field `{long}`, expected one of `url`, `username`");
+        assert_eq!(
+            shorten_quoted(&serde),
+            format!("unknown field `{}…` (59936 more characters), expected one of `url`, `username`", "x".repeat(64))
+        );
+        let typed = format!("invalid type: string \"{}\\\"{long}\", expected u64", "ü");
+        let short = shorten_quoted(&typed);
+        assert!(short.ends_with("(59939 more characters), expected u64"), "{short}");
+        assert!(short.chars().count() < 150, "{short}");
+        assert_eq!(shorten_quoted("no quotes here"), "no quotes here");
+        assert_eq!(shorten_quoted("a `short` one"), "a `short` one");
+        let echoed = format!("code {} is bad", echo(&long));
+        assert_eq!(shorten_quoted(&echoed), echoed, "an echo is not cut again");
+        let unmatched = format!("bad `{long}");
+        assert!(shorten_quoted(&unmatched).chars().count() < 100);
+        assert!(shorten_quoted(&long).chars().count() < 4 * MAX_ECHO_CHARS + 30);
+    }
 
     #[test]
     fn short_inputs_are_quoted_whole() {

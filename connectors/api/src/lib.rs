@@ -28,7 +28,7 @@ mod secret;
 
 pub use change::{ChangeSet, ChangeSink, Checkpoint, KnownVersions, NoKnownVersions, Rejected, Snapshot, VecSink};
 pub use connector::{Collection, CollectionKind, Connector, SyncRequest};
-pub use echo::echo;
+pub use echo::{echo, shorten_quoted};
 pub use error::{Error, ErrorKind};
 pub use net::NetPolicy;
 pub use record::{

@@ -24,9 +24,26 @@ pub(crate) fn request_error(context: &str, error: RequestError<TransportError>) 
             Error::new(inner.kind, format!("{context}: could not get an access token: {}", inner.message))
         }
         RequestError::Client(TransportError::BadHeader) => Error::local(format!("{context}: unusable credentials")),
-        RequestError::Client(other) => Error::unreachable(format!("{context}: {}", chain(&other))).with_source(other),
+        RequestError::Client(other) => match refusal(&other) {
+            // The account's network policy (or plain-http rule) refused the target: that is
+            // the operator's setting, not DNS or a firewall, and retrying will not change it.
+            Some(refused) => Error::new(refused.kind, format!("{context}: {}", refused.message)),
+            None => Error::unreachable(format!("{context}: {}", chain(&other))).with_source(other),
+        },
         RequestError::Http(inner) => Error::unreachable(format!("{context}: reading the response: {}", chain(&*inner))),
     }
+}
+
+/// The connector's own refusal ([`crate::guard`]) behind a connection failure, if that is what it was.
+fn refusal(error: &TransportError) -> Option<&Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Error>() {
+            return Some(refused);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// Any libdav request error.

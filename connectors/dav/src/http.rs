@@ -2,7 +2,7 @@
 //! optional private CA), with the account's authorization, a timeout covering the
 //! whole response, and bounded retries when the server throttles (429/503 + Retry-After).
 
-use crate::account::{Credentials, DavAccount};
+use crate::account::{Credentials, DavAccount, Server};
 use crate::guard::GuardedConnector;
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -69,11 +69,72 @@ enum Auth {
 
 type HyperClient = Client<HttpsConnector<GuardedConnector>, String>;
 
+/// Where the account's credentials may go (RFC 6764 discovery and redirects may lead
+/// elsewhere; like browsers and pimsync, the credentials stay with the origin):
+/// - a URL account: its origin (scheme, host, port) only;
+/// - a domain account (discovery): that domain and its subdomains, over HTTPS only
+///   (the SRV records and `.well-known` of `example.com` point into `example.com`).
+///
+/// Requests elsewhere go without `Authorization`; a server there that wants it
+/// answers 401, and the account must be registered with that server's URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CredentialScope {
+    Origin { scheme: String, host: String, port: u16 },
+    Domain(String),
+}
+
+impl CredentialScope {
+    fn of(server: &Server) -> Option<Self> {
+        match server {
+            Server::Url(url) => {
+                let uri: http::Uri = url.parse().ok()?;
+                let (scheme, host, port) = origin(&uri)?;
+                Some(Self::Origin { scheme, host, port })
+            }
+            Server::Domain(domain) => {
+                // As discovery reads it: `user@host[:port]` -> https://host[:port]/.
+                let domain = domain.rsplit('@').next().unwrap_or(domain).trim();
+                let uri: http::Uri = format!("https://{domain}/").parse().ok()?;
+                Some(Self::Domain(normal_host(uri.host()?)))
+            }
+        }
+    }
+
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some((scheme, host, port)) = origin(uri) else { return false };
+        match self {
+            Self::Origin { scheme: s, host: h, port: p } => (&scheme, &host, port) == (s, h, *p),
+            Self::Domain(domain) => {
+                scheme == "https"
+                    && (host == *domain || host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.ends_with('.')))
+            }
+        }
+    }
+}
+
+fn normal_host(host: &str) -> String {
+    host.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Scheme, host and port (the scheme's default when not written) of an absolute URI.
+fn origin(uri: &http::Uri) -> Option<(String, String, u16)> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = normal_host(uri.host()?);
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    })?;
+    Some((scheme, host, port))
+}
+
 /// The tower service libdav sends its requests through.
 #[derive(Clone)]
 pub struct DavHttp {
     client: HyperClient,
     auth: Auth,
+    /// `None`: the server setting does not parse (validation refuses it); no credentials go anywhere.
+    scope: Option<CredentialScope>,
     timeout: Duration,
 }
 
@@ -109,7 +170,7 @@ impl DavHttp {
             }
             (None, Credentials::Bearer { token }) => Auth::Header(sensitive(&format!("Bearer {}", token.expose()))?),
         };
-        Ok(Self { client, auth, timeout })
+        Ok(Self { client, auth, scope: CredentialScope::of(&account.server), timeout })
     }
 }
 
@@ -194,6 +255,17 @@ impl tower_service::Service<Request<String>> for DavHttp {
 
 impl DavHttp {
     async fn authorize(&self, request: &mut Request<String>) -> Result<(), TransportError> {
+        if matches!(self.auth, Auth::None) {
+            return Ok(());
+        }
+        if !self.scope.as_ref().is_some_and(|scope| scope.allows(request.uri())) {
+            request.headers_mut().remove(AUTHORIZATION);
+            tracing::warn!(
+                uri = %request.uri(),
+                "request to another origin than the account's server: sent without credentials"
+            );
+            return Ok(());
+        }
         match &self.auth {
             Auth::None => {}
             Auth::Header(value) => {
@@ -293,6 +365,26 @@ mod tests {
         let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 429);
         assert_eq!(peer.await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn credentials_stay_with_the_accounts_origin() {
+        let uri = |u: &str| u.parse::<http::Uri>().unwrap();
+        let url = CredentialScope::of(&Server::Url("https://DAV.example.org/remote.php/dav/".into())).unwrap();
+        assert!(url.allows(&uri("https://dav.example.org:443/.well-known/carddav")));
+        assert!(url.allows(&uri("https://dav.example.org./x")));
+        assert!(!url.allows(&uri("http://dav.example.org/x")), "another scheme");
+        assert!(!url.allows(&uri("https://dav.example.org:8443/x")), "another port");
+        assert!(!url.allows(&uri("https://evil.example.net/x")));
+        assert!(!url.allows(&uri("/relative")));
+        let domain = CredentialScope::of(&Server::Domain("ann@Example.org".into())).unwrap();
+        assert!(domain.allows(&uri("https://example.org/.well-known/carddav")));
+        assert!(domain.allows(&uri("https://carddav.example.org:8443/dav/")));
+        assert!(!domain.allows(&uri("http://carddav.example.org/dav/")), "plain http");
+        assert!(!domain.allows(&uri("https://badexample.org/")));
+        assert!(!domain.allows(&uri("https://example.org.evil.net/")));
+        let with_port = CredentialScope::of(&Server::Domain("ann@127.0.0.1:5232".into())).unwrap();
+        assert!(with_port.allows(&uri("https://127.0.0.1:5232/.well-known/carddav")));
     }
 
     #[test]

@@ -25,12 +25,23 @@ use std::path::{Component, Path, PathBuf};
 pub struct FilesConnector {
     root: PathBuf,
     window: Option<Window>,
+    confined: bool,
 }
 
 impl FilesConnector {
     /// An account for `path`: a `.vcf` file, an `.ics` file or a directory.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { root: path.into(), window: None }
+        Self { root: path.into(), window: None, confined: false }
+    }
+
+    /// Reads nothing outside the account's folder: a file whose real path (links
+    /// resolved) is not inside the root is not read; its collection fails with the
+    /// reason and the files around it are read. For accounts registered by tenant
+    /// admins, whose folder the operator allowed but whose links nobody checked.
+    /// Without it (the operator's own accounts) links are followed wherever they lead.
+    pub fn confined(mut self) -> Self {
+        self.confined = true;
+        self
     }
 
     /// Expands recurring events inside `window` instead of the default
@@ -57,6 +68,15 @@ impl FilesConnector {
             ));
         }
         Ok(self.root.join(relative))
+    }
+}
+
+/// Whether `file`, links resolved, is `root` itself or inside it (also false when it
+/// does not exist, so a dangling link and a link to something out of reach answer alike).
+fn inside(root: &Path, file: &Path) -> bool {
+    match (root.canonicalize(), file.canonicalize()) {
+        (Ok(root), Ok(file)) => file.starts_with(&root),
+        _ => false,
     }
 }
 
@@ -92,6 +112,16 @@ impl Connector for FilesConnector {
     async fn sync(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
         let collection = request.collection;
         let path = self.file_of(collection)?;
+        if self.confined {
+            let (root, file) = (self.root.clone(), path.clone());
+            let inside = tokio::task::spawn_blocking(move || inside(&root, &file)).await.unwrap_or(false);
+            if !inside {
+                return Err(Error::local(format!(
+                    "{} is a link that leads out of the account's folder: not read",
+                    contactbridge_connector::echo(&collection.id)
+                )));
+            }
+        }
         let bytes = tokio::fs::read(&path).await.map_err(|e| read_error(&path, e))?;
         let window = self.window.unwrap_or_else(|| Window::default_at(Utc::now()));
         let checkpoint = match collection.kind {

@@ -74,7 +74,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
         if file_type.is_dir() {
             walk(&path, out)?;
-        } else if kind_of(&path).is_some() && (file_type.is_file() || path.is_file()) {
+        } else if kind_of(&path).is_some() && (file_type.is_file() || file_type.is_symlink()) {
+            // A link is listed whether its target exists or not; reading it decides
+            // (and, for a confined account, refuses one that leads out of the folder).
             out.push(path);
         }
     }
