@@ -478,11 +478,13 @@ async fn directives_for_ended_calls_are_failed_precondition() {
     server.stop().await.unwrap();
 }
 
-/// A request to the window's routes, in process.
+/// A request to the window's routes, in process, as the page's own (same origin: state-changing requests need it).
 async fn web_call(state: &web::WebState, method: &str, path: &str, cookie: &str, body: Value) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(path)
+        .header(header::HOST, "bridge.test")
+        .header(header::ORIGIN, "http://bridge.test")
         .header(header::COOKIE, cookie)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
