@@ -27,7 +27,8 @@ fn ok(data: &Path, args: &[&str]) -> String {
 
 /// The 385-byte event of issue 10: a secondly rule starting today. With an
 /// end one second later its instances touch (one continuous occurrence);
-/// without, each is an instant (capped at 1,000, the cut reported).
+/// without, each is an instant: a rule denser than daily keeps the 16
+/// nearest to now (`MAX_OCCURRENCES_PER_DENSE_EVENT`), the cut reported.
 fn secondly(i: usize, with_end: bool) -> String {
     let today = Utc::now().format("%Y%m%d");
     let end = if with_end { format!("DTEND:{today}T000001Z\r\n") } else { String::new() };
@@ -104,7 +105,7 @@ fn hostile_recurrences_in_a_file_are_bounded_and_the_valid_events_kept() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("23 imported"), "20 hostile, weekly, dense and crowd are kept:\n{stdout}");
     for i in 1..=20 {
-        let cut = stderr.contains(&format!("hostile-{i}@example.org: only the 1000 occurrences"));
+        let cut = stderr.contains(&format!("hostile-{i}@example.org: only the 16 occurrences"));
         assert_eq!(cut, i % 2 == 1, "instants are cut, touching instances are one occurrence: {stderr}");
     }
     assert!(!stderr.contains("dense-since-2019"), "overlapping instances are one occurrence: {stderr}");
@@ -137,15 +138,20 @@ fn hostile_recurrences_in_a_file_are_bounded_and_the_valid_events_kept() {
 }
 
 /// The per-file budget: past 100,000 occurrences the further events are
-/// skipped with a reason; the ones before are kept.
+/// skipped with a reason; the ones before are kept. Daily events (not capped
+/// as dense): 80 each, all ahead in the window, so 1,250 fill the budget.
 #[test]
 fn a_file_past_the_occurrence_budget_keeps_what_came_first() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(d, &["user", "add", "acme.alice", "--tenant", "acme", "--number", "+49 40 1234500", "--region", "de"]);
     let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
-    for i in 1..=110 {
-        ics += &secondly(i, false);
+    let tomorrow = (Utc::now() + Duration::days(1)).format("%Y%m%d");
+    for i in 1..=1300 {
+        ics += &format!(
+            "BEGIN:VEVENT\r\nUID:daily-{i}\r\nDTSTART:{tomorrow}T090000Z\r\nRRULE:FREQ=DAILY;COUNT=80\r\n\
+             SUMMARY:Daily {i}\r\nEND:VEVENT\r\n"
+        );
     }
     let start = (Utc::now() + Duration::days(3)).format("%Y%m%dT090000Z");
     ics += &format!("BEGIN:VEVENT\r\nUID:last-valid\r\nDTSTART:{start}\r\nSUMMARY:After the budget\r\nEND:VEVENT\r\n");
@@ -155,6 +161,48 @@ fn a_file_past_the_occurrence_budget_keeps_what_came_first() {
     let out = cb(d, &["import", "--user", "acme.alice", file.to_str().unwrap()]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("100 imported"), "{stdout}");
+    assert!(stdout.contains("1250 imported"), "{stdout}");
     assert!(stderr.contains("skipped: the file already gave 100000 occurrences"), "{stderr}");
+}
+
+/// Issue 10's event without DTEND (instants) alone in a file: bounded like a
+/// weekly event (16 occurrences, the cut reported), and nobody is busy by it:
+/// an instant ends where it starts (RFC 5545 3.6.1), so "now" is never inside
+/// one. The contact it invites still sees it as their next event.
+#[test]
+fn dense_instants_without_dtend_are_few_reported_and_make_nobody_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["user", "add", "acme.alice", "--tenant", "acme", "--number", "+49 40 1234500", "--region", "de"]);
+    let cards = d.join("bob.vcf");
+    std::fs::write(
+        &cards,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bob\r\nFN:Bob Kunde\r\nTEL:040 98765\r\nEMAIL:bob@example.com\r\nEND:VCARD\r\n",
+    )
+    .unwrap();
+    ok(d, &["import", "--user", "acme.alice", cards.to_str().unwrap()]);
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
+    for i in 1..=20 {
+        ics += &secondly(i, false);
+    }
+    ics += "END:VCALENDAR\r\n";
+    let file = d.join("instants.ics");
+    std::fs::write(&file, &ics).unwrap();
+    let out = cb(d, &["import", "--user", "acme.alice", file.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("20 imported"), "{stdout}");
+    for i in 1..=20 {
+        assert!(
+            stderr.contains(&format!("hostile-{i}@example.org: only the 16 occurrences nearest to now")),
+            "{stderr}"
+        );
+    }
+    // 16 instants × 20 events: the store stays the size of a weekly file's (was 24 MB at 1,000 each).
+    assert!(dir_size(d) < 8 << 20, "data dir {} MiB", dir_size(d) >> 20);
+
+    let json = ok(d, &["lookup", "--called", "+49401234500", "--cli", "+494098765", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["decision"]["status"], "available", "instants make nobody busy: {json}");
+    assert!(v["context"]["events"].to_string().contains("Every second"), "kept for context: {json}");
 }

@@ -88,7 +88,7 @@ async fn secondly_events_on_radicale_sync_bounded_and_the_valid_events_are_kept(
     for i in 1..=20 {
         let e = event(&format!("hostile-{i}"));
         if i % 2 == 1 {
-            assert_eq!(e.occurrences.len(), contactbridge_formats::MAX_OCCURRENCES_PER_EVENT, "hostile-{i}");
+            assert_eq!(e.occurrences.len(), contactbridge_formats::MAX_OCCURRENCES_PER_DENSE_EVENT, "hostile-{i}");
         } else {
             // Touching instances: one occurrence over the rest of the window.
             assert_eq!(e.occurrences.len(), 1, "hostile-{i}");

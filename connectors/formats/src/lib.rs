@@ -24,7 +24,7 @@ mod write;
 use chrono::{DateTime, Duration, Utc};
 use contactbridge_connector::{CalendarEvent, Contact, RecordId};
 
-pub use ical::{ReadEvent, MAX_OCCURRENCES_PER_EVENT, MAX_OCCURRENCES_PER_FILE};
+pub use ical::{ReadEvent, MAX_OCCURRENCES_PER_DENSE_EVENT, MAX_OCCURRENCES_PER_EVENT, MAX_OCCURRENCES_PER_FILE};
 pub use vcard::MAX_INLINE_PHOTO;
 
 /// Why an item could not be read, in words a person can act on.
@@ -99,7 +99,8 @@ pub fn parse_ics_file(text: &[u8], window: Window) -> Vec<Result<CalendarEvent, 
 }
 
 /// [`parse_calendar_object`], with a note when occurrences were left out: at
-/// most [`MAX_OCCURRENCES_PER_EVENT`] are kept, those nearest to now. The
+/// most [`MAX_OCCURRENCES_PER_EVENT`] are kept (of a rule denser than daily,
+/// [`MAX_OCCURRENCES_PER_DENSE_EVENT`]), those nearest to now. The
 /// expansion starts at the window, however long ago the series began.
 pub fn read_calendar_object(
     id: RecordId,

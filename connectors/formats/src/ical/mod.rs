@@ -20,6 +20,17 @@ const MAX_RULES: usize = 4;
 /// nearest to now. The event is kept with a note saying so.
 pub const MAX_OCCURRENCES_PER_EVENT: usize = 1_000;
 
+/// A rule denser than daily (more than one instance a day on average) keeps
+/// at most this many instances, those nearest to now: no more than a weekly
+/// rule gives in the default 120-day sync window (17–18), so that a hostile
+/// dense rule costs what a weekly one costs (issue 10: at most 2×). Dense
+/// instances that touch or overlap (DTEND at or after the next start) become
+/// one occurrence over the window past this many; instants (no DTEND or
+/// DURATION: they end where they start, RFC 5545 3.6.1) never touch and are
+/// cut here, with a note. That is all a status needs: an instant makes nobody
+/// busy, and the next ones show what comes.
+pub const MAX_OCCURRENCES_PER_DENSE_EVENT: usize = 16;
+
 /// At most this many occurrences are read from one calendar file; the events
 /// after that are skipped (each with a reason), the ones before are kept.
 pub const MAX_OCCURRENCES_PER_FILE: usize = 100_000;
@@ -239,6 +250,8 @@ fn build(
     // Occurrences that may be in progress now are kept first when there are too many.
     let focus = chrono::Utc::now().clamp(window.start, window.end);
     let mut truncated = false;
+    // A rule denser than daily: the event keeps as many as a weekly one.
+    let mut dense = false;
     let mut occurrences = Vec::new();
     let mut overridden = Keys::default();
     for o in &overrides {
@@ -256,6 +269,7 @@ fn build(
             to: window.end,
             focus: in_progress,
             keep,
+            dense_keep: keep.min(MAX_OCCURRENCES_PER_DENSE_EVENT),
             length: len.nominal(),
         };
         let mut starts: Vec<(When, Length)> = vec![(start, len)];
@@ -264,6 +278,7 @@ fn build(
             match recurrence::expand(&rule.value, start, bounds) {
                 Ok(expansion) => {
                     truncated |= expansion.truncated;
+                    dense |= expansion.dense;
                     if let Some((first, last)) = expansion.span {
                         // Instances that touch or overlap: one occurrence covering them all.
                         let at = |w: chrono::NaiveDateTime| match start {
@@ -322,6 +337,7 @@ fn build(
     });
     occurrences.sort();
     occurrences.dedup();
+    let keep = if dense { keep.min(MAX_OCCURRENCES_PER_DENSE_EVENT) } else { keep };
     if occurrences.len() > keep {
         // The `keep` occurrences from the first one not over by now (or the last `keep`).
         let first = occurrences.partition_point(|o| o.end.max(o.start) < focus).min(occurrences.len() - keep);

@@ -16,6 +16,9 @@ use std::collections::VecDeque;
 /// At most this many instances are generated per rule, inside the window or not.
 pub(crate) const MAX_ITERATIONS: usize = 100_000;
 
+/// The spacing under which a rule is dense (see [`Bounds::dense_keep`]).
+const DAY_SECS: i64 = 86_400;
+
 /// Where and how much to expand.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bounds {
@@ -27,6 +30,9 @@ pub(crate) struct Bounds {
     /// starting at or after `focus` are kept first.
     pub focus: DateTime<Utc>,
     pub keep: usize,
+    /// A rule denser than daily (more than one instance a day on average)
+    /// keeps at most this many (fewer than `keep`), nearest to `focus` too.
+    pub dense_keep: usize,
     /// How long each instance lasts (on the wall clock): when instances touch
     /// or overlap and more than `keep` fall inside, their union is returned
     /// as one [`Expansion::span`] instead.
@@ -39,6 +45,9 @@ pub(crate) struct Expansion {
     pub walls: Vec<NaiveDateTime>,
     /// Set when instances inside the bounds were left out (`keep` or [`MAX_ITERATIONS`]).
     pub truncated: bool,
+    /// The rule is denser than daily: [`Bounds::dense_keep`] applies to the
+    /// event as a whole (its DTSTART and RDATEs included).
+    pub dense: bool,
     /// A dense rule whose instances touch or overlap: the first and the last
     /// instance inside the bounds (every one between them is covered).
     pub span: Option<(NaiveDateTime, NaiveDateTime)>,
@@ -82,10 +91,15 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
     let lo = zone.to_wall(bounds.from) - margin;
     let hi = zone.to_wall(bounds.to) + margin;
     let focus = zone.to_wall(bounds.focus.clamp(bounds.from, bounds.to));
-    let keep = bounds.keep.max(1);
+    let mut keep = bounds.keep.max(1);
+    let dense = has_no_filters(&parsed) && fixed_period(&parsed).is_some_and(|p| p.num_seconds() < DAY_SECS);
+    if dense {
+        // Known dense before iterating: the lower cap applies from the start.
+        keep = keep.min(bounds.dense_keep.max(1));
+    }
 
     if let Some(span) = continuous_span(&parsed, dtstart_wall, until_wall, lo, hi, keep, bounds.length) {
-        return Ok(Expansion { walls: Vec::new(), truncated: false, span });
+        return Ok(Expansion { walls: Vec::new(), truncated: false, span, dense });
     }
 
     // Skip ahead: to the window, or (dense rules) to `keep` periods before the focus.
@@ -100,7 +114,8 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
             if let Some(count) = parsed.get_count() {
                 if !has_no_filters(&parsed) {
                     // How many instances the skipped periods held is not known: iterate.
-                    return iterate(parsed, dtstart_wall, lo, hi, focus, keep, false);
+                    return iterate(parsed, dtstart_wall, lo, hi, focus, keep, false)
+                        .map(|e| cut_dense(e, focus, bounds.dense_keep.max(1), dense));
                 }
                 // Instances are counted from DTSTART: `periods` of them are behind us.
                 let Some(left) = i64::from(count).checked_sub(periods).filter(|l| *l > 0) else {
@@ -116,7 +131,26 @@ pub(crate) fn expand(rule: &str, start: When, bounds: Bounds) -> Result<Expansio
     if until_wall.is_some_and(|u| first > u) {
         return Ok(Expansion::default());
     }
-    iterate(parsed, first, lo, hi, focus, keep, truncated)
+    iterate(parsed, first, lo, hi, focus, keep, truncated).map(|e| cut_dense(e, focus, bounds.dense_keep.max(1), dense))
+}
+
+/// Rules whose density shows only after iterating (BYxxx parts): past `keep`
+/// instances averaging more than one a day, the `keep` from the first at or
+/// after `focus` (or the last `keep`).
+fn cut_dense(mut e: Expansion, focus: NaiveDateTime, keep: usize, known_dense: bool) -> Expansion {
+    e.dense = known_dense;
+    let n = e.walls.len();
+    let (Some(first), Some(last)) = (e.walls.first(), e.walls.last()) else { return e };
+    let n_i64 = i64::try_from(n).unwrap_or(i64::MAX);
+    if n <= keep || (*last - *first).num_seconds() >= (n_i64 - 1).saturating_mul(DAY_SECS) {
+        return e;
+    }
+    let from = e.walls.partition_point(|w| *w < focus).min(n - keep);
+    e.walls.drain(..from);
+    e.walls.truncate(keep);
+    e.truncated = true;
+    e.dense = true;
+    e
 }
 
 /// Runs the rule from `first`, keeping at most `keep` instances in `lo..=hi`
@@ -155,7 +189,7 @@ fn iterate(
         }
         kept.push_back(wall);
     }
-    Ok(Expansion { walls: kept.into(), truncated, span: None })
+    Ok(Expansion { walls: kept.into(), truncated, span: None, dense: false })
 }
 
 /// For a rule without BYxxx parts whose instances touch or overlap (period ≤
@@ -263,6 +297,9 @@ fn until_wall_of(value: &str, zone: Zone) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the product passes (`MAX_OCCURRENCES_PER_DENSE_EVENT`).
+    const MAX_DENSE_INSTANCES: usize = 16;
     use chrono::NaiveDate;
     use chrono_tz::Tz;
 
@@ -277,7 +314,7 @@ mod tests {
     /// Everything from 2000 up to `until`.
     fn upto(until: DateTime<Utc>) -> Bounds {
         let from = utc("2000-01-01 00:00");
-        Bounds { from, to: until, focus: from, keep: 1_000_000, length: Duration::zero() }
+        Bounds { from, to: until, focus: from, keep: 1_000_000, dense_keep: 1_000_000, length: Duration::zero() }
     }
 
     fn expand_walls(rule: &str, start: When, bounds: Bounds) -> Vec<NaiveDateTime> {
@@ -320,7 +357,7 @@ mod tests {
     }
 
     fn window(from: &str, to: &str, keep: usize) -> Bounds {
-        Bounds { from: utc(from), to: utc(to), focus: utc(from), keep, length: Duration::zero() }
+        Bounds { from: utc(from), to: utc(to), focus: utc(from), keep, dense_keep: keep, length: Duration::zero() }
     }
 
     /// The same instances as expanding from DTSTART, for rules that may skip ahead.
@@ -383,16 +420,26 @@ mod tests {
     #[test]
     fn dense_series_keeps_the_instances_at_the_focus() {
         let start = When::Time(wall("2015-06-01 08:00"), Zone::Utc);
-        let bounds = Bounds { focus: utc("2024-03-10 12:00"), ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000) };
+        let bounds = Bounds {
+            focus: utc("2024-03-10 12:00"),
+            dense_keep: MAX_DENSE_INSTANCES,
+            ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000)
+        };
         let got = expand("FREQ=SECONDLY", start, bounds).unwrap();
         assert!(got.truncated);
-        assert_eq!(got.walls.len(), 1000);
+        assert_eq!(got.walls.len(), MAX_DENSE_INSTANCES);
         assert_eq!(got.walls[0], wall("2024-03-10 12:00"));
-        // A rule whose period depends on BYxxx parts.
+        assert_eq!(got.walls[15], wall("2024-03-10 12:00") + Duration::seconds(15));
+        // A rule whose period depends on BYxxx parts: its density shows after iterating.
         let got = expand("FREQ=MINUTELY;BYHOUR=12,13", start, bounds).unwrap();
         assert!(got.truncated);
-        assert_eq!(got.walls.len(), 1000);
+        assert_eq!(got.walls.len(), MAX_DENSE_INSTANCES);
         assert_eq!(got.walls[0], wall("2024-03-10 12:00"));
+        // A focus past the window is its end.
+        let late = Bounds { focus: utc("2024-06-01 00:00"), ..bounds };
+        let got = expand("FREQ=HOURLY", start, late).unwrap();
+        assert_eq!(got.walls.len(), MAX_DENSE_INSTANCES);
+        assert_eq!(got.walls[0], wall("2024-05-01 00:00"));
         // A dense rule that cannot skip ahead stops after MAX_ITERATIONS.
         let list = |n: u32| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         let rule = format!("FREQ=MONTHLY;BYMONTHDAY={};BYHOUR={};BYMINUTE={}", &list(29)[2..], list(24), list(60));
@@ -405,7 +452,11 @@ mod tests {
     #[test]
     fn touching_dense_instances_are_one_span() {
         let start = When::Time(wall("2015-06-01 08:00"), Zone::Utc);
-        let b = Bounds { length: Duration::seconds(1), ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000) };
+        let b = Bounds {
+            length: Duration::seconds(1),
+            dense_keep: MAX_DENSE_INSTANCES,
+            ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000)
+        };
         let got = expand("FREQ=SECONDLY", start, b).unwrap();
         assert_eq!(got.span, Some((wall("2024-01-31 00:00"), wall("2024-05-02 00:00"))));
         assert!(got.walls.is_empty() && !got.truncated);
@@ -417,9 +468,27 @@ mod tests {
         assert_eq!(got.span, Some((wall("2024-01-31 00:00"), wall("2024-03-01 12:00"))));
         let got = expand("FREQ=MINUTELY;COUNT=100", start, b).unwrap();
         assert!(got.span.is_none() && got.walls.is_empty(), "over long before the window");
-        // Zero-length instances never touch: the cap applies.
+        // Zero-length instances never touch: the dense cap applies.
         let got = expand("FREQ=SECONDLY", start, Bounds { length: Duration::zero(), ..b }).unwrap();
         assert!(got.span.is_none() && got.truncated);
-        assert_eq!(got.walls.len(), 1000);
+        assert_eq!(got.walls.len(), MAX_DENSE_INSTANCES);
+        // Touching and more than the dense cap (but fewer than `keep`): one span too.
+        let got = expand("FREQ=MINUTELY;COUNT=20", When::Time(wall("2024-03-01 00:00"), Zone::Utc), b).unwrap();
+        assert_eq!(got.span, Some((wall("2024-03-01 00:00"), wall("2024-03-01 00:19"))));
+    }
+
+    /// Daily and slower rules keep the caller's cap; twice a day is dense.
+    #[test]
+    fn only_rules_denser_than_daily_get_the_dense_cap() {
+        let start = When::Time(wall("2024-02-01 09:00"), Zone::Utc);
+        let b = Bounds { dense_keep: MAX_DENSE_INSTANCES, ..window("2024-02-01 00:00", "2024-05-01 00:00", 1000) };
+        let got = expand("FREQ=DAILY", start, b).unwrap();
+        assert!(!got.truncated);
+        assert_eq!(got.walls.len(), 91);
+        let got = expand("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", start, b).unwrap();
+        assert!(!got.truncated && got.walls.len() > 60, "{}", got.walls.len());
+        let got = expand("FREQ=DAILY;BYHOUR=9,17", start, b).unwrap();
+        assert!(got.truncated);
+        assert_eq!(got.walls.len(), MAX_DENSE_INSTANCES);
     }
 }
