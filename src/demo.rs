@@ -13,9 +13,18 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The demo folder of this source tree (used by `serve --demo`).
+/// Where an installed package puts the demo (relative to the binary's `bin/`).
+const INSTALLED: &str = "share/contactbridge/demo";
+
+/// The demo folder `serve --demo` reads: beside an installed binary
+/// (`<prefix>/bin/contactbridge` reads `<prefix>/share/contactbridge/demo`), else
+/// `examples/demo` of the source tree it was built from.
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo")
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|prefix| prefix.join(INSTALLED)))
+        .filter(|dir| dir.join("user.toml").is_file());
+    installed.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo"))
 }
 
 /// What loading the demo did.

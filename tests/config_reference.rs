@@ -132,3 +132,16 @@ fn plain(v: &Value) -> String {
 fn cell(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
 }
+
+/// The commented config file the package installs in /etc loads, and says
+/// what the unit expects: the state directory and loopback listeners.
+#[test]
+fn the_packaged_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/contactbridge.toml");
+    let config = contactbridge::config::Config::load(Some(&path)).expect("the packaged config loads");
+    assert_eq!(config.data_dir, Path::new("/var/lib/contactbridge"));
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/contactbridge.service"))
+        .expect("reading the unit");
+    assert!(unit.contains("StateDirectory=contactbridge"), "the unit's state directory is the config's data_dir");
+    assert!(unit.contains("--config /etc/contactbridge/contactbridge.toml"), "the unit reads the packaged config");
+}

@@ -47,6 +47,17 @@ if ! PATH="$tools/cargo/bin:$PATH" cargo fuzz --version >/dev/null 2>&1; then
   cargo install --quiet --locked --root "$tools/cargo" cargo-fuzz@0.13.2
 fi
 
+# The Debian package (tests/e2e/package.sh): cargo-deb from crates.io, and Debian's
+# systemd-analyze to verify the unit.
+if ! PATH="$tools/cargo/bin:$PATH" cargo deb --version >/dev/null 2>&1; then
+  echo "setup-tools: installing cargo-deb into $tools/cargo" >&2
+  cargo install --quiet --locked --root "$tools/cargo" cargo-deb@3.8.0
+fi
+if ! command -v systemd-analyze >/dev/null || ! command -v dpkg-deb >/dev/null; then
+  echo "setup-tools: installing Debian systemd and dpkg (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y systemd dpkg >/dev/null
+fi
+
 # The HTTP lookup and LDAP directory tests (tests/http_lookup.rs, tests/ldap_directory.rs):
 # Debian's curl and ldapsearch, and the Python ldap3 client in the venv.
 if ! command -v curl >/dev/null || ! command -v ldapsearch >/dev/null; then

@@ -14,7 +14,7 @@ pub struct Args {
     /// Load the demo user and data (examples/demo) before serving, so lookups work at once.
     #[arg(long)]
     demo: bool,
-    /// The demo folder (default: examples/demo of this source tree).
+    /// The demo folder (default: share/contactbridge/demo beside an installed binary, else examples/demo of the source tree).
     #[arg(long, requires = "demo")]
     demo_dir: Option<PathBuf>,
     /// Where Prometheus metrics are served (`GET /metrics`); `off` disables them
@@ -39,7 +39,7 @@ pub const DEMO_ADMIN_KEY: &str = "demo-admin-key";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// The demo folder (default: examples/demo of this source tree).
+    /// The demo folder (default: share/contactbridge/demo beside an installed binary, else examples/demo of the source tree).
     #[arg(long)]
     demo_dir: Option<PathBuf>,
 }
@@ -53,11 +53,12 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
     let dir = dir.unwrap_or_else(contactbridge::demo::default_dir);
     let s = contactbridge::demo::load(store, &dir, chrono::Utc::now()).await?;
     println!(
-        "demo: user {:?} ({}) answers on {}; {} records loaded, {} rejected",
+        "demo: user {:?} ({}) answers on {}; {} records loaded from {}, {} rejected",
         s.profile.id.as_str(),
         s.profile.display_name,
         s.profile.called_numbers.join(", "),
         s.records,
+        dir.display(),
         s.rejected
     );
     Ok(())
