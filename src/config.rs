@@ -27,6 +27,29 @@ pub struct Config {
     /// The LDAP directory for desk phones ([`crate::ldap`]).
     #[serde(default)]
     pub ldap: LdapConfig,
+    /// How logs are written (to stderr; the journal under systemd).
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// How logs are written. Which events: `CONTACTBRIDGE_LOG` (e.g. `info`,
+/// `contactbridge=debug`), as a `tracing` filter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// A log line's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields), for log shippers.
+    Json,
 }
 
 /// What accounts registered by tenant admins (over the admin API) may reach.
@@ -252,6 +275,7 @@ impl Default for Config {
             connections: ConnectionsConfig::default(),
             lookup: LookupConfig::default(),
             ldap: LdapConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -290,6 +314,7 @@ impl Config {
                     "connections__",
                     "lookup__",
                     "ldap__",
+                    "log__",
                 ]
                 .iter()
                 .any(|section| k.starts_with(section))

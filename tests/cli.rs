@@ -141,3 +141,38 @@ fn mistakes_get_errors_that_say_what_to_do() {
     let help = ok(d, &["--help"]);
     assert!(help.contains("serve --demo") && help.contains("lookup"), "{help}");
 }
+
+/// Logs written to a file or pipe carry no ANSI colour; `[log] format = "json"`
+/// (here through its variable) writes one JSON object per line.
+#[test]
+fn logs_to_a_pipe_are_plain_text_or_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |format: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_contactbridge"));
+        cmd.arg("--data-dir").arg(dir.path()).arg("demo").env_remove("CONTACTBRIDGE_CONFIG");
+        cmd.env("CONTACTBRIDGE_LOG", "debug");
+        if let Some(f) = format {
+            cmd.env("CONTACTBRIDGE_LOG__FORMAT", f);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let text = run(None);
+    assert!(text.lines().count() > 0, "debug logging wrote something");
+    assert!(!text.contains('\u{1b}'), "no escape sequences in logs to a pipe:\n{text}");
+    let json = run(Some("json"));
+    assert!(json.lines().count() > 0);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+        .args(["user", "list"])
+        .env_remove("CONTACTBRIDGE_CONFIG")
+        .env("CONTACTBRIDGE_LOG__FORMAT", "xml")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("configuration is invalid") && err.contains("xml"), "{err}");
+}

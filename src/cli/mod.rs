@@ -11,7 +11,7 @@ mod sync;
 mod user;
 
 use clap::{Parser, Subcommand};
-use contactbridge::config::Config;
+use contactbridge::config::{Config, LogFormat};
 use contactbridge::store::SledStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,15 +73,17 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // A server logs what it does; a one-shot command only what went wrong.
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
+    init_logging(config.log.format, default_level);
+    match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -90,8 +92,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+/// Logs go to stderr, as text (coloured only on a terminal) or JSON lines.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
+}
+
+fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
     if let Some(d) = cli.data_dir {
         config.data_dir = d;
     }

@@ -53,13 +53,13 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
     let dir = dir.unwrap_or_else(contactbridge::demo::default_dir);
     let s = contactbridge::demo::load(store, &dir, chrono::Utc::now()).await?;
     println!(
-        "demo: user {:?} ({}) answers on {}; {} records loaded from {}, {} rejected",
+        "demo: user {:?} ({}) answers on {}; {} records loaded, {} rejected (from {})",
         s.profile.id.as_str(),
         s.profile.display_name,
         s.profile.called_numbers.join(", "),
         s.records,
-        dir.display(),
-        s.rejected
+        s.rejected,
+        dir.display()
     );
     Ok(())
 }

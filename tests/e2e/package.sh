@@ -61,6 +61,6 @@ resolves() {
 }
 wait_ready resolves
 grep -qF "caller: Erika Mustermann; handling code: vip" "$tmp/py.out" || { cat "$tmp/py.out" >&2; fail "the demo lookup did not answer"; }
-grep -qF "loaded from $pkg/usr/share/contactbridge/demo" "$tmp/server.out" || { cat "$tmp/server.out" >&2; fail "serve --demo did not read the packaged demo"; }
+grep -qF "rejected (from $pkg/usr/share/contactbridge/demo)" "$tmp/server.out" || { cat "$tmp/server.out" >&2; fail "serve --demo did not read the packaged demo"; }
 kill -TERM "$pid"; wait "$pid"; pid=""
 echo "package: ok ($(du -h "$deb" | cut -f1) package, unit verified, serve --demo ran from the unpacked root)"
