@@ -74,6 +74,7 @@ pub mod demo;
 pub mod http_lookup;
 pub mod ldap;
 pub mod live;
+pub mod model;
 pub mod phone;
 pub mod resolve;
 pub mod secrets;
