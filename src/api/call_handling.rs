@@ -7,7 +7,7 @@ use crate::connector::echo;
 use crate::live::CallHub;
 use crate::phone::history_key_if_number;
 use crate::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
-use crate::store::{Store, TimeWindow};
+use crate::store::{offload, Store, TimeWindow};
 use crate::user::UserProfile;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
@@ -45,45 +45,13 @@ impl CallHandlingService {
         }
         Ok(profile)
     }
-}
 
-type DirectiveStream = Pin<Box<dyn Stream<Item = Result<pb::Directive, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl CallHandling for CallHandlingService {
-    async fn resolve_call(
+    /// `GetCallerContext` after the key's scope was checked: reads only the store.
+    fn caller_context(
         &self,
-        req: Request<pb::ResolveCallRequest>,
-    ) -> Result<Response<pb::ResolveCallResponse>, Status> {
-        let who = principal(&req)?;
-        who.require(&[Scope::Tsps], "ResolveCall")?;
-        let r = req.into_inner();
-        convert::check_len("called_number", &r.called_number, MAX_NUMBER_CHARS)?;
-        convert::check_len("cli", &r.cli, MAX_NUMBER_CHARS)?;
-        convert::check_len("tsps_call_id", &r.tsps_call_id, MAX_TSPS_CALL_ID_CHARS)?;
-        let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
-        // The tenant check comes before anything is written or looked up for the user.
-        let profile = self.resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
-        who.same_tenant(&profile.tenant, || error::unknown_called_number(&r.called_number))?;
-        let query = CallQuery {
-            called: r.called_number,
-            cli: r.cli,
-            tsps_call_id: Some(r.tsps_call_id).filter(|s| !s.is_empty()),
-            at,
-        };
-        let decision = self.resolver.resolve_for(&profile, &query).map_err(error::resolve)?;
-        self.hub.announce(&decision);
-        tracing::debug!(call = %decision.call_id, user = %decision.user, code = %decision.handling_code, method = decision.method.name(), "resolved");
-        Ok(Response::new(convert::decision(&decision, &profile)))
-    }
-
-    async fn get_caller_context(
-        &self,
-        req: Request<pb::GetCallerContextRequest>,
-    ) -> Result<Response<pb::GetCallerContextResponse>, Status> {
-        let who = principal(&req)?;
-        who.require(&[Scope::Tsps], "GetCallerContext")?;
-        let r = req.into_inner();
+        who: &crate::api::auth::Principal,
+        r: pb::GetCallerContextRequest,
+    ) -> Result<pb::GetCallerContextResponse, Status> {
         let profile = self.own_profile(&who.tenant, &r.user_id)?;
         let user = &profile.id;
         let now = convert::from_ts(r.now.as_ref(), "now")?.unwrap_or_else(Utc::now);
@@ -140,6 +108,56 @@ impl CallHandling for CallHandlingService {
         if want(pb::ContextKind::Calls) {
             out.calls = convert::calls_within_budget(&ctx.calls);
         }
+        Ok(out)
+    }
+}
+
+type DirectiveStream = Pin<Box<dyn Stream<Item = Result<pb::Directive, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CallHandling for CallHandlingService {
+    async fn resolve_call(
+        &self,
+        req: Request<pb::ResolveCallRequest>,
+    ) -> Result<Response<pb::ResolveCallResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "ResolveCall")?;
+        let r = req.into_inner();
+        convert::check_len("called_number", &r.called_number, MAX_NUMBER_CHARS)?;
+        convert::check_len("cli", &r.cli, MAX_NUMBER_CHARS)?;
+        convert::check_len("tsps_call_id", &r.tsps_call_id, MAX_TSPS_CALL_ID_CHARS)?;
+        let at = convert::from_ts(r.at.as_ref(), "at")?.unwrap_or_else(Utc::now);
+        let resolver = self.resolver.clone();
+        // The store and resolver work, off the runtime's workers if the backend may block.
+        let (profile, decision) = offload(self.resolver.store().as_ref(), move || {
+            // The tenant check comes before anything is written or looked up for the user.
+            let profile = resolver.user_for_called(&r.called_number).map_err(error::resolve)?;
+            who.same_tenant(&profile.tenant, || error::unknown_called_number(&r.called_number))?;
+            let query = CallQuery {
+                called: r.called_number,
+                cli: r.cli,
+                tsps_call_id: Some(r.tsps_call_id).filter(|s| !s.is_empty()),
+                at,
+            };
+            let decision = resolver.resolve_for(&profile, &query).map_err(error::resolve)?;
+            Ok::<_, Status>((profile, decision))
+        })
+        .await?;
+        self.hub.announce(&decision);
+        tracing::debug!(call = %decision.call_id, user = %decision.user, code = %decision.handling_code, method = decision.method.name(), "resolved");
+        Ok(Response::new(convert::decision(&decision, &profile)))
+    }
+
+    async fn get_caller_context(
+        &self,
+        req: Request<pb::GetCallerContextRequest>,
+    ) -> Result<Response<pb::GetCallerContextResponse>, Status> {
+        let who = principal(&req)?;
+        who.require(&[Scope::Tsps], "GetCallerContext")?;
+        let r = req.into_inner();
+        let service = self.clone();
+        // The store and resolver work, off the runtime's workers if the backend may block.
+        let out = offload(self.store(), move || service.caller_context(&who, r)).await?;
         Ok(Response::new(out))
     }
 

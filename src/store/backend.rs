@@ -85,3 +85,83 @@ where
         Err(e) => panic!("store work was cancelled: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A backend whose every call waits on the network.
+    struct Remote;
+    impl Capabilities for Remote {
+        fn blocking(&self) -> bool {
+            true
+        }
+    }
+
+    /// A backend that answers from memory.
+    struct Local;
+    impl Capabilities for Local {}
+
+    /// How long a cheap request waits while another request's store work
+    /// takes 600 ms on a runtime with one worker.
+    fn cheap_request_wait_beside_slow_work(slow: Arc<dyn Capabilities>) -> Duration {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (started, is_started) = tokio::sync::oneshot::channel();
+            let slow_request = tokio::spawn(async move {
+                offload(slow.as_ref(), move || {
+                    let _ = started.send(());
+                    std::thread::sleep(Duration::from_millis(600)); // a network round trip
+                })
+                .await
+            });
+            let _ = is_started.await;
+            let asked = Instant::now();
+            let cheap = tokio::spawn(async { offload(&Local, || 42).await });
+            assert_eq!(cheap.await.unwrap(), 42);
+            let waited = asked.elapsed();
+            slow_request.await.unwrap();
+            waited
+        })
+    }
+
+    #[test]
+    fn a_blocking_backends_work_leaves_the_runtime_free() {
+        let waited = cheap_request_wait_beside_slow_work(Arc::new(Remote));
+        assert!(waited < Duration::from_millis(300), "the cheap request waited {waited:?}");
+    }
+
+    #[test]
+    fn inline_work_holds_the_only_worker_which_is_why_blocking_backends_are_offloaded() {
+        // The control: the same slow work run inline (as for sled, where it takes microseconds).
+        let waited = cheap_request_wait_beside_slow_work(Arc::new(Local));
+        assert!(waited >= Duration::from_millis(300), "the cheap request waited only {waited:?}");
+    }
+
+    #[test]
+    fn a_panic_in_offloaded_work_reaches_the_caller() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let caught = rt.block_on(async {
+            tokio::spawn(async { offload(&Remote, || panic!("store work failed")).await }).await.unwrap_err()
+        });
+        assert!(caught.is_panic());
+    }
+
+    #[test]
+    fn open_gives_the_configured_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = OpenOptions {
+            backend: BackendKind::Sled,
+            dir: dir.path().to_path_buf(),
+            sled: super::super::StoreOptions::default(),
+        };
+        let store = open(&options).unwrap();
+        assert_eq!(store.dir(), dir.path());
+        assert!(!store.blocking(), "sled answers inline");
+        store
+            .put_profile(&crate::model::UserProfile::new(crate::model::UserId::parse("u").unwrap(), "t"), &[])
+            .unwrap();
+        store.flush().unwrap();
+    }
+}
