@@ -154,7 +154,7 @@ mod tests {
         let options = OpenOptions {
             backend: BackendKind::Sled,
             dir: dir.path().to_path_buf(),
-            sled: super::super::StoreOptions::default(),
+            sled: crate::store::StoreOptions::default(),
         };
         let store = open(&options).unwrap();
         assert_eq!(store.dir(), dir.path());
