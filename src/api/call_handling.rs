@@ -238,3 +238,61 @@ impl CallHandling for CallHandlingService {
         Ok(Response::new(pb::PingResponse {}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::Principal;
+    use crate::store::conformance::Remote;
+    use crate::store::SledStore;
+    use std::time::{Duration, Instant};
+
+    fn request<T>(message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        req.extensions_mut().insert(Principal { key_id: "k".into(), tenant: "t".into(), scope: Scope::Tsps });
+        req
+    }
+
+    /// How long a Ping waits while a ResolveCall runs on a store whose every
+    /// call takes 100 ms, on a runtime with one worker.
+    fn ping_wait_beside_a_slow_resolve(blocking: bool) -> Duration {
+        let sled = Arc::new(SledStore::temporary().unwrap());
+        let mut profile = UserProfile::new(crate::model::UserId::parse("u").unwrap(), "t");
+        profile.called_numbers = vec!["+4930901820".into()];
+        crate::user::put_profile(sled.as_ref(), &profile).unwrap();
+        let store: Arc<dyn Store> = Arc::new(Remote { inner: sled, delay: Duration::from_millis(100), blocking });
+        let (_stop, shutdown) = watch::channel(false);
+        let service = CallHandlingService::new(store.clone(), CallHub::new(store), shutdown);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let resolving = tokio::spawn({
+                let service = service.clone();
+                async move {
+                    let r = pb::ResolveCallRequest {
+                        called_number: "+4930901820".into(),
+                        cli: "+4930123456".into(),
+                        ..Default::default()
+                    };
+                    service.resolve_call(request(r)).await
+                }
+            });
+            // Until the resolve is in its store calls (a thread sleep: the timer needs a free worker).
+            std::thread::sleep(Duration::from_millis(50));
+            let asked = Instant::now();
+            let pinged = tokio::spawn(async move { service.ping(request(pb::PingRequest {})).await });
+            pinged.await.unwrap().unwrap();
+            let waited = asked.elapsed();
+            resolving.await.unwrap().unwrap();
+            waited
+        })
+    }
+
+    #[test]
+    fn a_resolve_on_a_blocking_backend_does_not_hold_up_other_requests() {
+        let waited = ping_wait_beside_a_slow_resolve(true);
+        assert!(waited < Duration::from_millis(150), "Ping waited {waited:?} behind the resolve's store calls");
+        // The control: the same store run inline (as sled is) holds the only worker for the whole resolve.
+        let waited = ping_wait_beside_a_slow_resolve(false);
+        assert!(waited >= Duration::from_millis(250), "Ping waited only {waited:?}");
+    }
+}

@@ -15,6 +15,7 @@ mod calls;
 mod index;
 mod maintenance;
 mod owned;
+mod remote;
 mod support;
 mod users;
 
@@ -22,6 +23,7 @@ pub use calls::*;
 pub use index::*;
 pub use maintenance::*;
 pub use owned::*;
+pub use remote::Remote;
 pub use users::*;
 
 use super::Backend;
