@@ -202,6 +202,9 @@ fn pair<'a>(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Which backend keeps the data: `sled` (embedded, in `data_dir`; the only one so far).
+    #[serde(default)]
+    pub backend: crate::store::BackendKind,
     /// sled's page cache for the index, in MiB; user data gets an eighth (16–128 MiB).
     /// Memory use follows it; lookups slow down when the index's hot part does not fit.
     pub cache_mb: u64,
@@ -210,6 +213,11 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions { cache_bytes: self.cache_mb.max(1) * 1024 * 1024 }
+    }
+
+    /// How [`crate::store::open`] opens the store in `dir`.
+    pub fn open_options(&self, dir: &Path) -> crate::store::OpenOptions {
+        crate::store::OpenOptions { backend: self.backend, dir: dir.to_path_buf(), sled: self.options() }
     }
 }
 
@@ -269,7 +277,7 @@ impl Default for Config {
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
-            store: StoreConfig { cache_mb: 1024 },
+            store: StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1024 },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),

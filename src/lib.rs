@@ -20,8 +20,13 @@
 //! - **checkpoint** — where a collection's sync stands (a delta link, a sync
 //!   token, a resume position). It is committed together with the changes it
 //!   covers, or not at all.
-//! - **index** — the local sled database of records, searchable by phone key,
+//! - **index** — the store's part that holds records, searchable by phone key,
 //!   email, time. Rebuildable from the sources; lookups read only the index.
+//! - **user data** — what only users own: profiles, handling tables, local
+//!   assignments, call history, API keys, web tokens, accounts and their
+//!   sealed secrets. Never rebuilt, so backed up (`backup` / `restore`).
+//! - **backend** — one implementation of every store trait (today sled;
+//!   chosen by `[store] backend`), held by the rest as `Arc<dyn Backend>`.
 //! - **handling code** — what the user thinks of a caller: `vip`, `blocked`,
 //!   `default` (a known contact), `unknown` (no contact matches), `withheld` (no
 //!   number), or a code of the user's own. It comes from the contact in the
@@ -51,10 +56,20 @@
 //! ```
 //!
 //! - [`sync`] runs a connector and commits its change sets ([`sync::IndexSink`]).
-//! - [`store`] keeps the index and the user-owned data ([`store::Store`]).
+//! - [`store`] keeps the index and every piece of user-owned data behind one
+//!   set of traits ([`store::Backend`]; [`store::Store`] for the lookup path),
+//!   opened by [`store::open`]; each backend passes [`store::conformance`].
+//! - [`model`] defines the plain types the store keeps (users, profiles,
+//!   handling codes and tables, statuses, call records, accounts); it and the
+//!   store import nothing from the layers above them (`tests/layers.rs`).
 //! - [`phone`] turns stored numbers and incoming CLIs into the same lookup keys.
 //! - [`resolve`] decides ([`resolve::Resolver::resolve`]) and fetches context.
-//! - [`user`] holds profiles and handling tables; [`calls`] the call history.
+//! - [`user`], [`calls`] and [`accounts`] add behaviour to the model's types
+//!   (profile files, the account registry) and re-export them.
+//!
+//! Layers, bottom up: `connector` (the contract) and `phone` → `model` →
+//! `store` → `sync`, `resolve`, `accounts` → `api`, `web`, `http_lookup`,
+//! `ldap`, `live` → the CLI. A layer uses only those below it.
 //!
 //! # Invariants
 //!
@@ -62,7 +77,8 @@
 //! - A full listing (a snapshot) ends by removing the records of its collection
 //!   it did not see.
 //! - Every key in the store begins with the user: no query crosses users.
-//! - Nothing on the lookup path talks to the network.
+//! - Nothing on the lookup path talks to the network; if a backend's store
+//!   calls may, they run off the async runtime's workers ([`store::offload`]).
 
 pub use contactbridge_connector as connector;
 
@@ -74,6 +90,7 @@ pub mod demo;
 pub mod http_lookup;
 pub mod ldap;
 pub mod live;
+pub mod model;
 pub mod phone;
 pub mod resolve;
 pub mod secrets;

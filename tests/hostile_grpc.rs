@@ -335,7 +335,7 @@ async fn a_call_journal_is_bounded_and_stays_readable() {
 #[tokio::test]
 async fn many_calls_with_full_journals_fit_a_default_client() {
     use contactbridge::calls::{CallEvent, CallEventKind, CallId, MAX_JOURNAL_TEXT_BYTES};
-    use contactbridge::store::UserStore;
+    use contactbridge::store::CallStore;
     use prost::Message as _;
     let b = Bridge::start().await;
     let mut c = b.client(&b.tsps).await;
@@ -510,7 +510,7 @@ async fn the_windows_chat_and_criteria_keep_the_same_bounds() {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use contactbridge::resolve::{CallQuery, Resolver};
-    use contactbridge::store::{Store, UserStore};
+    use contactbridge::store::{CallStore, Store};
     use contactbridge::web::{self, auth};
     use http_body_util::BodyExt;
     use tower::ServiceExt;

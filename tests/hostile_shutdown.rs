@@ -19,7 +19,7 @@ use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::config::ConnectionsConfig;
 use contactbridge::live::{CallHub, DirectiveAction};
 use contactbridge::resolve::{CallQuery, Resolver};
-use contactbridge::store::{SledStore, UserStore};
+use contactbridge::store::{CallStore, SledStore, UserStore};
 use contactbridge::user::UserId;
 use contactbridge::web;
 use http_body_util::BodyExt;

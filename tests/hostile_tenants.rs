@@ -16,7 +16,7 @@ use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::config::{AccountsConfig, Config};
 use contactbridge::live::CallHub;
 use contactbridge::resolve::{CallQuery, Resolver};
-use contactbridge::store::{SledStore, Store, UserStore};
+use contactbridge::store::{CallStore, SledStore, Store, UserStore};
 use contactbridge::user::{self, Attendant, UserId, UserProfile};
 use contactbridge::web;
 use http_body_util::BodyExt;

@@ -11,7 +11,7 @@ use axum::Router;
 use chrono::{Duration, Utc};
 use contactbridge::live::CallHub;
 use contactbridge::resolve::{CallQuery, Decision, Resolver};
-use contactbridge::store::{SledStore, Store, UserStore};
+use contactbridge::store::{CallStore, SledStore, Store, UserStore};
 use contactbridge::user::{self, Attendant, UserId, UserProfile};
 use contactbridge::web::{self, auth};
 use http_body_util::BodyExt;

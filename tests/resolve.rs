@@ -6,7 +6,9 @@ use contactbridge::connector::*;
 use contactbridge::resolve::{
     CallQuery, CodeSource, ContextQuery, ContextSubject, MatchQuality, ResolveError, Resolver, Status, StatusReason,
 };
-use contactbridge::store::{AssignTarget, CollectionScope, IndexBatch, IndexStore, SledStore, Store, UserStore};
+use contactbridge::store::{
+    AssignTarget, CallStore, CollectionScope, IndexBatch, IndexStore, SledStore, Store, UserStore,
+};
 use contactbridge::sync::Indexer;
 use contactbridge::user::{
     self, Attendant, ForwardTarget, HandlingCode, HandlingMethod, ManualStatus, Match, UserId, UserProfile,

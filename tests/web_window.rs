@@ -10,7 +10,7 @@ use chrono::{Duration, Utc};
 use contactbridge::calls::CallEventKind;
 use contactbridge::live::{CallHub, DirectiveAction};
 use contactbridge::resolve::{CallQuery, Decision, Resolver};
-use contactbridge::store::{AssignTarget, SledStore, Store, UserStore};
+use contactbridge::store::{AssignTarget, CallStore, SledStore, Store, UserStore};
 use contactbridge::user::{self, Attendant, UserId, UserProfile};
 use contactbridge::web::{self, auth};
 use http_body_util::BodyExt;

@@ -9,12 +9,10 @@ mod progress;
 mod reach;
 mod registry;
 mod settings;
-mod spec;
-mod store;
 mod subset;
 
+pub use crate::model::{AccountSpec, SourceKind};
+pub use crate::store::{AccountStore, RegistryStore, RunRecord};
 pub use progress::{Progress, ProgressHandle};
-pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry, RegistryStore};
+pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry};
 pub use settings::{settings_json, spec_from_registration, Registration};
-pub use spec::{AccountSpec, SourceKind};
-pub use store::{AccountStore, RunRecord};

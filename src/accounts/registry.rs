@@ -2,12 +2,12 @@
 //! their secrets sealed, and answers what each account's sync is doing.
 
 use super::progress::{Progress, ProgressHandle, Tracked};
-use super::spec::{AccountSpec, SourceKind};
-use super::store::{AccountStore, RunRecord};
 use super::subset::Subset;
 use crate::config::AccountsConfig;
+use crate::model::{AccountSpec, SourceKind};
 use crate::secrets::{SecretError, SecretKey};
-use crate::store::{CollectionState, IndexStore, Store, StoreError};
+use crate::store::{CollectionState, IndexStore, StoreError};
+use crate::store::{RegistryStore, RunRecord};
 use crate::sync::scheduler::{Runner, Schedule, Scheduled};
 use crate::sync::{self, AccountSyncReport, Indexer};
 use crate::user::{HandlingCode, UserId};
@@ -15,10 +15,6 @@ use chrono::{DateTime, Utc};
 use contactbridge_connector::{echo, Connector, Error, ErrorKind, NetPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-
-/// Storage the registry runs on: the index, user data and accounts.
-pub trait RegistryStore: Store + AccountStore {}
-impl<T: Store + AccountStore> RegistryStore for T {}
 
 /// What went wrong, in words an admin can act on. Never contains a secret.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@
 //! missing `credential` means a client secret.
 
 use super::registry::AccountError;
-use super::spec::{AccountSpec, SourceKind};
+use crate::model::{AccountSpec, SourceKind};
 use crate::sync::scheduler::Schedule;
 use crate::user::{HandlingCode, UserId};
 use serde_json::{json, Map, Value};

@@ -280,7 +280,7 @@ fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
 
 /// Opens the store and the registry for a data directory.
 pub(crate) fn registry(config: &Config) -> anyhow::Result<Arc<Registry>> {
-    let store = Arc::new(super::open(config)?);
+    let store = super::open(config)?;
     Ok(Arc::new(Registry::open(store, config)?))
 }
 

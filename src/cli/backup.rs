@@ -1,7 +1,7 @@
 //! `backup` and `restore` of user-owned data (JSON lines of hex key/value pairs).
 
 use anyhow::Context as _;
-use contactbridge::store::SledStore;
+use contactbridge::store::Backend;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -20,7 +20,7 @@ fn unhex(s: &str) -> anyhow::Result<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&s[i..i + 2], 16)?)).collect()
 }
 
-pub fn backup(store: &SledStore, file: &Path) -> anyhow::Result<()> {
+pub fn backup(store: &dyn Backend, file: &Path) -> anyhow::Result<()> {
     let entries = store.export_user_data()?;
     let mut out =
         std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?);
@@ -33,7 +33,7 @@ pub fn backup(store: &SledStore, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn restore(store: &SledStore, file: &Path) -> anyhow::Result<()> {
+pub fn restore(store: &dyn Backend, file: &Path) -> anyhow::Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let mut entries = Vec::new();
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {

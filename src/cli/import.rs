@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use contactbridge::config::Config;
-use contactbridge::store::{IndexStore, UserStore};
+use contactbridge::store::IndexStore;
 use contactbridge::sync::{self, Indexer};
 use contactbridge::user::UserId;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         let account = args.account.clone().unwrap_or_else(|| format!("files:{}", path.display()));
         let connector = contactbridge_files::FilesConnector::new(&path);
         let target = sync::SyncTarget { account: &account, user: &user, owners: &owners, indexer: &indexer };
-        let report = sync::sync_account(&store as &dyn IndexStore, &connector, &target).await;
+        let report = sync::sync_account(store.as_ref() as &dyn IndexStore, &connector, &target).await;
         if let Some(e) = &report.error {
             eprintln!("{}: {e}", path.display());
             failed += 1;

@@ -1,7 +1,7 @@
 //! `key`: API keys for the gRPC interface (create, list, delete).
 
-use contactbridge::api::auth::{self, ApiKeyStore, Scope};
-use contactbridge::store::SledStore;
+use contactbridge::api::auth::{self, Scope};
+use contactbridge::store::Backend;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -26,7 +26,7 @@ pub enum Command {
     Delete { id: String },
 }
 
-pub fn run(store: &SledStore, command: Command) -> anyhow::Result<()> {
+pub fn run(store: &dyn Backend, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create { tenant, scope, label } => {
             let key = auth::create_key(store, &tenant, scope, &label)?;

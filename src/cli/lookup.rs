@@ -34,7 +34,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         None => chrono::Utc::now(),
     };
     let store: Arc<dyn Store> = match super::open(&config) {
-        Ok(s) => Arc::new(s),
+        Ok(s) => s,
         Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. })) => {
             return remote::lookup(&config, &args, at).await;
         }

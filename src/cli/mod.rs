@@ -12,9 +12,10 @@ mod user;
 
 use clap::{Parser, Subcommand};
 use contactbridge::config::{Config, LogFormat};
-use contactbridge::store::SledStore;
+use contactbridge::store::Backend;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// contactbridge tells your phone system who is calling, how the called user
 /// wants the call handled, and what the user knows about the caller, from the
@@ -118,16 +119,16 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             Command::User(c) => user::run(config, c),
             Command::Account(c) => account::run(config, c).await,
             Command::Sync(a) => sync::run(config, a).await,
-            Command::Key(c) => key::run(&open(&config)?, c),
-            Command::Backup { file } => backup::backup(&open(&config)?, &file),
-            Command::Restore { file } => backup::restore(&open(&config)?, &file),
+            Command::Key(c) => key::run(open(&config)?.as_ref(), c),
+            Command::Backup { file } => backup::backup(open(&config)?.as_ref(), &file),
+            Command::Restore { file } => backup::restore(open(&config)?.as_ref(), &file),
         }
     })
 }
 
-/// Opens the store in the configured data directory.
-pub(crate) fn open(config: &Config) -> anyhow::Result<SledStore> {
+/// Opens the configured backend in the configured data directory.
+pub(crate) fn open(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
     use anyhow::Context as _;
-    SledStore::open_with(&config.data_dir, &config.store.options())
+    contactbridge::store::open(&config.store.open_options(&config.data_dir))
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))
 }

@@ -46,7 +46,7 @@ pub struct DemoArgs {
 
 pub async fn demo(config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let store = super::open(&config)?;
-    load_demo(&store, args.demo_dir).await
+    load_demo(store.as_ref(), args.demo_dir).await
 }
 
 async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -65,7 +65,7 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let store = Arc::new(super::open(&config)?);
+    let store = super::open(&config)?;
     if args.demo {
         load_demo(store.as_ref(), args.demo_dir).await?;
         auth::put_fixed_key(store.as_ref(), DEMO_TSPS_KEY, "demo", Scope::Tsps, "demo (serve --demo)")?;

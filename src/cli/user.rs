@@ -109,7 +109,8 @@ fn load(store: &dyn UserStore, id: &str) -> anyhow::Result<UserProfile> {
 }
 
 pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
-    let store = super::open(&config)?;
+    let opened = super::open(&config)?;
+    let store = opened.as_ref();
     match cmd {
         Command::Add { id, file, tenant, name, numbers, region, time_zone, attendant, forwards } => {
             let profile = match (file, id) {
@@ -134,10 +135,10 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             if store.profile(&profile.id)?.is_some() {
                 bail!("user {} exists already; change it with the other `user` subcommands", profile.id);
             }
-            user::put_profile(&store, &profile)?;
+            user::put_profile(store, &profile)?;
             println!("added user {} (tenant {})", profile.id, profile.tenant);
         }
-        Command::Show { id } => print!("{}", toml::to_string_pretty(&load(&store, &id)?)?),
+        Command::Show { id } => print!("{}", toml::to_string_pretty(&load(store, &id)?)?),
         Command::List => {
             for p in store.profiles()? {
                 println!("{}\t{}\t{}\t{}", p.id, p.tenant, p.display_name, p.called_numbers.join(", "));
@@ -151,7 +152,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             println!("removed user {user}");
         }
         Command::SetMethod { id, code, status, method, target } => {
-            let mut p = load(&store, &id)?;
+            let mut p = load(store, &id)?;
             let code = if code == "*" {
                 Match::ANY
             } else {
@@ -170,11 +171,11 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                 other => bail!("unknown method {other:?}; use forward, ivr, notify, voicemail, attendant or reject"),
             };
             p.handling.set(code, status, method);
-            user::put_profile(&store, &p)?;
+            user::put_profile(store, &p)?;
             println!("updated the handling table of {}", p.id);
         }
         Command::Status { id, status, duration } => {
-            let mut p = load(&store, &id)?;
+            let mut p = load(store, &id)?;
             if status == "clear" {
                 p.manual_status = None;
             } else {
@@ -182,11 +183,11 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                 let until = duration.map(|d| parse_duration(&d)).transpose()?.map(|d| chrono::Utc::now() + d);
                 p.manual_status = Some(ManualStatus { status, until });
             }
-            user::put_profile(&store, &p)?;
+            user::put_profile(store, &p)?;
             println!("status of {} is now {:?}", p.id, p.manual_status.map(|m| m.status.as_str()).unwrap_or("derived"));
         }
         Command::Assign { id, number, contact, code, clear } => {
-            let p = load(&store, &id)?;
+            let p = load(store, &id)?;
             let region = p.region.as_deref().and_then(|r| phone::Region::parse(r).ok());
             let target = match (number, contact) {
                 (Some(n), _) => AssignTarget::Number(
@@ -209,8 +210,8 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
         Command::LoginLink { id, valid, base_url } => {
             let user = parse_user(&id)?;
             let token = contactbridge::web::auth::issue_login(
-                &store,
-                &store,
+                store,
+                store,
                 &user,
                 parse_duration(&valid)?,
                 chrono::Utc::now(),

@@ -25,7 +25,7 @@ use crate::calls::MAX_NUMBER_CHARS;
 use crate::connector::echo;
 use crate::live::CallHub;
 use crate::resolve::{CallQuery, Decision, ResolveError, Resolver};
-use crate::store::Store;
+use crate::store::{offload, Store};
 use crate::user::UserProfile;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -203,8 +203,13 @@ async fn name(
     headers: HeaderMap,
     params: Result<Query<LookupParams>, QueryRejection>,
 ) -> Response {
-    let answer = prepare(&state, &headers, params)
-        .and_then(|(profile, query, _)| state.resolver.decide_for(&profile, &query).map_err(from_resolve));
+    let work = state.clone();
+    // The key check, store and resolver work, off the runtime's workers if the backend may block.
+    let answer = offload(state.resolver.store().as_ref(), move || {
+        prepare(&work, &headers, params)
+            .and_then(|(profile, query, _)| work.resolver.decide_for(&profile, &query).map_err(from_resolve))
+    })
+    .await;
     match answer {
         Ok(d) => (
             StatusCode::OK,
@@ -222,16 +227,21 @@ async fn decision(
     headers: HeaderMap,
     params: Result<Query<LookupParams>, QueryRejection>,
 ) -> Response {
-    let answer = prepare(&state, &headers, params).and_then(|(profile, query, record)| {
-        let d = if record {
-            let d = state.resolver.resolve_for(&profile, &query).map_err(from_resolve)?;
-            state.hub.announce(&d);
-            d
-        } else {
-            state.resolver.decide_for(&profile, &query).map_err(from_resolve)?
-        };
-        Ok((d, profile, record))
-    });
+    let work = state.clone();
+    // The key check, store and resolver work, off the runtime's workers if the backend may block.
+    let answer = offload(state.resolver.store().as_ref(), move || {
+        prepare(&work, &headers, params).and_then(|(profile, query, record)| {
+            let d = if record {
+                let d = work.resolver.resolve_for(&profile, &query).map_err(from_resolve)?;
+                work.hub.announce(&d);
+                d
+            } else {
+                work.resolver.decide_for(&profile, &query).map_err(from_resolve)?
+            };
+            Ok((d, profile, record))
+        })
+    })
+    .await;
     match answer {
         Ok((d, profile, record)) => {
             (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(DecisionJson::new(&d, &profile, record)))

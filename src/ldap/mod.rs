@@ -23,7 +23,7 @@
 pub mod directory;
 
 use crate::api::auth::{self, ApiKeyStore, Scope};
-use crate::store::Store;
+use crate::store::{offload, Store};
 use crate::user::{UserId, UserProfile};
 use directory::{Place, SUFFIX};
 use futures::{SinkExt, StreamExt};
@@ -167,6 +167,11 @@ fn msg(msgid: i32, op: LdapOp) -> LdapMsg {
 }
 
 impl Session {
+    /// A copy of the session to answer one request with, off this task.
+    fn view(&self) -> Session {
+        Session { state: self.state.clone(), bound: self.bound.clone(), tls: self.tls }
+    }
+
     /// Answers requests until the client leaves (`None`) or asks for StartTLS (`Some(socket)`).
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, mut framed: Framed<S, LdapCodec>) -> Option<S> {
         loop {
@@ -194,8 +199,21 @@ impl Session {
             let answers = match request.op {
                 LdapOp::UnbindRequest => return None,
                 LdapOp::AbandonRequest(_) => continue,
-                LdapOp::BindRequest(b) => vec![msg(id, LdapOp::BindResponse(self.bind(&b.dn, b.cred)))],
-                LdapOp::SearchRequest(s) => self.search(id, &s),
+                // Binds (an API key lookup) and searches run off the runtime's workers if the backend may block.
+                LdapOp::BindRequest(b) => {
+                    let mut view = self.view();
+                    let (response, bound) = offload(self.state.store.as_ref(), move || {
+                        let response = view.bind(&b.dn, b.cred);
+                        (response, view.bound)
+                    })
+                    .await;
+                    self.bound = bound;
+                    vec![msg(id, LdapOp::BindResponse(response))]
+                }
+                LdapOp::SearchRequest(s) => {
+                    let view = self.view();
+                    offload(self.state.store.as_ref(), move || view.search(id, &s)).await
+                }
                 LdapOp::ExtendedRequest(LdapExtendedRequest { name, .. }) if name == STARTTLS_OID => {
                     if self.state.tls.is_some() && !self.tls {
                         let ok = msg(

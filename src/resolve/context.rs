@@ -109,3 +109,25 @@ fn dedupe_sort<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (&RecordId, DateTime<U
     let mut seen = HashSet::new();
     items.retain(|i| seen.insert(key(i).0.clone()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widest_window_at_the_ends_of_time_does_not_overflow() {
+        let store = crate::store::SledStore::temporary().unwrap();
+        let user = UserId::parse("old").unwrap();
+        // Criteria over their caps, as profiles stored before the caps may hold: fetch clamps them.
+        let criteria = ContextCriteria {
+            days_back: 4_000_000_000,
+            days_ahead: 4_000_000_000,
+            max_calls: u32::MAX,
+            ..ContextCriteria::default()
+        };
+        for now in [Utc::now(), DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            let q = ContextQuery { now, criteria: criteria.clone() };
+            fetch(&store, &user, &ContextSubject::default(), &q).unwrap();
+        }
+    }
+}

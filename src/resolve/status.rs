@@ -3,80 +3,11 @@
 //! Sources: the manual status (with its expiry), an out-of-office setting that
 //! is on, and calendar events in progress. The most restrictive wins.
 
-use crate::user::ManualStatus;
+use crate::model::ManualStatus;
+pub use crate::model::{BusySpan, Status};
 use chrono::{DateTime, Utc};
-use contactbridge_connector::{BusyStatus, OutOfOffice};
+use contactbridge_connector::OutOfOffice;
 use serde::{Deserialize, Serialize};
-
-/// The user's status, ordered from least to most restrictive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Available,
-    WorkingElsewhere,
-    Tentative,
-    /// In a meeting.
-    Busy,
-    OutOfOffice,
-    DoNotDisturb,
-}
-
-impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Available,
-        Status::WorkingElsewhere,
-        Status::Tentative,
-        Status::Busy,
-        Status::OutOfOffice,
-        Status::DoNotDisturb,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Available => "available",
-            Status::WorkingElsewhere => "working_elsewhere",
-            Status::Tentative => "tentative",
-            Status::Busy => "busy",
-            Status::OutOfOffice => "out_of_office",
-            Status::DoNotDisturb => "do_not_disturb",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
-        Status::ALL
-            .into_iter()
-            .find(|st| {
-                st.as_str() == s
-                    || (s == "dnd" && *st == Status::DoNotDisturb)
-                    || (s == "oof" && *st == Status::OutOfOffice)
-            })
-            .ok_or_else(|| {
-                format!(
-                    "unknown status {}; use one of {}",
-                    crate::connector::echo(&s),
-                    Status::ALL.map(Status::as_str).join(", ")
-                )
-            })
-    }
-
-    /// The status an event with this busy status gives while it is in progress.
-    pub fn from_busy(busy: BusyStatus) -> Status {
-        match busy {
-            BusyStatus::Free => Status::Available,
-            BusyStatus::Tentative => Status::Tentative,
-            BusyStatus::Busy => Status::Busy,
-            BusyStatus::OutOfOffice => Status::OutOfOffice,
-            BusyStatus::WorkingElsewhere => Status::WorkingElsewhere,
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Which rule set the status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,15 +21,6 @@ pub enum StatusReason {
     OutOfOfficeReplies,
     /// A calendar event is in progress.
     Calendar { subject: String, start: DateTime<Utc>, end: DateTime<Utc> },
-}
-
-/// An event occurrence in progress, as the index returns it for status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusySpan {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub busy: BusyStatus,
-    pub subject: String,
 }
 
 /// Derives the status from its three sources; the most restrictive wins, and
@@ -133,7 +55,7 @@ pub fn derive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contactbridge_connector::{Occurrence, RecordId};
+    use contactbridge_connector::{BusyStatus, Occurrence, RecordId};
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(h * 3600, 0).unwrap()

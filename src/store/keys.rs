@@ -17,7 +17,7 @@
 //! byte order is time order. A record ref is `account NUL collection NUL id`.
 //! Because the user comes first, a prefix scan can never reach another user.
 
-use crate::user::UserId;
+use crate::model::UserId;
 use chrono::{DateTime, Utc};
 
 pub(crate) const SEP: u8 = 0;

@@ -1,28 +1,73 @@
-//! Storage: what the rest of the bridge may ask of it, and the sled backend.
+//! Storage: every piece of persistent state behind one set of traits, and
+//! the backends that implement them.
+//!
+//! # What is kept
 //!
 //! Two kinds of data live apart. The **index** ([`IndexStore`]) holds what was
 //! synced from sources (contacts, events, mail, documents, out-of-office) and
-//! each collection's checkpoint; it can always be rebuilt from the sources. The
-//! **user data** ([`UserStore`]) holds what only users own: profiles, handling
-//! tables, local handling-code assignments, last choices, call history. Every
-//! operation is scoped by [`UserId`]; no query crosses users.
+//! each collection's checkpoint; it can always be rebuilt from the sources.
+//! **User data** holds what only users own and is backed up: profiles, called
+//! numbers, handling-code assignments and last choices ([`UserStore`]), the
+//! call history ([`CallStore`]), API keys ([`ApiKeyStore`]), web sign-in tokens
+//! ([`WebTokenStore`]), and registered accounts with their sealed secrets and
+//! last sync outcome ([`AccountStore`]). Every index and user-data query is
+//! scoped by [`UserId`](crate::model::UserId); no query crosses users.
 //!
-//! A second backend is a new folder beside `sled/` implementing both traits.
+//! # Layers
+//!
+//! The store sits below everything that serves or decides: it imports only
+//! [`crate::model`] (the plain types it keeps: profiles, handling codes, call
+//! records, accounts, statuses), the connector contract and phone-number
+//! parsing, never `api`, `web`, `accounts`, `resolve`, `sync`, `cli`,
+//! `http_lookup`, `ldap` or `live` (`tests/layers.rs` fails if it does). The
+//! rest of the bridge holds the store as a trait object: [`Store`] for the
+//! lookup path, [`Backend`] for the whole of it, opened by [`open`] with the
+//! backend the configuration names (`[store] backend = "sled"`). A backend is
+//! a folder beside `sled/` implementing the traits; it must pass
+//! [`conformance`], the behaviour tests every backend runs.
+//!
+//! # Sync traits, and the lookup path off the runtime's workers
+//!
+//! The traits are synchronous. sled answers from memory in microseconds, and
+//! the resolver makes a dozen store calls per call: as `async fn`s each would
+//! cost a boxed future and a poll, and every caller (sync engine, CLI,
+//! resolver, context) would turn async for nothing. A backend that talks to a
+//! server (PostgreSQL) stays synchronous too, on a blocking client or
+//! `Handle::block_on` of its async pool, and says so with
+//! [`Capabilities::blocking`]. The async servers (gRPC `ResolveCall` and
+//! `GetCallerContext`, the HTTP lookup, LDAP, the notification window) run a
+//! request's store and resolver work through one helper, [`offload`]: inline
+//! for a backend that does not block (no thread hop on the hot path), on
+//! tokio's blocking pool for one that may wait on the network, so a round
+//! trip never holds a runtime worker and a cheap request is never queued
+//! behind it. A whole request's work goes in one closure, so a network
+//! backend pays one hop per request, not one per query.
 
+mod accounts;
+mod api_keys;
+mod backend;
+mod calls;
 mod codec;
+#[doc(hidden)]
+pub mod conformance;
+mod index;
 pub(crate) mod keys;
 pub mod sled;
 mod types;
+mod users;
+mod web_tokens;
 
 pub use self::sled::{SledStore, StoreOptions};
+/// Where a record lives; defined in [`crate::model`].
+pub use crate::model::RecordRef;
+pub use accounts::{AccountStore, RegistryStore, RunRecord};
+pub use api_keys::{ApiKeyStore, Scope, StoredKey};
+pub use backend::{offload, open, Backend, BackendKind, Capabilities, Maintenance, OpenOptions};
+pub use calls::CallStore;
+pub use index::IndexStore;
 pub use types::*;
-
-use crate::calls::{CallId, CallRecord};
-use crate::resolve::status::BusySpan;
-use crate::user::{HandlingCode, UserId, UserProfile};
-use chrono::{DateTime, Utc};
-use contactbridge_connector::{CalendarEvent, Document, MailMessage, OutOfOffice, RecordId};
-use std::collections::HashMap;
+pub use users::UserStore;
+pub use web_tokens::{StoredWebToken, TokenKind, WebTokenStore};
 
 /// A storage failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -43,74 +88,6 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The synced, rebuildable part.
-pub trait IndexStore: Send + Sync {
-    /// Applies one batch and its checkpoint atomically: both or neither.
-    fn apply(&self, batch: &IndexBatch) -> Result<ApplyStats>;
-    /// The state (checkpoint, snapshot, status) of one collection.
-    fn collection_state(&self, scope: &CollectionScope) -> Result<Option<CollectionState>>;
-    /// Records the outcome of a sync attempt that did not go through `apply`
-    /// (a failure before any batch, for the account's status).
-    fn set_collection_error(&self, scope: &CollectionScope, error: Option<String>, at: DateTime<Utc>) -> Result<()>;
-    /// Every collection state of a user's account.
-    fn collection_states(&self, user: &UserId, account: &str) -> Result<Vec<(String, CollectionState)>>;
-    /// The versions (etags) held for a collection.
-    fn known_versions(&self, scope: &CollectionScope) -> Result<HashMap<RecordId, String>>;
-    /// Removes everything an account brought into a user's index. Returns how many records.
-    fn remove_account(&self, user: &UserId, account: &str) -> Result<usize>;
-    /// How many records of each kind a user's account holds.
-    fn count_records(&self, user: &UserId, account: &str) -> Result<HashMap<String, usize>>;
-
-    /// Contacts indexed under a phone lookup key.
-    fn contacts_by_phone(&self, user: &UserId, key: &str) -> Result<Vec<StoredContact>>;
-    /// Contacts indexed under an email address (lower-case).
-    fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>>;
-    fn contact(&self, user: &UserId, record: &RecordRef) -> Result<Option<StoredContact>>;
-    /// Visits the user's contacts in index order until `visit` returns false
-    /// (a directory search: the caller bounds it). Reads every record of the user.
-    fn scan_contacts(&self, user: &UserId, visit: &mut dyn FnMut(StoredContact) -> bool) -> Result<()>;
-    /// Event occurrences in progress at `at`.
-    fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>>;
-    /// The user's out-of-office settings (one per mailbox).
-    fn out_of_office(&self, user: &UserId) -> Result<Vec<OutOfOffice>>;
-    /// Mail to or from `email` dated in `[from, to)`, newest first.
-    fn mail_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<MailMessage>>;
-    /// Events with `email` as attendee or organizer, occurring in `[from, to)`, newest first.
-    fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>>;
-    /// Documents referencing `person` (an email or a lower-case name), modified in `[from, to)`, newest first.
-    fn documents_for(&self, user: &UserId, person: &str, window: TimeWindow, limit: usize) -> Result<Vec<Document>>;
-}
-
-/// What only users own: never rebuilt from sources, so backed up.
-pub trait UserStore: Send + Sync {
-    /// Stores a profile and its called numbers (keys as [`crate::phone`] makes them).
-    /// Fails if a called number belongs to another user.
-    fn put_profile(&self, profile: &UserProfile, called_keys: &[String]) -> Result<()>;
-    fn profile(&self, user: &UserId) -> Result<Option<UserProfile>>;
-    fn profiles(&self) -> Result<Vec<UserProfile>>;
-    /// Deletes a profile, its called numbers, assignments, choices and calls.
-    fn delete_user(&self, user: &UserId) -> Result<bool>;
-    /// The user a called-number key belongs to.
-    fn user_by_called_number(&self, key: &str) -> Result<Option<UserId>>;
-
-    /// A handling code the user assigned locally to a contact or a number.
-    fn assignment(&self, user: &UserId, target: &AssignTarget) -> Result<Option<HandlingCode>>;
-    fn assign(&self, user: &UserId, target: &AssignTarget, code: Option<&HandlingCode>) -> Result<()>;
-    /// The contact the user picked last for calls from this number key.
-    fn last_choice(&self, user: &UserId, number_key: &str) -> Result<Option<RecordRef>>;
-    fn set_last_choice(&self, user: &UserId, number_key: &str, contact: &RecordRef) -> Result<()>;
-
-    /// Writes a call record (new or updated). It is visible to every read when
-    /// this returns; a backend may write it to disk later (never later than
-    /// its next flush), so the lookup path does not wait on disk.
-    fn put_call(&self, call: &CallRecord) -> Result<()>;
-    fn call(&self, id: &CallId) -> Result<Option<CallRecord>>;
-    /// The user's calls in `window`, newest first.
-    fn calls(&self, user: &UserId, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>>;
-    /// The user's calls from a caller (by number key), newest first.
-    fn calls_from(&self, user: &UserId, caller_key: &str, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>>;
-}
-
-/// Both halves: what the bridge runs on.
-pub trait Store: IndexStore + UserStore {}
-impl<T: IndexStore + UserStore> Store for T {}
+/// What the lookup path runs on: the index, user data and the call history.
+pub trait Store: IndexStore + UserStore + CallStore + Capabilities {}
+impl<T: IndexStore + UserStore + CallStore + Capabilities> Store for T {}

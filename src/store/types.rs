@@ -1,30 +1,9 @@
 //! Plain types shared by the store traits and their callers.
 
-use crate::user::{HandlingCode, UserId};
+use crate::model::{HandlingCode, RecordRef, UserId};
 use chrono::{DateTime, Utc};
 use contactbridge_connector::{BusyStatus, Checkpoint, Contact, PhoneKind, Record, RecordId, Rejected, Snapshot};
 use serde::{Deserialize, Serialize};
-
-/// Where a record lives: account, collection, id. Unique within a user.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RecordRef {
-    pub account: String,
-    pub collection: String,
-    pub id: RecordId,
-}
-
-impl RecordRef {
-    /// `account/collection/id` for display and APIs; [`RecordRef::parse`] reverses it
-    /// (ids may contain `/`, accounts may not).
-    pub fn to_token(&self) -> String {
-        format!("{}\u{1f}{}\u{1f}{}", self.account, self.collection, self.id)
-    }
-
-    pub fn parse(token: &str) -> Option<RecordRef> {
-        let mut it = token.splitn(3, '\u{1f}');
-        Some(RecordRef { account: it.next()?.into(), collection: it.next()?.into(), id: RecordId::new(it.next()?) })
-    }
-}
 
 /// A user's collection of an account: where one change set goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -34,10 +13,10 @@ pub struct CollectionScope {
     pub collection: String,
 }
 
-/// A secondary index entry derived from a record by [`crate::sync::indexer`].
+/// A secondary index entry derived from a record (by the sync engine's indexer).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecondaryKey {
-    /// A phone lookup key (from [`crate::phone`]).
+    /// A phone lookup key (as `phone` makes them).
     Phone {
         key: String,
         kind: PhoneKind,

@@ -1,13 +1,15 @@
 //! Users and what they own: the profile (called numbers, region, time zone,
 //! attendant, forward targets, context criteria, manual status) and the
 //! handling table that maps handling code × status to a handling method.
+//!
+//! The types are defined in [`crate::model`] (below the store, which keeps
+//! them) and re-exported here; what needs more than the data stays here.
 
-mod handling;
-pub mod limits;
-mod profile;
-
-pub use handling::{HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match};
-pub use profile::{Attendant, ContextCriteria, ForwardTarget, ManualStatus, UserId, UserProfile};
+pub use crate::model::limits;
+pub use crate::model::{
+    Attendant, ContextCriteria, ForwardTarget, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, ManualStatus,
+    Match, UserId, UserProfile,
+};
 
 use crate::store::{StoreError, UserStore};
 use std::path::Path;

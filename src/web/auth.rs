@@ -6,10 +6,10 @@
 //! keys, a fast hash is right for 256 random bits.
 
 use crate::store::{StoreError, UserStore};
+pub use crate::store::{StoredWebToken, TokenKind, WebTokenStore};
 use crate::tokens::{self, sha256_hex as hash};
 use crate::user::{UserId, UserProfile};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "cb_session";
@@ -17,36 +17,6 @@ pub const COOKIE: &str = "cb_session";
 pub const LOGIN_VALID: Duration = Duration::hours(24);
 /// How long a session lasts.
 pub const SESSION_VALID: Duration = Duration::hours(12);
-
-/// What a token opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    /// A login link: exchanged once for a session.
-    Login,
-    /// A browser session (the cookie).
-    Session,
-}
-
-/// A token as stored: its hash, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredWebToken {
-    /// SHA-256 of the token text, hex.
-    pub sha256: String,
-    pub kind: TokenKind,
-    pub user: UserId,
-    pub created: DateTime<Utc>,
-    pub expires: DateTime<Utc>,
-}
-
-/// Where web tokens are kept (the sled backend: the user-data database, prefix `w`).
-pub trait WebTokenStore: Send + Sync {
-    fn put_web_token(&self, token: &StoredWebToken) -> Result<(), StoreError>;
-    fn web_token(&self, sha256: &str) -> Result<Option<StoredWebToken>, StoreError>;
-    fn delete_web_token(&self, sha256: &str) -> Result<bool, StoreError>;
-    /// Removes tokens that expired before `now`; returns how many.
-    fn purge_web_tokens(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
-}
 
 /// A token just made: the text goes to the user once and is never stored.
 pub struct NewToken {

@@ -156,11 +156,17 @@ pub async fn context(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Json<ContextResponse>, WebError> {
-    let (record, owner) = visible_call(&state, &session, &id)?;
-    let contact = contact_of(&state, &record)?;
-    let subject = ContextSubject { contact: contact.clone(), caller_key: record.caller_key.clone() };
-    let query = ContextQuery { now: Utc::now(), criteria: owner.context.clone() };
-    let context = crate::resolve::context::fetch(state.store.as_ref(), &owner.id, &subject, &query)?;
+    let work = state.clone();
+    // The store work, off the runtime's workers if the backend may block.
+    let (contact, query, context) = crate::store::offload(state.store.as_ref(), move || {
+        let (record, owner) = visible_call(&work, &session, &id)?;
+        let contact = contact_of(&work, &record)?;
+        let subject = ContextSubject { contact: contact.clone(), caller_key: record.caller_key.clone() };
+        let query = ContextQuery { now: Utc::now(), criteria: owner.context.clone() };
+        let context = crate::resolve::context::fetch(work.store.as_ref(), &owner.id, &subject, &query)?;
+        Ok::<_, WebError>((contact, query, context))
+    })
+    .await?;
     let contact = contact.map(|s| ContactView {
         name: s.contact.best_name(),
         company: s.contact.company.clone(),

@@ -7,9 +7,9 @@
 //! | `R`    | account id | the last sync's outcome                      |
 
 use super::{backend, SledStore};
-use crate::accounts::{AccountSpec, AccountStore, RunRecord};
+use crate::model::AccountSpec;
 use crate::store::keys::{check_part, key, prefix};
-use crate::store::{codec, Result, StoreError};
+use crate::store::{codec, AccountStore, Result, RunRecord, StoreError};
 
 const ACCOUNT: u8 = b'A';
 const SECRET: u8 = b'S';

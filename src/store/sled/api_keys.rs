@@ -2,9 +2,8 @@
 //! (`a NUL key id` → [`StoredKey`]), so backups carry them.
 
 use super::{backend, SledStore};
-use crate::api::auth::{ApiKeyStore, StoredKey};
 use crate::store::keys::{check_part, key, prefix};
-use crate::store::{codec, Result, StoreError};
+use crate::store::{codec, ApiKeyStore, Result, StoreError, StoredKey};
 
 const PREFIX: u8 = b'a';
 

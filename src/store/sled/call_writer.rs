@@ -7,7 +7,7 @@
 //! durable at its next flush either way, and [`CallWriter::barrier`] (called by
 //! `SledStore::flush`) waits for the queue.
 
-use crate::calls::{CallId, CallRecord};
+use crate::model::{CallId, CallRecord};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,8 @@
 //!
 //! `[format version][generation: u64 BE][record kind][JSON body]`
 
+use crate::model::HandlingCode;
 use crate::store::{codec, StoreError};
-use crate::user::HandlingCode;
 use contactbridge_connector::{Record, RecordKind};
 use serde::{Deserialize, Serialize};
 

@@ -4,13 +4,12 @@
 
 use super::entry::{self, Body};
 use super::{backend, SledStore};
-use crate::resolve::status::BusySpan;
+use crate::model::{BusySpan, HandlingCode, UserId};
 use crate::store::keys::{self, key, prefix};
 use crate::store::{
     codec, ApplyStats, CollectionScope, CollectionState, IndexBatch, IndexStore, RecordRef, Result, SecondaryKey,
     StoreError, StoredContact, TimeWindow,
 };
-use crate::user::UserId;
 use chrono::{DateTime, Duration, Utc};
 use contactbridge_connector::{BusyStatus, CalendarEvent, Document, MailMessage, OutOfOffice, Record, RecordId};
 use std::collections::{HashMap, HashSet};
@@ -52,7 +51,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn record_at(&self, user: &UserId, r: &RecordRef) -> Result<Option<(Record, Option<crate::user::HandlingCode>)>> {
+    fn record_at(&self, user: &UserId, r: &RecordRef) -> Result<Option<(Record, Option<HandlingCode>)>> {
         Ok(match self.get_entry(user, r)? {
             Some(v) => {
                 let read = entry::read(&v)?;

@@ -15,6 +15,7 @@
 
 mod accounts;
 mod api_keys;
+mod backend;
 mod call_writer;
 mod entry;
 mod index;
@@ -34,7 +35,7 @@ pub struct SledStore {
     /// every write of user data in this process (the only writer: sled locks
     /// the database to one process).
     profiles:
-        std::sync::Arc<std::sync::RwLock<std::collections::HashMap<crate::user::UserId, crate::user::UserProfile>>>,
+        std::sync::Arc<std::sync::RwLock<std::collections::HashMap<crate::model::UserId, crate::model::UserProfile>>>,
     index_db: sled::Db,
     users_db: sled::Db,
     dir: PathBuf,
@@ -245,5 +246,7 @@ pub(super) fn backend(doing: &'static str, e: impl std::error::Error + Send + Sy
     StoreError::Backend { doing, source: Box::new(e) }
 }
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod tests;

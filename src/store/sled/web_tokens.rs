@@ -4,8 +4,7 @@
 
 use super::{backend, SledStore};
 use crate::store::keys::{check_part, key, prefix};
-use crate::store::{codec, Result};
-use crate::web::auth::{StoredWebToken, WebTokenStore};
+use crate::store::{codec, Result, StoredWebToken, WebTokenStore};
 use chrono::{DateTime, Utc};
 
 const PREFIX: u8 = b'w';

@@ -86,7 +86,7 @@ pub fn check(p: &UserProfile) -> Result<(), OverLimit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::user::{ForwardTarget, UserId};
+    use crate::model::{ForwardTarget, UserId};
 
     #[test]
     fn each_bound_names_its_field() {

@@ -1,8 +1,9 @@
-//! What the registry asks of storage: accounts (without secrets), their sealed
-//! secrets, and the outcome of their last sync. Kept with user data (backed up).
+//! Registered accounts as stored: their settings (secret taken out), their
+//! sealed secrets, and the outcome of their last sync. Kept with user data
+//! (backed up). Sealing and syncing are `accounts`' and `secrets`'.
 
-use super::spec::AccountSpec;
-use crate::store::Result;
+use super::{Result, Store};
+use crate::model::AccountSpec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ pub struct RunRecord {
     pub last_success: Option<DateTime<Utc>>,
 }
 
-/// Account storage. Secrets are opaque sealed bytes here ([`crate::secrets`]).
+/// Account storage. Secrets are opaque sealed bytes here (sealed by `secrets`).
 pub trait AccountStore: Send + Sync {
     /// Stores an account (its secret already taken out) and, if given, its sealed secret.
     fn put_account(&self, spec: &AccountSpec, sealed_secret: Option<&[u8]>) -> Result<()>;
@@ -35,3 +36,7 @@ pub trait AccountStore: Send + Sync {
     fn run_record(&self, id: &str) -> Result<Option<RunRecord>>;
     fn put_run_record(&self, id: &str, run: &RunRecord) -> Result<()>;
 }
+
+/// Storage the account registry runs on: the index, user data and accounts.
+pub trait RegistryStore: Store + AccountStore {}
+impl<T: Store + AccountStore + ?Sized> RegistryStore for T {}

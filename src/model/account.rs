@@ -1,8 +1,7 @@
 //! What an admin registers: an account's source, owner, schedule and mappings,
 //! and how its one secret is taken out before storage and put back after.
 
-use crate::sync::scheduler::Schedule;
-use crate::user::{HandlingCode, UserId};
+use super::{HandlingCode, Schedule, UserId};
 use contactbridge_dav::{Credentials, DavAccount, Secret as DavSecret};
 use contactbridge_graph::{Credential, GraphAccount, Secret as GraphSecret};
 use serde::{Deserialize, Serialize};
@@ -106,7 +105,7 @@ fn dav_secret(c: &mut Credentials) -> Option<&mut DavSecret> {
 }
 
 /// A registered account. As stored, its secret is empty: the secret lives
-/// sealed beside it ([`crate::secrets`]) and is put back only to build a connector.
+/// sealed beside it (`secrets`) and is put back only to build a connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountSpec {
     /// Unique across the bridge: letters, digits, `.`, `_`, `-`, `@`; 1–64 characters.
@@ -195,7 +194,7 @@ impl AccountSpec {
         users
     }
 
-    /// Collection owner (mailbox) → user, for [`crate::sync::SyncTarget::owners`].
+    /// Collection owner (mailbox) → user, for the sync target's owners (`sync::SyncTarget::owners`).
     pub fn owners(&self) -> std::collections::HashMap<String, UserId> {
         let mut owners: std::collections::HashMap<String, UserId> = std::collections::HashMap::new();
         if let SourceKind::Graph(g) = &self.source {

@@ -1,6 +1,6 @@
 //! Handling codes, handling methods and the table that joins them with status.
 
-use crate::resolve::Status;
+use super::Status;
 use serde::{Deserialize, Serialize};
 
 /// What the user thinks of a caller: `vip`, `blocked`, `default`… A code is a

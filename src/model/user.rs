@@ -1,8 +1,8 @@
 //! The user profile: who the user is to the phone system and how they want calls handled.
 
 use super::HandlingTable;
+use super::Status;
 use crate::connector::echo;
-use crate::resolve::Status;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

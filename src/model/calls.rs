@@ -1,0 +1,159 @@
+//! Call records: one per resolved call, completed by later call events, and
+//! the journal of what was done with the call.
+
+use super::{HandlingCode, HandlingMethod, RecordRef, Status, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The bridge's id of a call (a UUIDv7: sortable by creation time).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallId(pub String);
+
+impl CallId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the caller presented themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerKind {
+    Number,
+    Withheld,
+    Anonymous,
+    Unavailable,
+}
+
+/// Something that happened to a call after it was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CallEventKind {
+    Ringing,
+    Answered,
+    Forwarded {
+        to: String,
+    },
+    Missed,
+    Ended,
+    /// The user or attendant decided while the call rang (contradicting the handling code for this call).
+    Directive {
+        action: String,
+        target: Option<String>,
+    },
+    /// A chat message about the call.
+    Chat {
+        text: String,
+    },
+}
+
+/// A called number or CLI as the phone system sends it: at most this many characters (a SIP URI with a
+/// display name fits).
+pub const MAX_NUMBER_CHARS: usize = 256;
+/// The phone system's own call id: at most this many characters.
+pub const MAX_TSPS_CALL_ID_CHARS: usize = 256;
+
+/// A call's journal holds at most this many events; more are refused.
+pub const MAX_EVENTS: usize = 100;
+/// The text of a call's journal (every event's `by`, target and chat text) is at most this many bytes;
+/// with [`MAX_EVENTS`] this keeps a call record near 12 KB, so 200 calls fit a 4 MB response.
+pub const MAX_JOURNAL_TEXT_BYTES: usize = 8 * 1024;
+/// Who did it (`by`): at most this many characters (a user id is up to 128, plus `attendant:`).
+pub const MAX_BY_CHARS: usize = 256;
+/// A forward target: at most this many characters.
+pub const MAX_TARGET_CHARS: usize = 256;
+/// A chat message: at most this many characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+impl CallEventKind {
+    /// The phone system reported the call over (`ended`, `missed`): directives
+    /// for it are refused. A directive itself is not final: it asks the phone
+    /// system, the user or attendant may still change their mind while the
+    /// call rings, and what happened comes back as events.
+    pub fn ends_call(&self) -> bool {
+        matches!(self, Self::Ended | Self::Missed)
+    }
+}
+
+/// One entry of a call's journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvent {
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: CallEventKind,
+    /// Who did it: a user id, `attendant:<id>`, or "tsps".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+impl CallEvent {
+    /// The event's text fields with their names as the APIs call them (`by`, `target`, `text`) and
+    /// their limits in characters.
+    pub fn text_fields(&self) -> Vec<(&'static str, &str, usize)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(by) = &self.by {
+            out.push(("by", by.as_str(), MAX_BY_CHARS));
+        }
+        match &self.kind {
+            CallEventKind::Forwarded { to } => out.push(("target", to.as_str(), MAX_TARGET_CHARS)),
+            CallEventKind::Directive { action, target } => {
+                out.push(("action", action.as_str(), MAX_TARGET_CHARS));
+                if let Some(t) = target {
+                    out.push(("target", t.as_str(), MAX_TARGET_CHARS));
+                }
+            }
+            CallEventKind::Chat { text } => out.push(("text", text.as_str(), MAX_CHAT_CHARS)),
+            CallEventKind::Ringing | CallEventKind::Answered | CallEventKind::Missed | CallEventKind::Ended => {}
+        }
+        out
+    }
+
+    /// Bytes of text the event adds to its journal.
+    pub fn text_bytes(&self) -> usize {
+        self.text_fields().iter().map(|(_, text, _)| text.len()).sum()
+    }
+}
+
+/// A call as the bridge saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: CallId,
+    pub user: UserId,
+    /// The phone system's own id for the call, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsps_call_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub called: String,
+    /// The CLI as received.
+    pub cli: String,
+    pub caller_kind: CallerKind,
+    /// The caller's number key (exact E.164 key where the CLI parsed), for per-caller history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<RecordRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_name: Option<String>,
+    pub handling_code: HandlingCode,
+    pub status: Status,
+    pub method: HandlingMethod,
+    #[serde(default)]
+    pub events: Vec<CallEvent>,
+}
+
+impl CallRecord {
+    /// Whether the phone system reported the call over ([`CallEventKind::ends_call`]).
+    pub fn has_ended(&self) -> bool {
+        self.events.iter().any(|e| e.kind.ends_call())
+    }
+}

@@ -1,0 +1,45 @@
+//! The index: what was synced from sources, rebuildable from them.
+
+use super::{ApplyStats, CollectionScope, CollectionState, IndexBatch, RecordRef, Result, StoredContact, TimeWindow};
+use crate::model::{BusySpan, UserId};
+use chrono::{DateTime, Utc};
+use contactbridge_connector::{CalendarEvent, Document, MailMessage, OutOfOffice, RecordId};
+use std::collections::HashMap;
+
+/// The synced, rebuildable part.
+pub trait IndexStore: Send + Sync {
+    /// Applies one batch and its checkpoint atomically: both or neither.
+    fn apply(&self, batch: &IndexBatch) -> Result<ApplyStats>;
+    /// The state (checkpoint, snapshot, status) of one collection.
+    fn collection_state(&self, scope: &CollectionScope) -> Result<Option<CollectionState>>;
+    /// Records the outcome of a sync attempt that did not go through `apply`
+    /// (a failure before any batch, for the account's status).
+    fn set_collection_error(&self, scope: &CollectionScope, error: Option<String>, at: DateTime<Utc>) -> Result<()>;
+    /// Every collection state of a user's account.
+    fn collection_states(&self, user: &UserId, account: &str) -> Result<Vec<(String, CollectionState)>>;
+    /// The versions (etags) held for a collection.
+    fn known_versions(&self, scope: &CollectionScope) -> Result<HashMap<RecordId, String>>;
+    /// Removes everything an account brought into a user's index. Returns how many records.
+    fn remove_account(&self, user: &UserId, account: &str) -> Result<usize>;
+    /// How many records of each kind a user's account holds.
+    fn count_records(&self, user: &UserId, account: &str) -> Result<HashMap<String, usize>>;
+
+    /// Contacts indexed under a phone lookup key.
+    fn contacts_by_phone(&self, user: &UserId, key: &str) -> Result<Vec<StoredContact>>;
+    /// Contacts indexed under an email address (lower-case).
+    fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>>;
+    fn contact(&self, user: &UserId, record: &RecordRef) -> Result<Option<StoredContact>>;
+    /// Visits the user's contacts in index order until `visit` returns false
+    /// (a directory search: the caller bounds it). Reads every record of the user.
+    fn scan_contacts(&self, user: &UserId, visit: &mut dyn FnMut(StoredContact) -> bool) -> Result<()>;
+    /// Event occurrences in progress at `at`.
+    fn busy_spans(&self, user: &UserId, at: DateTime<Utc>) -> Result<Vec<BusySpan>>;
+    /// The user's out-of-office settings (one per mailbox).
+    fn out_of_office(&self, user: &UserId) -> Result<Vec<OutOfOffice>>;
+    /// Mail to or from `email` dated in `[from, to)`, newest first.
+    fn mail_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<MailMessage>>;
+    /// Events with `email` as attendee or organizer, occurring in `[from, to)`, newest first.
+    fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>>;
+    /// Documents referencing `person` (an email or a lower-case name), modified in `[from, to)`, newest first.
+    fn documents_for(&self, user: &UserId, person: &str, window: TimeWindow, limit: usize) -> Result<Vec<Document>>;
+}
