@@ -100,9 +100,11 @@ pub trait UserStore: Send + Sync {
     fn last_choice(&self, user: &UserId, number_key: &str) -> Result<Option<RecordRef>>;
     fn set_last_choice(&self, user: &UserId, number_key: &str, contact: &RecordRef) -> Result<()>;
 
-    /// Writes a call record (new or updated). It is visible to every read when
-    /// this returns; a backend may write it to disk later (never later than
-    /// its next flush), so the lookup path does not wait on disk.
+    /// Writes a call record (new or updated). When this returns `Ok` it is
+    /// visible to every read and survives a crash of the process; an `Err`
+    /// means it was not written (full disk, I/O error). A backend may make it
+    /// safe from a machine crash later, so the lookup path does not wait on
+    /// the disk: it documents how much later (sled: `store::sled::calls`).
     fn put_call(&self, call: &CallRecord) -> Result<()>;
     fn call(&self, id: &CallId) -> Result<Option<CallRecord>>;
     /// The user's calls in `window`, newest first.
