@@ -102,7 +102,8 @@ impl Index {
     /// Forgets every call of `user`; returns how many.
     pub fn delete_user(&mut self, user: &str) -> usize {
         let Some(&u) = self.users.get(user) else { return 0 };
-        let gone: Vec<SlotNo> = self.by_user.range((u, i64::MIN, 0)..=(u, i64::MAX, SlotNo::MAX)).map(|e| e.2).collect();
+        let gone: Vec<SlotNo> =
+            self.by_user.range((u, i64::MIN, 0)..=(u, i64::MAX, SlotNo::MAX)).map(|e| e.2).collect();
         for &no in &gone {
             self.unlink(no);
             self.slots[no as usize].len = 0;

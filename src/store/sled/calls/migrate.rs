@@ -55,7 +55,9 @@ pub(in crate::store::sled) fn from_users_tree(users: &sled::Tree, journal: &Call
                 done.remove(k);
                 removed += 1;
             }
-            Err(e) => tracing::error!(key = %String::from_utf8_lossy(&k), error = %e, "an old call record does not decode; left in place"),
+            Err(e) => {
+                tracing::error!(key = %String::from_utf8_lossy(&k), error = %e, "an old call record does not decode; left in place")
+            }
         }
     }
     for prefix in [BY_CALLER, BY_ID] {

@@ -307,7 +307,7 @@ fn replay(file: &File, path: &Path) -> Result<(u64, Index)> {
     let len = file.metadata().map_err(io("reading the call journal's size"))?.len();
     let header = frame::HEADER.len() as u64;
     let mut head = [0u8; 8];
-    let got = file.read_at(&mut head, 0).map_err(io("reading the call journal"))?;
+    let got = file.read_at(&mut head[..len.min(header) as usize], 0).map_err(io("reading the call journal"))?;
     if len < header && head[..got] == frame::HEADER[..got] {
         // Empty, or a crash while the first entry was written: start over.
         if len > 0 {
