@@ -1,7 +1,7 @@
 //! `contactbridge.v1.CallHandling`: what the phone system asks while a call comes in.
 
-use super::pb::call_handling_server::CallHandling;
 use super::metrics::Metrics;
+use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
 use crate::calls::{CallId, MAX_NUMBER_CHARS, MAX_TSPS_CALL_ID_CHARS};
 use crate::connector::echo;

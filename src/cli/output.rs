@@ -23,7 +23,8 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> String {
         profile.time_zone
     );
     if !d.recorded {
-        let _ = writeln!(s, "warning  the call record could not be written (see the log): this call is not in the history");
+        let _ =
+            writeln!(s, "warning  the call record could not be written (see the log): this call is not in the history");
     }
     let number = d.caller.e164.as_deref().unwrap_or("(no number)");
     let _ = writeln!(s, "caller   {number}  [{:?}, CLI {:?}]", d.caller.kind, d.caller.cli);

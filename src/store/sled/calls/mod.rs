@@ -366,7 +366,13 @@ pub(super) struct Rewritten {
 
 impl Inner {
     fn sync(&self) -> Result<()> {
-        let file = self.state.read().expect("call journal lock").file.clone();
+        let (file, end) = {
+            let st = self.state.read().expect("call journal lock");
+            (st.file.clone(), st.end)
+        };
+        if end == 0 {
+            return Ok(()); // nothing was ever written
+        }
         self.dirty.store(false, Ordering::Release);
         file.sync_data().map_err(|e| {
             self.dirty.store(true, Ordering::Release);
