@@ -122,11 +122,12 @@ fn main() -> anyhow::Result<()> {
         cpu.push(thread_cpu_ns() - c);
         lat.push(t.elapsed().as_nanos() as u64);
         matched += usize::from(!d.candidates.is_empty());
+        anyhow::ensure!(d.recorded, "the call record of call {i} was not written (see the log)");
         if i % 10 == 0 {
             decisions.push((q.called.clone(), d));
         }
     }
-    store.flush()?; // the call-record writer's share counts too
+    store.flush()?; // the call journal's sync counts too
     let process_per_call = (process_cpu_ns() - process_before) as f64 / queries.len() as f64;
     let wall = started.elapsed().as_secs_f64();
     let mut ctx_lat = Vec::with_capacity(decisions.len());
@@ -168,7 +169,10 @@ fn main() -> anyhow::Result<()> {
         percentile(&ctx_lat, 0.99)
     );
     store.flush()?;
-    println!("disk: {:.0} MiB (sled size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    println!(
+        "disk: {:.0} MiB (sled databases and call journal, size_on_disk)",
+        store.size_on_disk() as f64 / (1024.0 * 1024.0)
+    );
     println!("memory: VmRSS {}, VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
     Ok(())
 }

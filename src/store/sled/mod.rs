@@ -157,9 +157,9 @@ impl SledStore {
         Ok(())
     }
 
-    /// Bytes on disk of both databases.
+    /// Bytes on disk of both databases and the call journal.
     pub fn size_on_disk(&self) -> u64 {
-        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0)
+        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0) + self.calls.size()
     }
 
     /// Every key/value of user data, for `backup`. Calls come as the `c`/`h`/`i`

@@ -200,7 +200,7 @@ impl UserStore for SledStore {
     }
 
     fn calls_from(&self, user: &UserId, caller_key: &str, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
-        Ok(self.calls.from_caller(user.as_str(), caller_key, window, limit))
+        Ok(self.calls.of_caller(user.as_str(), caller_key, window, limit))
     }
 }
 

@@ -130,7 +130,7 @@ impl Index {
     }
 
     /// The user's calls from `caller` with `from <= at < to` (µs), newest first.
-    pub fn from_caller(&self, user: &str, caller: &str, from: i64, to: i64, limit: usize) -> Vec<Slot> {
+    pub fn of_caller(&self, user: &str, caller: &str, from: i64, to: i64, limit: usize) -> Vec<Slot> {
         let Some(&u) = self.users.get(user) else { return Vec::new() };
         let Some(&c) = self.callers.get(&(u, caller.into())) else { return Vec::new() };
         Self::newest(&self.by_caller, c, from, to, limit).into_iter().map(|no| self.slots[no as usize]).collect()
@@ -187,8 +187,8 @@ mod tests {
         assert_eq!(ix.get(&id).map(|s| (s.offset, s.len)), Some((158, 120)));
         assert_eq!(ix.live_bytes(), 170);
         assert_eq!(ix.of_user("alice", i64::MIN, i64::MAX, 10).len(), 1, "an update does not duplicate");
-        assert_eq!(ix.from_caller("alice", "e:+491", i64::MIN, i64::MAX, 10).len(), 1);
-        assert_eq!(ix.from_caller("bob", "e:+491", i64::MIN, i64::MAX, 10)[0].offset, 108);
+        assert_eq!(ix.of_caller("alice", "e:+491", i64::MIN, i64::MAX, 10).len(), 1);
+        assert_eq!(ix.of_caller("bob", "e:+491", i64::MIN, i64::MAX, 10)[0].offset, 108);
         assert!(ix.of_user("carol", i64::MIN, i64::MAX, 10).is_empty());
         assert!(ix.of_user("alice", 11, i64::MAX, 10).is_empty(), "the window's start is inclusive only");
         assert!(ix.of_user("alice", 0, 10, 10).is_empty(), "the window's end is exclusive");

@@ -238,9 +238,9 @@ impl CallJournal {
     }
 
     /// The user's calls from a caller in `window`, newest first.
-    pub(super) fn from_caller(&self, user: &str, caller: &str, window: TimeWindow, limit: usize) -> Vec<CallRecord> {
+    pub(super) fn of_caller(&self, user: &str, caller: &str, window: TimeWindow, limit: usize) -> Vec<CallRecord> {
         let (from, to) = (frame::micros(window.from), frame::micros(window.to));
-        self.read_all(|ix| ix.from_caller(user, caller, from, to, limit))
+        self.read_all(|ix| ix.of_caller(user, caller, from, to, limit))
     }
 
     /// Every call (for backups), in file order.
@@ -284,6 +284,11 @@ impl CallJournal {
     #[cfg(test)]
     fn inner(&self) -> &Inner {
         &self.inner
+    }
+
+    /// Bytes of the journal file.
+    pub(super) fn size(&self) -> u64 {
+        self.inner.state.read().expect("call journal lock").end
     }
 
     /// (calls, bytes of their newest versions, bytes of the file).

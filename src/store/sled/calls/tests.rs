@@ -67,7 +67,7 @@ fn a_reopened_journal_has_every_newest_version() {
     let j = open(dir.path());
     assert_eq!(all_of(&j, "alice"), ["a2", "a1"]);
     assert_eq!(j.get(&CallId("a1".into())).unwrap().unwrap().events.len(), 1, "the newest version");
-    assert_eq!(ids(j.from_caller("alice", "e:+491", TimeWindow::all(), 10)), ["a1"]);
+    assert_eq!(ids(j.of_caller("alice", "e:+491", TimeWindow::all(), 10)), ["a1"]);
     assert!(all_of(&j, "carol").is_empty(), "a deleted user's calls stay deleted");
     assert_eq!(j.stats().0, 3);
 }
@@ -79,10 +79,10 @@ fn calls_of_other_users_are_not_reachable_through_the_index() {
     j.put(&call("b1", "bob", Some("+491"), 2)).unwrap();
     j.put(&call("b2", "alice2", Some("+491"), 3)).unwrap();
     assert_eq!(all_of(&j, "alice"), ["a1"]);
-    assert_eq!(ids(j.from_caller("alice", "e:+491", TimeWindow::all(), 10)), ["a1"]);
-    assert_eq!(ids(j.from_caller("bob", "e:+491", TimeWindow::all(), 10)), ["b1"]);
+    assert_eq!(ids(j.of_caller("alice", "e:+491", TimeWindow::all(), 10)), ["a1"]);
+    assert_eq!(ids(j.of_caller("bob", "e:+491", TimeWindow::all(), 10)), ["b1"]);
     assert!(all_of(&j, "ali").is_empty(), "a prefix of a user is no user");
-    assert!(j.from_caller("alice", "e:+49", TimeWindow::all(), 10).is_empty());
+    assert!(j.of_caller("alice", "e:+49", TimeWindow::all(), 10).is_empty());
     let window = |from: i64, to: i64| TimeWindow {
         from: DateTime::from_timestamp(1_700_000_000 + from, 0).unwrap(),
         to: DateTime::from_timestamp(1_700_000_000 + to, 0).unwrap(),
@@ -278,7 +278,7 @@ fn calls_in_the_users_tree_move_into_the_journal_once() {
                 s.users.insert(k, v).unwrap();
             }
         }
-        s.users.insert(b"h\0orphan\0e:+1\0t\0x".to_vec(), b"".to_vec()).unwrap();
+        s.users.insert(b"h\0orphan\0e:+1\0t\0x", b"".to_vec()).unwrap();
         s.flush().unwrap();
     }
     {
