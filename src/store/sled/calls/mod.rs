@@ -29,7 +29,7 @@
 //!
 //! **Updates** (call events) append a whole new version; the index points at
 //! the newest. When superseded versions outgrow the live ones (and at least
-//! [`COMPACT_MIN_DEAD`]), the sync thread rewrites the live entries to
+//! [`COMPACT_MIN_DEAD`]), a thread of its own rewrites the live entries to
 //! `journal.compact`, syncs it, copies what was appended meanwhile, renames it
 //! over `journal` and syncs the directory. A crash before the rename leaves
 //! the old journal intact and the temporary file is removed at the next open;
@@ -404,16 +404,19 @@ impl Inner {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("syncing the call journal's directory"))
     }
 
+    /// Whether superseded entries outgrow the live ones (and [`COMPACT_MIN_DEAD`]).
+    fn worth_compacting(&self) -> bool {
+        let st = self.state.read().expect("call journal lock");
+        let live = st.index.live_bytes();
+        let dead = st.end.saturating_sub(live + frame::HEADER.len() as u64);
+        dead >= COMPACT_MIN_DEAD && dead > live
+    }
+
     fn compact_if_worth_it(&self) -> Result<bool> {
-        let (live, end) = {
-            let st = self.state.read().expect("call journal lock");
-            (st.index.live_bytes(), st.end)
-        };
-        let dead = end.saturating_sub(live + frame::HEADER.len() as u64);
-        if dead < COMPACT_MIN_DEAD || dead <= live {
+        let _one = self.rewrite.lock().expect("call journal rewrite lock");
+        if !self.worth_compacting() {
             return Ok(false);
         }
-        let _one = self.rewrite.lock().expect("call journal rewrite lock");
         let rewritten = self.write_compacted()?;
         self.install_compacted(rewritten)?;
         Ok(true)
@@ -465,18 +468,30 @@ impl Inner {
     }
 }
 
-/// The sync thread: syncs what was written every `every`, and compacts when it is worth it.
+/// The sync thread: syncs what was written every `every`. When a compaction is
+/// worth it, it runs on a thread of its own, so syncs keep their pace.
 fn background(inner: Weak<Inner>, stop: mpsc::Receiver<()>, every: Duration) {
+    let mut compacting: Option<std::thread::JoinHandle<()>> = None;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-        let Some(inner) = inner.upgrade() else { return };
+        let Some(inner) = inner.upgrade() else { break };
         if inner.dirty.load(Ordering::Acquire) {
             if let Err(e) = inner.sync() {
                 tracing::error!(error = %e, "syncing the call journal failed: calls written since the last sync are not safe from a machine crash");
             }
         }
-        if let Err(e) = inner.compact_if_worth_it() {
-            tracing::error!(error = %e, "compacting the call journal failed; the journal is unchanged");
-            let _ = std::fs::remove_file(inner.dir.join(REWRITE));
+        if compacting.as_ref().is_some_and(|t| t.is_finished()) {
+            let _ = compacting.take().map(|t| t.join());
+        }
+        if compacting.is_none() && inner.worth_compacting() {
+            let spawned = std::thread::Builder::new().name("call-journal-compact".into()).spawn(move || {
+                if let Err(e) = inner.compact_if_worth_it() {
+                    tracing::error!(error = %e, "compacting the call journal failed; the journal is unchanged");
+                    let _ = std::fs::remove_file(inner.dir.join(REWRITE));
+                }
+            });
+            compacting = spawned.ok();
         }
     }
+    // The journal is closing: a compaction finishes first (it is crash-safe, but the directory may go).
+    let _ = compacting.map(|t| t.join());
 }

@@ -322,3 +322,24 @@ fn backups_carry_calls_as_before_and_restore_them_into_the_journal() {
     assert!(!other.users.iter().keys().any(|k| migrate::is_call_entry(&k.unwrap())));
     assert_eq!(other.export_user_data().unwrap(), backup, "a restored store backs up the same");
 }
+
+#[test]
+fn the_journal_compacts_itself_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = CallJournal::open(dir.path(), Duration::from_millis(20)).unwrap();
+    let mut c = call("a1", "alice", Some("+491"), 1);
+    c.contact_name = Some("x".repeat(2000));
+    let puts = COMPACT_MIN_DEAD / 2000 + 100;
+    for _ in 0..puts {
+        j.put(&c).unwrap();
+    }
+    let written = puts * j.stats().1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while j.stats().2 > written / 2 {
+        assert!(std::time::Instant::now() < deadline, "no compaction: {:?}", j.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(j.get(&c.id).unwrap().unwrap(), c);
+    drop(j);
+    assert_eq!(open(dir.path()).get(&c.id).unwrap().unwrap(), c);
+}
