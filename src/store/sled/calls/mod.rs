@@ -23,9 +23,9 @@
 //! index fields travel ahead of each record). A torn last entry (a crash during
 //! a write) is cut off and logged. A damaged entry between whole ones (bad
 //! checksum or length) is skipped up to the next valid entry: logged as an
-//! error, its bytes copied to `damaged-<unix time>-at-<offset>` beside the
-//! journal (they are gone from the journal at the next compaction), and the
-//! rest stays readable. A file that is not a journal (wrong header) is refused.
+//! error, its bytes copied to `damaged-at-<offset>-<crc>` beside the journal
+//! (they are gone from the journal at the next compaction), and the rest
+//! stays readable; a torn tail's bytes are kept the same way. A file that is not a journal (wrong header) is refused.
 //!
 //! **Updates** (call events) append a whole new version; the index points at
 //! the newest. When superseded versions outgrow the live ones (and at least
@@ -339,23 +339,38 @@ fn replay(file: &File, path: &Path) -> Result<(u64, Index)> {
     })
     .map_err(io("reading the call journal"))?;
     for range in &scan.damaged {
-        let aside = path.with_file_name(format!("damaged-{}-at-{}", chrono::Utc::now().timestamp(), range.start));
-        let mut bytes = vec![0; (range.end - range.start) as usize];
-        let saved = file
-            .read_exact_at(&mut bytes, range.start)
-            .and_then(|()| std::fs::write(&aside, &bytes))
-            .map(|()| aside.display().to_string());
+        let kept = keep_aside(file, path, range.clone());
         tracing::error!(
-            file = %path.display(), offset = range.start, bytes = range.end - range.start, kept_in = ?saved,
+            file = %path.display(), offset = range.start, bytes = range.end - range.start, kept_in = ?kept,
             "the call journal has a damaged entry; skipped it (the calls after it are read)"
         );
     }
     if scan.end < len {
-        tracing::warn!(file = %path.display(), offset = scan.end, bytes = len - scan.end, "the call journal ends in a partly written entry (a crash during a write); cutting it off");
+        let kept = keep_aside(file, path, scan.end..len);
+        tracing::warn!(
+            file = %path.display(), offset = scan.end, bytes = len - scan.end, kept_in = ?kept,
+            "the call journal ends in a partly written entry (a crash during a write); cutting it off"
+        );
         file.set_len(scan.end).map_err(io("cutting the call journal"))?;
         file.sync_all().map_err(io("syncing the call journal"))?;
     }
     Ok((scan.end, index))
+}
+
+/// Copies bytes the journal skips or cuts off to `damaged-at-<offset>-<crc32>`
+/// beside it (once: a damaged range stays in the file until the next
+/// compaction and is met again at every open). Zeros are not kept.
+fn keep_aside(file: &File, path: &Path, range: std::ops::Range<u64>) -> Option<String> {
+    let mut bytes = vec![0; (range.end - range.start) as usize];
+    file.read_exact_at(&mut bytes, range.start).ok()?;
+    if bytes.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let aside = path.with_file_name(format!("damaged-at-{}-{:08x}", range.start, crc32fast::hash(&bytes)));
+    if !aside.exists() {
+        std::fs::write(&aside, &bytes).ok()?;
+    }
+    Some(aside.display().to_string())
 }
 
 /// A compaction's file, written outside the lock and not yet in place.

@@ -156,9 +156,16 @@ fn a_damaged_entry_in_the_middle_is_skipped_kept_aside_and_the_rest_read() {
         .filter(|n| n.starts_with("damaged-"))
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
-    assert!(aside[0].ends_with(&format!("-at-{}", second.offset)));
+    assert!(aside[0].starts_with(&format!("damaged-at-{}-", second.offset)), "{aside:?}");
     assert_eq!(std::fs::read(dir.path().join(&aside[0])).unwrap().len(), second.len as usize);
     assert_eq!(journal_len(dir.path()), bytes.len() as u64, "damage in the middle is not cut off");
+    drop(j);
+    let j = open(dir.path());
+    assert_eq!(all_of(&j, "alice"), ["a3", "a1"]);
+    let again = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("damaged-"));
+    assert_eq!(again.count(), 1, "the same damage is kept once");
 
     // A file that is not a journal is refused, and left alone.
     std::fs::write(dir.path().join(JOURNAL), b"something else entirely").unwrap();
