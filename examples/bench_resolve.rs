@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
     let dir = tempfile::tempdir()?;
-    let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024 };
+    let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024, ..Default::default() };
     let store = Arc::new(SledStore::open_with(dir.path(), &options)?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
     let mut rng = bench_index::Rng(42);
@@ -122,11 +122,12 @@ fn main() -> anyhow::Result<()> {
         cpu.push(thread_cpu_ns() - c);
         lat.push(t.elapsed().as_nanos() as u64);
         matched += usize::from(!d.candidates.is_empty());
+        anyhow::ensure!(d.recorded, "the call record of call {i} was not written (see the log)");
         if i % 10 == 0 {
             decisions.push((q.called.clone(), d));
         }
     }
-    store.flush()?; // the call-record writer's share counts too
+    store.flush()?; // the call journal's sync counts too
     let process_per_call = (process_cpu_ns() - process_before) as f64 / queries.len() as f64;
     let wall = started.elapsed().as_secs_f64();
     let mut ctx_lat = Vec::with_capacity(decisions.len());
@@ -168,7 +169,10 @@ fn main() -> anyhow::Result<()> {
         percentile(&ctx_lat, 0.99)
     );
     store.flush()?;
-    println!("disk: {:.0} MiB (sled size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    println!(
+        "disk: {:.0} MiB (sled databases and call journal, size_on_disk)",
+        store.size_on_disk() as f64 / (1024.0 * 1024.0)
+    );
     println!("memory: VmRSS {}, VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
     Ok(())
 }

@@ -208,11 +208,23 @@ pub struct StoreConfig {
     /// sled's page cache for the index, in MiB; user data gets an eighth (16–128 MiB).
     /// Memory use follows it; lookups slow down when the index's hot part does not fit.
     pub cache_mb: u64,
+    /// How often the call journal is synced to disk, in milliseconds, when calls were written. A
+    /// process crash loses no call whatever this is; a machine crash (power loss) may lose the calls
+    /// of the last interval.
+    #[serde(default = "default_call_sync_ms")]
+    pub call_sync_ms: u64,
+}
+
+fn default_call_sync_ms() -> u64 {
+    200
 }
 
 impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions { cache_bytes: self.cache_mb.max(1) * 1024 * 1024 }
+        crate::store::StoreOptions {
+            cache_bytes: self.cache_mb.max(1) * 1024 * 1024,
+            call_sync_interval: std::time::Duration::from_millis(self.call_sync_ms.clamp(1, 60_000)),
+        }
     }
 
     /// How [`crate::store::open`] opens the store in `dir`.
@@ -277,7 +289,11 @@ impl Default for Config {
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
-            store: StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1024 },
+            store: StoreConfig {
+                backend: crate::store::BackendKind::Sled,
+                cache_mb: 1024,
+                call_sync_ms: default_call_sync_ms(),
+            },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -421,6 +437,19 @@ mod tests {
             assert!(e.contains("does not exist"), "{e}");
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+
+    #[test]
+    fn the_call_sync_interval_is_bounded() {
+        let at = |ms| StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms }.options().call_sync_interval;
+        assert_eq!(at(200), std::time::Duration::from_millis(200));
+        assert_eq!(at(0), std::time::Duration::from_millis(1), "0 would spin the sync thread");
+        assert_eq!(at(u64::MAX), std::time::Duration::from_secs(60), "a machine crash loses at most a minute");
     }
 }
 

@@ -1,5 +1,6 @@
 //! `contactbridge.v1.CallHandling`: what the phone system asks while a call comes in.
 
+use super::metrics::Metrics;
 use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
 use crate::calls::{CallId, MAX_NUMBER_CHARS, MAX_TSPS_CALL_ID_CHARS};
@@ -25,11 +26,19 @@ pub struct CallHandlingService {
     hub: Arc<CallHub>,
     /// Turns true when the server shuts down: ends open directive streams.
     shutdown: watch::Receiver<bool>,
+    /// Where calls answered without a call record are counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CallHandlingService {
     pub fn new(store: Arc<dyn Store>, hub: Arc<CallHub>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { resolver: Resolver::new(store), hub, shutdown }
+        Self { resolver: Resolver::new(store), hub, shutdown, metrics: None }
+    }
+
+    /// Counts calls answered without a call record in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn store(&self) -> &dyn Store {
@@ -143,6 +152,12 @@ impl CallHandling for CallHandlingService {
             Ok::<_, Status>((profile, decision))
         })
         .await?;
+        if !decision.recorded {
+            // The call rings all the same; the answer says so (`not_recorded`), the resolver logged why.
+            if let Some(m) = &self.metrics {
+                m.call_not_recorded();
+            }
+        }
         self.hub.announce(&decision);
         tracing::debug!(call = %decision.call_id, user = %decision.user, code = %decision.handling_code, method = decision.method.name(), "resolved");
         Ok(Response::new(convert::decision(&decision, &profile)))

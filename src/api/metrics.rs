@@ -37,6 +37,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
+    /// ResolveCall answers whose call record could not be written.
+    calls_not_recorded: Counter,
     /// The paths that get a label of their own.
     known: HashSet<String>,
 }
@@ -79,7 +81,14 @@ impl Default for Metrics {
             "Time to the response headers (for streams: to the stream's start), by method and status code",
             latency.clone(),
         );
-        Self { registry, requests, latency, known: known_methods() }
+        let calls_not_recorded = Counter::default();
+        registry.register(
+            "calls_not_recorded",
+            "ResolveCall answers whose call record could not be written (full disk, I/O error): the call was handled, \
+             its id names no stored call",
+            calls_not_recorded.clone(),
+        );
+        Self { registry, requests, latency, calls_not_recorded, known: known_methods() }
     }
 }
 
@@ -93,6 +102,11 @@ impl Metrics {
         let labels = Labels { method: method.to_string(), code: code.to_string() };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts a ResolveCall answered without its call record written.
+    pub fn call_not_recorded(&self) {
+        self.calls_not_recorded.inc();
     }
 
     /// The Prometheus text exposition of everything recorded.

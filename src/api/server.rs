@@ -141,11 +141,9 @@ pub async fn serve(
     let auth = Authenticate(keys);
     let limit = options.max_request_bytes;
     let call_handling = InterceptedService::new(
-        pb::call_handling_server::CallHandlingServer::new(CallHandlingService::new(
-            store.clone(),
-            hub,
-            stop_rx.clone(),
-        ))
+        pb::call_handling_server::CallHandlingServer::new(
+            CallHandlingService::new(store.clone(), hub, stop_rx.clone()).with_metrics(metrics.clone()),
+        )
         .max_decoding_message_size(limit),
         auth.clone(),
     );

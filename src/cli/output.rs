@@ -22,6 +22,10 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> String {
         local(d.at, profile),
         profile.time_zone
     );
+    if !d.recorded {
+        let _ =
+            writeln!(s, "warning  the call record could not be written (see the log): this call is not in the history");
+    }
     let number = d.caller.e164.as_deref().unwrap_or("(no number)");
     let _ = writeln!(s, "caller   {number}  [{:?}, CLI {:?}]", d.caller.kind, d.caller.cli);
     if d.candidates.is_empty() {

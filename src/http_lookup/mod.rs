@@ -238,13 +238,13 @@ async fn decision(
             } else {
                 work.resolver.decide_for(&profile, &query).map_err(from_resolve)?
             };
-            Ok((d, profile, record))
+            Ok((d, profile))
         })
     })
     .await;
     match answer {
-        Ok((d, profile, record)) => {
-            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(DecisionJson::new(&d, &profile, record)))
+        Ok((d, profile)) => {
+            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(DecisionJson::new(&d, &profile)))
                 .into_response()
         }
         Err(r) => r.into_response(true),
@@ -254,7 +254,7 @@ async fn decision(
 /// The decision as the lookup shows it.
 #[derive(Debug, Serialize)]
 struct DecisionJson<'a> {
-    /// Whether a call record was written (`record=true`); then `call_id` names it.
+    /// Whether a call record was written (`record=true`, and the write did not fail); then `call_id` names it.
     recorded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     call_id: Option<&'a str>,
@@ -288,10 +288,10 @@ struct CandidateJson {
 }
 
 impl<'a> DecisionJson<'a> {
-    fn new(d: &'a Decision, profile: &'a UserProfile, recorded: bool) -> Self {
+    fn new(d: &'a Decision, profile: &'a UserProfile) -> Self {
         Self {
-            recorded,
-            call_id: recorded.then_some(d.call_id.0.as_str()),
+            recorded: d.recorded,
+            call_id: d.recorded.then_some(d.call_id.0.as_str()),
             user: d.user.as_str(),
             user_display_name: &profile.display_name,
             caller: &d.caller,

@@ -75,6 +75,10 @@ pub struct Decision {
     /// Set when the method could not be carried out as configured
     /// (e.g. "attendant" without an attendant): what was done instead.
     pub note: Option<String>,
+    /// Whether the call record was written, so that `call_id` names a stored
+    /// call. False for [`Resolver::decide_for`], and for [`Resolver::resolve_for`]
+    /// when the write failed (a full disk): the decision stands all the same.
+    pub recorded: bool,
 }
 
 impl Decision {
@@ -145,9 +149,20 @@ impl Resolver {
 
     /// [`Resolver::resolve`] for a caller that already has the called user's
     /// profile (e.g. to check the tenant first), so it is not looked up twice.
+    ///
+    /// A call record that cannot be written (full disk, I/O error) does not
+    /// stop the call: the decision comes back with `recorded: false`, and the
+    /// failure is logged here as an error (callers count it in their metrics).
     pub fn resolve_for(&self, profile: &UserProfile, q: &CallQuery) -> Result<Decision, ResolveError> {
-        let decision = self.decide_for(profile, q)?;
-        self.store.put_call(&call_record(&decision, q))?;
+        let mut decision = self.decide_for(profile, q)?;
+        match self.store.put_call(&call_record(&decision, q)) {
+            Ok(()) => decision.recorded = true,
+            Err(e) => tracing::error!(
+                call = %decision.call_id, user = %decision.user, error = %e,
+                "the call record was not written: the call is handled as decided, but it is not in the history \
+                 and its events will be refused"
+            ),
+        }
         Ok(decision)
     }
 
@@ -209,6 +224,7 @@ impl Resolver {
             rule,
             target,
             note,
+            recorded: false,
         };
         Ok(decision)
     }

@@ -7,9 +7,11 @@ use crate::model::{CallId, CallRecord, UserId};
 /// Call records. Every query is scoped by the user except [`CallStore::call`]
 /// (call ids are unique and unguessable; callers check the tenant).
 pub trait CallStore: Send + Sync {
-    /// Writes a call record (new or updated). It is visible to every read when
-    /// this returns; a backend may write it to disk later (never later than
-    /// its next flush), so the lookup path does not wait on disk.
+    /// Writes a call record (new or updated). When this returns `Ok` it is
+    /// visible to every read and survives a crash of the process; an `Err`
+    /// means it was not written (full disk, I/O error). A backend may make it
+    /// safe from a machine crash later, so the lookup path does not wait on
+    /// the disk: it documents how much later (sled: `store::sled::calls`).
     fn put_call(&self, call: &CallRecord) -> Result<()>;
     fn call(&self, id: &CallId) -> Result<Option<CallRecord>>;
     /// The user's calls in `window`, newest first.

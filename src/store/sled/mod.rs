@@ -16,7 +16,7 @@
 mod accounts;
 mod api_keys;
 mod backend;
-mod call_writer;
+mod calls;
 mod entry;
 mod index;
 mod users;
@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub struct SledStore {
     index: sled::Tree,
     users: sled::Tree,
-    calls: std::sync::Arc<call_writer::CallWriter>,
+    calls: std::sync::Arc<calls::CallJournal>,
     /// Decoded profiles, so a lookup does not parse JSON; kept in step by
     /// every write of user data in this process (the only writer: sled locks
     /// the database to one process).
@@ -47,11 +47,15 @@ pub struct StoreOptions {
     /// sled's page cache for the index, in bytes (sled's default: 1 GiB). The
     /// user-data database gets an eighth of it, between 16 and 128 MiB.
     pub cache_bytes: u64,
+    /// How often the call journal is synced to disk when something was
+    /// written: what a machine crash may lose (a process crash loses nothing;
+    /// see the `calls` module).
+    pub call_sync_interval: std::time::Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { cache_bytes: 1024 * 1024 * 1024 }
+        Self { cache_bytes: 1024 * 1024 * 1024, call_sync_interval: std::time::Duration::from_millis(200) }
     }
 }
 
@@ -111,8 +115,14 @@ impl SledStore {
             }
             other => other.map_err(|e| open_error(&index_path, e))?,
         };
-        let store = Self::from_dbs(index_db, users_db, dir.to_path_buf())?;
+        let journal = calls::CallJournal::open(&dir.join("calls"), options.call_sync_interval)?;
+        let store = Self::from_dbs(index_db, users_db, journal, dir.to_path_buf())?;
         store.stamp_epoch(expected_epoch)?;
+        // Calls that an earlier version kept in the user database. If the journal cannot be written
+        // (a full disk), the bridge still starts: they stay there, unseen, until an open succeeds.
+        if let Err(e) = calls::migrate::from_users_tree(&store.users, &store.calls) {
+            tracing::error!(error = %e, "moving call records into the call journal failed; they stay in the user database and are not shown until it succeeds");
+        }
         Ok(store)
     }
 
@@ -120,19 +130,11 @@ impl SledStore {
     pub fn temporary() -> Result<Self> {
         let db = |name| sled::Config::new().temporary(true).open().map_err(|e| backend(name, e));
         let (index_db, users_db) = (db("opening a temporary index")?, db("opening temporary user data")?);
-        Self::from_dbs(index_db, users_db, PathBuf::new())
+        Self::from_dbs(index_db, users_db, calls::CallJournal::temporary()?, PathBuf::new())
     }
 
-    fn from_dbs(index_db: sled::Db, users_db: sled::Db, dir: PathBuf) -> Result<Self> {
+    fn from_dbs(index_db: sled::Db, users_db: sled::Db, calls: calls::CallJournal, dir: PathBuf) -> Result<Self> {
         let users = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
-        let calls = call_writer::CallWriter::start({
-            let users = users.clone();
-            move |calls| {
-                if let Err(e) = users::write_calls(&users, calls) {
-                    tracing::error!(calls = calls.len(), error = %e, "writing call records failed");
-                }
-            }
-        });
         Ok(Self {
             index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
             users,
@@ -150,33 +152,41 @@ impl SledStore {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
-        self.calls.barrier();
+        self.calls.flush()?;
         self.index_db.flush().map_err(|e| backend("flushing the index", e))?;
         self.users_db.flush().map_err(|e| backend("flushing user data", e))?;
         Ok(())
     }
 
-    /// Bytes on disk of both databases.
+    /// Bytes on disk of both databases and the call journal.
     pub fn size_on_disk(&self) -> u64 {
-        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0)
+        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0) + self.calls.size()
     }
 
-    /// Every key/value of user data, for `backup`.
+    /// Every key/value of user data, for `backup`. Calls come as the `c`/`h`/`i`
+    /// entries earlier versions kept in the user database (`calls::migrate`),
+    /// so the backup format is the same for every version.
     pub fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.calls.barrier();
-        self.users
+        let mut out = self
+            .users
             .iter()
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend("reading user data", e)))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        out.extend(self.calls.all()?.iter().flat_map(calls::migrate::old_entries));
+        out.sort();
+        Ok(out)
     }
 
-    /// Replaces all user data with a backup's content.
+    /// Replaces all user data with a backup's content; its calls go into the
+    /// call journal. Not atomic across the two: the journal is replaced first,
+    /// and a restore interrupted by a crash is run again.
     pub fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-        self.calls.barrier();
+        let calls = calls::migrate::calls_in(entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        self.calls.replace_all(&calls)?;
         self.profiles.write().expect("profile cache lock").clear();
         self.users.clear().map_err(|e| backend("clearing user data", e))?;
         let mut batch = sled::Batch::default();
-        for (k, v) in entries {
+        for (k, v) in entries.iter().filter(|(k, _)| !calls::migrate::is_call_entry(k)) {
             batch.insert(k.as_slice(), v.as_slice());
         }
         self.users.apply_batch(batch).map_err(|e| backend("restoring user data", e))?;

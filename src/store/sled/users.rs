@@ -1,5 +1,6 @@
-//! `UserStore` on sled: profiles, called numbers, assignments, last choices
-//! and call history, in the user-data database. This table lists every prefix
+//! `UserStore` on sled: profiles, called numbers, assignments and last
+//! choices in the user-data database; call history in the call journal
+//! (`calls/`). This table lists every prefix
 //! of that database, including those other files own: pick a free one here.
 //!
 //! | prefix | key                                   | value                    |
@@ -8,9 +9,9 @@
 //! | `n`    | called-number key                     | user                     |
 //! | `g`    | user, assignment target               | handling code            |
 //! | `l`    | user, number key                      | record ref               |
-//! | `c`    | user, time, call id                   | call record              |
-//! | `h`    | user, caller key, time, call id       | –                        |
-//! | `i`    | call id                               | key of the `c` entry     |
+//! | `c`    | (earlier versions, `calls::migrate`)  | call record              |
+//! | `h`    | (earlier versions)                    | –                        |
+//! | `i`    | (earlier versions)                    | key of the `c` entry     |
 //! | `a`    | API key id (`api_keys.rs`)            | hashed key, scope, tenant|
 //! | `w`    | token hash (`web_tokens.rs`)          | user, kind, expiry       |
 //! | `A`    | account id (`accounts.rs`)            | account settings         |
@@ -52,62 +53,6 @@ impl SledStore {
             .map(|v| decode_profile(&v))
             .transpose()
     }
-
-    /// Calls under `pre` in `window`, newest first, merged with the pending
-    /// calls that `keep` selects (they are not in sled yet).
-    fn scan_calls(
-        &self,
-        pre: Vec<u8>,
-        window: TimeWindow,
-        limit: usize,
-        via_index: bool,
-        keep: impl Fn(&CallRecord) -> bool,
-    ) -> Result<Vec<CallRecord>> {
-        if window.from >= window.to || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let pending = self.calls.pending(|c| keep(c) && window.from <= c.at && c.at < window.to);
-        let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
-        let hi = [pre.as_slice(), keys::time(window.to).as_bytes()].concat();
-        let mut out = Vec::new();
-        for kv in self.users.range(lo..hi).rev().take(limit) {
-            let (k, v) = kv.map_err(|e| backend("reading calls", e))?;
-            let call = if via_index {
-                let id = CallId(keys::parts(&k).last().copied().unwrap_or_default().to_string());
-                match self.call(&id)? {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                codec::decode("call record", &v)?
-            };
-            out.push(call);
-        }
-        if !pending.is_empty() {
-            out.retain(|c| !pending.iter().any(|p| p.id == c.id));
-            out.extend(pending);
-            out.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
-            out.truncate(limit);
-        }
-        Ok(out)
-    }
-}
-
-/// Writes call records with their indexes, in one batch (run by the call writer thread).
-pub(super) fn write_calls(users: &sled::Tree, calls: &[CallRecord]) -> Result<()> {
-    let mut batch = sled::Batch::default();
-    for call in calls {
-        let u = keys::user(&call.user);
-        let t = keys::time(call.at);
-        let id = call.id.as_str();
-        let main = key(b'c', &[u, &t, id]);
-        batch.insert(main.clone(), codec::encode(call));
-        batch.insert(key(b'i', &[id]), main);
-        if let Some(caller) = &call.caller_key {
-            batch.insert(key(b'h', &[u, caller, &t, id]), &[][..]);
-        }
-    }
-    users.apply_batch(batch).map_err(|e| backend("writing call records", e))
 }
 
 impl UserStore for SledStore {
@@ -171,25 +116,20 @@ impl UserStore for SledStore {
     }
 
     fn delete_user(&self, user: &UserId) -> Result<bool> {
-        self.calls.barrier();
         self.profiles.write().expect("profile cache lock").remove(user);
         let Some(entry) = self.profile_entry(user)? else { return Ok(false) };
         let u = keys::user(user);
+        // Calls first: a crash before the profile goes leaves a user to delete again, never calls
+        // of a user that is gone.
+        self.calls.delete_user(u)?;
         let mut batch = sled::Batch::default();
         for k in &entry.called_keys {
             batch.remove(key(b'n', &[k]));
         }
-        for p in [b'g', b'l', b'h'] {
+        for p in [b'g', b'l'] {
             for kv in self.users.scan_prefix(prefix(p, &[u])) {
                 batch.remove(kv.map_err(|e| backend("deleting a user", e))?.0);
             }
-        }
-        for kv in self.users.scan_prefix(prefix(b'c', &[u])) {
-            let (k, _) = kv.map_err(|e| backend("deleting a user", e))?;
-            if let Some(id) = keys::parts(&k).last() {
-                batch.remove(key(b'i', &[id]));
-            }
-            batch.remove(k);
         }
         batch.remove(key(b'u', &[u]));
         self.users.apply_batch(batch).map_err(|e| backend("deleting a user", e))?;
@@ -244,36 +184,24 @@ impl UserStore for SledStore {
 
 impl CallStore for SledStore {
     fn put_call(&self, call: &CallRecord) -> Result<()> {
+        // Backups keep calls under sled-style keys (`calls::migrate`): no NUL in their parts.
         keys::check_part("call id", call.id.as_str()).map_err(StoreError::Invalid)?;
         if let Some(caller) = &call.caller_key {
             keys::check_part("caller key", caller).map_err(StoreError::Invalid)?;
         }
-        self.calls.put(call.clone());
-        Ok(())
+        self.calls.put(call)
     }
 
     fn call(&self, id: &CallId) -> Result<Option<CallRecord>> {
-        if let Some(pending) = self.calls.get(id) {
-            return Ok(Some(pending));
-        }
-        let Some(main) = self.users.get(key(b'i', &[id.as_str()])).map_err(|e| backend("finding a call", e))? else {
-            return Ok(None);
-        };
-        self.users
-            .get(main)
-            .map_err(|e| backend("reading a call", e))?
-            .map(|v| codec::decode("call record", &v))
-            .transpose()
+        self.calls.get(id)
     }
 
     fn calls(&self, user: &UserId, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
-        self.scan_calls(prefix(b'c', &[keys::user(user)]), window, limit, false, |c| &c.user == user)
+        Ok(self.calls.of_user(user.as_str(), window, limit))
     }
 
     fn calls_from(&self, user: &UserId, caller_key: &str, window: TimeWindow, limit: usize) -> Result<Vec<CallRecord>> {
-        self.scan_calls(prefix(b'h', &[keys::user(user), caller_key]), window, limit, true, |c| {
-            &c.user == user && c.caller_key.as_deref() == Some(caller_key)
-        })
+        Ok(self.calls.of_caller(user.as_str(), caller_key, window, limit))
     }
 }
 
