@@ -10,6 +10,8 @@
 //! A second backend is a new folder beside `sled/` implementing both traits.
 
 mod codec;
+mod compact;
+pub mod derive;
 pub(crate) mod keys;
 pub mod sled;
 mod types;
@@ -33,7 +35,7 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("stored {what} could not be decoded (written by a newer version?): {reason}")]
+    #[error("stored {what} could not be decoded: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]
     Invalid(String),

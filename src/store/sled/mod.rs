@@ -18,6 +18,7 @@ mod api_keys;
 mod call_writer;
 mod entry;
 mod index;
+mod upgrade;
 mod users;
 mod web_tokens;
 
@@ -132,7 +133,7 @@ impl SledStore {
                 }
             }
         });
-        Ok(Self {
+        let store = Self {
             index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
             users,
             calls: std::sync::Arc::new(calls),
@@ -140,7 +141,9 @@ impl SledStore {
             index_db,
             users_db,
             dir,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {

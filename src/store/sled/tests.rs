@@ -34,6 +34,7 @@ fn contact(id: &str, phone_key: &str) -> IndexedRecord {
             SecondaryKey::Email(format!("{id}@example.com")),
         ],
         handling_code: None,
+        derived_with: None,
     }
 }
 
@@ -159,6 +160,7 @@ fn time_indexed_lookups_respect_window_order_and_limit() {
         }),
         keys: vec![SecondaryKey::Correspondent { email: "bob@example.com".into(), date: t(h) }],
         handling_code: None,
+        derived_with: None,
     };
     s.apply(&batch(
         scope("alice", "inbox"),
@@ -188,6 +190,7 @@ fn busy_spans_find_occurrences_in_progress() {
             SecondaryKey::Occurrence { start: t(34), end: t(36), busy: BusyStatus::Busy },
         ],
         handling_code: None,
+        derived_with: None,
     };
     s.apply(&batch(scope("alice", "cal"), vec![event], &[], "c")).unwrap();
     let u = user("alice");

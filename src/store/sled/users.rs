@@ -26,7 +26,7 @@ use crate::user::{HandlingCode, UserId, UserProfile};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-struct ProfileEntry {
+pub(super) struct ProfileEntry {
     profile: UserProfile,
     called_keys: Vec<String>,
 }
