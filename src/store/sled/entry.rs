@@ -198,10 +198,13 @@ mod tests {
     fn damaged_entries_are_corrupt_never_a_panic() {
         let id = RecordId::new("c1");
         let good = encode(1, &records()[0], None, &KeySource::Derived(None));
+        // The key source (`Derived(None)`: 2 bytes) is read only to remove the record's keys.
+        let head = good.len() - 2;
         for n in 0..good.len() {
             let cut = &good[..n];
             match (read(cut, &id), keys(cut, &id)) {
                 (Err(StoreError::Corrupt { what: "record entry", .. }), Err(StoreError::Corrupt { .. })) => {}
+                (Ok(_), Err(StoreError::Corrupt { what: "record entry", .. })) if n >= head => {}
                 other => panic!("cut at {n}: {other:?}"),
             }
         }
