@@ -38,6 +38,13 @@ struct Args {
     /// caches); by default only 1,000 are, so first touches of sled pages count.
     #[arg(long)]
     warm: bool,
+    /// Keep the store in this folder (default: a temporary one).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Do not build: serve the index a previous run left in `--dir` (same `--scale`), so
+    /// memory is that of a server that opened it, without the build's.
+    #[arg(long, requires = "dir")]
+    reuse: bool,
 }
 
 fn vm(field: &str) -> String {
@@ -76,19 +83,19 @@ fn main() -> anyhow::Result<()> {
     let users = scaled(1000.0);
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
-    let dir = tempfile::tempdir()?;
+    let temporary = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temporary.path().to_path_buf());
     let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024 };
-    let store = Arc::new(SledStore::open_with(dir.path(), &options)?);
+    let store = Arc::new(SledStore::open_with(&dir, &options)?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
     let mut rng = bench_index::Rng(42);
 
     let built = Instant::now();
-    bench_index::build(
-        &store,
-        &bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user },
-        now,
-        &mut rng,
-    )?;
+    let shape = bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user };
+    // Reusing, the calls are drawn from the same distribution, not the same sequence.
+    if !args.reuse {
+        bench_index::build(&store, &shape, now, &mut rng)?;
+    }
     store.flush()?;
     let build_secs = built.elapsed().as_secs_f64();
     println!(

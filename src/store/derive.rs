@@ -42,7 +42,9 @@ pub fn secondary_keys(record: &Record, region: Option<&Region>) -> Vec<Secondary
             for p in &d.people {
                 let ids = [clean(&p.email), p.name.as_deref().and_then(clean)];
                 keys.extend(
-                    ids.into_iter().flatten().map(|person| SecondaryKey::DocumentPerson { person, modified: d.modified }),
+                    ids.into_iter()
+                        .flatten()
+                        .map(|person| SecondaryKey::DocumentPerson { person, modified: d.modified }),
                 );
             }
         }

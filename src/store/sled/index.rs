@@ -4,12 +4,12 @@
 
 use super::entry::{self, KeySource};
 use super::{backend, SledStore};
+use crate::phone::Region;
 use crate::resolve::status::BusySpan;
 use crate::store::keys::{self, key, prefix};
-use crate::phone::Region;
 use crate::store::{
-    codec, derive, ApplyStats, CollectionScope, CollectionState, IndexBatch, IndexStore, RecordRef, Result, SecondaryKey,
-    StoreError, StoredContact, TimeWindow,
+    codec, derive, ApplyStats, CollectionScope, CollectionState, IndexBatch, IndexStore, RecordRef, Result,
+    SecondaryKey, StoreError, StoredContact, TimeWindow,
 };
 use crate::user::UserId;
 use chrono::{DateTime, Duration, Utc};
