@@ -176,6 +176,18 @@ fn main() -> anyhow::Result<()> {
     );
     store.flush()?;
     println!("disk: {:.0} MiB (sled size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    let bytes = store.index_bytes()?;
+    let (mut n, mut kb, mut vb) = (0, 0, 0);
+    for (p, (e, k, v)) in &bytes.by_prefix {
+        println!("index {p}: {e} entries, {k} key bytes, {v} value bytes");
+        (n, kb, vb) = (n + e, kb + k, vb + v);
+    }
+    let records = bytes.by_prefix.get(&'r').map_or(1, |r| r.0.max(1));
+    println!(
+        "index: {n} entries, {:.1} MiB of keys and values = {:.0} bytes per record",
+        (kb + vb) as f64 / (1024.0 * 1024.0),
+        (kb + vb) as f64 / records as f64
+    );
     println!("memory: VmRSS {}, VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
     Ok(())
 }

@@ -513,7 +513,26 @@ impl IndexStore for SledStore {
     }
 }
 
+/// What the index holds, in bytes of keys and values (for benchmarks: what sled stores
+/// before its own overhead), by key prefix.
+#[derive(Debug, Default, Clone)]
+pub struct IndexBytes {
+    /// Prefix byte → (entries, key bytes, value bytes).
+    pub by_prefix: std::collections::BTreeMap<char, (u64, u64, u64)>,
+}
+
 impl SledStore {
+    /// Counts the index's keys and values (a full scan).
+    pub fn index_bytes(&self) -> Result<IndexBytes> {
+        let mut out = IndexBytes::default();
+        for kv in self.index.iter() {
+            let (k, v) = kv.map_err(|e| backend("counting the index", e))?;
+            let e = out.by_prefix.entry(k.first().map_or('?', |b| *b as char)).or_default();
+            *e = (e.0 + 1, e.1 + k.len() as u64, e.2 + v.len() as u64);
+        }
+        Ok(out)
+    }
+
     fn contacts_under(&self, user: &UserId, pre: Vec<u8>) -> Result<Vec<StoredContact>> {
         let mut out = Vec::new();
         for kv in self.index.scan_prefix(&pre) {

@@ -22,6 +22,8 @@ mod upgrade;
 mod users;
 mod web_tokens;
 
+pub use index::IndexBytes;
+
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};
 
