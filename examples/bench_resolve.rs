@@ -176,6 +176,7 @@ fn main() -> anyhow::Result<()> {
     );
     store.flush()?;
     println!("disk: {:.0} MiB (sled size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    println!("memory: VmRSS {}, VmHWM {} (serving)", vm("VmRSS:"), vm("VmHWM:"));
     let bytes = store.index_bytes()?;
     let (mut n, mut kb, mut vb) = (0, 0, 0);
     for (p, (e, k, v)) in &bytes.by_prefix {
@@ -188,6 +189,6 @@ fn main() -> anyhow::Result<()> {
         (kb + vb) as f64 / (1024.0 * 1024.0),
         (kb + vb) as f64 / records as f64
     );
-    println!("memory: VmRSS {}, VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
+    println!("memory: VmRSS {}, VmHWM {} (after a full scan of the index)", vm("VmRSS:"), vm("VmHWM:"));
     Ok(())
 }

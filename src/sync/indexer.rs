@@ -30,7 +30,7 @@ impl Indexer {
             }),
             _ => None,
         };
-        let derived_with = Some(KeyDerivation { region: self.region.clone() });
+        let derived_with = Some(KeyDerivation { region: self.region });
         IndexedRecord { record, keys, handling_code, derived_with }
     }
 }
