@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     calls: usize,
     /// sled's page cache for the index, in MiB (as `[store] cache_mb`).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = contactbridge::store::StoreOptions::DEFAULT_CACHE_MB)]
     cache_mb: u64,
     /// Resolve every call once before measuring (a long-running server's warm
     /// caches); by default only 1,000 are, so first touches of sled pages count.

@@ -246,7 +246,7 @@ impl Default for Config {
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
-            store: StoreConfig { cache_mb: 1024 },
+            store: StoreConfig { cache_mb: crate::store::StoreOptions::DEFAULT_CACHE_MB },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),

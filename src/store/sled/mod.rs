@@ -46,14 +46,20 @@ pub struct SledStore {
 /// How the sled store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// sled's page cache for the index, in bytes (sled's default: 1 GiB). The
-    /// user-data database gets an eighth of it, between 16 and 128 MiB.
+    /// sled's page cache for the index, in bytes (default 64 MiB; sled's own
+    /// default is 1 GiB, which a server then holds: BENCHMARKS.md, "Store size").
+    /// The user-data database gets an eighth of it, between 16 and 128 MiB.
     pub cache_bytes: u64,
+}
+
+impl StoreOptions {
+    /// The default page cache, in MiB (`[store] cache_mb`).
+    pub const DEFAULT_CACHE_MB: u64 = 64;
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { cache_bytes: 1024 * 1024 * 1024 }
+        Self { cache_bytes: Self::DEFAULT_CACHE_MB * 1024 * 1024 }
     }
 }
 
