@@ -71,7 +71,8 @@ fn a_data_directory_of_the_json_build_opens_with_nothing_user_owned_lost() {
 
     let store = SledStore::open(&data).unwrap();
     // Every entry is there, under the same key.
-    let new: BTreeMap<Vec<u8>, Vec<u8>> = store.export_user_data().unwrap().into_iter().collect();
+    let mut new: BTreeMap<Vec<u8>, Vec<u8>> = store.export_user_data().unwrap().into_iter().collect();
+    assert_eq!(new.remove(&b"~format"[..]).as_deref(), Some(&[2u8][..]), "user data's format is recorded");
     assert_eq!(new.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
 
     let (mut profiles, mut codes, mut keys, mut tokens, mut accounts, mut runs, mut calls) = (0, 0, 0, 0, 0, 0, 0);

@@ -3,9 +3,10 @@
 //!
 //! - **User data** (profiles, assignments, last choices, API keys, web tokens,
 //!   accounts, sync outcomes) is rewritten in the current value version
-//!   ([`codec::VERSION`]) in one atomic sled batch: killed halfway, nothing was
-//!   written and the next open does it again; values already current are left
-//!   alone, so it is idempotent. A value that cannot be read is left as it is
+//!   ([`codec::VERSION`]) in one atomic sled batch, with [`USERS_FORMAT_KEY`]:
+//!   killed halfway, nothing was written and the next open does it again;
+//!   values already current are left alone, so it is idempotent; once the
+//!   format key is there, opening does not scan user data again. A value that cannot be read is left as it is
 //!   (reading it reports the damage) and logged. Values that are not codec
 //!   values (called numbers, sealed secrets, the epoch) and call records (the
 //!   call journal's) are not touched; version 1 still decodes.
@@ -27,6 +28,8 @@ use serde::{de::DeserializeOwned, Serialize};
 pub(super) const INDEX_FORMAT_KEY: &[u8] = b"~format";
 /// What this build writes: [`codec::VERSION`] for record entries, and this key layout.
 pub(super) const INDEX_FORMAT: &[u8] = &[codec::VERSION];
+/// The format of user data, in the users tree: [`codec::VERSION`] once every value was upgraded.
+pub(super) const USERS_FORMAT_KEY: &[u8] = b"~format";
 
 /// What opening changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,10 @@ impl SledStore {
     }
 
     fn upgrade_user_data(&self) -> Result<usize> {
+        let format = self.users.get(USERS_FORMAT_KEY).map_err(|e| backend("reading the user data format", e))?;
+        if format.as_deref() == Some(INDEX_FORMAT) {
+            return Ok(0);
+        }
         let mut batch = sled::Batch::default();
         let mut n = 0;
         for kv in self.users.iter() {
@@ -73,10 +80,9 @@ impl SledStore {
                 Err(e) => tracing::error!(key = %String::from_utf8_lossy(&k), error = %e, "user data not upgraded"),
             }
         }
-        if n > 0 {
-            self.users.apply_batch(batch).map_err(|e| backend("upgrading user data", e))?;
-            self.users.flush().map_err(|e| backend("flushing upgraded user data", e))?;
-        }
+        batch.insert(USERS_FORMAT_KEY, INDEX_FORMAT);
+        self.users.apply_batch(batch).map_err(|e| backend("upgrading user data", e))?;
+        self.users.flush().map_err(|e| backend("flushing upgraded user data", e))?;
         Ok(n)
     }
 
@@ -143,7 +149,10 @@ mod tests {
         // Damage is left for reads to report, and does not stop the rest.
         s.users.insert(key(b'g', &["old", "n:bad"]), vec![codec::JSON, b'{']).unwrap();
 
+        s.users.remove(USERS_FORMAT_KEY).unwrap();
         assert_eq!(s.upgrade().unwrap(), Upgraded { user_values: 4, index_emptied: false });
+        assert_eq!(s.upgrade().unwrap(), Upgraded::default(), "done once");
+        s.users.remove(USERS_FORMAT_KEY).unwrap();
         assert_eq!(s.upgrade().unwrap(), Upgraded::default(), "idempotent");
         for (k, v) in &entries {
             let now = s.users.get(k).unwrap().unwrap();
