@@ -32,12 +32,19 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     calls: usize,
     /// sled's page cache for the index, in MiB (as `[store] cache_mb`).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = contactbridge::store::StoreOptions::DEFAULT_CACHE_MB)]
     cache_mb: u64,
     /// Resolve every call once before measuring (a long-running server's warm
     /// caches); by default only 1,000 are, so first touches of sled pages count.
     #[arg(long)]
     warm: bool,
+    /// Keep the store in this folder (default: a temporary one).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Do not build: serve the index a previous run left in `--dir` (same `--scale`), so
+    /// memory is that of a server that opened it, without the build's.
+    #[arg(long, requires = "dir")]
+    reuse: bool,
 }
 
 fn vm(field: &str) -> String {
@@ -76,19 +83,19 @@ fn main() -> anyhow::Result<()> {
     let users = scaled(1000.0);
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
-    let dir = tempfile::tempdir()?;
+    let temporary = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temporary.path().to_path_buf());
     let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024, ..Default::default() };
-    let store = Arc::new(SledStore::open_with(dir.path(), &options)?);
+    let store = Arc::new(SledStore::open_with(&dir, &options)?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
     let mut rng = bench_index::Rng(42);
 
     let built = Instant::now();
-    bench_index::build(
-        &store,
-        &bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user },
-        now,
-        &mut rng,
-    )?;
+    let shape = bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user };
+    // Reusing, the calls are drawn from the same distribution, not the same sequence.
+    if !args.reuse {
+        bench_index::build(&store, &shape, now, &mut rng)?;
+    }
     store.flush()?;
     let build_secs = built.elapsed().as_secs_f64();
     println!(
@@ -169,10 +176,20 @@ fn main() -> anyhow::Result<()> {
         percentile(&ctx_lat, 0.99)
     );
     store.flush()?;
+    println!("disk: {:.0} MiB (sled databases and call journal, size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    println!("memory: VmRSS {}, VmHWM {} (serving)", vm("VmRSS:"), vm("VmHWM:"));
+    let bytes = store.index_bytes()?;
+    let (mut n, mut kb, mut vb) = (0, 0, 0);
+    for (p, (e, k, v)) in &bytes.by_prefix {
+        println!("index {p}: {e} entries, {k} key bytes, {v} value bytes");
+        (n, kb, vb) = (n + e, kb + k, vb + v);
+    }
+    let records = bytes.by_prefix.get(&'r').map_or(1, |r| r.0.max(1));
     println!(
-        "disk: {:.0} MiB (sled databases and call journal, size_on_disk)",
-        store.size_on_disk() as f64 / (1024.0 * 1024.0)
+        "index: {n} entries, {:.1} MiB of keys and values = {:.0} bytes per record",
+        (kb + vb) as f64 / (1024.0 * 1024.0),
+        (kb + vb) as f64 / records as f64
     );
-    println!("memory: VmRSS {}, VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
+    println!("memory: VmRSS {}, VmHWM {} (after a full scan of the index)", vm("VmRSS:"), vm("VmHWM:"));
     Ok(())
 }

@@ -291,7 +291,7 @@ impl Default for Config {
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig {
                 backend: crate::store::BackendKind::Sled,
-                cache_mb: 1024,
+                cache_mb: crate::store::StoreOptions::DEFAULT_CACHE_MB,
                 call_sync_ms: default_call_sync_ms(),
             },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },

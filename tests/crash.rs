@@ -21,6 +21,7 @@ fn batch(n: usize) -> IndexBatch {
             record: Record::Contact(Contact { id: RecordId::new(format!("b{n}-{i}")), ..Default::default() }),
             keys: vec![SecondaryKey::Phone { key: format!("e:+{n}"), kind: PhoneKind::Work }],
             handling_code: None,
+            derived_with: None,
         })
         .collect();
     IndexBatch {

@@ -2,8 +2,8 @@
 //!
 //! | prefix | key                                                  | value                      |
 //! |--------|------------------------------------------------------|----------------------------|
-//! | `r`    | user, account, collection, record id                 | record entry               |
-//! | `p`    | user, phone lookup key, record ref                   | phone kind                 |
+//! | `r`    | user, account, collection, record id                 | record entry (`entry.rs`)  |
+//! | `p`    | user, phone lookup key, record ref                   | –                          |
 //! | `e`    | user, email, record ref                              | –                          |
 //! | `t`    | user, start of an occurrence ≤ 1 day, record ref     | end, busy status           |
 //! | `T`    | user, start of a longer occurrence, record ref       | end, busy status           |
@@ -12,7 +12,12 @@
 //! | `d`    | user, person (email or name), modified, record ref   | –                          |
 //! | `o`    | user, record ref                                     | – (out-of-office settings) |
 //! | `k`    | user, account, collection                            | collection state           |
+//! | `~`    | `~epoch`, `~format`                                  | index epoch, index format  |
 //!
+//! A record's secondary keys are not listed in its entry: the store derives
+//! them again from the record ([`super::derive`]) to remove them. Values
+//! hold only what the key and the record do not (a phone key's kind is in the
+//! contact).
 //! Times are encoded as 16 hex digits of the offset-binary Unix second, so
 //! byte order is time order. A record ref is `account NUL collection NUL id`.
 //! Because the user comes first, a prefix scan can never reach another user.

@@ -51,6 +51,8 @@ mod codec;
 #[doc(hidden)]
 pub mod conformance;
 mod index;
+mod compact;
+pub mod derive;
 pub(crate) mod keys;
 pub mod sled;
 mod types;
@@ -78,7 +80,7 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("stored {what} could not be decoded (written by a newer version?): {reason}")]
+    #[error("stored {what} could not be decoded: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]
     Invalid(String),

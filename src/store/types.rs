@@ -1,6 +1,7 @@
 //! Plain types shared by the store traits and their callers.
 
 use crate::model::{HandlingCode, RecordRef, UserId};
+use crate::phone::Region;
 use chrono::{DateTime, Utc};
 use contactbridge_connector::{BusyStatus, Checkpoint, Contact, PhoneKind, Record, RecordId, Rejected, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,18 @@ pub struct IndexedRecord {
     pub keys: Vec<SecondaryKey>,
     /// The handling code the source gives (after the account's category mapping).
     pub handling_code: Option<HandlingCode>,
+    /// `Some` when `keys` are [`crate::store::derive::secondary_keys`] of the
+    /// record in that region (as the indexer makes them): the store then keeps
+    /// only the region and derives the keys again to remove them. `None` for
+    /// keys made otherwise (tests, tools): the store keeps their list.
+    pub derived_with: Option<KeyDerivation>,
+}
+
+/// What the keys of an [`IndexedRecord`] were derived with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDerivation {
+    /// The region the record's phone numbers were read in.
+    pub region: Option<Region>,
 }
 
 /// One change set as the index applies it.

@@ -1,7 +1,8 @@
 //! Derives the secondary keys under which a record is found.
 
-use crate::phone::{self, Region};
-use crate::store::{IndexedRecord, SecondaryKey};
+use crate::phone::Region;
+pub(crate) use crate::store::derive::clean;
+use crate::store::{derive, IndexedRecord, KeyDerivation};
 use crate::user::HandlingCode;
 use contactbridge_connector::Record;
 use std::collections::HashMap;
@@ -22,62 +23,16 @@ impl Indexer {
     }
 
     pub fn index(&self, record: Record) -> IndexedRecord {
-        let mut keys = Vec::new();
-        let mut handling_code = None;
-        match &record {
-            Record::Contact(c) => {
-                for p in &c.phones {
-                    let hints = phone::StoredHints { extension: p.extension.as_deref(), ..Default::default() };
-                    for k in phone::keys_for_stored_with(&p.raw, self.region.as_ref(), hints).keys {
-                        keys.push(SecondaryKey::Phone { key: k.as_str().to_string(), kind: p.kind });
-                    }
-                }
-                keys.extend(c.emails.iter().filter_map(|e| clean(e)).map(SecondaryKey::Email));
-                handling_code = c.handling_code.as_deref().and_then(|c| HandlingCode::parse(c).ok()).or_else(|| {
-                    c.categories.iter().find_map(|cat| self.category_codes.get(&cat.trim().to_lowercase()).cloned())
-                });
-            }
-            Record::Event(e) => {
-                let people: Vec<String> =
-                    e.attendees.iter().chain(e.organizer.iter()).filter_map(|p| clean(p)).collect();
-                for o in &e.occurrences {
-                    keys.push(SecondaryKey::Occurrence { start: o.start, end: o.end, busy: e.busy });
-                }
-                let first = e.occurrences.iter().map(|o| o.start).min();
-                let last = e.occurrences.iter().map(|o| o.start).max();
-                if let (Some(first), Some(last)) = (first, last) {
-                    keys.extend(people.into_iter().map(|email| SecondaryKey::Attendee { email, first, last }));
-                }
-            }
-            Record::Mail(m) => {
-                let people = std::iter::once(&m.from).chain(&m.to).chain(&m.cc);
-                keys.extend(
-                    people
-                        .filter_map(|p| clean(&p.email))
-                        .map(|email| SecondaryKey::Correspondent { email, date: m.date }),
-                );
-            }
-            Record::Document(d) => {
-                for p in &d.people {
-                    let ids = [clean(&p.email), p.name.as_deref().and_then(clean)];
-                    keys.extend(
-                        ids.into_iter()
-                            .flatten()
-                            .map(|person| SecondaryKey::DocumentPerson { person, modified: d.modified }),
-                    );
-                }
-            }
-            Record::OutOfOffice(_) => keys.push(SecondaryKey::OutOfOffice),
-        }
-        IndexedRecord { record, keys, handling_code }
+        let keys = derive::secondary_keys(&record, self.region.as_ref());
+        let handling_code = match &record {
+            Record::Contact(c) => c.handling_code.as_deref().and_then(|c| HandlingCode::parse(c).ok()).or_else(|| {
+                c.categories.iter().find_map(|cat| self.category_codes.get(&cat.trim().to_lowercase()).cloned())
+            }),
+            _ => None,
+        };
+        let derived_with = Some(KeyDerivation { region: self.region });
+        IndexedRecord { record, keys, handling_code, derived_with }
     }
-}
-
-/// Lower-cased, trimmed, without NUL; `None` when nothing is left.
-pub(crate) fn clean(s: &str) -> Option<String> {
-    let s: String =
-        s.trim().trim_start_matches("mailto:").chars().filter(|c| *c != '\0').collect::<String>().to_lowercase();
-    (!s.is_empty()).then_some(s)
 }
 
 impl Indexer {

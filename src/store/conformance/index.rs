@@ -178,6 +178,7 @@ pub fn busy_spans_find_occurrences_in_progress(new: Factory) {
             SecondaryKey::Occurrence { start: t(100), end: t(100 + 7 * 24), busy: BusyStatus::OutOfOffice },
         ],
         handling_code: None,
+        derived_with: None,
     };
     s.apply(&batch(scope("alice", "cal"), vec![event], &[], "c")).unwrap();
     let u = user("alice");
@@ -203,6 +204,7 @@ pub fn out_of_office_settings_are_listed(new: Factory) {
         }),
         keys: vec![SecondaryKey::OutOfOffice],
         handling_code: None,
+        derived_with: None,
     };
     s.apply(&batch(scope("alice", "mailbox"), vec![oof], &[], "o")).unwrap();
     let got = s.out_of_office(&user("alice")).unwrap();
@@ -227,6 +229,7 @@ fn mail(id: &str, h: i64) -> IndexedRecord {
         }),
         keys: vec![SecondaryKey::Correspondent { email: "bob@example.com".into(), date: t(h) }],
         handling_code: None,
+        derived_with: None,
     }
 }
 
@@ -263,6 +266,7 @@ fn event(id: &str, first: i64, last: i64) -> IndexedRecord {
         }),
         keys: vec![SecondaryKey::Attendee { email: "bob@example.com".into(), first: t(first), last: t(last) }],
         handling_code: None,
+        derived_with: None,
     }
 }
 
@@ -296,6 +300,7 @@ fn document(id: &str, h: i64) -> IndexedRecord {
         }),
         keys: vec![SecondaryKey::DocumentPerson { person: "bob@example.com".into(), modified: t(h) }],
         handling_code: None,
+        derived_with: None,
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) fn contact(id: &str, phone_key: &str) -> IndexedRecord {
             SecondaryKey::Email(format!("{id}@example.com")),
         ],
         handling_code: None,
+        derived_with: None,
     }
 }
 

@@ -19,8 +19,11 @@ mod backend;
 mod calls;
 mod entry;
 mod index;
+mod upgrade;
 mod users;
 mod web_tokens;
+
+pub use index::IndexBytes;
 
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};
@@ -44,8 +47,9 @@ pub struct SledStore {
 /// How the sled store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// sled's page cache for the index, in bytes (sled's default: 1 GiB). The
-    /// user-data database gets an eighth of it, between 16 and 128 MiB.
+    /// sled's page cache for the index, in bytes (default 64 MiB; sled's own
+    /// default is 1 GiB, which a server then holds: BENCHMARKS.md, "Store size").
+    /// The user-data database gets an eighth of it, between 16 and 128 MiB.
     pub cache_bytes: u64,
     /// How often the call journal is synced to disk when something was
     /// written: what a machine crash may lose (a process crash loses nothing;
@@ -53,9 +57,14 @@ pub struct StoreOptions {
     pub call_sync_interval: std::time::Duration,
 }
 
+impl StoreOptions {
+    /// The default page cache, in MiB (`[store] cache_mb`).
+    pub const DEFAULT_CACHE_MB: u64 = 64;
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { cache_bytes: 1024 * 1024 * 1024, call_sync_interval: std::time::Duration::from_millis(200) }
+        Self { cache_bytes: Self::DEFAULT_CACHE_MB * 1024 * 1024, call_sync_interval: std::time::Duration::from_millis(200) }
     }
 }
 
@@ -135,7 +144,7 @@ impl SledStore {
 
     fn from_dbs(index_db: sled::Db, users_db: sled::Db, calls: calls::CallJournal, dir: PathBuf) -> Result<Self> {
         let users = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
-        Ok(Self {
+        let store = Self {
             index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
             users,
             calls: std::sync::Arc::new(calls),
@@ -143,7 +152,9 @@ impl SledStore {
             index_db,
             users_db,
             dir,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {

@@ -18,6 +18,7 @@
 //! | `S`    | account id (`accounts.rs`)            | sealed secret            |
 //! | `R`    | account id (`accounts.rs`)            | last sync outcome        |
 //! | `~`    | `~index-epoch` (`mod.rs`)             | the index's epoch        |
+//! | `~`    | `~format` (`upgrade.rs`)              | user data's format       |
 
 use super::{backend, SledStore};
 use crate::model::{CallId, CallRecord, HandlingCode, UserId, UserProfile};
@@ -26,7 +27,7 @@ use crate::store::{codec, AssignTarget, CallStore, RecordRef, Result, StoreError
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-struct ProfileEntry {
+pub(super) struct ProfileEntry {
     profile: UserProfile,
     called_keys: Vec<String>,
 }

@@ -17,7 +17,7 @@ use crate::store::{codec, Result, StoreError};
 pub(super) const HEADER: &[u8; 8] = b"CBCALLS\x01";
 /// Bytes ahead of every body.
 pub(super) const FRAME_HEAD: usize = 8;
-/// A body is at most this big. A call record stays near 12 KB (`crate::calls::MAX_EVENTS`,
+/// A body is at most this big. A call record stays near 12 KB (`crate::model::calls::MAX_EVENTS`,
 /// `MAX_JOURNAL_TEXT_BYTES`); a length above this is damage, not a record.
 pub(super) const MAX_BODY: usize = 1 << 20;
 
