@@ -176,7 +176,10 @@ fn main() -> anyhow::Result<()> {
         percentile(&ctx_lat, 0.99)
     );
     store.flush()?;
-    println!("disk: {:.0} MiB (sled databases and call journal, size_on_disk)", store.size_on_disk() as f64 / (1024.0 * 1024.0));
+    println!(
+        "disk: {:.0} MiB (sled databases and call journal, size_on_disk)",
+        store.size_on_disk() as f64 / (1024.0 * 1024.0)
+    );
     println!("memory: VmRSS {}, VmHWM {} (serving)", vm("VmRSS:"), vm("VmHWM:"));
     let bytes = store.index_bytes()?;
     let (mut n, mut kb, mut vb) = (0, 0, 0);

@@ -446,7 +446,11 @@ mod store_tests {
 
     #[test]
     fn the_call_sync_interval_is_bounded() {
-        let at = |ms| StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms }.options().call_sync_interval;
+        let at = |ms| {
+            StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms }
+                .options()
+                .call_sync_interval
+        };
         assert_eq!(at(200), std::time::Duration::from_millis(200));
         assert_eq!(at(0), std::time::Duration::from_millis(1), "0 would spin the sync thread");
         assert_eq!(at(u64::MAX), std::time::Duration::from_secs(60), "a machine crash loses at most a minute");

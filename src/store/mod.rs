@@ -48,11 +48,11 @@ mod api_keys;
 mod backend;
 mod calls;
 mod codec;
+mod compact;
 #[doc(hidden)]
 pub mod conformance;
-mod index;
-mod compact;
 pub mod derive;
+mod index;
 pub(crate) mod keys;
 pub mod sled;
 mod types;

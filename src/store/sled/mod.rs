@@ -64,7 +64,10 @@ impl StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { cache_bytes: Self::DEFAULT_CACHE_MB * 1024 * 1024, call_sync_interval: std::time::Duration::from_millis(200) }
+        Self {
+            cache_bytes: Self::DEFAULT_CACHE_MB * 1024 * 1024,
+            call_sync_interval: std::time::Duration::from_millis(200),
+        }
     }
 }
 

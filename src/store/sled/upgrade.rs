@@ -17,11 +17,12 @@
 //!   index that the next open empties again.
 
 use super::{backend, users::ProfileEntry, SledStore, INDEX_EPOCH_KEY};
-use crate::accounts::{AccountSpec, RunRecord};
-use crate::api::auth::StoredKey;
-use crate::store::{codec, keys, RecordRef, Result};
+use crate::model::AccountSpec;
 use crate::model::HandlingCode;
-use crate::web::auth::StoredWebToken;
+use crate::store::RunRecord;
+use crate::store::StoredKey;
+use crate::store::StoredWebToken;
+use crate::store::{codec, keys, RecordRef, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The format of the index tree's records and keys, in the index tree.
@@ -117,9 +118,9 @@ fn again<T: Serialize + DeserializeOwned>(what: &'static str, v: &[u8]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{UserId, UserProfile};
     use crate::store::keys::key;
     use crate::store::{IndexStore, UserStore};
-    use crate::model::{UserId, UserProfile};
     use contactbridge_connector::RecordId;
 
     fn v1<T: Serialize>(t: &T) -> Vec<u8> {

@@ -2,11 +2,11 @@
 //! crash in it), a failing disk, and the move from the users tree.
 
 use super::*;
-use crate::model::{CallEvent, CallEventKind, CallerKind};
 use crate::model::Status;
+use crate::model::{CallEvent, CallEventKind, CallerKind};
+use crate::model::{HandlingCode, HandlingMethod, UserId};
 use crate::store::sled::SledStore;
 use crate::store::CallStore;
-use crate::model::{HandlingCode, HandlingMethod, UserId};
 use chrono::DateTime;
 
 fn call(id: &str, user: &str, caller: Option<&str>, secs: i64) -> CallRecord {
