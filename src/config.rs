@@ -182,11 +182,24 @@ pub struct StoreConfig {
     /// sled's page cache for the index, in MiB; user data gets an eighth (16–128 MiB).
     /// Memory use follows it; lookups slow down when the index's hot part does not fit.
     pub cache_mb: u64,
+    /// Free space (MiB) on the data directory's disk that syncs leave for user
+    /// data: an index sync is refused below it (and resumes once space is
+    /// freed), while profiles and call records may still be written. The
+    /// index is rebuilt from the sources; user data is not. 0 turns it off.
+    #[serde(default = "default_reserve_mb")]
+    pub reserve_mb: u64,
+}
+
+fn default_reserve_mb() -> u64 {
+    crate::store::StoreOptions::DEFAULT_RESERVE_BYTES >> 20
 }
 
 impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions { cache_bytes: self.cache_mb.max(1) * 1024 * 1024 }
+        crate::store::StoreOptions {
+            cache_bytes: self.cache_mb.max(1) * 1024 * 1024,
+            reserve_bytes: self.reserve_mb.saturating_mul(1024 * 1024),
+        }
     }
 }
 
@@ -246,7 +259,7 @@ impl Default for Config {
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
-            store: StoreConfig { cache_mb: 1024 },
+            store: StoreConfig { cache_mb: 1024, reserve_mb: default_reserve_mb() },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),

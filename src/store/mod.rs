@@ -25,14 +25,23 @@ use contactbridge_connector::{CalendarEvent, Document, MailMessage, OutOfOffice,
 use std::collections::HashMap;
 
 /// A storage failure, with what was being done.
+///
+/// Each message names its cause once: a variant that prints its cause does
+/// not also return it as [`std::error::Error::source`], so a caller printing
+/// the chain (`{:#}`) does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage backend failed while {doing}: {source}")]
-    Backend {
-        doing: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error("storage backend failed while {doing}: {cause}")]
+    Backend { doing: &'static str, cause: Box<dyn std::error::Error + Send + Sync> },
+    /// The backend found its files damaged (a bad page, a file it cannot
+    /// read). For the index this is repaired by a rebuild from the sources;
+    /// for user data the admin restores a backup.
+    #[error("{what} is damaged: {reason}")]
+    Damaged { what: &'static str, reason: String },
+    /// The disk is too full for a write that can wait (an index sync): the
+    /// space left is kept for user data.
+    #[error("{0}")]
+    LowSpace(String),
     #[error("stored {what} could not be decoded (written by a newer version?): {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]
@@ -79,6 +88,24 @@ pub trait IndexStore: Send + Sync {
     fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>>;
     /// Documents referencing `person` (an email or a lower-case name), modified in `[from, to)`, newest first.
     fn documents_for(&self, user: &UserId, person: &str, window: TimeWindow, limit: usize) -> Result<Vec<Document>>;
+
+    /// Whether the index is being rebuilt from the sources after damage was
+    /// found: lookups answer from what has been synced again so far.
+    fn index_rebuilding(&self) -> bool {
+        false
+    }
+    /// Counts the damaged indexes this backend replaced with a fresh one while
+    /// running, starting at 0; its change asks for an immediate resync of every
+    /// collection. `None`: the backend never replaces its index.
+    fn index_replacements(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+    /// Every collection was synced again after replacement `n` (the value
+    /// [`IndexStore::index_replacements`] held when the resync was asked for):
+    /// the index is rebuilt, unless it was replaced again since.
+    fn index_rebuilt(&self, _n: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What only users own: never rebuilt from sources, so backed up.

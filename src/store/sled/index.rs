@@ -3,7 +3,7 @@
 //! `apply_batch` covers records, secondary keys and the collection state.
 
 use super::entry::{self, Body};
-use super::{backend, SledStore};
+use super::{backend, repair::IndexDb};
 use crate::resolve::status::BusySpan;
 use crate::store::keys::{self, key, prefix};
 use crate::store::{
@@ -22,7 +22,7 @@ const SHORT_OCCURRENCE_HOURS: i64 = 24;
 /// Longer occurrences than this are found through out-of-office, not the calendar.
 const MAX_OCCURRENCE_DAYS: i64 = 62;
 
-impl SledStore {
+impl IndexDb {
     fn state_key(scope: &CollectionScope) -> Vec<u8> {
         key(b'k', &[keys::user(&scope.user), &scope.account, &scope.collection])
     }
@@ -92,7 +92,7 @@ impl SledStore {
     }
 }
 
-impl SledStore {
+impl IndexDb {
     /// Events under an attendee prefix (`a` keys: last occurrence start in the
     /// key, first in the value) whose occurrences span into `window`: all that
     /// go on past its end (at most [`MAX_SPANNING`]), then up to `limit` that
@@ -193,7 +193,7 @@ fn check_scope(scope: &CollectionScope) -> Result<()> {
     keys::check_part("collection", &scope.collection).map_err(StoreError::Invalid)
 }
 
-impl IndexStore for SledStore {
+impl IndexStore for IndexDb {
     fn apply(&self, b: &IndexBatch) -> Result<ApplyStats> {
         check_scope(&b.scope)?;
         let user = keys::user(&b.scope.user);
@@ -486,7 +486,7 @@ impl IndexStore for SledStore {
     }
 }
 
-impl SledStore {
+impl IndexDb {
     fn contacts_under(&self, user: &UserId, pre: Vec<u8>) -> Result<Vec<StoredContact>> {
         let mut out = Vec::new();
         for kv in self.index.scan_prefix(&pre) {

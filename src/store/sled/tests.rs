@@ -208,7 +208,7 @@ fn remove_account_deletes_records_keys_and_states() {
     assert_eq!(s.remove_account(&u, "acc").unwrap(), 2500);
     assert!(s.contacts_by_phone(&u, "e:1").unwrap().is_empty());
     assert!(s.collection_states(&u, "acc").unwrap().is_empty());
-    assert!(s.index.is_empty(), "nothing left behind");
+    assert!(s.index.current().index.is_empty(), "nothing left behind");
 }
 
 fn profile(id: &str) -> UserProfile {
