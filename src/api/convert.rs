@@ -208,6 +208,7 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> pb::ResolveCallResponse 
         target: d.target.clone().unwrap_or_default(),
         note: d.note.clone().unwrap_or_default(),
         forward_targets: profile.forward_targets.iter().map(forward_target).collect(),
+        index_rebuilding: d.index_rebuilding,
     }
 }
 

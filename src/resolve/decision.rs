@@ -75,6 +75,10 @@ pub struct Decision {
     /// Set when the method could not be carried out as configured
     /// (e.g. "attendant" without an attendant): what was done instead.
     pub note: Option<String>,
+    /// The index is being rebuilt from the sources after damage was found:
+    /// the candidates and the status come from what has been synced again so
+    /// far, so an unknown caller may be a contact not yet back.
+    pub index_rebuilding: bool,
 }
 
 impl Decision {
@@ -209,6 +213,7 @@ impl Resolver {
             rule,
             target,
             note,
+            index_rebuilding: store.index_rebuilding(),
         };
         Ok(decision)
     }

@@ -82,7 +82,7 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`.
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| backend("creating the data directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| other("creating the data directory", e))?;
         let users_path = dir.join("users");
         let users_db = open_db_guarded(&users_path, options.users_cache_bytes()).map_err(|e| match e {
             e @ sled::Error::Corruption { .. } => damaged_user_data(&users_path, &e),
@@ -250,7 +250,7 @@ fn move_aside(path: &Path, why: &dyn std::fmt::Display) -> Result<PathBuf> {
     let name = path.file_name().map_or_else(|| "db".into(), |n| n.to_string_lossy().into_owned());
     let aside = path.with_file_name(format!("{name}.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
     tracing::error!(error = %why, path = %path.display(), moved_to = %aside.display(), "moving a damaged database aside");
-    std::fs::rename(path, &aside).map_err(|e| backend("moving a damaged database aside", e))?;
+    std::fs::rename(path, &aside).map_err(|e| other("moving a damaged database aside", e))?;
     Ok(aside)
 }
 
@@ -265,11 +265,13 @@ fn damaged_user_data(path: &Path, e: &sled::Error) -> StoreError {
     }
 }
 
-/// sled's error in words (its own text for damage prints a backtrace field).
+/// sled's error in words (its own text for damage prints a backtrace field,
+/// and an I/O error's "IO error: " prefix says nothing the cause does not).
 pub(super) fn describe(e: &sled::Error) -> String {
     match e {
-        sled::Error::Corruption { at: Some(at), .. } => format!("sled found damaged data at {at:?}"),
+        sled::Error::Corruption { at: Some(at), .. } => format!("sled found damaged data ({at:?})"),
         sled::Error::Corruption { at: None, .. } => "sled found damaged data".into(),
+        sled::Error::Io(io) => io.to_string(),
         other => other.to_string(),
     }
 }
@@ -320,9 +322,27 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-pub(super) fn backend(doing: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+/// A sled failure while doing something.
+pub(super) fn backend(doing: &'static str, e: sled::Error) -> StoreError {
+    StoreError::Backend { doing, cause: Box::new(SledFailure(e)) }
+}
+
+/// Any other failure of the backend.
+pub(super) fn other(doing: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend { doing, cause: Box::new(e) }
 }
+
+/// sled's error in words: see [`describe`].
+#[derive(Debug)]
+pub(super) struct SledFailure(pub(super) sled::Error);
+
+impl std::fmt::Display for SledFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for SledFailure {}
 
 #[cfg(test)]
 mod tests;

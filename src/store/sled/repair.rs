@@ -101,7 +101,7 @@ impl LiveIndex {
         if self.reserve_bytes == 0 {
             return Ok(());
         }
-        let free = free_bytes(dir).map_err(|e| backend("reading the free space", e))?;
+        let free = free_bytes(dir).map_err(|e| super::other("reading the free space", e))?;
         if free < self.reserve_bytes {
             return Err(StoreError::LowSpace(format!(
                 "the disk of {} has {} MiB free, less than the {} MiB kept for user data ([store] reserve_mb): \
@@ -124,7 +124,7 @@ pub(super) fn free_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
 /// Whether sled reported damage of its files (not a full disk, not a lock).
 fn is_damage(e: &StoreError) -> bool {
     let StoreError::Backend { cause, .. } = e else { return false };
-    match cause.downcast_ref::<sled::Error>() {
+    match cause.downcast_ref::<super::SledFailure>().map(|f| &f.0) {
         Some(sled::Error::Corruption { .. }) => true,
         Some(sled::Error::Io(io)) => !matches!(
             io.kind(),
