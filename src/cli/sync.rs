@@ -94,10 +94,8 @@ async fn foreground(registry: Arc<Registry>, config: &Config) -> anyhow::Result<
     let options = SchedulerOptions { max_concurrent: config.sync.max_concurrent, ..SchedulerOptions::default() };
     let store: Arc<dyn contactbridge::store::IndexStore> = registry.store().clone();
     let handle = Scheduler::new(registry, Arc::new(SystemClock), options).spawn();
-    let rebuild = tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(
-        store,
-        handle.scheduler().clone(),
-    ));
+    let rebuild =
+        tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(store, handle.scheduler().clone()));
     println!("syncing on schedule; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
     rebuild.abort();

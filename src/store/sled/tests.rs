@@ -1,7 +1,7 @@
 //! The sled store's invariants: atomic batches with checkpoints, snapshot
 //! sweeps, secondary keys following their records, user isolation.
 
-use super::{SledStore, StoreOptions};
+use super::SledStore;
 use crate::calls::{CallId, CallRecord, CallerKind};
 use crate::resolve::Status;
 use crate::store::*;
@@ -353,32 +353,4 @@ fn a_healthy_store_reopens_with_everything() {
         .file_name()
         .to_string_lossy()
         .contains("corrupt")));
-}
-
-#[test]
-fn zz_experiment_damage_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions { cache_bytes: 64 * 1024, reserve_bytes: 0 };
-    let s = SledStore::open_with(dir.path(), &options).unwrap();
-    s.apply(&batch(scope("alice", "ab"), (0..3000).map(|i| contact(&format!("c{i}"), "e:1")).collect(), &[], "1"))
-        .unwrap();
-    s.flush().unwrap();
-    let db = dir.path().join("index").join("db");
-    let mut bytes = std::fs::read(&db).unwrap();
-    eprintln!("db file {} bytes", bytes.len());
-    let n = bytes.len();
-    for b in &mut bytes[n / 8..n * 7 / 8] {
-        *b ^= 0x5a;
-    }
-    use std::io::{Seek, Write};
-    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-    f.seek(std::io::SeekFrom::Start((n / 8) as u64)).unwrap();
-    f.write_all(&bytes[n / 8..n * 7 / 8]).unwrap();
-    f.sync_all().unwrap();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        s.apply(&batch(scope("alice", "ab"), (0..3000).map(|i| contact(&format!("c{i}"), "e:2")).collect(), &[], "2"))
-    }));
-    eprintln!("apply: {:?}", r.as_ref().map(|r| r.as_ref().map_err(|e| e.to_string())));
-    eprintln!("dir: {:?}", std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>());
-    eprintln!("rebuilding {}", s.index_rebuilding());
 }
