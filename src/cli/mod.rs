@@ -107,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Sync(a) => sync::run(config, a).await,
             Command::Key(c) => key::run(&open(&config)?, c),
             Command::Backup { file } => backup::backup(&open(&config)?, &file),
-            Command::Restore { file } => backup::restore(&open(&config)?, &file),
+            Command::Restore { file } => backup::restore(&config, &file),
         }
     })
 }

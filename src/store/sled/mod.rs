@@ -21,12 +21,15 @@
 
 mod accounts;
 mod api_keys;
+mod backup;
 mod call_writer;
 mod entry;
 mod index;
 mod repair;
 mod users;
 mod web_tokens;
+
+pub use backup::UserDataExport;
 
 use super::{Result, StoreError};
 use std::path::{Path, PathBuf};
@@ -97,6 +100,17 @@ impl SledStore {
                     .open_tree("index")
                     .and_then(|t| t.get(INDEX_EPOCH_KEY))
                     .map_err(|e| backend("reading the index epoch", e))?;
+                if expected_epoch.is_none() && epoch.is_some() && users_tree.is_empty() {
+                    return Err(StoreError::Damaged {
+                        what: "user data",
+                        reason: format!(
+                            "{} opened empty although the index was built for it (sled reads some damaged files \
+                             as empty); restore a backup with `contactbridge restore <backup file>` (to start \
+                             without user data instead, remove the index directory too)",
+                            users_path.display()
+                        ),
+                    });
+                }
                 match (&expected_epoch, epoch) {
                     (Some(expected), Some(found)) if *expected != found => Some("it belongs to another installation"),
                     (Some(_), None) => Some("it lost its records (sled opened it as empty)"),
@@ -171,15 +185,6 @@ impl SledStore {
     /// Bytes on disk of both databases.
     pub fn size_on_disk(&self) -> u64 {
         self.index.current().db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0)
-    }
-
-    /// Every key/value of user data, for `backup`.
-    pub fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.calls.barrier();
-        self.users
-            .iter()
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend("reading user data", e)))
-            .collect()
     }
 
     /// Replaces all user data with a backup's content.

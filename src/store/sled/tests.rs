@@ -285,7 +285,7 @@ fn assignments_and_last_choices_are_per_user() {
 fn backup_and_restore_user_data() {
     let s = SledStore::temporary().unwrap();
     s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
-    let backup = s.export_user_data().unwrap();
+    let backup = s.export_user_data().entries;
     s.delete_user(&user("alice")).unwrap();
     assert!(s.profile(&user("alice")).unwrap().is_none());
     s.import_user_data(&backup).unwrap();
@@ -353,4 +353,61 @@ fn a_healthy_store_reopens_with_everything() {
         .file_name()
         .to_string_lossy()
         .contains("corrupt")));
+}
+
+/// sled writes a snapshot only while opening, to `snap.<lsn>.generating`
+/// renamed when complete; a full disk leaves it empty, and sled would then
+/// read the database as corrupt for good. Opening removes it.
+#[test]
+fn an_empty_snapshot_left_by_a_full_disk_does_not_make_user_data_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+        s.flush().unwrap();
+    }
+    for db in ["users", "index"] {
+        std::fs::write(dir.path().join(db).join("snap.FFFFFFFFFFFFFFFF.generating"), b"").unwrap();
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.user_by_called_number("e:+4930111").unwrap(), Some(user("alice")));
+    for db in ["users", "index"] {
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(db))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".generating"))
+            .collect();
+        assert!(left.is_empty(), "{db}: {left:?}");
+    }
+}
+
+/// Damaged user data is named as damage, with what to do, and each cause
+/// once; it is not described as data of a newer version.
+#[test]
+fn error_texts_name_damage_and_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+        s.flush().unwrap();
+    }
+    let db = dir.path().join("users").join("db");
+    let garbled: Vec<u8> = std::fs::read(&db).unwrap().into_iter().map(|b| b ^ 0x5a).collect();
+    std::fs::write(&db, garbled).unwrap();
+    let text = match SledStore::open(dir.path()) {
+        Err(e) => format!("{:#}", anyhow::Error::from(e)),
+        Ok(s) => panic!("garbled user data opened with {} profiles", s.profiles().map(|p| p.len()).unwrap_or(0)),
+    };
+    assert!(text.starts_with("user data is damaged: "), "{text}");
+    assert!(text.contains("restore a backup with `contactbridge restore <backup file>`"), "{text}");
+    assert!(!text.contains("newer version") && !text.contains("backtrace"), "{text}");
+
+    // An I/O failure: the index's place is taken by a file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index"), b"not a directory").unwrap();
+    let e = SledStore::open(dir.path()).err().expect("the index cannot be opened");
+    let text = format!("{:#}", anyhow::Error::from(e));
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
+    assert!(!text.contains("IO error"), "{text}");
+    assert!(text.starts_with("storage backend failed while opening the database: "), "{text}");
 }

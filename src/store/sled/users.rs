@@ -17,6 +17,7 @@
 //! | `S`    | account id (`accounts.rs`)            | sealed secret            |
 //! | `R`    | account id (`accounts.rs`)            | last sync outcome        |
 //! | `~`    | `~index-epoch` (`mod.rs`)             | the index's epoch        |
+//! | `~`    | `~restored-at` (`backup.rs`)          | time of the last restore |
 
 use super::{backend, SledStore};
 use crate::calls::{CallId, CallRecord};
