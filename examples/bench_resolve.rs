@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     let mail_per_user = scaled(1_000_000.0) / users;
     let events_per_user = scaled(200_000.0) / users;
     let dir = tempfile::tempdir()?;
-    let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024 };
+    let options = contactbridge::store::StoreOptions { cache_bytes: args.cache_mb * 1024 * 1024, ..Default::default() };
     let store = Arc::new(SledStore::open_with(dir.path(), &options)?);
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
     let mut rng = bench_index::Rng(42);

@@ -43,12 +43,12 @@ impl SledStore {
             // sled holds an exclusive lock on `db` while a process has it open.
             let db_file = users.join("db");
             let _lock = match std::fs::File::open(&db_file) {
-                Ok(f) => match f.try_lock() {
+                Ok(f) => match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
                     Ok(()) => Some(f),
-                    Err(std::fs::TryLockError::WouldBlock) => {
+                    Err(rustix::io::Errno::WOULDBLOCK) => {
                         return Err(StoreError::Locked { path: users.display().to_string() })
                     }
-                    Err(std::fs::TryLockError::Error(e)) => return Err(other("locking the user data", e)),
+                    Err(e) => return Err(other("locking the user data", std::io::Error::from(e))),
                 },
                 Err(_) => None,
             };
