@@ -302,7 +302,8 @@ impl Scheduler {
         let mut states = inner.states.lock().expect("scheduler state lock");
         states.retain(|id, s| s.running || accounts.iter().any(|a| &a.id == id));
         let mut resync = inner.resync.lock().expect("scheduler resync lock");
-        if resync.asked > resync.serving {
+        let new_pass = resync.asked > resync.serving;
+        if new_pass {
             resync.serving = resync.asked;
             resync.waiting = accounts.iter().filter(|a| a.enabled).map(|a| a.id.clone()).collect();
             tracing::info!(accounts = resync.waiting.len(), "syncing every account now");
@@ -323,7 +324,7 @@ impl Scheduler {
                 st.schedule = Some(a.schedule.clone());
                 continue;
             }
-            st.resync |= resync.waiting.contains(&a.id);
+            st.resync |= new_pass && resync.waiting.contains(&a.id);
             if st.running {
                 continue;
             }
