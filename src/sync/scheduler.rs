@@ -440,9 +440,11 @@ impl Scheduler {
 
 /// Rebuilds the index with `scheduler` whenever the store replaces a damaged
 /// one (and at once if it opened as rebuilding): every account syncs now, not
-/// at its next cron time, and the store is told when all have. Runs until the
-/// scheduler stops or the store drops its signal; a store that never
-/// replaces its index returns at once.
+/// at its next cron time, and the store is told when all have run (an account
+/// whose run failed is not waited for again: its schedule and backoff take
+/// over, and its status shows the failure). Runs until the scheduler stops or
+/// the store drops its signal; a store that never replaces its index returns
+/// at once.
 pub async fn rebuild_index_on_damage(store: Arc<dyn crate::store::IndexStore>, scheduler: Scheduler) {
     let Some(mut replacements) = store.index_replacements() else { return };
     let mut resynced = scheduler.resynced();

@@ -42,13 +42,20 @@ impl SledStore {
         let aside = if users.exists() {
             // sled holds an exclusive lock on `db` while a process has it open.
             let db_file = users.join("db");
+            // A previous holder may keep it a moment after closing (see LOCK_WAIT).
+            let deadline = std::time::Instant::now() + super::LOCK_WAIT;
             let _lock = match std::fs::File::open(&db_file) {
-                Ok(f) => match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                    Ok(()) => Some(f),
-                    Err(rustix::io::Errno::WOULDBLOCK) => {
-                        return Err(StoreError::Locked { path: users.display().to_string() })
+                Ok(f) => loop {
+                    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                        Ok(()) => break Some(f),
+                        Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(std::time::Duration::from_millis(20))
+                        }
+                        Err(rustix::io::Errno::WOULDBLOCK) => {
+                            return Err(StoreError::Locked { path: users.display().to_string() })
+                        }
+                        Err(e) => return Err(other("locking the user data", std::io::Error::from(e))),
                     }
-                    Err(e) => return Err(other("locking the user data", std::io::Error::from(e))),
                 },
                 Err(_) => None,
             };

@@ -186,19 +186,6 @@ impl SledStore {
     pub fn size_on_disk(&self) -> u64 {
         self.index.current().db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0)
     }
-
-    /// Replaces all user data with a backup's content.
-    pub fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-        self.calls.barrier();
-        self.profiles.write().expect("profile cache lock").clear();
-        self.users.clear().map_err(|e| backend("clearing user data", e))?;
-        let mut batch = sled::Batch::default();
-        for (k, v) in entries {
-            batch.insert(k.as_slice(), v.as_slice());
-        }
-        self.users.apply_batch(batch).map_err(|e| backend("restoring user data", e))?;
-        self.flush()
-    }
 }
 
 /// How long opening waits for a previous holder to release a database: sled's

@@ -283,13 +283,21 @@ fn assignments_and_last_choices_are_per_user() {
 
 #[test]
 fn backup_and_restore_user_data() {
-    let s = SledStore::temporary().unwrap();
-    s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
-    let backup = s.export_user_data().entries;
-    s.delete_user(&user("alice")).unwrap();
-    assert!(s.profile(&user("alice")).unwrap().is_none());
-    s.import_user_data(&backup).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+        s.apply(&batch(scope("alice", "ab"), vec![contact("a", "e:1")], &[], "1")).unwrap();
+        let backup = s.export_user_data();
+        assert!(backup.unreadable.is_empty());
+        s.delete_user(&user("alice")).unwrap();
+        assert!(s.profile(&user("alice")).unwrap().is_none());
+        backup.entries
+    };
+    let (s, aside) = SledStore::restore_user_data(dir.path(), &Default::default(), &backup).unwrap();
     assert_eq!(s.user_by_called_number("e:+4930111").unwrap(), Some(user("alice")));
+    assert!(aside.unwrap().file_name().unwrap().to_string_lossy().starts_with("users.before-restore-"));
+    assert_eq!(s.contacts_by_phone(&user("alice"), "e:1").unwrap().len(), 1, "the index is kept");
 }
 
 /// Damage the index's data file the way `damage` says, reopen, and check the
@@ -410,4 +418,15 @@ fn error_texts_name_damage_and_each_cause_once() {
     assert_eq!(text.matches("os error").count(), 1, "{text}");
     assert!(!text.contains("IO error"), "{text}");
     assert!(text.starts_with("storage backend failed while opening the database: "), "{text}");
+}
+
+/// `restore` does not pull user data from under a running bridge.
+#[test]
+fn restore_refuses_user_data_another_process_has_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = SledStore::open(dir.path()).unwrap();
+    let refused = SledStore::restore_user_data(dir.path(), &Default::default(), &[]).err();
+    assert!(matches!(refused, Some(StoreError::Locked { .. })), "{refused:?}");
+    assert!(dir.path().join("users").exists(), "nothing moved");
+    drop(running);
 }
