@@ -1,5 +1,6 @@
-//! `IndexStore` on sled: applying change sets with their checkpoint, and the
-//! lookups the resolver makes. Everything lives in one tree, so one
+//! `IndexStore` on one sled index database ([`IndexDb`]; `repair.rs` puts it
+//! behind the store, replaceable when damaged): applying change sets with
+//! their checkpoint, and the lookups the resolver makes. Everything lives in one tree, so one
 //! `apply_batch` covers records, secondary keys and the collection state.
 
 use super::entry::{self, Body};
