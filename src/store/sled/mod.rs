@@ -216,8 +216,9 @@ fn is_lock_error(io: &std::io::Error) -> bool {
 /// is the commit), and only after that rename are older snapshots removed.
 /// A `.generating` file is therefore one whose opening failed before the
 /// commit (a full disk leaves it empty), and the database is whole without
-/// it: the previous snapshot and the log are still there. sled itself would
-/// pick it as the newest snapshot and report the database as corrupt.
+/// it: the previous snapshot and the log are still there (a snapshot only
+/// shortens the replay of the log). sled itself would take it for the newest
+/// snapshot, and report the database as corrupt when it is incomplete.
 fn remove_incomplete_snapshots(path: &Path) -> std::result::Result<(), sled::Error> {
     let entries = match std::fs::read_dir(path) {
         Ok(e) => e,
