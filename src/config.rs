@@ -213,16 +213,27 @@ pub struct StoreConfig {
     /// of the last interval.
     #[serde(default = "default_call_sync_ms")]
     pub call_sync_ms: u64,
+    /// Free space (MiB) on the data directory's disk that syncs leave for user
+    /// data: an index sync is refused below it (and resumes once space is
+    /// freed), while profiles and call records may still be written. The
+    /// index is rebuilt from the sources; user data is not. 0 turns it off.
+    #[serde(default = "default_reserve_mb")]
+    pub reserve_mb: u64,
 }
 
 fn default_call_sync_ms() -> u64 {
     200
 }
 
+fn default_reserve_mb() -> u64 {
+    crate::store::StoreOptions::DEFAULT_RESERVE_BYTES >> 20
+}
+
 impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             cache_bytes: self.cache_mb.max(1) * 1024 * 1024,
+            reserve_bytes: self.reserve_mb.saturating_mul(1024 * 1024),
             call_sync_interval: std::time::Duration::from_millis(self.call_sync_ms.clamp(1, 60_000)),
         }
     }
@@ -293,6 +304,7 @@ impl Default for Config {
                 backend: crate::store::BackendKind::Sled,
                 cache_mb: crate::store::StoreOptions::DEFAULT_CACHE_MB,
                 call_sync_ms: default_call_sync_ms(),
+                reserve_mb: default_reserve_mb(),
             },
             metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
             accounts: AccountsConfig::default(),
@@ -447,7 +459,7 @@ mod store_tests {
     #[test]
     fn the_call_sync_interval_is_bounded() {
         let at = |ms| {
-            StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms }
+            StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms, reserve_mb: 0 }
                 .options()
                 .call_sync_interval
         };

@@ -11,7 +11,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Backend {
         doing: "drawing random bytes for a secret",
-        source: Box::new(std::io::Error::other(e.to_string())),
+        cause: Box::new(std::io::Error::other(e.to_string())),
     })?;
     Ok(bytes)
 }

@@ -119,6 +119,7 @@ async fn resolve_call_returns_the_decision_for_a_known_contact() {
     assert_ne!(d.method.unwrap().kind, pb::HandlingMethodKind::Unspecified as i32);
     assert_eq!(d.forward_targets.len(), 2);
     assert_eq!(d.caller.unwrap().e164, "+49301234567");
+    assert!(!d.index_rebuilding, "a healthy index is not being rebuilt");
 
     // Withheld numbers and unknown callers get the bridge's own codes.
     let w = c.calls.resolve_call(resolve_req(DEMO_DID, "anonymous")).await.unwrap().into_inner();

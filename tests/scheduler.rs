@@ -265,3 +265,38 @@ async fn a_backoff_carries_over_a_restart() {
     assert_eq!((status.skipped, status.consecutive_failures), (2, 0));
     handle.shutdown(Duration::from_secs(1)).await;
 }
+
+/// `resync_all` (the store replaced a damaged index): every enabled account
+/// runs now, not at its cron time and not after its backoff; one that is
+/// running runs once more after; the pass is reported finished when all have.
+#[tokio::test(start_paused = true)]
+async fn resync_all_runs_every_account_now_whatever_its_schedule_or_backoff() {
+    let clock = Arc::new(TokioClock::starting_at(t0()));
+    let runner = TimedRunner::new(
+        clock.clone(),
+        vec![
+            ("hourly", "0 * * * *", Behaviour { takes: Duration::from_secs(600), fails: false }),
+            ("yearly", "0 0 1 1 *", Behaviour::default()),
+            ("failing", "* * * * *", Behaviour { takes: Duration::ZERO, fails: true }),
+        ],
+    );
+    let options = SchedulerOptions { backoff_base: Duration::from_secs(7200), ..exact(4) };
+    let handle = start(&runner, &clock, options);
+    // 01:05: "hourly" runs (until 01:10), "failing" backs off for two hours.
+    tokio::time::sleep(Duration::from_secs(65 * 60)).await;
+    assert_eq!(runner.minutes_of("hourly"), [60]);
+    assert_eq!(runner.minutes_of("failing"), [1]);
+    assert!(runner.minutes_of("yearly").is_empty());
+
+    let mut done = handle.scheduler().resynced();
+    let pass = handle.scheduler().resync_all();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runner.minutes_of("yearly"), [65], "not at its cron time");
+    assert_eq!(runner.minutes_of("failing"), [1, 65], "not after its backoff");
+    assert_eq!(runner.minutes_of("hourly"), [60], "never two runs of one account at once");
+    assert!(*done.borrow() < pass, "the running account has not run again yet");
+    tokio::time::timeout(Duration::from_secs(3600), done.wait_for(|p| *p >= pass)).await.unwrap().unwrap();
+    assert_eq!(runner.minutes_of("hourly"), [60, 70], "run again once its run ended");
+    assert_eq!(*runner.peak_per_account.lock().unwrap().get("hourly").unwrap(), 1);
+    handle.shutdown(Duration::from_secs(1)).await;
+}

@@ -71,7 +71,7 @@ fn a_data_directory_of_the_json_build_opens_with_nothing_user_owned_lost() {
 
     let store = SledStore::open(&data).unwrap();
     // Every entry is there, under the same key.
-    let mut new: BTreeMap<Vec<u8>, Vec<u8>> = store.export_user_data().unwrap().into_iter().collect();
+    let mut new: BTreeMap<Vec<u8>, Vec<u8>> = store.export_user_data().entries.into_iter().collect();
     assert_eq!(new.remove(&b"~format"[..]).as_deref(), Some(&[2u8][..]), "user data's format is recorded");
     assert_eq!(new.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
 
@@ -140,12 +140,12 @@ fn a_data_directory_of_the_json_build_opens_with_nothing_user_owned_lost() {
     assert!(store.contacts_by_phone(&demo, "e:+49301234567").unwrap().is_empty());
     let bob = UserId::parse("acme.bob").unwrap();
     assert!(store.collection_states(&bob, "bob-files").unwrap().is_empty());
-    let upgraded = store.export_user_data().unwrap();
+    let upgraded = store.export_user_data().entries;
     drop(store);
 
     // Opening again changes nothing.
     let store = SledStore::open(&data).unwrap();
-    assert_eq!(store.export_user_data().unwrap(), upgraded);
+    assert_eq!(store.export_user_data().entries, upgraded);
     drop(store);
     std::thread::sleep(std::time::Duration::from_millis(600));
 

@@ -209,6 +209,7 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> pb::ResolveCallResponse 
         note: d.note.clone().unwrap_or_default(),
         forward_targets: profile.forward_targets.iter().map(forward_target).collect(),
         not_recorded: !d.recorded,
+        index_rebuilding: d.index_rebuilding,
     }
 }
 

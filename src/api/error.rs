@@ -11,6 +11,10 @@ pub fn store(e: StoreError) -> Status {
     match e {
         StoreError::Invalid(msg) => Status::invalid_argument(msg),
         StoreError::Locked { .. } => Status::unavailable("the store is not available"),
+        StoreError::LowSpace(msg) => {
+            tracing::error!(error = %msg, "the disk is too full while serving a request");
+            Status::resource_exhausted("the bridge's disk is too full; see the server log")
+        }
         other => {
             tracing::error!(error = %other, "storage failure while serving a request");
             Status::internal("the bridge could not read or write its store; see the server log")

@@ -142,6 +142,9 @@ mod remote {
         if !d.note.is_empty() {
             out += &format!("note: {}\n", d.note);
         }
+        if d.index_rebuilding {
+            out += "index: being rebuilt after damage (contacts may be missing until every account synced)\n";
+        }
         for m in ctx.mail_received.iter().chain(&ctx.mail_sent) {
             out += &format!("mail: {}\n", m.subject);
         }
@@ -166,6 +169,7 @@ mod remote {
                 "method": method(d.method.as_ref()),
                 "target": d.target,
                 "note": d.note,
+                "index_rebuilding": d.index_rebuilding,
             },
             "context": {
                 "mail": ctx.mail_received.iter().chain(&ctx.mail_sent).map(|m| &m.subject).collect::<Vec<_>>(),

@@ -121,7 +121,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             Command::Sync(a) => sync::run(config, a).await,
             Command::Key(c) => key::run(open(&config)?.as_ref(), c),
             Command::Backup { file } => backup::backup(open(&config)?.as_ref(), &file),
-            Command::Restore { file } => backup::restore(open(&config)?.as_ref(), &file),
+            Command::Restore { file } => backup::restore(&config, &file),
         }
     })
 }

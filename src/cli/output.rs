@@ -83,6 +83,9 @@ pub fn decision(d: &Decision, profile: &UserProfile) -> String {
     if let Some(n) = &d.note {
         let _ = writeln!(s, "note     {n}");
     }
+    if d.index_rebuilding {
+        let _ = writeln!(s, "index    being rebuilt after damage: contacts may be missing until every account synced");
+    }
     s
 }
 

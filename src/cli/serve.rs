@@ -126,6 +126,11 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         },
     )
     .spawn();
+    // Damage found in the index while serving: rebuild it now, not at the next cron time.
+    let rebuild = tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(
+        store.clone(),
+        scheduler.scheduler().clone(),
+    ));
     tracing::info!(data_dir = %config.data_dir.display(), "contactbridge is running; Ctrl-C stops it");
     // One stop for all three: the signal, or the gRPC server failing. From
     // then on each part has the shutdown grace (config `connections`).
@@ -200,6 +205,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         let stopping = stopped(&stop);
         async move {
             stopping.await;
+            rebuild.abort();
             scheduler.shutdown(grace).await;
         }
     };

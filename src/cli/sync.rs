@@ -92,9 +92,13 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<()> {
 /// Runs the schedules until Ctrl-C, without the gRPC server.
 async fn foreground(registry: Arc<Registry>, config: &Config) -> anyhow::Result<()> {
     let options = SchedulerOptions { max_concurrent: config.sync.max_concurrent, ..SchedulerOptions::default() };
+    let store: Arc<dyn contactbridge::store::IndexStore> = registry.store().clone();
     let handle = Scheduler::new(registry, Arc::new(SystemClock), options).spawn();
+    let rebuild =
+        tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(store, handle.scheduler().clone()));
     println!("syncing on schedule; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
+    rebuild.abort();
     handle.shutdown(Duration::from_secs(30)).await;
     Ok(())
 }

@@ -79,6 +79,10 @@ pub struct Decision {
     /// call. False for [`Resolver::decide_for`], and for [`Resolver::resolve_for`]
     /// when the write failed (a full disk): the decision stands all the same.
     pub recorded: bool,
+    /// The index is being rebuilt from the sources after damage was found:
+    /// the candidates and the status come from what has been synced again so
+    /// far, so an unknown caller may be a contact not yet back.
+    pub index_rebuilding: bool,
 }
 
 impl Decision {
@@ -225,6 +229,7 @@ impl Resolver {
             target,
             note,
             recorded: false,
+            index_rebuilding: store.index_rebuilding(),
         };
         Ok(decision)
     }

@@ -26,10 +26,33 @@ pub trait Maintenance: Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Bytes on disk.
     fn size_on_disk(&self) -> u64;
-    /// Every entry of user data (not the index), for `backup`.
-    fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Replaces all user data with a backup's content.
+    /// Every entry of user data (not the index) that can be read, for
+    /// `backup`, and what could not be read.
+    fn export_user_data(&self) -> UserDataExport;
+    /// Replaces all user data of this running store with a backup's content.
     fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()>;
+}
+
+/// What `backup` could read.
+#[derive(Debug, Default)]
+pub struct UserDataExport {
+    /// Every entry read, in key order.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The stretches of entries that could not be read, in words (between
+    /// which keys, and why). Empty when everything was read.
+    pub unreadable: Vec<String>,
+}
+
+/// Replaces the user data in `options.dir` with a backup's `entries` without
+/// opening the user data there first (it may be what is damaged): the old is
+/// kept aside (returned) where the backend can. Then opens the store.
+pub fn restore(options: &OpenOptions, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(Arc<dyn Backend>, Option<PathBuf>)> {
+    match options.backend {
+        BackendKind::Sled => {
+            let (store, aside) = super::SledStore::restore_user_data(&options.dir, &options.sled, entries)?;
+            Ok((Arc::new(store), aside))
+        }
+    }
 }
 
 /// Every piece of persistent state: what `serve`, `sync` and the CLI hold, as

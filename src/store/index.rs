@@ -42,4 +42,22 @@ pub trait IndexStore: Send + Sync {
     fn events_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<CalendarEvent>>;
     /// Documents referencing `person` (an email or a lower-case name), modified in `[from, to)`, newest first.
     fn documents_for(&self, user: &UserId, person: &str, window: TimeWindow, limit: usize) -> Result<Vec<Document>>;
+
+    /// Whether the index is being rebuilt from the sources after damage was
+    /// found: lookups answer from what has been synced again so far.
+    fn index_rebuilding(&self) -> bool {
+        false
+    }
+    /// Counts the damaged indexes this backend replaced with a fresh one while
+    /// running, starting at 0; its change asks for an immediate resync of every
+    /// collection. `None`: the backend never replaces its index.
+    fn index_replacements(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+    /// Every collection was synced again after replacement `n` (the value
+    /// [`IndexStore::index_replacements`] held when the resync was asked for):
+    /// the index is rebuilt, unless it was replaced again since.
+    fn index_rebuilt(&self, _n: u64) -> Result<()> {
+        Ok(())
+    }
 }

@@ -64,7 +64,9 @@ pub use self::sled::{SledStore, StoreOptions};
 pub use crate::model::RecordRef;
 pub use accounts::{AccountStore, RegistryStore, RunRecord};
 pub use api_keys::{ApiKeyStore, Scope, StoredKey};
-pub use backend::{offload, open, Backend, BackendKind, Capabilities, Maintenance, OpenOptions};
+pub use backend::{
+    offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, UserDataExport,
+};
 pub use calls::CallStore;
 pub use index::IndexStore;
 pub use types::*;
@@ -72,14 +74,23 @@ pub use users::UserStore;
 pub use web_tokens::{StoredWebToken, TokenKind, WebTokenStore};
 
 /// A storage failure, with what was being done.
+///
+/// Each message names its cause once: a variant that prints its cause does
+/// not also return it as [`std::error::Error::source`], so a caller printing
+/// the chain (`{:#}`) does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage backend failed while {doing}: {source}")]
-    Backend {
-        doing: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error("storage backend failed while {doing}: {cause}")]
+    Backend { doing: &'static str, cause: Box<dyn std::error::Error + Send + Sync> },
+    /// The backend found its files damaged (a bad page, a file it cannot
+    /// read). For the index this is repaired by a rebuild from the sources;
+    /// for user data the admin restores a backup.
+    #[error("{what} is damaged: {reason}")]
+    Damaged { what: &'static str, reason: String },
+    /// The disk is too full for a write that can wait (an index sync): the
+    /// space left is kept for user data.
+    #[error("{0}")]
+    LowSpace(String),
     #[error("stored {what} could not be decoded: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]

@@ -119,6 +119,17 @@ pub struct AccountSchedule {
     pub last_finished: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     schedule: Option<Schedule>,
+    /// Asked to run now by [`Scheduler::resync_all`], whatever its schedule and backoff.
+    resync: bool,
+}
+
+/// The pass of [`Scheduler::resync_all`] being served.
+#[derive(Default)]
+struct Resync {
+    /// The last pass asked for, and the one the accounts in `waiting` serve.
+    asked: u64,
+    serving: u64,
+    waiting: std::collections::HashSet<String>,
 }
 
 struct Inner {
@@ -128,6 +139,9 @@ struct Inner {
     permits: Arc<Semaphore>,
     states: Mutex<HashMap<String, AccountSchedule>>,
     wake: Notify,
+    resync: Mutex<Resync>,
+    /// The last pass of [`Scheduler::resync_all`] that has finished.
+    resynced: watch::Sender<u64>,
 }
 
 /// The scheduler. Cheap to clone; [`Scheduler::spawn`] starts it.
@@ -147,6 +161,8 @@ impl Scheduler {
                 permits,
                 states: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
+                resync: Mutex::default(),
+                resynced: watch::Sender::new(0),
             }),
         }
     }
@@ -164,6 +180,23 @@ impl Scheduler {
     /// Re-reads the accounts now (after one was added, changed or removed).
     pub fn refresh(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Runs every enabled account once more as soon as a permit is free,
+    /// whatever its schedule and backoff (a running one again after it ends):
+    /// the index was replaced and must be synced again from the sources.
+    /// Returns the pass's number; [`Scheduler::resynced`] reaches it when every
+    /// account of the pass has run.
+    pub fn resync_all(&self) -> u64 {
+        let mut r = self.inner.resync.lock().expect("scheduler resync lock");
+        r.asked += 1;
+        self.inner.wake.notify_one();
+        r.asked
+    }
+
+    /// The last finished pass of [`Scheduler::resync_all`].
+    pub fn resynced(&self) -> watch::Receiver<u64> {
+        self.inner.resynced.subscribe()
     }
 
     /// Starts the scheduler on the current tokio runtime.
@@ -217,6 +250,16 @@ impl Scheduler {
         };
         let mut states = inner.states.lock().expect("scheduler state lock");
         states.retain(|id, s| s.running || accounts.iter().any(|a| &a.id == id));
+        let mut resync = inner.resync.lock().expect("scheduler resync lock");
+        let new_pass = resync.asked > resync.serving;
+        if new_pass {
+            resync.serving = resync.asked;
+            resync.waiting = accounts.iter().filter(|a| a.enabled).map(|a| a.id.clone()).collect();
+            tracing::info!(accounts = resync.waiting.len(), "syncing every account now");
+        }
+        // An account removed or disabled meanwhile is no longer waited for.
+        resync.waiting.retain(|id| accounts.iter().any(|a| &a.id == id && a.enabled));
+        self.finish_resync(&mut resync);
         for a in &accounts {
             let st = states.entry(a.id.clone()).or_insert_with(|| {
                 let mut st = AccountSchedule { consecutive_failures: a.failures, ..AccountSchedule::default() };
@@ -230,6 +273,7 @@ impl Scheduler {
                 st.schedule = Some(a.schedule.clone());
                 continue;
             }
+            st.resync |= new_pass && resync.waiting.contains(&a.id);
             if st.running {
                 continue;
             }
@@ -237,9 +281,13 @@ impl Scheduler {
                 st.schedule = Some(a.schedule.clone());
                 st.next_run = self.next_run(a, now);
             }
-            let Some(due) = st.next_run else { continue };
+            let due = match st.next_run {
+                _ if st.resync => now,
+                Some(due) => due,
+                None => continue,
+            };
             if due <= now {
-                if st.backoff_until.is_some_and(|b| now < b) {
+                if !st.resync && st.backoff_until.is_some_and(|b| now < b) {
                     st.skipped += 1;
                     tracing::info!(account = %a.id, until = ?st.backoff_until, "skipping a scheduled sync: backing off after failures");
                     st.next_run = self.next_run(a, now);
@@ -247,7 +295,8 @@ impl Scheduler {
                     st.running = true;
                     st.next_run = None;
                     st.runs += 1;
-                    tasks.spawn(self.clone().run_one(a.clone()));
+                    let resync = std::mem::take(&mut st.resync).then_some(resync.serving);
+                    tasks.spawn(self.clone().run_one(a.clone(), resync));
                 }
             }
             if let Some(n) = st.next_run {
@@ -288,7 +337,15 @@ impl Scheduler {
         chrono::Duration::from_std(o.backoff_base.saturating_mul(factor).min(o.backoff_max)).unwrap_or_default()
     }
 
-    async fn run_one(self, a: Scheduled) {
+    /// Marks a resync pass finished once no account is left to run in it.
+    fn finish_resync(&self, resync: &mut Resync) {
+        if resync.waiting.is_empty() && *self.inner.resynced.borrow() < resync.serving {
+            self.inner.resynced.send_replace(resync.serving);
+        }
+    }
+
+    /// One run; `resync`: the pass of [`Scheduler::resync_all`] it serves.
+    async fn run_one(self, a: Scheduled, resync: Option<u64>) {
         let inner = &self.inner;
         let permit = inner.permits.clone().acquire_owned().await;
         let started = inner.clock.now();
@@ -320,7 +377,44 @@ impl Scheduler {
         }
         st.next_run = next;
         drop(states);
+        let mut r = inner.resync.lock().expect("scheduler resync lock");
+        if resync == Some(r.serving) {
+            r.waiting.remove(&a.id);
+            self.finish_resync(&mut r);
+        }
+        drop(r);
         inner.wake.notify_one();
+    }
+}
+
+/// Rebuilds the index with `scheduler` whenever the store replaces a damaged
+/// one (and at once if it opened as rebuilding): every account syncs now, not
+/// at its next cron time, and the store is told when all have run (an account
+/// whose run failed is not waited for again: its schedule and backoff take
+/// over, and its status shows the failure). Runs until the scheduler stops or
+/// the store drops its signal; a store that never replaces its index returns
+/// at once.
+pub async fn rebuild_index_on_damage(store: Arc<dyn crate::store::IndexStore>, scheduler: Scheduler) {
+    let Some(mut replacements) = store.index_replacements() else { return };
+    let mut resynced = scheduler.resynced();
+    loop {
+        if store.index_rebuilding() {
+            let replacement = *replacements.borrow_and_update();
+            let pass = scheduler.resync_all();
+            if resynced.wait_for(|done| *done >= pass).await.is_err() {
+                return;
+            }
+            if let Err(e) = store.index_rebuilt(replacement) {
+                tracing::error!(error = %e, "could not mark the index as rebuilt");
+            }
+            // Replaced again meanwhile: another pass.
+            if replacements.has_changed().unwrap_or(false) {
+                continue;
+            }
+        }
+        if replacements.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub fn export_and_import_round_trip_user_data(new: Factory) {
     account.created = t(0);
     s.put_account(&account, Some(b"sealed")).unwrap();
     s.apply(&batch(scope("alice", "ab"), vec![contact("a", "e:+491")], &[], "1")).unwrap();
-    let backup = s.export_user_data().unwrap();
+    let backup = s.export_user_data().entries;
 
     let restored = new();
     restored.put_profile(&profile("bob"), &[]).unwrap();

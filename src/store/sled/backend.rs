@@ -2,7 +2,7 @@
 //! methods (inherent, in `mod.rs`) and its capabilities.
 
 use super::SledStore;
-use crate::store::{Capabilities, Maintenance, Result};
+use crate::store::{Capabilities, Maintenance, Result, UserDataExport};
 use std::path::Path;
 
 /// sled answers from memory or local disk: callers run it inline.
@@ -21,7 +21,7 @@ impl Maintenance for SledStore {
         SledStore::size_on_disk(self)
     }
 
-    fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn export_user_data(&self) -> UserDataExport {
         SledStore::export_user_data(self)
     }
 

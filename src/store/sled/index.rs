@@ -1,9 +1,10 @@
-//! `IndexStore` on sled: applying change sets with their checkpoint, and the
-//! lookups the resolver makes. Everything lives in one tree, so one
+//! `IndexStore` on one sled index database ([`IndexDb`]; `repair.rs` puts it
+//! behind the store, replaceable when damaged): applying change sets with
+//! their checkpoint, and the lookups the resolver makes. Everything lives in one tree, so one
 //! `apply_batch` covers records, secondary keys and the collection state.
 
 use super::entry::{self, KeySource};
-use super::{backend, SledStore};
+use super::{backend, repair::IndexDb, SledStore};
 use crate::model::{BusySpan, HandlingCode, UserId};
 use crate::phone::Region;
 use crate::store::keys::{self, key, prefix};
@@ -22,7 +23,7 @@ const SHORT_OCCURRENCE_HOURS: i64 = 24;
 /// Longer occurrences than this are found through out-of-office, not the calendar.
 const MAX_OCCURRENCE_DAYS: i64 = 62;
 
-impl SledStore {
+impl IndexDb {
     fn state_key(scope: &CollectionScope) -> Vec<u8> {
         key(b'k', &[keys::user(&scope.user), &scope.account, &scope.collection])
     }
@@ -97,7 +98,7 @@ impl SledStore {
     }
 }
 
-impl SledStore {
+impl IndexDb {
     /// Events under an attendee prefix (`a` keys: last occurrence start in the
     /// key, first in the value) whose occurrences span into `window`: all that
     /// go on past its end (at most [`MAX_SPANNING`]), then up to `limit` that
@@ -215,7 +216,7 @@ fn check_scope(scope: &CollectionScope) -> Result<()> {
     keys::check_part("collection", &scope.collection).map_err(StoreError::Invalid)
 }
 
-impl IndexStore for SledStore {
+impl IndexStore for IndexDb {
     fn apply(&self, b: &IndexBatch) -> Result<ApplyStats> {
         check_scope(&b.scope)?;
         let user = keys::user(&b.scope.user);
@@ -524,14 +525,16 @@ impl SledStore {
     /// Counts the index's keys and values (a full scan).
     pub fn index_bytes(&self) -> Result<IndexBytes> {
         let mut out = IndexBytes::default();
-        for kv in self.index.iter() {
+        for kv in self.index.current().index.iter() {
             let (k, v) = kv.map_err(|e| backend("counting the index", e))?;
             let e = out.by_prefix.entry(k.first().map_or('?', |b| *b as char)).or_default();
             *e = (e.0 + 1, e.1 + k.len() as u64, e.2 + v.len() as u64);
         }
         Ok(out)
     }
+}
 
+impl IndexDb {
     fn contacts_under(&self, user: &UserId, pre: Vec<u8>) -> Result<Vec<StoredContact>> {
         let mut out = Vec::new();
         for kv in self.index.scan_prefix(&pre) {
@@ -596,6 +599,8 @@ mod tests {
     /// Secondary keys of user `u`, as text.
     fn secondary_keys(s: &SledStore) -> Vec<String> {
         s.index
+            .current()
+            .index
             .iter()
             .keys()
             .map(|k| k.unwrap())
@@ -613,7 +618,7 @@ mod tests {
         assert_eq!(s.contacts_by_email(&u, "a@x.example").unwrap().len(), 1);
         let before = secondary_keys(&s);
         assert!(before.len() >= 2, "{before:?}");
-        let entry = s.index.get(SledStore::entry_key(&u, &scoped("x"))).unwrap().unwrap();
+        let entry = s.index.current().index.get(IndexDb::entry_key(&u, &scoped("x"))).unwrap().unwrap();
         assert!(!entry.windows(6).any(|w| w == b"+49301"), "the entry holds no key");
 
         // Replaced: the old number's and address's keys go, the new ones come.

@@ -9,20 +9,29 @@
 //! (`index.corrupt-<time>`) and started afresh; without checkpoints, the next
 //! sync of every collection is a full one, which rebuilds it from the sources.
 //! An index that recovered an older consistent state keeps its epoch and its
-//! (older) checkpoints, and the next syncs bring it forward. User data is never
+//! (older) checkpoints, and the next syncs bring it forward. Damage sled
+//! reports later, while running (a bad page read during a sync or a lookup),
+//! is handled the same way without a restart (`repair.rs`). User data is never
 //! moved: damage there is an error telling the admin to restore a backup
 //! (`contactbridge backup` / `restore`).
+//!
+//! A full disk must not cost user data: a sync refuses to grow the index once
+//! the file system has less than [`StoreOptions::reserve_bytes`] free, and
+//! opening removes the incomplete snapshot files a full disk leaves behind.
 
 mod accounts;
 mod api_keys;
 mod backend;
+mod backup;
 mod calls;
 mod entry;
 mod index;
+mod repair;
 mod upgrade;
 mod users;
 mod web_tokens;
 
+pub use crate::store::UserDataExport;
 pub use index::IndexBytes;
 
 use super::{Result, StoreError};
@@ -31,7 +40,8 @@ use std::path::{Path, PathBuf};
 /// The sled store. Cheap to clone (sled handles are reference-counted).
 #[derive(Clone)]
 pub struct SledStore {
-    index: sled::Tree,
+    /// The index, replaced whole when damage is found while running.
+    index: std::sync::Arc<repair::LiveIndex>,
     users: sled::Tree,
     calls: std::sync::Arc<calls::CallJournal>,
     /// Decoded profiles, so a lookup does not parse JSON; kept in step by
@@ -39,7 +49,6 @@ pub struct SledStore {
     /// the database to one process).
     profiles:
         std::sync::Arc<std::sync::RwLock<std::collections::HashMap<crate::model::UserId, crate::model::UserProfile>>>,
-    index_db: sled::Db,
     users_db: sled::Db,
     dir: PathBuf,
 }
@@ -55,6 +64,10 @@ pub struct StoreOptions {
     /// written: what a machine crash may lose (a process crash loses nothing;
     /// see the `calls` module).
     pub call_sync_interval: std::time::Duration,
+    /// Free space (bytes) on the data directory's file system that index
+    /// syncs leave to user data: below it a sync is refused, while user data
+    /// (profiles, call records) may still be written.
+    pub reserve_bytes: u64,
 }
 
 impl StoreOptions {
@@ -67,11 +80,15 @@ impl Default for StoreOptions {
         Self {
             cache_bytes: Self::DEFAULT_CACHE_MB * 1024 * 1024,
             call_sync_interval: std::time::Duration::from_millis(200),
+            reserve_bytes: Self::DEFAULT_RESERVE_BYTES,
         }
     }
 }
 
 impl StoreOptions {
+    /// The default [`StoreOptions::reserve_bytes`]: 256 MiB.
+    pub const DEFAULT_RESERVE_BYTES: u64 = 256 << 20;
+
     fn users_cache_bytes(&self) -> u64 {
         (self.cache_bytes / 8).clamp(16 << 20, 128 << 20)
     }
@@ -85,16 +102,10 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`.
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| backend("creating the data directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| other("creating the data directory", e))?;
         let users_path = dir.join("users");
         let users_db = open_db_guarded(&users_path, options.users_cache_bytes()).map_err(|e| match e {
-            sled::Error::Corruption { .. } => StoreError::Corrupt {
-                what: "user data",
-                reason: format!(
-                    "{} is damaged ({e}); restore it with `contactbridge restore <backup file>`",
-                    users_path.display()
-                ),
-            },
+            e @ sled::Error::Corruption { .. } => damaged_user_data(&users_path, &e),
             other => open_error(&users_path, other),
         })?;
         let index_path = dir.join("index");
@@ -106,6 +117,17 @@ impl SledStore {
                     .open_tree("index")
                     .and_then(|t| t.get(INDEX_EPOCH_KEY))
                     .map_err(|e| backend("reading the index epoch", e))?;
+                if expected_epoch.is_none() && epoch.is_some() && users_tree.is_empty() {
+                    return Err(StoreError::Damaged {
+                        what: "user data",
+                        reason: format!(
+                            "{} opened empty although the index was built for it (sled reads some damaged files \
+                             as empty); restore a backup with `contactbridge restore <backup file>` (to start \
+                             without user data instead, remove the index directory too)",
+                            users_path.display()
+                        ),
+                    });
+                }
                 match (&expected_epoch, epoch) {
                     (Some(expected), Some(found)) if *expected != found => Some("it belongs to another installation"),
                     (Some(_), None) => Some("it lost its records (sled opened it as empty)"),
@@ -118,18 +140,17 @@ impl SledStore {
             }
             Err(e) => Err(e),
         };
-        let index_db = match index_db {
+        let (index_db, replaced) = match index_db {
             Err(e @ sled::Error::Corruption { .. }) => {
-                let aside = dir.join(format!("index.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
-                tracing::error!(error = %e, moved_to = %aside.display(), "index damaged; moving it aside, the next sync rebuilds it from the sources");
-                std::fs::rename(&index_path, &aside).map_err(|e| backend("moving a damaged index aside", e))?;
-                open_db(&index_path, options.cache_bytes).map_err(|e| open_error(&index_path, e))?
+                let aside = move_aside(&index_path, &e)?;
+                tracing::error!(moved_to = %aside.display(), "index damaged; moved aside, every collection syncs again to rebuild it");
+                (open_db(&index_path, options.cache_bytes).map_err(|e| open_error(&index_path, e))?, true)
             }
-            other => other.map_err(|e| open_error(&index_path, e))?,
+            other => (other.map_err(|e| open_error(&index_path, e))?, false),
         };
         let journal = calls::CallJournal::open(&dir.join("calls"), options.call_sync_interval)?;
-        let store = Self::from_dbs(index_db, users_db, journal, dir.to_path_buf())?;
-        store.stamp_epoch(expected_epoch)?;
+        let store = Self::from_dbs(index_db, users_db, journal, dir.to_path_buf(), options)?;
+        store.stamp_epoch(expected_epoch, replaced)?;
         // Calls that an earlier version kept in the user database. If the journal cannot be written
         // (a full disk), the bridge still starts: they stay there, unseen, until an open succeeds.
         if let Err(e) = calls::migrate::from_users_tree(&store.users, &store.calls) {
@@ -142,17 +163,30 @@ impl SledStore {
     pub fn temporary() -> Result<Self> {
         let db = |name| sled::Config::new().temporary(true).open().map_err(|e| backend(name, e));
         let (index_db, users_db) = (db("opening a temporary index")?, db("opening temporary user data")?);
-        Self::from_dbs(index_db, users_db, calls::CallJournal::temporary()?, PathBuf::new())
+        Self::from_dbs(
+            index_db,
+            users_db,
+            calls::CallJournal::temporary()?,
+            PathBuf::new(),
+            &StoreOptions { reserve_bytes: 0, ..StoreOptions::default() },
+        )
     }
 
-    fn from_dbs(index_db: sled::Db, users_db: sled::Db, calls: calls::CallJournal, dir: PathBuf) -> Result<Self> {
+    fn from_dbs(
+        index_db: sled::Db,
+        users_db: sled::Db,
+        calls: calls::CallJournal,
+        dir: PathBuf,
+        options: &StoreOptions,
+    ) -> Result<Self> {
         let users = users_db.open_tree("users").map_err(|e| backend("opening the users tree", e))?;
+        let index = repair::IndexDb::new(index_db)?;
+        let live = repair::LiveIndex::new(index, (!dir.as_os_str().is_empty()).then(|| dir.join("index")), options);
         let store = Self {
-            index: index_db.open_tree("index").map_err(|e| backend("opening the index tree", e))?,
+            index: std::sync::Arc::new(live),
             users,
             calls: std::sync::Arc::new(calls),
             profiles: Default::default(),
-            index_db,
             users_db,
             dir,
         };
@@ -167,33 +201,23 @@ impl SledStore {
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.calls.flush()?;
-        self.index_db.flush().map_err(|e| backend("flushing the index", e))?;
+        self.index.current().db.flush().map_err(|e| backend("flushing the index", e))?;
         self.users_db.flush().map_err(|e| backend("flushing user data", e))?;
         Ok(())
     }
 
     /// Bytes on disk of both databases and the call journal.
     pub fn size_on_disk(&self) -> u64 {
-        self.index_db.size_on_disk().unwrap_or(0) + self.users_db.size_on_disk().unwrap_or(0) + self.calls.size()
+        self.index.current().db.size_on_disk().unwrap_or(0)
+            + self.users_db.size_on_disk().unwrap_or(0)
+            + self.calls.size()
     }
 
-    /// Every key/value of user data, for `backup`. Calls come as the `c`/`h`/`i`
-    /// entries earlier versions kept in the user database (`calls::migrate`),
-    /// so the backup format is the same for every version.
-    pub fn export_user_data(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = self
-            .users
-            .iter()
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend("reading user data", e)))
-            .collect::<Result<Vec<_>>>()?;
-        out.extend(self.calls.all()?.iter().flat_map(calls::migrate::old_entries));
-        out.sort();
-        Ok(out)
-    }
-
-    /// Replaces all user data with a backup's content; its calls go into the
-    /// call journal. Not atomic across the two: the journal is replaced first,
-    /// and a restore interrupted by a crash is run again.
+    /// Replaces all user data with a backup's content in a running store; its
+    /// calls go into the call journal. Not atomic across the two: the journal is
+    /// replaced first, and a restore interrupted by a crash is run again.
+    /// (`contactbridge restore` uses [`SledStore::restore_user_data`], which
+    /// does not open the user data it replaces.)
     pub fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         let calls = calls::migrate::calls_in(entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
         self.calls.replace_all(&calls)?;
@@ -214,6 +238,7 @@ impl SledStore {
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn open_db(path: &Path, cache_bytes: u64) -> std::result::Result<sled::Db, sled::Error> {
+    remove_incomplete_snapshots(path)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(path).mode(sled::Mode::LowSpace).cache_capacity(cache_bytes).open() {
@@ -229,6 +254,65 @@ fn is_lock_error(io: &std::io::Error) -> bool {
     io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock")
 }
 
+/// Removes the `snap.<lsn>.generating` files of a database. sled (0.34.7,
+/// `pagecache/snapshot.rs`) writes a snapshot only while opening: to
+/// `snap.<lsn>.generating`, synced, then renamed to `snap.<lsn>` (the rename
+/// is the commit), and only after that rename are older snapshots removed.
+/// A `.generating` file is therefore one whose opening failed before the
+/// commit (a full disk leaves it empty), and the database is whole without
+/// it: the previous snapshot and the log are still there (a snapshot only
+/// shortens the replay of the log). sled itself would take it for the newest
+/// snapshot, and report the database as corrupt when it is incomplete.
+fn remove_incomplete_snapshots(path: &Path) -> std::result::Result<(), sled::Error> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            tracing::warn!(file = %entry.path().display(), bytes, "removing an incomplete sled snapshot (left by a failed open, e.g. on a full disk)");
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a damaged database aside (`<name>.corrupt-<time>`) for inspection.
+fn move_aside(path: &Path, why: &dyn std::fmt::Display) -> Result<PathBuf> {
+    let name = path.file_name().map_or_else(|| "db".into(), |n| n.to_string_lossy().into_owned());
+    let aside = path.with_file_name(format!("{name}.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
+    tracing::error!(error = %why, path = %path.display(), moved_to = %aside.display(), "moving a damaged database aside");
+    std::fs::rename(path, &aside).map_err(|e| other("moving a damaged database aside", e))?;
+    Ok(aside)
+}
+
+fn damaged_user_data(path: &Path, e: &sled::Error) -> StoreError {
+    StoreError::Damaged {
+        what: "user data",
+        reason: format!(
+            "{} could not be read ({}); restore a backup with `contactbridge restore <backup file>`",
+            path.display(),
+            describe(e)
+        ),
+    }
+}
+
+/// sled's error in words (its own text for damage prints a backtrace field,
+/// and an I/O error's "IO error: " prefix says nothing the cause does not).
+pub(super) fn describe(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { at: Some(at), .. } => format!("sled found damaged data ({at:?})"),
+        sled::Error::Corruption { at: None, .. } => "sled found damaged data".into(),
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Opens a database, turning a panic inside sled (its answer to some damaged
 /// files) into a corruption error.
 fn open_db_guarded(path: &Path, cache_bytes: u64) -> std::result::Result<sled::Db, sled::Error> {
@@ -242,16 +326,27 @@ const INDEX_EPOCH_KEY: &[u8] = b"~epoch";
 const USERS_EPOCH_KEY: &[u8] = b"~index-epoch";
 
 impl SledStore {
-    /// Makes both databases carry the index's epoch, creating one for a new index.
-    fn stamp_epoch(&self, expected: Option<sled::IVec>) -> Result<()> {
-        let epoch = match self.index.get(INDEX_EPOCH_KEY).map_err(|e| backend("reading the index epoch", e))? {
+    /// Makes both databases carry the index's epoch, creating one for a new
+    /// index; `replaced`: the index is a fresh one in place of a damaged one.
+    fn stamp_epoch(&self, expected: Option<sled::IVec>, replaced: bool) -> Result<()> {
+        let index = self.index.current();
+        let epoch = match index.index.get(INDEX_EPOCH_KEY).map_err(|e| backend("reading the index epoch", e))? {
             Some(e) => e,
             None => {
                 let e = sled::IVec::from(uuid::Uuid::new_v4().as_bytes().as_slice());
-                self.index.insert(INDEX_EPOCH_KEY, e.clone()).map_err(|e| backend("writing the index epoch", e))?;
+                index.index.insert(INDEX_EPOCH_KEY, e.clone()).map_err(|e| backend("writing the index epoch", e))?;
+                // A new index (also one replacing a damaged index while running) is of this format.
+                index
+                    .index
+                    .insert(upgrade::INDEX_FORMAT_KEY, upgrade::INDEX_FORMAT)
+                    .map_err(|e| backend("writing the index format", e))?;
                 e
             }
         };
+        if replaced {
+            index.mark_rebuilding()?;
+        }
+        self.index.set_rebuilding(index.is_rebuilding()?);
         if expected.as_ref() != Some(&epoch) {
             self.users.insert(USERS_EPOCH_KEY, epoch).map_err(|e| backend("writing the index epoch", e))?;
         }
@@ -262,13 +357,34 @@ impl SledStore {
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked { path: path.display().to_string() },
-        other => backend("opening the database", other),
+        other => StoreError::Backend {
+            doing: "opening the database",
+            cause: format!("{}: {}", path.display(), describe(&other)).into(),
+        },
     }
 }
 
-pub(super) fn backend(doing: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend { doing, source: Box::new(e) }
+/// A sled failure while doing something.
+pub(super) fn backend(doing: &'static str, e: sled::Error) -> StoreError {
+    StoreError::Backend { doing, cause: Box::new(SledFailure(e)) }
 }
+
+/// Any other failure of the backend.
+pub(super) fn other(doing: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend { doing, cause: Box::new(e) }
+}
+
+/// sled's error in words: see [`describe`].
+#[derive(Debug)]
+pub(super) struct SledFailure(pub(super) sled::Error);
+
+impl std::fmt::Display for SledFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for SledFailure {}
 
 #[cfg(test)]
 mod conformance;

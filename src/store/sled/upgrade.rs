@@ -89,24 +89,26 @@ impl SledStore {
 
     fn upgrade_index(&self) -> Result<bool> {
         let doing = "upgrading the index";
-        let format = self.index.get(INDEX_FORMAT_KEY).map_err(|e| backend(doing, e))?;
+        let live = self.index.current();
+        let index = &live.index;
+        let format = index.get(INDEX_FORMAT_KEY).map_err(|e| backend(doing, e))?;
         if format.as_deref() == Some(INDEX_FORMAT) {
             return Ok(false);
         }
-        let epoch = self.index.get(INDEX_EPOCH_KEY).map_err(|e| backend(doing, e))?;
-        let emptied = self.index.iter().keys().any(|k| k.is_ok_and(|k| !k.starts_with(b"~")));
+        let epoch = index.get(INDEX_EPOCH_KEY).map_err(|e| backend(doing, e))?;
+        let emptied = index.iter().keys().any(|k| k.is_ok_and(|k| !k.starts_with(b"~")));
         if emptied {
-            self.index.remove(INDEX_FORMAT_KEY).map_err(|e| backend(doing, e))?;
-            self.index.flush().map_err(|e| backend(doing, e))?;
-            self.index.clear().map_err(|e| backend(doing, e))?;
+            index.remove(INDEX_FORMAT_KEY).map_err(|e| backend(doing, e))?;
+            index.flush().map_err(|e| backend(doing, e))?;
+            index.clear().map_err(|e| backend(doing, e))?;
         }
         let mut batch = sled::Batch::default();
         if let Some(epoch) = epoch {
             batch.insert(INDEX_EPOCH_KEY, epoch);
         }
         batch.insert(INDEX_FORMAT_KEY, INDEX_FORMAT);
-        self.index.apply_batch(batch).map_err(|e| backend(doing, e))?;
-        self.index.flush().map_err(|e| backend(doing, e))?;
+        index.apply_batch(batch).map_err(|e| backend(doing, e))?;
+        index.flush().map_err(|e| backend(doing, e))?;
         Ok(emptied)
     }
 }
@@ -176,14 +178,18 @@ mod tests {
     #[test]
     fn an_index_of_another_format_is_emptied_keeping_its_epoch() {
         let s = SledStore::temporary().unwrap();
-        s.index.insert(INDEX_EPOCH_KEY, &b"epoch"[..]).unwrap();
-        s.index.insert(key(b'r', &["u", "a", "c", "x"]), vec![codec::JSON, b'{']).unwrap();
-        s.index.insert(key(b'k', &["u", "a", "c"]), codec::encode(&crate::store::CollectionState::default())).unwrap();
-        s.index.remove(INDEX_FORMAT_KEY).unwrap();
+        s.index.current().index.insert(INDEX_EPOCH_KEY, &b"epoch"[..]).unwrap();
+        s.index.current().index.insert(key(b'r', &["u", "a", "c", "x"]), vec![codec::JSON, b'{']).unwrap();
+        s.index
+            .current()
+            .index
+            .insert(key(b'k', &["u", "a", "c"]), codec::encode(&crate::store::CollectionState::default()))
+            .unwrap();
+        s.index.current().index.remove(INDEX_FORMAT_KEY).unwrap();
         assert!(s.upgrade().unwrap().index_emptied);
-        assert_eq!(s.index.len(), 2);
-        assert_eq!(&s.index.get(INDEX_EPOCH_KEY).unwrap().unwrap()[..], b"epoch");
-        assert_eq!(&s.index.get(INDEX_FORMAT_KEY).unwrap().unwrap()[..], INDEX_FORMAT);
+        assert_eq!(s.index.current().index.len(), 2);
+        assert_eq!(&s.index.current().index.get(INDEX_EPOCH_KEY).unwrap().unwrap()[..], b"epoch");
+        assert_eq!(&s.index.current().index.get(INDEX_FORMAT_KEY).unwrap().unwrap()[..], INDEX_FORMAT);
         let u = UserId::parse("u").unwrap();
         assert!(s.collection_states(&u, "a").unwrap().is_empty());
         assert!(!s.upgrade().unwrap().index_emptied);

@@ -19,6 +19,7 @@
 //! | `R`    | account id (`accounts.rs`)            | last sync outcome        |
 //! | `~`    | `~index-epoch` (`mod.rs`)             | the index's epoch        |
 //! | `~`    | `~format` (`upgrade.rs`)              | user data's format       |
+//! | `~`    | `~restored-at` (`backup.rs`)          | time of the last restore |
 
 use super::{backend, SledStore};
 use crate::model::{CallId, CallRecord, HandlingCode, UserId, UserProfile};

@@ -43,7 +43,7 @@ pub(super) mod migrate;
 #[cfg(test)]
 mod tests;
 
-use super::backend;
+use super::other;
 use crate::model::{CallId, CallRecord};
 use crate::store::{Result, StoreError, TimeWindow};
 use index::{Index, Slot};
@@ -87,7 +87,7 @@ impl State {
             Err(e) => {
                 // Whatever part of it was written goes; the next entry starts at `end` either way.
                 let _ = self.file.set_len(self.end);
-                Err(backend("appending to the call journal", e))
+                Err(other("appending to the call journal", e))
             }
         }
     }
@@ -127,7 +127,7 @@ impl Drop for CallJournal {
 }
 
 fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
-    move |e| backend(doing, e)
+    move |e| other(doing, e)
 }
 
 impl CallJournal {
@@ -396,7 +396,7 @@ impl Inner {
         self.dirty.store(false, Ordering::Release);
         file.sync_data().map_err(|e| {
             self.dirty.store(true, Ordering::Release);
-            backend("syncing the call journal", e)
+            other("syncing the call journal", e)
         })
     }
 
