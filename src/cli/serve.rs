@@ -106,7 +106,12 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);
     }
-    let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
+    // Syncs run apart from the runtime serving lookups (src/sync/runtime.rs).
+    let sync_runtime = contactbridge::sync::SyncRuntime::new().context("starting the sync runtime")?;
+    let registry = Arc::new(
+        contactbridge::accounts::Registry::open(store.clone(), &config)?
+            .with_sync_runtime(sync_runtime.handle().clone()),
+    );
     let options = ServerOptions {
         accounts: Some(registry.clone()),
         web_logins: Some(contactbridge::web::auth::WebLogins {
@@ -124,7 +129,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     )
-    .spawn();
+    .spawn_on(sync_runtime.handle());
     tracing::info!(data_dir = %config.data_dir.display(), "contactbridge is running; Ctrl-C stops it");
     // One stop for all three: the signal, or the gRPC server failing. From
     // then on each part has the shutdown grace (config `connections`).
@@ -208,6 +213,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         ended.context("the HTTP lookup failed")?;
     }
     ended_within("LDAP", ldap, grace).await;
+    // A commit that is running when the syncs are dropped completes before the store is flushed.
+    sync_runtime.close().await;
     served?;
     web_served.context("the web server failed")?;
     store.flush()?;
