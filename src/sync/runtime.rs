@@ -17,10 +17,23 @@ use tokio::runtime::{Handle, Runtime};
 /// (nice 0 is normal, 19 the lowest priority).
 pub const SYNC_NICE: i32 = 10;
 
-/// A tokio runtime for syncs. Dropping it waits for the commits still running;
-/// from async code, [`SyncRuntime::close`] does that without blocking a worker.
+/// A tokio runtime for syncs. [`SyncRuntime::close`] ends it after the commits
+/// still running; dropping it does too outside async code, while inside (an
+/// error path) it does not wait (a commit is atomic whether it ends or not).
 pub struct SyncRuntime {
-    runtime: Runtime,
+    runtime: Option<Runtime>,
+}
+
+impl Drop for SyncRuntime {
+    fn drop(&mut self) {
+        let Some(runtime) = self.runtime.take() else { return };
+        if Handle::try_current().is_ok() {
+            // Dropping a runtime where blocking is not allowed panics.
+            runtime.shutdown_background();
+        } else {
+            drop(runtime);
+        }
+    }
 }
 
 impl SyncRuntime {
@@ -39,11 +52,15 @@ impl SyncRuntime {
             .on_thread_start(move || lower_priority(nice))
             .enable_all()
             .build()?;
-        Ok(Self { runtime })
+        Ok(Self { runtime: Some(runtime) })
     }
 
     pub fn handle(&self) -> &Handle {
-        self.runtime.handle()
+        self.runtime().handle()
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("the runtime is there until the SyncRuntime is dropped")
     }
 
     /// Starts `task` on the sync runtime.
@@ -52,14 +69,15 @@ impl SyncRuntime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.runtime.spawn(task)
+        self.runtime().spawn(task)
     }
 
     /// Shuts the runtime down after the commits that are running have ended
     /// (a task dropped at shutdown stops between two change sets; a commit
     /// already started always completes).
-    pub async fn close(self) {
-        let _ = tokio::task::spawn_blocking(move || drop(self.runtime)).await;
+    pub async fn close(mut self) {
+        let runtime = self.runtime.take();
+        let _ = tokio::task::spawn_blocking(move || drop(runtime)).await;
     }
 }
 
@@ -113,6 +131,18 @@ mod tests {
             .unwrap();
         assert_eq!(name.as_deref(), Some("sync"));
         assert_eq!(nice, (here + SYNC_NICE).min(19));
+    }
+
+    /// Dropped inside async code (a `?` in `serve` before it is closed) it does not panic.
+    #[test]
+    fn dropping_it_inside_async_code_is_allowed() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let sync = SyncRuntime::new().unwrap();
+            sync.spawn(async {});
+            drop(sync);
+            SyncRuntime::new().unwrap().close().await;
+        });
     }
 
     #[test]
