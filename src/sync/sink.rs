@@ -38,11 +38,11 @@ impl ChangeSink for IndexSink<'_> {
         // Indexing and the commit are CPU work: off the runtime's workers, and
         // always to the end (a sync cancelled meanwhile never leaves a
         // half-applied batch; the store applies a batch atomically).
-        let (store, scope, indexer) = (self.store, &self.scope, self.indexer);
-        let (stats, rejected) = super::runtime::off_the_workers(move || {
+        let rejected = changes.rejected.len();
+        let stats = super::runtime::off_the_workers(|| {
             let batch = IndexBatch {
-                scope: scope.clone(),
-                upserts: changes.upserts.into_iter().map(|r| indexer.index(r)).collect(),
+                scope: self.scope.clone(),
+                upserts: changes.upserts.into_iter().map(|r| self.indexer.index(r)).collect(),
                 deletions: changes.deletions,
                 retained: changes.retained,
                 rejected: changes.rejected,
@@ -50,7 +50,7 @@ impl ChangeSink for IndexSink<'_> {
                 snapshot: changes.snapshot,
                 at: chrono::Utc::now(),
             };
-            store.apply(&batch).map(|stats| (stats, batch.rejected.len()))
+            self.store.apply(&batch)
         })
         .map_err(|e| Error::local(format!("committing a change set: {e}")))?;
         self.totals.upserted += stats.upserted;
