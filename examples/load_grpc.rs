@@ -436,6 +436,20 @@ async fn during_sync(
 
     let rate = args.rates.first().copied().unwrap_or(1000);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The serving runtime's scheduling delay, as the server's runtime_lateness_seconds measures it,
+    // per phase: if ResolveCall slows while this stays low, the time goes elsewhere than waiting for a worker.
+    let lateness = Arc::new(Mutex::new(Vec::new()));
+    let probe = serving.spawn({
+        let lateness = lateness.clone();
+        async move {
+            loop {
+                let due = tokio::time::Instant::now() + contactbridge::api::metrics::LATENESS_PERIOD;
+                tokio::time::sleep_until(due).await;
+                let micros = due.elapsed().as_micros() as u64;
+                lateness.lock().unwrap().push(Sample { due: due.into_std(), micros, ok: true });
+            }
+        }
+    });
     let load = paced(client, Rpc::Resolve, rate, qs, {
         let stop = stop.clone();
         move |_| !stop.load(Ordering::Relaxed)
@@ -452,6 +466,8 @@ async fn during_sync(
         anyhow::Ok((started, ended, report))
     };
     let ((samples, _), phases) = tokio::join!(load, phases);
+    probe.abort();
+    let lateness = std::mem::take(&mut *lateness.lock().unwrap());
     let (started, ended, report) = phases?;
     anyhow::ensure!(report.failed() == 0, "the sync failed: {report:?}");
     let synced = report.totals().upserted;
@@ -465,7 +481,7 @@ async fn during_sync(
     );
     let first = samples.first().map_or(started, |s| s.due);
     let last = samples.last().map_or(ended, |s| s.due);
-    let mut p99 = Vec::new();
+    let (mut p99, mut late_rows) = (Vec::new(), Vec::new());
     for (name, from, to) in
         [("before (baseline)", first, started), ("during the sync", started, ended), ("after", ended, last)]
     {
@@ -473,6 +489,19 @@ async fn during_sync(
         let o = Outcome::of(phase, to.saturating_duration_since(from));
         row(name, Rpc::Resolve, &o);
         p99.push(o.hist.value_at_quantile(0.99) as f64 / 1000.0);
+        let late = Outcome::of(lateness.iter().filter(|s| s.due >= from && s.due < to), Duration::ZERO);
+        late_rows.push((name, late));
+    }
+    println!("\nserving runtime, how late a 10 ms timer fires (the wait for a worker):");
+    for (name, late) in &late_rows {
+        let ms = |q: f64| late.hist.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "  {name:<18} p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} ticks)",
+            ms(0.5),
+            ms(0.99),
+            late.hist.max() as f64 / 1000.0,
+            late.sent
+        );
     }
     println!(
         "\nsync: {synced} records in {} change sets, {sync_secs:.2} s = {:.0} records/s, on the {} runtime{}",
