@@ -441,14 +441,9 @@ async fn during_sync(
     let lateness = Arc::new(Mutex::new(Vec::new()));
     let probe = serving.spawn({
         let lateness = lateness.clone();
-        async move {
-            loop {
-                let due = tokio::time::Instant::now() + contactbridge::api::metrics::LATENESS_PERIOD;
-                tokio::time::sleep_until(due).await;
-                let micros = due.elapsed().as_micros() as u64;
-                lateness.lock().unwrap().push(Sample { due: due.into_std(), micros, ok: true });
-            }
-        }
+        contactbridge::api::metrics::probe_lateness(move |due, late| {
+            lateness.lock().unwrap().push(Sample { due, micros: late.as_micros() as u64, ok: true })
+        })
     });
     let load = paced(client, Rpc::Resolve, rate, qs, {
         let stop = stop.clone();

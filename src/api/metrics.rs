@@ -119,11 +119,7 @@ impl Metrics {
     /// waited as long before the layers saw it. Spawn it on the serving runtime
     /// and abort it when serving ends.
     pub async fn probe_lateness(self: Arc<Self>) {
-        loop {
-            let due = tokio::time::Instant::now() + LATENESS_PERIOD;
-            tokio::time::sleep_until(due).await;
-            self.lateness.observe(due.elapsed().as_secs_f64());
-        }
+        probe_lateness(|_, late| self.lateness.observe(late.as_secs_f64())).await
     }
 
     /// The Prometheus text exposition of everything recorded.
@@ -155,6 +151,15 @@ pub async fn serve_http<L: axum::serve::Listener<Addr: std::fmt::Debug>>(
 /// How often [`Metrics::probe_lateness`] measures (tokio's timer has 1 ms resolution,
 /// so an idle runtime shows up to about 1 ms).
 pub const LATENESS_PERIOD: Duration = Duration::from_millis(10);
+
+/// Every [`LATENESS_PERIOD`], for ever: `observe(when the timer was due, how late it fired)`.
+pub async fn probe_lateness(mut observe: impl FnMut(Instant, Duration)) {
+    loop {
+        let due = tokio::time::Instant::now() + LATENESS_PERIOD;
+        tokio::time::sleep_until(due).await;
+        observe(due.into_std(), due.elapsed());
+    }
+}
 
 /// The tower layer that records every request.
 #[derive(Clone)]
