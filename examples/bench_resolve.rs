@@ -31,8 +31,8 @@ struct Args {
     /// Calls to resolve in the measured run.
     #[arg(long, default_value_t = 100_000)]
     calls: usize,
-    /// sled's page cache for the index, in MiB (as `[store] cache_mb`).
-    #[arg(long, default_value_t = contactbridge::store::StoreOptions::DEFAULT_CACHE_MB)]
+    /// sled's page cache for the index, in MiB (as `[store] cache_mb`) [default: the product's default].
+    #[arg(long, default_value_t = contactbridge::config::Config::default().store.cache_mb)]
     cache_mb: u64,
     /// Resolve every call once before measuring (a long-running server's warm
     /// caches); by default only 1,000 are, so first touches of sled pages count.

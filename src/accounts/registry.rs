@@ -67,6 +67,8 @@ pub struct Registry {
     /// What accounts registered by tenant admins may reach.
     limits: AccountsConfig,
     running: Mutex<HashMap<String, ProgressHandle>>,
+    /// Where syncs started in the background run ([`Registry::sync_runtime`]).
+    sync_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -96,7 +98,26 @@ impl Drop for RunningGuard<'_> {
 
 impl Registry {
     pub fn new(store: Arc<dyn RegistryStore>, key: SecretKey, default_schedule: Schedule) -> Self {
-        Self { store, key, default_schedule, limits: AccountsConfig::default(), running: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            key,
+            default_schedule,
+            limits: AccountsConfig::default(),
+            running: Mutex::new(HashMap::new()),
+            sync_runtime: None,
+        }
+    }
+
+    /// Runs the syncs started in the background on `runtime` (`serve`: the
+    /// [`crate::sync::SyncRuntime`], apart from the runtime serving lookups).
+    pub fn with_sync_runtime(self, runtime: tokio::runtime::Handle) -> Self {
+        Self { sync_runtime: Some(runtime), ..self }
+    }
+
+    /// The runtime for syncs started in the background: the one given with
+    /// [`Registry::with_sync_runtime`], else the current one.
+    pub fn sync_runtime(&self) -> tokio::runtime::Handle {
+        self.sync_runtime.clone().unwrap_or_else(tokio::runtime::Handle::current)
     }
 
     /// Sets what accounts registered by tenant admins may reach (files roots, hosts

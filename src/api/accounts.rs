@@ -168,8 +168,8 @@ pub fn sync(store: &dyn Store, registry: &Arc<Registry>, who: &Principal, id: &s
     if registry.progress(id).is_some() {
         return Ok(false);
     }
-    let (registry, id) = (registry.clone(), id.to_string());
-    tokio::spawn(async move {
+    let (runtime, registry, id) = (registry.sync_runtime(), registry.clone(), id.to_string());
+    runtime.spawn(async move {
         match registry.sync(&id).await {
             Ok(_) => tracing::info!(account = %id, "sync requested over the admin API finished"),
             Err(e) => tracing::warn!(account = %id, error = %e, "sync requested over the admin API failed"),

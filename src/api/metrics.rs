@@ -3,6 +3,13 @@
 //! the Prometheus text endpoint (`GET /metrics`). The layer also corrects the
 //! status of oversized requests to RESOURCE_EXHAUSTED.
 //!
+//! A request's latency counts from when hyper hands it to the layers (the
+//! outermost per-request hook). Before that it may have waited for a worker
+//! thread: while every worker of the serving runtime is busy, nobody reads the
+//! socket. That wait is what the lateness probe measures
+//! ([`Metrics::probe_lateness`]: how late a 10 ms timer fires on the serving
+//! runtime), exported as `runtime_lateness_seconds`.
+//!
 //! The layer runs before authentication and routing, so anyone who reaches the
 //! port chooses the request path: only the methods the server serves (read
 //! from the services' descriptors) are labels of their own; every other path
@@ -18,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 /// The `method` label of every request to a path the server does not serve.
@@ -39,6 +46,8 @@ pub struct Metrics {
     latency: Family<Labels, Histogram>,
     /// ResolveCall answers whose call record could not be written.
     calls_not_recorded: Counter,
+    /// How late the serving runtime's timer fires ([`Metrics::probe_lateness`]).
+    lateness: Histogram,
     /// The paths that get a label of their own.
     known: HashSet<String>,
 }
@@ -78,7 +87,9 @@ impl Default for Metrics {
         registry.register("requests", "gRPC requests by method and status code", requests.clone());
         registry.register(
             "request_duration_seconds",
-            "Time to the response headers (for streams: to the stream's start), by method and status code",
+            "Time to the response headers (for streams: to the stream's start), by method and status code, \
+             from when the server's layers first see the request (a wait for a busy worker before that: \
+             runtime_lateness_seconds)",
             latency.clone(),
         );
         let calls_not_recorded = Counter::default();
@@ -88,7 +99,14 @@ impl Default for Metrics {
              its id names no stored call",
             calls_not_recorded.clone(),
         );
-        Self { registry, requests, latency, calls_not_recorded, known: known_methods() }
+        let lateness = Histogram::new(exponential_buckets(0.000_025, 2.0, 19));
+        registry.register(
+            "runtime_lateness_seconds",
+            "How late a 10 ms timer fires on the serving runtime: how long a ready task (a request that arrived) \
+             waits for a worker thread before request_duration_seconds starts counting",
+            lateness.clone(),
+        );
+        Self { registry, requests, latency, calls_not_recorded, lateness, known: known_methods() }
     }
 }
 
@@ -107,6 +125,15 @@ impl Metrics {
     /// Counts a ResolveCall answered without its call record written.
     pub fn call_not_recorded(&self) {
         self.calls_not_recorded.inc();
+    }
+
+    /// Measures, for ever, how late a timer fires on the current runtime: sleeps
+    /// [`LATENESS_PERIOD`], records how long after it was due the task runs again,
+    /// repeats. A late wake means every worker was busy; a request arriving then
+    /// waited as long before the layers saw it. Spawn it on the serving runtime
+    /// and abort it when serving ends.
+    pub async fn probe_lateness(self: Arc<Self>) {
+        probe_lateness(|_, late| self.lateness.observe(late.as_secs_f64())).await
     }
 
     /// The Prometheus text exposition of everything recorded.
@@ -133,6 +160,19 @@ pub async fn serve_http<L: axum::serve::Listener<Addr: std::fmt::Debug>>(
         }),
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// How often [`Metrics::probe_lateness`] measures (tokio's timer has 1 ms resolution,
+/// so an idle runtime shows up to about 1 ms).
+pub const LATENESS_PERIOD: Duration = Duration::from_millis(10);
+
+/// Every [`LATENESS_PERIOD`], for ever: `observe(when the timer was due, how late it fired)`.
+pub async fn probe_lateness(mut observe: impl FnMut(Instant, Duration)) {
+    loop {
+        let due = tokio::time::Instant::now() + LATENESS_PERIOD;
+        tokio::time::sleep_until(due).await;
+        observe(due.into_std(), due.elapsed());
+    }
 }
 
 /// The tower layer that records every request.
@@ -256,5 +296,44 @@ mod tests {
         for path in ["/", "/x", "/contactbridge.v1.CallHandling/Nope", "/contactbridge.v1.CallHandling/ResolveCall/"] {
             assert_eq!(m.method_label(path), UNKNOWN_METHOD, "{path}");
         }
+    }
+
+    /// Observations of `histogram` of at least `seconds` (bucket bounds are powers of two times 25 µs).
+    fn at_least(rendered: &str, histogram: &str, seconds: f64) -> u64 {
+        let count = |prefix: &str| {
+            rendered.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let total = count(&format!("{histogram}_count ")).expect("the histogram is rendered");
+        let below = rendered
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{histogram}_bucket{{le=\"")))
+            .filter_map(|l| l.split_once("\"} "))
+            .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, n.trim().parse::<u64>().ok()?)))
+            .filter(|(le, _)| *le < seconds)
+            .map(|(_, n)| n)
+            .max()
+            .unwrap_or(0);
+        total - below
+    }
+
+    /// A worker blocked for 300 ms (as by a sync's commit on the serving runtime)
+    /// shows in the lateness histogram; an idle runtime's timer is on time.
+    #[test]
+    fn the_lateness_probe_sees_a_blocked_worker() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let probe = rt.spawn(metrics.clone().probe_lateness());
+        let name = "contactbridge_grpc_runtime_lateness_seconds";
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+        let rendered = metrics.render();
+        assert!(at_least(&rendered, name, 0.0) >= 5, "{rendered}");
+        assert_eq!(at_least(&rendered, name, 0.25), 0, "an idle runtime's timer fired 250 ms late:\n{rendered}");
+        rt.block_on(async {
+            tokio::spawn(async { std::thread::sleep(Duration::from_millis(300)) }).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        probe.abort();
+        let rendered = metrics.render();
+        assert_eq!(at_least(&rendered, name, 0.25), 1, "{rendered}");
     }
 }

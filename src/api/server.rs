@@ -127,6 +127,9 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
+    // Measures how long ready tasks wait for a worker of this runtime; ends with `serve` (the set is dropped).
+    let mut probe = tokio::task::JoinSet::new();
+    probe.spawn(metrics.clone().probe_lateness());
 
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<pb::call_handling_server::CallHandlingServer<CallHandlingService>>().await;

@@ -107,7 +107,12 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);
     }
-    let registry = Arc::new(contactbridge::accounts::Registry::open(store.clone(), &config)?);
+    // Syncs run apart from the runtime serving lookups (src/sync/runtime.rs).
+    let sync_runtime = contactbridge::sync::SyncRuntime::new().context("starting the sync runtime")?;
+    let registry = Arc::new(
+        contactbridge::accounts::Registry::open(store.clone(), &config)?
+            .with_sync_runtime(sync_runtime.handle().clone()),
+    );
     let options = ServerOptions {
         accounts: Some(registry.clone()),
         web_logins: Some(contactbridge::web::auth::WebLogins {
@@ -125,7 +130,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     )
-    .spawn();
+    .spawn_on(sync_runtime.handle());
     // Damage found in the index while serving: rebuild it now, not at the next cron time.
     let rebuild = tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(
         store.clone(),
@@ -215,6 +220,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         ended.context("the HTTP lookup failed")?;
     }
     ended_within("LDAP", ldap, grace).await;
+    // A commit that is running when the syncs are dropped completes before the store is flushed.
+    sync_runtime.close().await;
     served?;
     web_served.context("the web server failed")?;
     store.flush()?;

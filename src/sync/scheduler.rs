@@ -201,8 +201,14 @@ impl Scheduler {
 
     /// Starts the scheduler on the current tokio runtime.
     pub fn spawn(self) -> SchedulerHandle {
+        self.spawn_on(&tokio::runtime::Handle::current())
+    }
+
+    /// Starts the scheduler on `runtime`; its syncs run there too (`serve`: the
+    /// [`super::SyncRuntime`], apart from the runtime that serves lookups).
+    pub fn spawn_on(self, runtime: &tokio::runtime::Handle) -> SchedulerHandle {
         let (stop, stopped) = watch::channel(None);
-        let task = tokio::spawn(self.clone().run(stopped));
+        let task = runtime.spawn(self.clone().run(stopped));
         SchedulerHandle { stop, task, scheduler: self }
     }
 

@@ -35,23 +35,28 @@ impl ChangeSink for IndexSink<'_> {
         for r in &changes.rejected {
             tracing::warn!(collection = %self.scope.collection, item = %r.id, reason = %r.reason, "skipped malformed item");
         }
-        let batch = IndexBatch {
-            scope: self.scope.clone(),
-            upserts: changes.upserts.into_iter().map(|r| self.indexer.index(r)).collect(),
-            deletions: changes.deletions,
-            retained: changes.retained,
-            rejected: changes.rejected,
-            checkpoint: changes.checkpoint,
-            snapshot: changes.snapshot,
-            at: chrono::Utc::now(),
-        };
-        // sled's apply is synchronous and short (one batch); it runs on the
-        // calling task so a cancelled sync never leaves a half-applied batch.
-        let stats = self.store.apply(&batch).map_err(|e| Error::local(format!("committing a change set: {e}")))?;
+        // Indexing and the commit are CPU work: off the runtime's workers, and
+        // always to the end (a sync cancelled meanwhile never leaves a
+        // half-applied batch; the store applies a batch atomically).
+        let rejected = changes.rejected.len();
+        let stats = super::runtime::off_the_workers(|| {
+            let batch = IndexBatch {
+                scope: self.scope.clone(),
+                upserts: changes.upserts.into_iter().map(|r| self.indexer.index(r)).collect(),
+                deletions: changes.deletions,
+                retained: changes.retained,
+                rejected: changes.rejected,
+                checkpoint: changes.checkpoint,
+                snapshot: changes.snapshot,
+                at: chrono::Utc::now(),
+            };
+            self.store.apply(&batch)
+        })
+        .map_err(|e| Error::local(format!("committing a change set: {e}")))?;
         self.totals.upserted += stats.upserted;
         self.totals.deleted += stats.deleted;
         self.totals.swept += stats.swept;
-        self.rejected += batch.rejected.len();
+        self.rejected += rejected;
         self.batches += 1;
         Ok(())
     }
