@@ -14,7 +14,7 @@ mod store;
 mod subset;
 
 pub use progress::{Progress, ProgressHandle};
-pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry, RegistryStore};
+pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, PartCheck, Registry, RegistryStore};
 pub use settings::{settings_json, spec_from_registration, Registration};
 pub use spec::{AccountSpec, SourceKind};
-pub use store::{AccountStore, RunRecord};
+pub use store::{AccountStore, CollectionBackoff, RunRecord};

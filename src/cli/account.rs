@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use contactbridge::accounts::{AccountSpec, AccountStatus, Registry, SourceKind};
 use contactbridge::config::Config;
 use contactbridge::sync::scheduler::Schedule;
+use contactbridge::sync::SyncOutcome;
 use contactbridge::user::{HandlingCode, UserId};
 use contactbridge_dav::{Credentials, DavAccount, Server};
 use contactbridge_graph::{Credential, GraphAccount};
@@ -22,7 +23,10 @@ pub enum Command {
     List,
     /// Show an account: settings (never secrets), schedule, last sync, records per kind, errors per collection.
     Show { id: String },
-    /// Check an account's credentials and server without syncing.
+    /// Check an account's credentials and server without syncing; every mailbox of a
+    /// Graph account, each listed with its result.
+    ///
+    /// Exit status: 0 all answered, 2 some mailboxes failed, 1 the account failed.
     Test { id: String },
     /// Remove an account and every record it brought into the index.
     Remove { id: String },
@@ -304,6 +308,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 let outcome = match last {
                     None => "never synced".to_string(),
                     Some(r) => match (&r.error, r.finished) {
+                        (Some(_), _) if r.outcome == Some(SyncOutcome::Partial) => {
+                            format!("partial ({} collection(s) failing)", r.failed_collections)
+                        }
                         (Some(_), _) => format!("failing ({} in a row)", r.consecutive_failures),
                         (None, Some(f)) => format!("synced {}", f.format("%Y-%m-%d %H:%M UTC")),
                         (None, None) => "never synced".into(),
@@ -322,8 +329,38 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         }
         Command::Show { id } => print!("{}", show(&registry.status(&id)?)),
         Command::Test { id } => {
-            registry.test(&id).await?;
-            println!("account {id}: credentials accepted, server reachable");
+            let parts = registry.test_parts(&id).await?;
+            let failed = parts.iter().filter(|p| p.error.is_some()).count();
+            if let [only] = parts.as_slice() {
+                if only.part.is_empty() {
+                    if let Some((_, message)) = &only.error {
+                        return Err(super::Exit::new(super::EXIT_FAILED, message.clone()).into());
+                    }
+                    println!("account {id}: credentials accepted, server reachable");
+                    return Ok(());
+                }
+            }
+            for p in &parts {
+                match &p.error {
+                    None => println!("{}: ok", p.part),
+                    Some((_, message)) => println!("{}: FAILED: {message}", p.part),
+                }
+            }
+            if failed == 0 {
+                println!("account {id}: credentials accepted, all {} mailboxes reachable", parts.len());
+            } else if failed == parts.len() {
+                return Err(super::Exit::new(
+                    super::EXIT_FAILED,
+                    format!("account {id}: every mailbox failed ({failed} of {})", parts.len()),
+                )
+                .into());
+            } else {
+                return Err(super::Exit::new(
+                    super::EXIT_PARTIAL,
+                    format!("account {id}: {failed} of {} mailboxes failed; the others answered", parts.len()),
+                )
+                .into());
+            }
         }
         Command::Remove { id } => {
             let n = registry.remove(&id)?;
@@ -407,10 +444,13 @@ fn show(s: &AccountStatus) -> String {
                 time(r.finished),
                 r.upserted,
                 r.deleted,
-                r.error
-                    .as_ref()
-                    .map(|e| format!("; FAILED ({} in a row): {e}", r.consecutive_failures))
-                    .unwrap_or_default()
+                match (&r.error, r.outcome) {
+                    (Some(e), Some(SyncOutcome::Partial)) => {
+                        format!("; PARTIAL ({} collection(s) failed, the others synced): {e}", r.failed_collections)
+                    }
+                    (Some(e), _) => format!("; FAILED ({} in a row): {e}", r.consecutive_failures),
+                    (None, _) => String::new(),
+                }
             );
             let _ = writeln!(out, "last ok   {}", time(r.last_success));
         }
@@ -426,8 +466,18 @@ fn show(s: &AccountStatus) -> String {
     }
     let records: Vec<String> = s.records.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let _ = writeln!(out, "records   {}", if records.is_empty() { "none".into() } else { records.join(", ") });
+    let backoff = s.last_run.as_ref().map(|r| r.backoff.clone()).unwrap_or_default();
     for c in &s.collections {
         let status = match &c.state.last_error {
+            Some(e) if backoff.contains_key(&c.collection) => {
+                let b = &backoff[&c.collection];
+                format!(
+                    "error at {}: {e}; backing off ({} failures in a row) until {}",
+                    time(c.state.last_error_at),
+                    b.failures,
+                    time(Some(b.until))
+                )
+            }
             Some(e) => format!("error at {}: {e}", time(c.state.last_error_at)),
             None => format!("ok, last change {}", time(c.state.last_change)),
         };

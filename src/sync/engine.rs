@@ -36,7 +36,41 @@ pub struct AccountSyncReport {
     pub collections: Vec<CollectionReport>,
 }
 
+/// How a sync of an account ended, as `sync --once` tells it by exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Every collection synced (or there were none).
+    Complete,
+    /// Some collections synced, others failed (or were left out while backing off).
+    Partial,
+    /// Nothing synced: the collections could not be listed, or every one failed.
+    Failed,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 impl AccountSyncReport {
+    /// Complete, partial or failed.
+    pub fn outcome(&self) -> SyncOutcome {
+        let failed = self.collections.iter().filter(|c| c.error.is_some()).count();
+        if self.error.is_some() || (failed > 0 && failed == self.collections.len()) {
+            SyncOutcome::Failed
+        } else if failed > 0 {
+            SyncOutcome::Partial
+        } else {
+            SyncOutcome::Complete
+        }
+    }
+
     pub fn failed(&self) -> usize {
         self.collections.iter().filter(|c| c.error.is_some()).count() + usize::from(self.error.is_some())
     }

@@ -12,6 +12,6 @@ pub mod indexer;
 pub mod scheduler;
 mod sink;
 
-pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncTarget};
+pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncOutcome, SyncTarget};
 pub use indexer::Indexer;
 pub use sink::{IndexSink, MAX_OCCURRENCES_PER_SYNC};
