@@ -169,3 +169,102 @@ async fn an_organisation_wide_account_feeds_each_mapped_user_with_that_users_reg
     assert!(removed >= 2, "{removed}");
     assert!(call("+43 1 5334455", "+43 664 1234567").candidates.is_empty());
 }
+
+/// An organisation-wide account where one mailbox is fenced off by policy (403): the
+/// other mailbox syncs completely, the sync is partial (not failed), `account test`
+/// names each mailbox's result, and the scheduler keeps syncing the healthy mailbox on
+/// its schedule (no account backoff) while only the fenced mailbox's collections back off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_mailbox_backs_off_alone_while_the_healthy_one_syncs_on_schedule() {
+    use contactbridge::accounts::RunRecord;
+    use contactbridge::connector::ErrorKind;
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::Store;
+    use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
+    use contactbridge::sync::SyncOutcome;
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.put("otto@contoso.example/contacts", fake_graph::contact("c2", "Franz Huber", "030 7654321", "f@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    for (id, did) in [("acme.dana", "+49 30 901820"), ("acme.otto", "+49 30 901821")] {
+        let mut p = UserProfile::new(UserId::parse(id).unwrap(), "acme");
+        p.called_numbers = vec![did.into()];
+        p.region = Some("DE".into());
+        user::put_profile(store.as_ref(), &p).unwrap();
+    }
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Arc::new(Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap()));
+    let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
+    let mailboxes = vec!["dana@contoso.example".to_string(), "otto@contoso.example".to_string()];
+    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, mailboxes);
+    g.authority = fake.authority();
+    g.graph_base = fake.base.clone();
+    g.https_only = false;
+    let mut spec = AccountSpec::new("contoso", UserId::parse("acme.dana").unwrap(), SourceKind::Graph(g));
+    spec.mailbox_users.insert("otto@contoso.example".into(), UserId::parse("acme.otto").unwrap());
+    // Every second, so that the test sees several scheduled runs.
+    spec.schedule = Some(Schedule::new("* * * * * *", "UTC").unwrap());
+    registry.add(spec).unwrap();
+
+    // `account test` checks every mailbox and tells each one's result.
+    let parts = registry.test_parts("contoso").await.unwrap();
+    let result = |m: &str| parts.iter().find(|p| p.part == m).unwrap_or_else(|| panic!("{m} in {parts:?}")).clone();
+    assert!(result("dana@contoso.example").error.is_none(), "{parts:?}");
+    let fenced = result("otto@contoso.example").error.expect("otto is fenced");
+    assert_eq!(fenced.0, ErrorKind::Forbidden);
+    assert!(fenced.1.contains("403") && fenced.1.contains("ErrorAccessDenied"), "{}", fenced.1);
+    let e = registry.test("contoso").await.unwrap_err().to_string();
+    assert!(e.contains("otto@contoso.example") && e.contains("1 of 2 mailboxes"), "{e}");
+    assert!(!e.contains("dana@contoso.example:"), "the healthy mailbox is not reported as failing: {e}");
+
+    // A sync by hand: the healthy mailbox completely, the fenced one failed: partial.
+    let report = registry.sync("contoso").await.unwrap();
+    assert_eq!(report.outcome(), SyncOutcome::Partial, "{report:?}");
+    for c in &report.collections {
+        let otto = c.collection.owner.as_deref() == Some("otto@contoso.example");
+        assert_eq!(c.error.is_some(), otto, "{}: {:?}", c.collection.id, c.error);
+        if otto {
+            assert_eq!(c.error.as_ref().unwrap().kind, ErrorKind::Forbidden);
+        }
+    }
+    let run: RunRecord = registry.store().run_record("contoso").unwrap().unwrap();
+    assert_eq!((run.outcome, run.consecutive_failures), (Some(SyncOutcome::Partial), 0));
+    assert!(!run.backoff.is_empty());
+    assert!(run.backoff.keys().all(|c| c.starts_with("otto@contoso.example/")), "{:?}", run.backoff);
+    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let found = |called: &str, cli: &str| {
+        let q = CallQuery { called: called.into(), cli: cli.into(), tsps_call_id: None, at: chrono::Utc::now() };
+        resolver.resolve(&q).unwrap().candidates.len()
+    };
+    assert_eq!(found("+49 30 901820", "+49 30 1234567"), 1, "Dana's contact synced");
+
+    // On schedule: a change in the healthy mailbox arrives; the fenced one is left out.
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c3", "Max Neu", "030 5550001", "m@x", &[]));
+    fake.reset_stats();
+    let options = SchedulerOptions { jitter_fraction: 0.0, ..SchedulerOptions::default() };
+    let handle = Scheduler::new(registry.clone(), Arc::new(SystemClock), options).spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = handle.scheduler().account("contoso").map_or(0, |s| s.runs);
+        if runs >= 3 && found("+49 30 901820", "+49 30 5550001") == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", handle.scheduler().account("contoso"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the running sync end before reading the status.
+    handle.shutdown(Duration::from_secs(10)).await;
+    let s = registry.store().run_record("contoso").unwrap().unwrap();
+    assert_eq!((s.outcome, s.consecutive_failures), (Some(SyncOutcome::Partial), 0), "{s:?}");
+    assert!(s.backoff.keys().all(|c| c.starts_with("otto@contoso.example/")), "{:?}", s.backoff);
+    assert!(s.backoff.values().all(|b| b.failures == 1), "left out, not tried again: {:?}", s.backoff);
+    let stats = fake.stats();
+    let dana = stats.by_mailbox.get("dana@contoso.example").copied().unwrap_or(0);
+    let otto = stats.by_mailbox.get("otto@contoso.example").copied().unwrap_or(0);
+    assert!(dana >= 3, "the healthy mailbox synced on every run: {stats:?}");
+    // Per run, the fenced mailbox only sees the listing of its contact folders.
+    let runs = dana / 3;
+    assert!(otto <= runs + 1, "the fenced mailbox's collections were left out: otto {otto}, dana {dana}");
+}

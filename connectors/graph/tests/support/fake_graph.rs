@@ -120,6 +120,8 @@ pub struct Stats {
     pub root_folder_deltas: u64,
     /// Store → the `$select` of the last initial delta request.
     pub selects: BTreeMap<String, String>,
+    /// Mailbox (lower case) → Graph requests for it, fenced ones included.
+    pub by_mailbox: BTreeMap<String, u64>,
 }
 
 /// A running fake Graph on 127.0.0.1; stops when dropped.
@@ -451,6 +453,7 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             .map(|s| s.iter().filter(|x| !x.starts_with("AAMk")).cloned().collect::<Vec<_>>().join("/"))
             .unwrap_or_default();
         *i.stats.by_kind.entry(kind).or_default() += 1;
+        *i.stats.by_mailbox.entry(mailbox.clone()).or_default() += 1;
         // Retry bookkeeping: is this a retry of a throttled request, and was it early?
         let key = format!("{} {}", method, uri);
         if let Some(not_before) = i.retry_not_before.remove(&key) {
