@@ -685,6 +685,11 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
     };
     let location = spec.source.location();
     let location = short(&location);
+    if let SourceKind::Graph(g) = &spec.source {
+        if let Some(hint) = entra_hint(&e.message, g, id) {
+            return format!("{e} — {hint}");
+        }
+    }
     let hint = match e.kind {
         ErrorKind::Auth => format!(
             "the server at {location} rejected {whose}; set a new one with `contactbridge account set-secret {id} --secret-file FILE`"
@@ -696,11 +701,18 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
                 .into(),
             _ => format!("{whose} is valid but may not read this collection at {location}"),
         },
-        ErrorKind::Unreachable => format!(
-            "{location} cannot be reached; check the URL, DNS, firewall or proxy, and for a private CA give --ca-file"
-        ),
+        ErrorKind::Unreachable => match spec.source {
+            SourceKind::CardDav(_) | SourceKind::CalDav(_) => format!(
+                "{location} cannot be reached; check the URL, DNS, firewall or proxy, and for a private CA give --ca-file"
+            ),
+            _ => format!("{location} cannot be reached; check the URL, DNS, firewall or proxy"),
+        },
         ErrorKind::Throttled => "the server asks to slow down; the next scheduled sync retries".into(),
         ErrorKind::NotFound => format!("{location}: check the URL, path or mailbox name"),
+        // A 4xx answer is the server refusing our request, not unreadable data.
+        ErrorKind::InvalidData if http_status(&e.message).is_some_and(|s| (400..500).contains(&s)) => {
+            format!("{location} refused the request; the status and code above say why")
+        }
         ErrorKind::InvalidData => format!("{location} sent data that cannot be read"),
         ErrorKind::Gone => "the sync state expired; the next sync starts over".into(),
         ErrorKind::Unsupported | ErrorKind::Local => String::new(),
@@ -710,6 +722,46 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
     } else {
         format!("{e} — {hint}")
     }
+}
+
+/// The HTTP status a connector's message names ("HTTP 400", "answered 400 Bad Request").
+fn http_status(message: &str) -> Option<u16> {
+    ["HTTP ", "answered "].iter().find_map(|marker| {
+        let at = message.find(marker)? + marker.len();
+        message.get(at..at + 3)?.parse().ok()
+    })
+}
+
+/// What to do about an Entra ID error code (`AADSTS…`) in a Graph account's message.
+fn entra_hint(message: &str, g: &contactbridge_graph::GraphAccount, id: &str) -> Option<String> {
+    let code = contactbridge_graph::auth::entra_code(message)?;
+    let tenant = short(&g.tenant);
+    let app = short(&g.client_id);
+    Some(match code {
+        "AADSTS90002" | "AADSTS900023" | "AADSTS90013" | "AADSTS50128" => format!(
+            "the identity provider does not know tenant {tenant}: check the tenant id or domain (and the authority \
+             for a national cloud); the client secret is not the problem"
+        ),
+        "AADSTS700016" => format!(
+            "app {app} is not registered in tenant {tenant}: check the client id and the tenant, and that the app \
+             was consented to in this tenant"
+        ),
+        "AADSTS7000215" | "AADSTS7000222" | "AADSTS7000216" => format!(
+            "the client secret of app {app} is wrong or expired; set a new one with \
+             `contactbridge account set-secret {id} --secret-file FILE`"
+        ),
+        "AADSTS700027" | "AADSTS700024" => format!(
+            "the certificate of app {app} was not accepted: check the thumbprint and that the certificate is \
+             uploaded to the app registration"
+        ),
+        "AADSTS65001" | "AADSTS650057" => {
+            format!("app {app} lacks admin consent in tenant {tenant}: grant it in the Entra admin center")
+        }
+        "AADSTS7000112" | "AADSTS700025" => {
+            format!("app {app} is disabled or not a confidential client in tenant {tenant}")
+        }
+        _ => return None,
+    })
 }
 
 #[async_trait::async_trait]

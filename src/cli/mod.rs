@@ -84,6 +84,8 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("CONTACTBRIDGE_LOG").unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs redirected to a file or journal stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

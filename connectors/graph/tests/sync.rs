@@ -233,7 +233,16 @@ async fn a_fenced_mailbox_fails_alone_with_forbidden() {
     let adele_total: usize =
         results.iter().filter(|(o, _)| o == ADELE).map(|(_, r)| ids(r.as_ref().unwrap()).len()).sum();
     assert_eq!(adele_total, 4);
-    assert!(conn.check().await.is_ok(), "check passes while one mailbox is reachable");
+    // The check looks at every mailbox and tells each one's result.
+    let parts = conn.check_parts().await;
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    for (mailbox, r) in &parts {
+        match mailbox.as_str() {
+            ALEX => assert_eq!(r.as_ref().unwrap_err().kind, ErrorKind::Forbidden),
+            _ => assert!(r.is_ok(), "{mailbox}: {r:?}"),
+        }
+    }
+    assert_eq!(conn.check().await.unwrap_err().kind, ErrorKind::Forbidden, "a fenced mailbox fails the check");
 }
 
 #[tokio::test]
