@@ -268,3 +268,88 @@ async fn a_fenced_mailbox_backs_off_alone_while_the_healthy_one_syncs_on_schedul
     let runs = dana / 3;
     assert!(otto <= runs + 1, "the fenced mailbox's collections were left out: otto {otto}, dana {dana}");
 }
+
+/// The CLI as an admin uses it against a Graph test server: `account add graph` reaches
+/// every setting (plain HTTP for a loopback test server, the authority, page size, and
+/// the rest as --settings JSON); `account test` lists each mailbox (exit 2 when some
+/// fail); `sync --once` exits 0 complete, 2 partial, 1 failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_graph_test_servers_and_tells_complete_partial_and_failed_apart() {
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, fake_graph::CLIENT_SECRET).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = |args: Vec<String>| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+                .arg("--data-dir")
+                .arg(&d)
+                .args(&args)
+                .env_remove("CONTACTBRIDGE_CONFIG")
+                .env_remove("CONTACTBRIDGE_SECRET_KEY")
+                .output()
+                .unwrap()
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = run(args(&["user", "add", "acme.dana", "--tenant", "acme"])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let add = |id: &str, mailboxes: &[&str], base: &str| {
+        let mut a = args(&["account", "add", "graph", "--id", id, "--user", "acme.dana"]);
+        a.extend(args(&["--tenant", fake_graph::TENANT, "--client-id", fake_graph::CLIENT_ID]));
+        a.extend(args(&["--client-secret-file", secret_file.to_str().unwrap()]));
+        for m in mailboxes {
+            a.extend(args(&["--mailbox", m]));
+        }
+        a.extend(args(&["--authority", &fake.authority(), "--graph-base", base, "--allow-plain-http"]));
+        a.extend(args(&["--page-size", "25", "--retry-max-attempts", "2", "--retry-base-backoff-ms", "10"]));
+        a.extend(args(&["--settings", r#"{"mail_lookback_days": 7, "region": "DE"}"#]));
+        a
+    };
+    for (id, mailboxes, base) in [
+        ("complete", &["dana@contoso.example"][..], fake.base.clone()),
+        ("partial", &["dana@contoso.example", "otto@contoso.example"][..], fake.base.clone()),
+        ("failed", &["dana@contoso.example"][..], format!("http://127.0.0.1:{closed}/v1.0")),
+    ] {
+        let out = run(add(id, mailboxes, &base)).await.unwrap();
+        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let show = run(args(&["account", "show", "partial"])).await.unwrap();
+    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(show.contains("tenant contoso"), "{show}");
+
+    let test = run(args(&["account", "test", "partial"])).await.unwrap();
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert_eq!(test.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(stdout.contains("dana@contoso.example: ok"), "{stdout}");
+    assert!(stdout.contains("otto@contoso.example: FAILED") && stdout.contains("403"), "{stdout}");
+    let test = run(args(&["account", "test", "complete"])).await.unwrap();
+    assert_eq!(test.status.code(), Some(0), "{}", String::from_utf8_lossy(&test.stderr));
+
+    let sync = |id: &str| run(args(&["sync", "--once", "--account", id]));
+    let complete = sync("complete").await.unwrap();
+    assert_eq!(complete.status.code(), Some(0), "{}", String::from_utf8_lossy(&complete.stderr));
+    assert!(String::from_utf8_lossy(&complete.stdout).contains("complete: "));
+    let partial = sync("partial").await.unwrap();
+    let (out, err) = (String::from_utf8_lossy(&partial.stdout), String::from_utf8_lossy(&partial.stderr));
+    assert_eq!(partial.status.code(), Some(2), "{out}\n{err}");
+    assert!(out.contains("partial: ") && err.contains("otto@contoso.example"), "{out}\n{err}");
+    let failed = sync("failed").await.unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "the unreachable host and port are named: {err}");
+    assert!(!err.contains("could not be built"), "{err}");
+    let mut both = args(&["sync", "--once", "--account", "complete", "--account", "failed"]);
+    both.truncate(6);
+    let mixed = run(both).await.unwrap();
+    assert_eq!(mixed.status.code(), Some(2), "one account complete, one failed: partial");
+
+    let help = run(args(&["sync", "--help"])).await.unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Exit status") && help.contains("partial"), "{help}");
+}
