@@ -100,12 +100,12 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
     let t = report.totals();
     let outcome = report.outcome();
     println!(
-        "{id}: {}: {} collections, {} records written, {} removed, {} failed",
-        outcome.as_str(),
+        "{id}: {} collections, {} records written, {} removed, {} failed ({})",
         report.collections.len(),
         t.upserted,
         t.deleted + t.swept,
-        report.failed()
+        report.failed(),
+        outcome.as_str()
     );
     let spec = registry.get(id)?;
     for c in report.collections.iter().filter(|c| c.error.is_some()) {
