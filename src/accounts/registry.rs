@@ -483,7 +483,7 @@ impl Registry {
             report
                 .collections
                 .iter()
-                .find_map(|c| c.error.as_ref().map(|e| format!("{}: {}", c.collection.name, explain(&spec, e))))
+                .find_map(|c| c.error.as_ref().map(|e| format!("{}: {}", part_name(&c.collection), explain(&spec, e))))
         });
         // Each collection's own backoff: failures in a row, cleared by a success.
         if report.error.is_none() {
@@ -721,6 +721,14 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
         e.to_string()
     } else {
         format!("{e} — {hint}")
+    }
+}
+
+/// A collection as an admin recognises it: its name, and the mailbox it belongs to.
+fn part_name(c: &contactbridge_connector::Collection) -> String {
+    match &c.owner {
+        Some(owner) if !c.name.contains(owner.as_str()) => format!("{} of {owner}", c.name),
+        _ => c.name.clone(),
     }
 }
 
