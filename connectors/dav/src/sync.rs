@@ -255,7 +255,7 @@ impl CollectionSync<'_> {
         let mut current = Batch { fetch: Vec::new(), retained: Vec::new(), last: String::new() };
         for (href, etag) in items {
             let id = RecordId::new(&href);
-            let refetch = resume.refetch && !resume.fetched_upto.as_deref().is_some_and(|f| href.as_str() <= f);
+            let refetch = resume.refetch && resume.fetched_upto.as_deref().is_none_or(|f| href.as_str() > f);
             let known = if refetch { &NoKnownVersions as &dyn KnownVersions } else { known };
             if etag.is_some() && known.version(&id) == etag {
                 current.retained.push(id);
