@@ -169,3 +169,186 @@ async fn an_organisation_wide_account_feeds_each_mapped_user_with_that_users_reg
     assert!(removed >= 2, "{removed}");
     assert!(call("+43 1 5334455", "+43 664 1234567").candidates.is_empty());
 }
+
+/// An organisation-wide account where one mailbox is fenced off by policy (403): the
+/// other mailbox syncs completely, the sync is partial (not failed), `account test`
+/// names each mailbox's result, and the scheduler keeps syncing the healthy mailbox on
+/// its schedule (no account backoff) while only the fenced mailbox's collections back off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_mailbox_backs_off_alone_while_the_healthy_one_syncs_on_schedule() {
+    use contactbridge::accounts::RunRecord;
+    use contactbridge::connector::ErrorKind;
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::Store;
+    use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
+    use contactbridge::sync::SyncOutcome;
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.put("otto@contoso.example/contacts", fake_graph::contact("c2", "Franz Huber", "030 7654321", "f@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    for (id, did) in [("acme.dana", "+49 30 901820"), ("acme.otto", "+49 30 901821")] {
+        let mut p = UserProfile::new(UserId::parse(id).unwrap(), "acme");
+        p.called_numbers = vec![did.into()];
+        p.region = Some("DE".into());
+        user::put_profile(store.as_ref(), &p).unwrap();
+    }
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Arc::new(Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap()));
+    let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
+    let mailboxes = vec!["dana@contoso.example".to_string(), "otto@contoso.example".to_string()];
+    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, mailboxes);
+    g.authority = fake.authority();
+    g.graph_base = fake.base.clone();
+    g.https_only = false;
+    let mut spec = AccountSpec::new("contoso", UserId::parse("acme.dana").unwrap(), SourceKind::Graph(g));
+    spec.mailbox_users.insert("otto@contoso.example".into(), UserId::parse("acme.otto").unwrap());
+    // Every second, so that the test sees several scheduled runs.
+    spec.schedule = Some(Schedule::new("* * * * * *", "UTC").unwrap());
+    registry.add(spec).unwrap();
+
+    // `account test` checks every mailbox and tells each one's result.
+    let parts = registry.test_parts("contoso").await.unwrap();
+    let result = |m: &str| parts.iter().find(|p| p.part == m).unwrap_or_else(|| panic!("{m} in {parts:?}")).clone();
+    assert!(result("dana@contoso.example").error.is_none(), "{parts:?}");
+    let fenced = result("otto@contoso.example").error.expect("otto is fenced");
+    assert_eq!(fenced.0, ErrorKind::Forbidden);
+    assert!(fenced.1.contains("403") && fenced.1.contains("ErrorAccessDenied"), "{}", fenced.1);
+    let e = registry.test("contoso").await.unwrap_err().to_string();
+    assert!(e.contains("otto@contoso.example") && e.contains("1 of 2 mailboxes"), "{e}");
+    assert!(!e.contains("dana@contoso.example:"), "the healthy mailbox is not reported as failing: {e}");
+
+    // A sync by hand: the healthy mailbox completely, the fenced one failed: partial.
+    let report = registry.sync("contoso").await.unwrap();
+    assert_eq!(report.outcome(), SyncOutcome::Partial, "{report:?}");
+    for c in &report.collections {
+        let otto = c.collection.owner.as_deref() == Some("otto@contoso.example");
+        assert_eq!(c.error.is_some(), otto, "{}: {:?}", c.collection.id, c.error);
+        if otto {
+            assert_eq!(c.error.as_ref().unwrap().kind, ErrorKind::Forbidden);
+        }
+    }
+    let run: RunRecord = registry.store().run_record("contoso").unwrap().unwrap();
+    assert_eq!((run.outcome, run.consecutive_failures), (Some(SyncOutcome::Partial), 0));
+    assert!(!run.backoff.is_empty());
+    assert!(run.backoff.keys().all(|c| c.starts_with("otto@contoso.example/")), "{:?}", run.backoff);
+    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let found = |called: &str, cli: &str| {
+        let q = CallQuery { called: called.into(), cli: cli.into(), tsps_call_id: None, at: chrono::Utc::now() };
+        resolver.resolve(&q).unwrap().candidates.len()
+    };
+    assert_eq!(found("+49 30 901820", "+49 30 1234567"), 1, "Dana's contact synced");
+
+    // On schedule: a change in the healthy mailbox arrives; the fenced one is left out.
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c3", "Max Neu", "030 5550001", "m@x", &[]));
+    fake.reset_stats();
+    let options = SchedulerOptions { jitter_fraction: 0.0, ..SchedulerOptions::default() };
+    let handle = Scheduler::new(registry.clone(), Arc::new(SystemClock), options).spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = handle.scheduler().account("contoso").map_or(0, |s| s.runs);
+        if runs >= 3 && found("+49 30 901820", "+49 30 5550001") == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", handle.scheduler().account("contoso"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the running sync end before reading the status.
+    handle.shutdown(Duration::from_secs(10)).await;
+    let s = registry.store().run_record("contoso").unwrap().unwrap();
+    assert_eq!((s.outcome, s.consecutive_failures), (Some(SyncOutcome::Partial), 0), "{s:?}");
+    assert!(s.backoff.keys().all(|c| c.starts_with("otto@contoso.example/")), "{:?}", s.backoff);
+    assert!(s.backoff.values().all(|b| b.failures == 1), "left out, not tried again: {:?}", s.backoff);
+    let stats = fake.stats();
+    let dana = stats.by_mailbox.get("dana@contoso.example").copied().unwrap_or(0);
+    let otto = stats.by_mailbox.get("otto@contoso.example").copied().unwrap_or(0);
+    assert!(dana >= 3, "the healthy mailbox synced on every run: {stats:?}");
+    // Per run, the fenced mailbox only sees the listing of its contact folders.
+    let runs = dana / 3;
+    assert!(otto <= runs + 1, "the fenced mailbox's collections were left out: otto {otto}, dana {dana}");
+}
+
+/// The CLI as an admin uses it against a Graph test server: `account add graph` reaches
+/// every setting (plain HTTP for a loopback test server, the authority, page size, and
+/// the rest as --settings JSON); `account test` lists each mailbox (exit 2 when some
+/// fail); `sync --once` exits 0 complete, 2 partial, 1 failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_graph_test_servers_and_tells_complete_partial_and_failed_apart() {
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, fake_graph::CLIENT_SECRET).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = |args: Vec<String>| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+                .arg("--data-dir")
+                .arg(&d)
+                .args(&args)
+                .env_remove("CONTACTBRIDGE_CONFIG")
+                .env_remove("CONTACTBRIDGE_SECRET_KEY")
+                .output()
+                .unwrap()
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = run(args(&["user", "add", "acme.dana", "--tenant", "acme"])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let add = |id: &str, mailboxes: &[&str], base: &str| {
+        let mut a = args(&["account", "add", "graph", "--id", id, "--user", "acme.dana"]);
+        a.extend(args(&["--tenant", fake_graph::TENANT, "--client-id", fake_graph::CLIENT_ID]));
+        a.extend(args(&["--client-secret-file", secret_file.to_str().unwrap()]));
+        for m in mailboxes {
+            a.extend(args(&["--mailbox", m]));
+        }
+        a.extend(args(&["--authority", &fake.authority(), "--graph-base", base, "--allow-plain-http"]));
+        a.extend(args(&["--page-size", "25", "--retry-max-attempts", "2", "--retry-base-backoff-ms", "10"]));
+        a.extend(args(&["--settings", r#"{"mail_lookback_days": 7, "region": "DE"}"#]));
+        a
+    };
+    for (id, mailboxes, base) in [
+        ("complete", &["dana@contoso.example"][..], fake.base.clone()),
+        ("partial", &["dana@contoso.example", "otto@contoso.example"][..], fake.base.clone()),
+        ("failed", &["dana@contoso.example"][..], format!("http://127.0.0.1:{closed}/v1.0")),
+    ] {
+        let out = run(add(id, mailboxes, &base)).await.unwrap();
+        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let show = run(args(&["account", "show", "partial"])).await.unwrap();
+    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(show.contains("tenant contoso"), "{show}");
+
+    let test = run(args(&["account", "test", "partial"])).await.unwrap();
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert_eq!(test.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(stdout.contains("dana@contoso.example: ok"), "{stdout}");
+    assert!(stdout.contains("otto@contoso.example: FAILED") && stdout.contains("403"), "{stdout}");
+    let test = run(args(&["account", "test", "complete"])).await.unwrap();
+    assert_eq!(test.status.code(), Some(0), "{}", String::from_utf8_lossy(&test.stderr));
+
+    let sync = |id: &str| run(args(&["sync", "--once", "--account", id]));
+    let complete = sync("complete").await.unwrap();
+    assert_eq!(complete.status.code(), Some(0), "{}", String::from_utf8_lossy(&complete.stderr));
+    assert!(String::from_utf8_lossy(&complete.stdout).contains("(complete)"));
+    let partial = sync("partial").await.unwrap();
+    let (out, err) = (String::from_utf8_lossy(&partial.stdout), String::from_utf8_lossy(&partial.stderr));
+    assert_eq!(partial.status.code(), Some(2), "{out}\n{err}");
+    assert!(out.contains("(partial)") && err.contains("otto@contoso.example"), "{out}\n{err}");
+    let failed = sync("failed").await.unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "the unreachable host and port are named: {err}");
+    assert!(!err.contains("could not be built"), "{err}");
+    let both = args(&["sync", "--once", "--account", "complete", "--account", "failed"]);
+    let mixed = run(both).await.unwrap();
+    assert_eq!(mixed.status.code(), Some(2), "one account complete, one failed: partial");
+
+    let help = run(args(&["sync", "--help"])).await.unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Exit status") && help.contains("partial"), "{help}");
+}

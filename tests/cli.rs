@@ -176,3 +176,62 @@ fn logs_to_a_pipe_are_plain_text_or_json_lines() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("configuration is invalid") && err.contains("xml"), "{err}");
 }
+
+/// `import` of nothing but malformed items fails (exit status not 0); a file with one good
+/// item beside bad ones, imported twice, does not.
+#[test]
+fn import_fails_when_every_item_was_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["user", "add", "acme.alice", "--tenant", "acme"]);
+    let files = tempfile::tempdir().unwrap();
+    let bad = files.path().join("bad.vcf");
+    std::fs::write(&bad, "BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\nBEGIN:VCARD\r\nNOT A CARD\r\n").unwrap();
+    let out = cb(d, &["import", "--user", "acme.alice", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "every item rejected must fail:\n{stderr}");
+    assert!(stderr.contains("nothing imported"), "{stderr}");
+    let mixed = files.path().join("mixed.vcf");
+    std::fs::write(
+        &mixed,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Good Card\r\nTEL:+49 30 1234567\r\nEND:VCARD\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n",
+    )
+    .unwrap();
+    ok(d, &["import", "--user", "acme.alice", mixed.to_str().unwrap()]);
+    ok(d, &["import", "--user", "acme.alice", mixed.to_str().unwrap()]);
+}
+
+/// `lookup --json` names the matched contact and the record it is, as the text output does.
+#[test]
+fn lookup_json_names_the_matched_contact_and_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["demo"]);
+    let json = ok(d, &["lookup", "--called", "+4930901820", "--cli", "0049301234567", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let first = &v["decision"]["candidates"][0];
+    assert_eq!(first["name"], "Erika Mustermann", "{first}");
+    assert_eq!(first["company"], "ACME GmbH", "{first}");
+    let reference = &first["reference"];
+    for key in ["account", "collection", "id"] {
+        assert!(reference[key].as_str().is_some_and(|s| !s.is_empty()), "{key} in {reference}");
+    }
+}
+
+/// Logs written to a file or pipe carry no ANSI colour codes.
+#[test]
+fn logs_to_a_file_have_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["demo"])
+        .env_remove("CONTACTBRIDGE_CONFIG")
+        .env("CONTACTBRIDGE_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG") || stderr.contains("INFO"), "some log lines: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape sequences in logs to a pipe: {stderr:?}");
+}

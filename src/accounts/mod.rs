@@ -12,7 +12,7 @@ mod settings;
 mod subset;
 
 pub use crate::model::{AccountSpec, SourceKind};
-pub use crate::store::{AccountStore, RegistryStore, RunRecord};
+pub use crate::store::{AccountStore, CollectionBackoff, RegistryStore, RunRecord};
 pub use progress::{Progress, ProgressHandle};
-pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, Registry};
+pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, PartCheck, Registry};
 pub use settings::{settings_json, spec_from_registration, Registration};

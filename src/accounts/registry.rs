@@ -44,6 +44,26 @@ pub struct CollectionStatus {
     pub state: CollectionState,
 }
 
+/// How one part of an account (a mailbox; "" for the whole account) answered a test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartCheck {
+    pub part: String,
+    /// The failure's kind and its explanation ([`explain`]); `None`: the part answered.
+    pub error: Option<(ErrorKind, String)>,
+}
+
+/// After the n-th failure in a row, scheduled syncs leave a collection out for
+/// `COLLECTION_BACKOFF_BASE × 2^(n-1)`, up to `COLLECTION_BACKOFF_MAX` (the scheduler's
+/// defaults for whole accounts).
+pub const COLLECTION_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(60);
+pub const COLLECTION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+fn collection_backoff(failures: u32) -> chrono::Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+    chrono::Duration::from_std(COLLECTION_BACKOFF_BASE.saturating_mul(factor).min(COLLECTION_BACKOFF_MAX))
+        .unwrap_or_default()
+}
+
 /// Everything `account show` and the admin API tell about an account.
 #[derive(Debug, Clone)]
 pub struct AccountStatus {
@@ -375,14 +395,35 @@ impl Registry {
         Ok(self.build(&self.get(id)?)?.connector)
     }
 
-    /// Checks credentials and reachability (no sync). The error says what to do.
+    /// Checks credentials and reachability (no sync). The error says what to do; with
+    /// several mailboxes, it names each failing one ([`Registry::test_parts`] has all).
     pub async fn test(&self, id: &str) -> Result<(), AccountError> {
+        let parts = self.test_parts(id).await?;
+        let failed: Vec<&PartCheck> = parts.iter().filter(|p| p.error.is_some()).collect();
+        let Some(first) = failed.first().and_then(|p| p.error.as_ref()) else { return Ok(()) };
+        let kind = first.0;
+        let message = if parts.len() == 1 {
+            first.1.clone()
+        } else {
+            let each: Vec<String> =
+                failed.iter().filter_map(|p| p.error.as_ref().map(|(_, m)| format!("{}: {m}", p.part))).collect();
+            format!("{} ({} of {} mailboxes failed)", each.join("; "), failed.len(), parts.len())
+        };
+        Err(AccountError::Source { kind, message })
+    }
+
+    /// Checks each part of the account on its own (each mailbox of an organisation-wide
+    /// Graph account; the account as one part "" otherwise), with what to do for each failure.
+    pub async fn test_parts(&self, id: &str) -> Result<Vec<PartCheck>, AccountError> {
         let spec = self.get(id)?;
         let built = self.build(&spec)?;
-        let checked = built.connector.check().await;
+        let checked = built.connector.check_parts().await;
         // A refresh token rotated while checking is kept even if the check failed later.
         self.keep_rotated_token(&spec, &built)?;
-        checked.map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })
+        Ok(checked
+            .into_iter()
+            .map(|(part, result)| PartCheck { part, error: result.err().map(|e| (e.kind, explain(&spec, &e))) })
+            .collect())
     }
 
     /// The live progress of a running sync.
@@ -390,15 +431,31 @@ impl Registry {
         self.running.lock().expect("running lock").get(id).map(|p| p.get())
     }
 
-    /// Syncs an account now. Fails with [`AccountError::Busy`] if it is already
-    /// syncing. Collection failures are in the report (and in the run record).
-    /// Dropping the future stops the sync between two committed change sets.
+    /// Syncs an account now, every collection (also those backing off). Fails with
+    /// [`AccountError::Busy`] if it is already syncing. Collection failures are in the
+    /// report (and in the run record). Dropping the future stops the sync between two
+    /// committed change sets.
     pub async fn sync(&self, id: &str) -> Result<AccountSyncReport, AccountError> {
         self.sync_with(id, ProgressHandle::default()).await
     }
 
     /// [`Registry::sync`], reporting into `progress` (e.g. for a progress bar).
     pub async fn sync_with(&self, id: &str, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
+        self.sync_inner(id, progress, false).await
+    }
+
+    /// A scheduled sync: collections backing off after failures are left out until
+    /// their backoff ends (unless every collection is), the others sync.
+    pub async fn sync_scheduled(&self, id: &str) -> Result<AccountSyncReport, AccountError> {
+        self.sync_inner(id, ProgressHandle::default(), true).await
+    }
+
+    async fn sync_inner(
+        &self,
+        id: &str,
+        progress: ProgressHandle,
+        honour_backoff: bool,
+    ) -> Result<AccountSyncReport, AccountError> {
         let spec = self.get(id)?;
         let _guard = {
             let mut running = self.running.lock().expect("running lock");
@@ -410,21 +467,32 @@ impl Registry {
         };
         let started = Utc::now();
         let mut run = self.store.run_record(id)?.unwrap_or_default();
-        let outcome = self.sync_spec(&spec, progress).await;
+        let backing_off: HashMap<String, (u32, DateTime<Utc>)> = if honour_backoff {
+            run.backoff
+                .iter()
+                .filter(|(_, b)| b.until > started)
+                .map(|(c, b)| (c.clone(), (b.failures, b.until)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let outcome = self.sync_spec(&spec, progress, &backing_off).await;
         let report = match outcome {
             Ok(r) => r,
             Err(e) => {
                 run.started = Some(started);
                 run.finished = Some(Utc::now());
                 run.error = Some(e.to_string());
+                run.outcome = Some(sync::SyncOutcome::Failed);
                 run.consecutive_failures += 1;
                 self.store.put_run_record(id, &run)?;
                 return Err(e);
             }
         };
         let totals = report.totals();
+        let finished = Utc::now();
         run.started = Some(started);
-        run.finished = Some(Utc::now());
+        run.finished = Some(finished);
         run.upserted = totals.upserted;
         run.deleted = totals.deleted + totals.swept;
         run.failed_collections = report.collections.iter().filter(|c| c.error.is_some()).count();
@@ -432,13 +500,40 @@ impl Registry {
             report
                 .collections
                 .iter()
-                .find_map(|c| c.error.as_ref().map(|e| format!("{}: {}", c.collection.name, explain(&spec, e))))
+                .find_map(|c| c.error.as_ref().map(|e| format!("{}: {}", part_name(&c.collection), explain(&spec, e))))
         });
-        if run.error.is_some() {
-            run.consecutive_failures += 1;
-        } else {
-            run.consecutive_failures = 0;
-            run.last_success = run.finished;
+        // Each collection's own backoff: failures in a row, cleared by a success.
+        if report.error.is_none() {
+            run.backoff.retain(|c, _| report.collections.iter().any(|r| r.collection.id == *c));
+        }
+        for c in &report.collections {
+            if backing_off.contains_key(&c.collection.id) {
+                continue;
+            }
+            match &c.error {
+                None => {
+                    run.backoff.remove(&c.collection.id);
+                }
+                Some(e) => {
+                    let failures = run.backoff.get(&c.collection.id).map_or(0, |b| b.failures) + 1;
+                    let mut until = finished + collection_backoff(failures);
+                    if let Some(asked) = e.retry_after.and_then(|r| chrono::Duration::from_std(r).ok()) {
+                        until = until.max(finished + asked);
+                    }
+                    run.backoff.insert(c.collection.id.clone(), crate::store::CollectionBackoff { failures, until });
+                }
+            }
+        }
+        let outcome = report.outcome();
+        run.outcome = Some(outcome);
+        match outcome {
+            sync::SyncOutcome::Complete => {
+                run.consecutive_failures = 0;
+                run.last_success = run.finished;
+            }
+            // The healthy collections synced: the account as a whole is not backed off.
+            sync::SyncOutcome::Partial => run.consecutive_failures = 0,
+            sync::SyncOutcome::Failed => run.consecutive_failures += 1,
         }
         self.store.put_run_record(id, &run)?;
         Ok(report)
@@ -446,7 +541,14 @@ impl Registry {
 
     /// Syncs every collection of the account, each user's collections with that
     /// user's indexer (region, handling codes): one listing, synced per user.
-    async fn sync_spec(&self, spec: &AccountSpec, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
+    /// Collections in `backing_off` (id → failures, until) are left out with an error
+    /// in the report, unless that would leave out every collection.
+    async fn sync_spec(
+        &self,
+        spec: &AccountSpec,
+        progress: ProgressHandle,
+        backing_off: &HashMap<String, (u32, DateTime<Utc>)>,
+    ) -> Result<AccountSyncReport, AccountError> {
         progress.mark_started(Utc::now());
         let built = self.build(spec)?;
         let tracked = Tracked { inner: built.connector.as_ref(), progress };
@@ -459,6 +561,35 @@ impl Registry {
                 return Ok(AccountSyncReport { error: Some(e), collections: Vec::new() });
             }
         };
+        let mut report = AccountSyncReport::default();
+        let all_backing_off = collections.iter().all(|c| backing_off.contains_key(&c.id));
+        let collections: Vec<_> = if all_backing_off {
+            collections
+        } else {
+            let (left_out, due): (Vec<_>, Vec<_>) =
+                collections.into_iter().partition(|c| backing_off.contains_key(&c.id));
+            for c in left_out {
+                let (failures, until) = backing_off[&c.id];
+                tracing::info!(account = %spec.id, collection = %c.id, failures, %until, "collection backing off: left out");
+                let owner = c.owner.as_ref().and_then(|o| spec.owners().get(o).cloned());
+                report.collections.push(sync::CollectionReport {
+                    error: Some(Error::new(
+                        ErrorKind::Local,
+                        format!(
+                            "left out until {} after {failures} failed sync(s) in a row (`contactbridge sync --once --account {}` tries it now)",
+                            until.format("%Y-%m-%d %H:%M:%S UTC"),
+                            spec.id
+                        ),
+                    )),
+                    collection: c,
+                    user: owner.or_else(|| Some(spec.user.clone())),
+                    stats: Default::default(),
+                    rejected: 0,
+                    batches: 0,
+                });
+            }
+            due
+        };
         let owners = spec.owners();
         let mut groups: Vec<(UserId, Vec<contactbridge_connector::Collection>)> = Vec::new();
         for c in collections {
@@ -470,7 +601,6 @@ impl Registry {
             }
         }
         let index: &dyn IndexStore = self.store.as_ref();
-        let mut report = AccountSyncReport::default();
         for (user, collections) in groups {
             let indexer = self.indexer_for(spec, &user)?;
             let subset = Subset { inner: &tracked, collections };
@@ -572,6 +702,11 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
     };
     let location = spec.source.location();
     let location = short(&location);
+    if let SourceKind::Graph(g) = &spec.source {
+        if let Some(hint) = entra_hint(&e.message, g, id) {
+            return format!("{e} — {hint}");
+        }
+    }
     let hint = match e.kind {
         ErrorKind::Auth => format!(
             "the server at {location} rejected {whose}; set a new one with `contactbridge account set-secret {id} --secret-file FILE`"
@@ -583,11 +718,18 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
                 .into(),
             _ => format!("{whose} is valid but may not read this collection at {location}"),
         },
-        ErrorKind::Unreachable => format!(
-            "{location} cannot be reached; check the URL, DNS, firewall or proxy, and for a private CA give --ca-file"
-        ),
+        ErrorKind::Unreachable => match spec.source {
+            SourceKind::CardDav(_) | SourceKind::CalDav(_) => format!(
+                "{location} cannot be reached; check the URL, DNS, firewall or proxy, and for a private CA give --ca-file"
+            ),
+            _ => format!("{location} cannot be reached; check the URL, DNS, firewall or proxy"),
+        },
         ErrorKind::Throttled => "the server asks to slow down; the next scheduled sync retries".into(),
         ErrorKind::NotFound => format!("{location}: check the URL, path or mailbox name"),
+        // A 4xx answer is the server refusing our request, not unreadable data.
+        ErrorKind::InvalidData if http_status(&e.message).is_some_and(|s| (400..500).contains(&s)) => {
+            format!("{location} refused the request; the status and code above say why")
+        }
         ErrorKind::InvalidData => format!("{location} sent data that cannot be read"),
         ErrorKind::Gone => "the sync state expired; the next sync starts over".into(),
         ErrorKind::Unsupported | ErrorKind::Local => String::new(),
@@ -597,6 +739,54 @@ pub fn explain(spec: &AccountSpec, e: &Error) -> String {
     } else {
         format!("{e} — {hint}")
     }
+}
+
+/// A collection as an admin recognises it: its name, and the mailbox it belongs to.
+fn part_name(c: &contactbridge_connector::Collection) -> String {
+    match &c.owner {
+        Some(owner) if !c.name.contains(owner.as_str()) => format!("{} of {owner}", c.name),
+        _ => c.name.clone(),
+    }
+}
+
+/// The HTTP status a connector's message names ("HTTP 400", "answered 400 Bad Request").
+fn http_status(message: &str) -> Option<u16> {
+    ["HTTP ", "answered "].iter().find_map(|marker| {
+        let at = message.find(marker)? + marker.len();
+        message.get(at..at + 3)?.parse().ok()
+    })
+}
+
+/// What to do about an Entra ID error code (`AADSTS…`) in a Graph account's message.
+fn entra_hint(message: &str, g: &contactbridge_graph::GraphAccount, id: &str) -> Option<String> {
+    let code = contactbridge_graph::auth::entra_code(message)?;
+    let tenant = short(&g.tenant);
+    let app = short(&g.client_id);
+    Some(match code {
+        "AADSTS90002" | "AADSTS900023" | "AADSTS90013" | "AADSTS50128" => format!(
+            "the identity provider does not know tenant {tenant}: check the tenant id or domain (and the authority \
+             for a national cloud); the client secret is not the problem"
+        ),
+        "AADSTS700016" => format!(
+            "app {app} is not registered in tenant {tenant}: check the client id and the tenant, and that the app \
+             was consented to in this tenant"
+        ),
+        "AADSTS7000215" | "AADSTS7000222" | "AADSTS7000216" => format!(
+            "the client secret of app {app} is wrong or expired; set a new one with \
+             `contactbridge account set-secret {id} --secret-file FILE`"
+        ),
+        "AADSTS700027" | "AADSTS700024" => format!(
+            "the certificate of app {app} was not accepted: check the thumbprint and that the certificate is \
+             uploaded to the app registration"
+        ),
+        "AADSTS65001" | "AADSTS650057" => {
+            format!("app {app} lacks admin consent in tenant {tenant}: grant it in the Entra admin center")
+        }
+        "AADSTS7000112" | "AADSTS700025" => {
+            format!("app {app} is disabled or not a confidential client in tenant {tenant}")
+        }
+        _ => return None,
+    })
 }
 
 #[async_trait::async_trait]
@@ -618,16 +808,31 @@ impl Runner for Registry {
             .collect()
     }
 
+    /// Complete and partial syncs are successes for the scheduler: the account keeps
+    /// its schedule, and only the failing collections back off (in the run record).
     async fn run(&self, account: &str) -> Result<(), String> {
-        match self.sync(account).await {
-            Ok(report) if report.failed() == 0 => Ok(()),
-            Ok(_) => Err(self
-                .store
-                .run_record(account)
-                .ok()
-                .flatten()
-                .and_then(|r| r.error)
-                .unwrap_or_else(|| "a collection failed".into())),
+        match self.sync_scheduled(account).await {
+            Ok(report) => match report.outcome() {
+                sync::SyncOutcome::Complete => Ok(()),
+                sync::SyncOutcome::Partial => {
+                    let error = self.store.run_record(account).ok().flatten().and_then(|r| r.error);
+                    tracing::warn!(
+                        account,
+                        failed = report.failed(),
+                        collections = report.collections.len(),
+                        error = error.as_deref().unwrap_or(""),
+                        "partial sync: the other collections synced; the failing ones back off"
+                    );
+                    Ok(())
+                }
+                sync::SyncOutcome::Failed => Err(self
+                    .store
+                    .run_record(account)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.error)
+                    .unwrap_or_else(|| "a collection failed".into())),
+            },
             Err(AccountError::Busy(_)) => {
                 tracing::info!(account, "already syncing (started by hand); this scheduled run is left out");
                 Ok(())

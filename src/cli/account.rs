@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use contactbridge::accounts::{AccountSpec, AccountStatus, Registry, SourceKind};
 use contactbridge::config::Config;
 use contactbridge::sync::scheduler::Schedule;
+use contactbridge::sync::SyncOutcome;
 use contactbridge::user::{HandlingCode, UserId};
 use contactbridge_dav::{Credentials, DavAccount, Server};
 use contactbridge_graph::{Credential, GraphAccount};
@@ -22,7 +23,10 @@ pub enum Command {
     List,
     /// Show an account: settings (never secrets), schedule, last sync, records per kind, errors per collection.
     Show { id: String },
-    /// Check an account's credentials and server without syncing.
+    /// Check an account's credentials and server without syncing; every mailbox of a
+    /// Graph account, each listed with its result.
+    ///
+    /// Exit status: 0 all answered, 2 some mailboxes failed, 1 the account failed.
     Test { id: String },
     /// Remove an account and every record it brought into the index.
     Remove { id: String },
@@ -85,6 +89,12 @@ pub struct Common {
     /// Register it disabled (no scheduled sync until `account enable`).
     #[arg(long)]
     disabled: bool,
+    /// Settings as JSON, the same the admin API's `settings_json` accepts (the connector's
+    /// settings, e.g. {"page_size": 50} or {"batch_size": 100}, and `category_codes`,
+    /// `region`, `mailbox_users`, `enabled`); they override the options above. A file
+    /// holding it: @FILE.
+    #[arg(long, value_name = "JSON|@FILE")]
+    settings: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -103,11 +113,17 @@ pub enum Add {
         #[arg(long)]
         client_id: String,
         /// File holding the client secret.
-        #[arg(long, value_name = "FILE", required_unless_present = "client_secret_env")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["client_secret_env", "certificate_key_file"])]
         client_secret_file: Option<PathBuf>,
         /// Environment variable holding the client secret.
         #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
         client_secret_env: Option<String>,
+        /// Instead of a client secret: the certificate's RSA private key (PEM), with --certificate-thumbprint.
+        #[arg(long, value_name = "FILE", requires = "certificate_thumbprint", conflicts_with_all = ["client_secret_file", "client_secret_env"])]
+        certificate_key_file: Option<PathBuf>,
+        /// The certificate's SHA-1 thumbprint in hex, as the Azure portal shows it.
+        #[arg(long, value_name = "HEX", requires = "certificate_key_file")]
+        certificate_thumbprint: Option<String>,
         /// A mailbox (UPN or object id) to sync; repeat for several.
         #[arg(long = "mailbox", required = true)]
         mailboxes: Vec<String>,
@@ -120,6 +136,39 @@ pub enum Add {
         /// Graph service root including the version.
         #[arg(long)]
         graph_base: Option<String>,
+        /// Token endpoint (default: {authority}/{tenant}/oauth2/v2.0/token).
+        #[arg(long)]
+        token_url: Option<String>,
+        /// Device authorization endpoint (default: {authority}/{tenant}/oauth2/v2.0/devicecode).
+        #[arg(long)]
+        device_code_url: Option<String>,
+        /// An OAuth scope to ask for instead of the default; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Allow plain http:// for --graph-base and the identity provider: only for a test
+        /// server on this machine (Graph accounts talk to Microsoft or to loopback only).
+        #[arg(long)]
+        allow_plain_http: bool,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Days of mail metadata kept (default 90).
+        #[arg(long, value_name = "DAYS")]
+        mail_lookback_days: Option<u32>,
+        /// Items per Graph page (default 200).
+        #[arg(long)]
+        page_size: Option<u32>,
+        /// Concurrent requests per mailbox (default 4, as Outlook allows).
+        #[arg(long)]
+        max_concurrent_per_mailbox: Option<usize>,
+        /// Attempts per request when throttled or unreachable (default 5).
+        #[arg(long)]
+        retry_max_attempts: Option<u32>,
+        /// Longest Retry-After waited for, in seconds (default 120).
+        #[arg(long)]
+        retry_max_wait_secs: Option<u64>,
+        /// First backoff without Retry-After, in milliseconds (default 500, doubling).
+        #[arg(long)]
+        retry_base_backoff_ms: Option<u64>,
     },
     /// A CardDAV address book server.
     ///
@@ -174,6 +223,28 @@ pub struct DavArgs {
     /// Allow a plain http:// URL to another machine: the password then travels unencrypted.
     #[arg(long)]
     allow_plain_http: bool,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Items fetched per multiget request (default 200).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Do not use sync-collection (RFC 6578): compare the ctag and etags instead.
+    #[arg(long)]
+    no_sync_collection: bool,
+    /// Timeout of one request, in seconds (default 120).
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+}
+
+/// The calendar window synced (CalDAV, Graph calendarView).
+#[derive(clap::Args)]
+pub struct WindowArgs {
+    /// Days of calendar events before today (default 30).
+    #[arg(long, value_name = "DAYS")]
+    window_back_days: Option<u32>,
+    /// Days of calendar events after today (default 90).
+    #[arg(long, value_name = "DAYS")]
+    window_ahead_days: Option<u32>,
 }
 
 fn read_secret(file: Option<&PathBuf>, env: Option<&String>, prompt: Option<&str>) -> anyhow::Result<Option<String>> {
@@ -216,21 +287,42 @@ fn spec(common: &Common, source: SourceKind) -> anyhow::Result<AccountSpec> {
 }
 
 fn build(add: Add) -> anyhow::Result<AccountSpec> {
-    Ok(match add {
+    let spec = match add {
         Add::Graph {
             common,
             tenant,
             client_id,
             client_secret_file,
             client_secret_env,
+            certificate_key_file,
+            certificate_thumbprint,
             mailboxes,
             maps,
             authority,
             graph_base,
+            token_url,
+            device_code_url,
+            scopes,
+            allow_plain_http,
+            window,
+            mail_lookback_days,
+            page_size,
+            max_concurrent_per_mailbox,
+            retry_max_attempts,
+            retry_max_wait_secs,
+            retry_base_backoff_ms,
         } => {
-            let secret = read_secret(client_secret_file.as_ref(), client_secret_env.as_ref(), None)?
-                .context("give --client-secret-file or --client-secret-env")?;
-            let credential = Credential::ClientSecret { secret: contactbridge_graph::Secret::new(secret) };
+            let credential = match (&certificate_key_file, certificate_thumbprint) {
+                (Some(key), Some(thumbprint)) => {
+                    let pem = read_secret(Some(key), None, None)?.context("the certificate key file is empty")?;
+                    Credential::Certificate { private_key_pem: contactbridge_graph::Secret::new(pem), thumbprint }
+                }
+                _ => {
+                    let secret = read_secret(client_secret_file.as_ref(), client_secret_env.as_ref(), None)?
+                        .context("give --client-secret-file, --client-secret-env or --certificate-key-file")?;
+                    Credential::ClientSecret { secret: contactbridge_graph::Secret::new(secret) }
+                }
+            };
             let mut g = GraphAccount::new(&tenant, &client_id, credential, mailboxes);
             if let Some(a) = authority {
                 g.authority = a;
@@ -238,19 +330,76 @@ fn build(add: Add) -> anyhow::Result<AccountSpec> {
             if let Some(b) = graph_base {
                 g.graph_base = b;
             }
+            g.token_url = token_url;
+            g.device_code_url = device_code_url;
+            g.scopes = scopes;
+            g.https_only = !allow_plain_http;
+            if let Some(d) = window.window_back_days {
+                g.window.back_days = d;
+            }
+            if let Some(d) = window.window_ahead_days {
+                g.window.ahead_days = d;
+            }
+            g.mail_lookback_days = mail_lookback_days.unwrap_or(g.mail_lookback_days);
+            g.page_size = page_size.unwrap_or(g.page_size);
+            g.max_concurrent_per_mailbox = max_concurrent_per_mailbox.unwrap_or(g.max_concurrent_per_mailbox);
+            g.retry.max_attempts = retry_max_attempts.unwrap_or(g.retry.max_attempts);
+            g.retry.max_wait_secs = retry_max_wait_secs.unwrap_or(g.retry.max_wait_secs);
+            g.retry.base_backoff_ms = retry_base_backoff_ms.unwrap_or(g.retry.base_backoff_ms);
             let mut s = spec(&common, SourceKind::Graph(g))?;
             for (mailbox, user) in pairs(&maps, "--map")? {
                 s.mailbox_users.insert(mailbox, UserId::parse(&user).map_err(anyhow::Error::msg)?);
             }
-            s
+            with_settings(s, common.settings.as_deref())?
         }
         Add::Carddav(d) => dav(d, true)?,
         Add::Caldav(d) => dav(d, false)?,
         Add::Files { common, path } => {
             let path = std::fs::canonicalize(&path).with_context(|| format!("{} cannot be read", path.display()))?;
-            spec(&common, SourceKind::Files { path })?
+            with_settings(spec(&common, SourceKind::Files { path })?, common.settings.as_deref())?
         }
-    })
+    };
+    Ok(spec)
+}
+
+/// Applies `--settings` (the admin API's settings JSON) over an account built from options:
+/// the connector's keys over its settings, and the bridge's keys.
+fn with_settings(mut spec: AccountSpec, settings: Option<&str>) -> anyhow::Result<AccountSpec> {
+    use contactbridge::accounts::{settings_json, spec_from_registration, Registration};
+    let Some(text) = settings else { return Ok(spec) };
+    let text = match text.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading the settings from {file}"))?,
+        None => text.to_string(),
+    };
+    let given: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).context("--settings must be a JSON object")?;
+    // The secret stays out of the JSON: it is put back after.
+    let secret = spec.source.take_secret().unwrap_or_default();
+    let mut merged: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&settings_json(&spec))?;
+    merged.extend(given);
+    let (location, user, id) = (spec.source.location(), spec.user.to_string(), spec.id.clone());
+    let json = serde_json::Value::Object(merged).to_string();
+    let mut rebuilt = spec_from_registration(&Registration {
+        id: &id,
+        user: &user,
+        kind: spec.source.name(),
+        location: &location,
+        settings_json: &json,
+        schedule: "",
+        time_zone: "",
+        secret: &secret,
+    })?;
+    rebuilt.schedule = spec.schedule.take();
+    for (category, code) in std::mem::take(&mut spec.category_codes) {
+        rebuilt.category_codes.entry(category).or_insert(code);
+    }
+    for (mailbox, user) in std::mem::take(&mut spec.mailbox_users) {
+        rebuilt.mailbox_users.entry(mailbox).or_insert(user);
+    }
+    if rebuilt.region.is_none() {
+        rebuilt.region = spec.region.take();
+    }
+    Ok(rebuilt)
 }
 
 fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
@@ -274,8 +423,17 @@ fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
     account.include = d.include.clone();
     account.exclude = d.exclude.clone();
     account.allow_plain_http = d.allow_plain_http;
+    if let Some(days) = d.window.window_back_days {
+        account.window.back_days = i64::from(days);
+    }
+    if let Some(days) = d.window.window_ahead_days {
+        account.window.ahead_days = i64::from(days);
+    }
+    account.batch_size = d.batch_size.unwrap_or(account.batch_size);
+    account.sync_collection = !d.no_sync_collection;
+    account.timeout_secs = d.timeout_secs.unwrap_or(account.timeout_secs);
     let source = if carddav { SourceKind::CardDav(account) } else { SourceKind::CalDav(account) };
-    spec(&d.common, source)
+    with_settings(spec(&d.common, source)?, d.common.settings.as_deref())
 }
 
 /// Opens the store and the registry for a data directory.
@@ -304,6 +462,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 let outcome = match last {
                     None => "never synced".to_string(),
                     Some(r) => match (&r.error, r.finished) {
+                        (Some(_), _) if r.outcome == Some(SyncOutcome::Partial) => {
+                            format!("partial ({} collection(s) failing)", r.failed_collections)
+                        }
                         (Some(_), _) => format!("failing ({} in a row)", r.consecutive_failures),
                         (None, Some(f)) => format!("synced {}", f.format("%Y-%m-%d %H:%M UTC")),
                         (None, None) => "never synced".into(),
@@ -322,8 +483,38 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         }
         Command::Show { id } => print!("{}", show(&registry.status(&id)?)),
         Command::Test { id } => {
-            registry.test(&id).await?;
-            println!("account {id}: credentials accepted, server reachable");
+            let parts = registry.test_parts(&id).await?;
+            let failed = parts.iter().filter(|p| p.error.is_some()).count();
+            if let [only] = parts.as_slice() {
+                if only.part.is_empty() {
+                    if let Some((_, message)) = &only.error {
+                        return Err(super::Exit::new(super::EXIT_FAILED, message.clone()).into());
+                    }
+                    println!("account {id}: credentials accepted, server reachable");
+                    return Ok(());
+                }
+            }
+            for p in &parts {
+                match &p.error {
+                    None => println!("{}: ok", p.part),
+                    Some((_, message)) => println!("{}: FAILED: {message}", p.part),
+                }
+            }
+            if failed == 0 {
+                println!("account {id}: credentials accepted, all {} mailboxes reachable", parts.len());
+            } else if failed == parts.len() {
+                return Err(super::Exit::new(
+                    super::EXIT_FAILED,
+                    format!("account {id}: every mailbox failed ({failed} of {})", parts.len()),
+                )
+                .into());
+            } else {
+                return Err(super::Exit::new(
+                    super::EXIT_PARTIAL,
+                    format!("account {id}: {failed} of {} mailboxes failed; the others answered", parts.len()),
+                )
+                .into());
+            }
         }
         Command::Remove { id } => {
             let n = registry.remove(&id)?;
@@ -407,10 +598,13 @@ fn show(s: &AccountStatus) -> String {
                 time(r.finished),
                 r.upserted,
                 r.deleted,
-                r.error
-                    .as_ref()
-                    .map(|e| format!("; FAILED ({} in a row): {e}", r.consecutive_failures))
-                    .unwrap_or_default()
+                match (&r.error, r.outcome) {
+                    (Some(e), Some(SyncOutcome::Partial)) => {
+                        format!("; PARTIAL ({} collection(s) failed, the others synced): {e}", r.failed_collections)
+                    }
+                    (Some(e), _) => format!("; FAILED ({} in a row): {e}", r.consecutive_failures),
+                    (None, _) => String::new(),
+                }
             );
             let _ = writeln!(out, "last ok   {}", time(r.last_success));
         }
@@ -426,8 +620,18 @@ fn show(s: &AccountStatus) -> String {
     }
     let records: Vec<String> = s.records.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let _ = writeln!(out, "records   {}", if records.is_empty() { "none".into() } else { records.join(", ") });
+    let backoff = s.last_run.as_ref().map(|r| r.backoff.clone()).unwrap_or_default();
     for c in &s.collections {
         let status = match &c.state.last_error {
+            Some(e) if backoff.contains_key(&c.collection) => {
+                let b = &backoff[&c.collection];
+                format!(
+                    "error at {}: {e}; backing off ({} failures in a row) until {}",
+                    time(c.state.last_error_at),
+                    b.failures,
+                    time(Some(b.until))
+                )
+            }
             Some(e) => format!("error at {}: {e}", time(c.state.last_error_at)),
             None => format!("ok, last change {}", time(c.state.last_change)),
         };

@@ -31,6 +31,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let indexer = Indexer::for_profile(&profile, &HashMap::new());
     let owners = HashMap::new();
     let mut failed = 0;
+    let (mut imported, mut rejected) = (0usize, 0usize);
     for path in &args.paths {
         let path = std::fs::canonicalize(path).with_context(|| format!("{} cannot be read", path.display()))?;
         let account = args.account.clone().unwrap_or_else(|| format!("files:{}", path.display()));
@@ -43,6 +44,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         for c in &report.collections {
             let s = c.stats;
+            imported += s.upserted;
+            rejected += c.rejected;
             match &c.error {
                 Some(e) => {
                     eprintln!("{}: {e}", c.collection.id);
@@ -70,5 +73,20 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(failed == 0, "{failed} file(s) or collection(s) could not be imported");
+    // Nothing usable at all is a failure, not an empty success.
+    // Unchanged items of a second import are kept, not written again: ask what the index holds.
+    let held = || -> anyhow::Result<usize> {
+        let mut n = 0;
+        for path in &args.paths {
+            let path = std::fs::canonicalize(path)?;
+            let account = args.account.clone().unwrap_or_else(|| format!("files:{}", path.display()));
+            n += store.count_records(&user, &account)?.values().sum::<usize>();
+        }
+        Ok(n)
+    };
+    anyhow::ensure!(
+        rejected == 0 || imported > 0 || held()? > 0,
+        "nothing imported: every item ({rejected}) was rejected as malformed or too large"
+    );
     Ok(())
 }

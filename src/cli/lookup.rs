@@ -51,7 +51,25 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let context =
         resolver.context(&profile.id, &subject, &ContextQuery { now: at, criteria: profile.context.clone() })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "decision": decision, "context": context }))?);
+        let mut decision_json = serde_json::to_value(&decision)?;
+        // As the text output: each candidate's name and company, and which record it is.
+        if let Some(candidates) = decision_json.get_mut("candidates").and_then(serde_json::Value::as_array_mut) {
+            for (json, c) in candidates.iter_mut().zip(&decision.candidates) {
+                if let Some(fields) = json.as_object_mut() {
+                    let at = &c.stored.at;
+                    fields.insert("name".into(), c.stored.contact.best_name().into());
+                    fields.insert("company".into(), serde_json::json!(c.stored.contact.company));
+                    fields.insert(
+                        "reference".into(),
+                        serde_json::json!({ "account": at.account, "collection": at.collection, "id": at.id.as_str() }),
+                    );
+                }
+            }
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "decision": decision_json, "context": context }))?
+        );
     } else {
         print!("{}", output::decision(&decision, &profile));
         print!("{}", output::context(&context, &profile, at));

@@ -57,6 +57,10 @@ enum Command {
     Account(account::Command),
     /// Sync accounts: `--once` for a crontab line, else run the schedules in the foreground.
     ///
+    /// Exit status of `--once`: 0 complete (every collection of every account synced),
+    /// 2 partial (some collections, mailboxes or accounts failed, the others synced),
+    /// 1 failed (nothing synced).
+    ///
     /// Crontab example (every 15 minutes; do not also run `serve`, which schedules itself):
     ///   */15 * * * * contactbridge --config /etc/contactbridge.toml sync --once
     Sync(sync::Args),
@@ -86,12 +90,44 @@ pub fn main() -> ExitCode {
     init_logging(config.log.format, default_level);
     match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(exit) => {
+                eprintln!("error: {}", exit.message);
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
+
+/// Exit status of a command that failed as a whole (also usage and local errors).
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit status of a command that did part of its work: some parts failed, others did not.
+pub(crate) const EXIT_PARTIAL: u8 = 2;
+
+/// An error that ends the command with its own exit status.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Logs go to stderr, as text (coloured only on a terminal) or JSON lines.
 fn init_logging(format: LogFormat, default_level: &str) {

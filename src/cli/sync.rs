@@ -1,9 +1,11 @@
 //! `sync`: run every enabled account's sync once (for the system's cron), or
 //! run the scheduler in the foreground without serving.
 
+use super::{Exit, EXIT_FAILED, EXIT_PARTIAL};
 use contactbridge::accounts::{ProgressHandle, Registry};
 use contactbridge::config::Config;
 use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
+use contactbridge::sync::SyncOutcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -12,6 +14,10 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// Sync once and exit (for a crontab line) instead of running the schedules.
+    ///
+    /// Exit status: 0 when every account synced completely; 2 when the sync was partial
+    /// (some collections or mailboxes failed while the others synced, or some accounts
+    /// failed while others synced); 1 when nothing synced (every account failed).
     #[arg(long)]
     once: bool,
     /// Only this account (with --once: also when it is disabled); repeat for several.
@@ -29,18 +35,38 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     } else {
         args.accounts
     };
-    let mut failed = 0;
+    let mut outcomes = Vec::with_capacity(ids.len());
     for id in &ids {
-        if let Err(e) = sync_one(&registry, id).await {
-            eprintln!("{id}: {e:#}");
-            failed += 1;
+        match sync_one(&registry, id).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                eprintln!("{id}: {e:#}");
+                outcomes.push(SyncOutcome::Failed);
+            }
         }
     }
-    anyhow::ensure!(failed == 0, "{failed} of {} account(s) failed", ids.len());
-    Ok(())
+    let count = |o: SyncOutcome| outcomes.iter().filter(|x| **x == o).count();
+    let (complete, failed) = (count(SyncOutcome::Complete), count(SyncOutcome::Failed));
+    if complete == outcomes.len() {
+        return Ok(());
+    }
+    if failed == outcomes.len() {
+        return Err(
+            Exit::new(EXIT_FAILED, format!("{failed} of {} account(s) failed: nothing synced", ids.len())).into()
+        );
+    }
+    Err(Exit::new(
+        EXIT_PARTIAL,
+        format!(
+            "partial sync: {complete} of {} account(s) complete, {} partial, {failed} failed",
+            ids.len(),
+            count(SyncOutcome::Partial)
+        ),
+    )
+    .into())
 }
 
-async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<()> {
+async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> {
     let progress = ProgressHandle::default();
     let bar = ProgressBar::with_draw_target(
         None,
@@ -72,21 +98,28 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<()> {
         anyhow::bail!("{}", contactbridge::accounts::explain(&registry.get(id)?, e));
     }
     let t = report.totals();
+    let outcome = report.outcome();
     println!(
-        "{id}: {} collections, {} records written, {} removed, {} failed",
+        "{id}: {} collections, {} records written, {} removed, {} failed ({})",
         report.collections.len(),
         t.upserted,
         t.deleted + t.swept,
-        report.failed()
+        report.failed(),
+        outcome.as_str()
     );
     let spec = registry.get(id)?;
     for c in report.collections.iter().filter(|c| c.error.is_some()) {
         if let Some(e) = &c.error {
-            eprintln!("  {}: {}", c.collection.name, contactbridge::accounts::explain(&spec, e));
+            let part = match &c.collection.owner {
+                Some(owner) if !c.collection.name.contains(owner.as_str()) => {
+                    format!("{} ({owner})", c.collection.name)
+                }
+                _ => c.collection.name.clone(),
+            };
+            eprintln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
         }
     }
-    anyhow::ensure!(report.failed() == 0, "{} collection(s) failed", report.failed());
-    Ok(())
+    Ok(outcome)
 }
 
 /// Runs the schedules until Ctrl-C, without the gRPC server.

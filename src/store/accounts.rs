@@ -6,6 +6,7 @@ use super::{Result, Store};
 use crate::model::AccountSpec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The outcome of an account's last sync, kept across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,9 +19,25 @@ pub struct RunRecord {
     pub failed_collections: usize,
     pub upserted: usize,
     pub deleted: usize,
-    /// Failed syncs in a row (0 after a success).
+    /// Failed syncs in a row (0 after a complete or partial one): the scheduler's
+    /// backoff of the whole account carries over a restart with it.
     pub consecutive_failures: u32,
+    /// The last complete sync.
     pub last_success: Option<DateTime<Utc>>,
+    /// Complete, partial or failed (`None`: recorded before outcomes were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::sync::SyncOutcome>,
+    /// Collections failing on their own, by collection id: scheduled syncs leave each
+    /// out until its backoff ends, while the account's other collections sync on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backoff: BTreeMap<String, CollectionBackoff>,
+}
+
+/// A collection's failures in a row and when the scheduler tries it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionBackoff {
+    pub failures: u32,
+    pub until: DateTime<Utc>,
 }
 
 /// Account storage. Secrets are opaque sealed bytes here (sealed by `secrets`).

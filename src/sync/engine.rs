@@ -3,7 +3,7 @@
 use super::{IndexSink, Indexer};
 use crate::store::{ApplyStats, CollectionScope, IndexStore};
 use crate::user::UserId;
-use contactbridge_connector::{Collection, Connector, Error, SyncRequest};
+use contactbridge_connector::{Collection, Connector, Error, ErrorKind, SyncRequest};
 use std::collections::HashMap;
 
 /// Whose index an account's collections go to.
@@ -36,7 +36,41 @@ pub struct AccountSyncReport {
     pub collections: Vec<CollectionReport>,
 }
 
+/// How a sync of an account ended, as `sync --once` tells it by exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Every collection synced (or there were none).
+    Complete,
+    /// Some collections synced, others failed (or were left out while backing off).
+    Partial,
+    /// Nothing synced: the collections could not be listed, or every one failed.
+    Failed,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 impl AccountSyncReport {
+    /// Complete, partial or failed.
+    pub fn outcome(&self) -> SyncOutcome {
+        let failed = self.collections.iter().filter(|c| c.error.is_some()).count();
+        if self.error.is_some() || (failed > 0 && failed == self.collections.len()) {
+            SyncOutcome::Failed
+        } else if failed > 0 {
+            SyncOutcome::Partial
+        } else {
+            SyncOutcome::Complete
+        }
+    }
+
     pub fn failed(&self) -> usize {
         self.collections.iter().filter(|c| c.error.is_some()).count() + usize::from(self.error.is_some())
     }
@@ -93,6 +127,10 @@ pub async fn sync_account(
     report
 }
 
+/// A collection sync cut off by the network after committing something is resumed from
+/// its checkpoint this many times within one sync (the connectors retry each request first).
+pub const RESUMES_PER_SYNC: usize = 5;
+
 async fn sync_collection(
     store: &dyn IndexStore,
     connector: &dyn Connector,
@@ -100,17 +138,29 @@ async fn sync_collection(
     scope: CollectionScope,
     indexer: &Indexer,
 ) -> (ApplyStats, usize, usize, Option<Error>) {
-    let prepared = store
-        .collection_state(&scope)
-        .and_then(|state| Ok((state, store.known_versions(&scope)?)))
-        .map_err(|e| Error::local(format!("reading the sync state: {e}")));
-    let (state, known) = match prepared {
-        Ok(p) => p,
-        Err(e) => return (ApplyStats::default(), 0, 0, Some(e)),
-    };
     let mut sink = IndexSink::new(store, scope.clone(), indexer);
-    let request = SyncRequest { collection, since: state.and_then(|s| s.checkpoint), known: &known };
-    let result = connector.sync(request, &mut sink).await;
+    let mut resumes = 0;
+    let result = loop {
+        let prepared = store
+            .collection_state(&scope)
+            .and_then(|state| Ok((state, store.known_versions(&scope)?)))
+            .map_err(|e| Error::local(format!("reading the sync state: {e}")));
+        let (state, known) = match prepared {
+            Ok(p) => p,
+            Err(e) => break Err(e),
+        };
+        let before = sink.batches;
+        let request = SyncRequest { collection, since: state.and_then(|s| s.checkpoint), known: &known };
+        match connector.sync(request, &mut sink).await {
+            // Cut off after progress: go on from the checkpoint just committed.
+            Err(e) if e.kind == ErrorKind::Unreachable && sink.batches > before && resumes < RESUMES_PER_SYNC => {
+                resumes += 1;
+                tracing::info!(account = %scope.account, collection = %scope.collection, error = %e, resumes, "sync cut off: resuming from its checkpoint");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * resumes as u64)).await;
+            }
+            other => break other,
+        }
+    };
     if let Err(e) = &result {
         tracing::warn!(account = %scope.account, collection = %scope.collection, error = %e, "collection sync failed");
         if let Err(se) = store.set_collection_error(&scope, Some(e.to_string()), chrono::Utc::now()) {

@@ -13,7 +13,7 @@ pub mod runtime;
 pub mod scheduler;
 mod sink;
 
-pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncTarget};
+pub use engine::{sync_account, AccountSyncReport, CollectionReport, SyncOutcome, SyncTarget};
 pub use indexer::Indexer;
 pub use runtime::SyncRuntime;
 pub use sink::{IndexSink, MAX_OCCURRENCES_PER_SYNC};

@@ -65,6 +65,13 @@ pub trait Connector: Send + Sync {
     /// Checks credentials and reachability without syncing anything.
     async fn check(&self) -> Result<(), Error>;
 
+    /// Checks each part of the account that can fail on its own (each mailbox of an
+    /// organisation-wide account), with the part's name: one failing part does not
+    /// hide how the others answered. By default the account is one part, named "".
+    async fn check_parts(&self) -> Vec<(String, Result<(), Error>)> {
+        vec![(String::new(), self.check().await)]
+    }
+
     /// Lists the account's collections.
     async fn collections(&self) -> Result<Vec<Collection>, Error>;
 

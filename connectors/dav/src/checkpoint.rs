@@ -27,11 +27,12 @@ pub struct DavCheckpoint {
 /// A position inside a full listing. Items are processed in href order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resume {
-    /// Every href up to and including this one has been committed.
+    /// Every href up to and including this one has been committed in this snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_upto: Option<String>,
-    /// The sync token taken when the listing began; stored when it ends, so that
-    /// what changed during the listing is picked up by the next incremental sync.
+    /// The sync token taken when the listing began (or was resumed: a resumed listing
+    /// lists again); stored when it ends, so that what changed during the listing is
+    /// picked up by the next incremental sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_token: Option<String>,
     /// Same for the ctag.
@@ -43,6 +44,10 @@ pub struct Resume {
     /// The `expanded_on` to store when the listing ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expanded_on: Option<NaiveDate>,
+    /// While re-expanding (`refetch`): every href up to this one was fetched by an
+    /// earlier, cut-off run of this listing; a resumed listing fetches only past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_upto: Option<String>,
 }
 
 impl DavCheckpoint {
@@ -84,6 +89,7 @@ mod tests {
             end_ctag: Some("\"c1\"".into()),
             refetch: true,
             expanded_on: NaiveDate::from_ymd_opt(2026, 11, 26),
+            fetched_upto: None,
         });
         assert_eq!(DavCheckpoint::decode(&resume.encode()).unwrap(), resume);
         assert!(DavCheckpoint::decode(&Checkpoint::new(b"nope".to_vec())).is_err());

@@ -30,19 +30,73 @@ pub trait TokenSource: Send + Sync {
     async fn token(&self) -> Result<String, Error>;
 }
 
-/// Why a request did not get a response.
+/// Why a request did not get a response. `target` is the server's `host:port`.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("connection failed: {}", chain(.0))]
-    Connect(#[source] hyper_util::client::legacy::Error),
-    #[error("no complete response within {0:?}")]
-    Timeout(Duration),
-    #[error("reading the response: {}", chain(.0))]
-    Body(#[source] hyper::Error),
+    #[error("{}", connect_text(.target, .source))]
+    Connect {
+        target: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("no complete response from {target} within {after:?}")]
+    Timeout { target: String, after: Duration },
+    #[error("reading the response from {target}: {}", chain(.source))]
+    Body {
+        target: String,
+        #[source]
+        source: hyper::Error,
+    },
     #[error("could not get an access token: {0}")]
     Token(#[source] Error),
     #[error("invalid credentials for an HTTP header")]
     BadHeader,
+}
+
+fn connect_text(target: &str, source: &hyper_util::client::legacy::Error) -> String {
+    let text = chain(source);
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        format!("DNS lookup failed for {target}: {text}")
+    } else {
+        format!("cannot connect to {target}: {text}")
+    }
+}
+
+impl TransportError {
+    /// Whether the server may answer if asked again soon: the connection was refused,
+    /// reset or timed out, or the name did not resolve, and the account's own policy did
+    /// not refuse the target.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { source, .. } => !refused_by_policy(source),
+            Self::Timeout { .. } | Self::Body { .. } => true,
+            Self::Token(_) | Self::BadHeader => false,
+        }
+    }
+
+    /// Whether the request certainly did not reach the server (safe to send again, whatever its method).
+    fn not_sent(&self) -> bool {
+        matches!(self, Self::Connect { source, .. } if source.is_connect())
+    }
+}
+
+/// The connector's own refusal (network policy, plain http) behind a connection error.
+fn refused_by_policy(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(c) = cause {
+        if c.downcast_ref::<Error>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// `host:port` of a request URI, for messages (never the path: it can name people).
+fn target(uri: &http::Uri) -> String {
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    format!("{}:{port}", uri.host().unwrap_or("?"))
 }
 
 /// An error and its sources on one line (rustls puts the certificate problem in a source).
@@ -136,6 +190,8 @@ pub struct DavHttp {
     /// `None`: the server setting does not parse (validation refuses it); no credentials go anywhere.
     scope: Option<CredentialScope>,
     timeout: Duration,
+    network_retries: u32,
+    network_backoff: Duration,
 }
 
 impl std::fmt::Debug for DavHttp {
@@ -170,7 +226,14 @@ impl DavHttp {
             }
             (None, Credentials::Bearer { token }) => Auth::Header(sensitive(&format!("Bearer {}", token.expose()))?),
         };
-        Ok(Self { client, auth, scope: CredentialScope::of(&account.server), timeout })
+        Ok(Self {
+            client,
+            auth,
+            scope: CredentialScope::of(&account.server),
+            timeout,
+            network_retries: NETWORK_RETRIES,
+            network_backoff: NETWORK_BACKOFF,
+        })
     }
 }
 
@@ -209,6 +272,11 @@ fn tls_config(account: &DavAccount) -> Result<rustls::ClientConfig, Error> {
 
 /// Retries of a throttled request (429, 503) before its status is passed on.
 const THROTTLE_RETRIES: u32 = 2;
+/// Retries of a request the server did not answer (connection refused or reset, DNS,
+/// timeout), with backoff from [`NETWORK_BACKOFF`] doubling: 7.5 s in all. A sync cut off
+/// for longer resumes from its checkpoint.
+const NETWORK_RETRIES: u32 = 4;
+const NETWORK_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest Retry-After honoured by waiting; longer ones fail the request as throttled.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -228,6 +296,7 @@ impl tower_service::Service<Request<String>> for DavHttp {
         let this = self.clone();
         Box::pin(async move {
             let mut attempt = 0;
+            let mut network_attempt = 0;
             loop {
                 let mut copy = Request::new(request.body().clone());
                 *copy.method_mut() = request.method().clone();
@@ -236,7 +305,23 @@ impl tower_service::Service<Request<String>> for DavHttp {
                 *copy.headers_mut() = request.headers().clone();
                 this.authorize(&mut copy).await?;
                 tracing::trace!(method = %copy.method(), uri = %copy.uri(), "dav request");
-                let response = this.send(copy).await?;
+                let response = match this.send(copy).await {
+                    Ok(response) => response,
+                    Err(e) if e.is_transient() && network_attempt < this.network_retries => {
+                        // Only requests that cannot have taken effect, or that change nothing, go again.
+                        let safe =
+                            matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT");
+                        if !safe && !e.not_sent() {
+                            return Err(e);
+                        }
+                        let wait = this.network_backoff.saturating_mul(1 << network_attempt.min(8));
+                        network_attempt += 1;
+                        tracing::info!(error = %e, ?wait, attempt = network_attempt, "server did not answer: retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let status = response.status().as_u16();
                 if (status == 429 || status == 503) && attempt < THROTTLE_RETRIES {
                     let wait = retry_after(response.headers()).unwrap_or(Duration::from_secs(1 << attempt));
@@ -284,13 +369,24 @@ impl DavHttp {
 
     /// Sends the request and reads the whole response within the timeout.
     async fn send(&self, request: Request<String>) -> Result<Response<Full<Bytes>>, TransportError> {
+        let target = target(request.uri());
         let exchange = async {
-            let response = self.client.request(request).await.map_err(TransportError::Connect)?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|source| TransportError::Connect { target: target.clone(), source })?;
             let (head, body) = response.into_parts();
-            let bytes = body.collect().await.map_err(TransportError::Body)?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|source| TransportError::Body { target: target.clone(), source })?
+                .to_bytes();
             Ok(Response::from_parts(head, Full::new(bytes)))
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| TransportError::Timeout(self.timeout))?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| TransportError::Timeout { target: target.clone(), after: self.timeout })?
     }
 }
 

@@ -168,6 +168,12 @@ impl CollectionSync<'_> {
 
     /// Lists the whole collection and applies it as one snapshot in batches.
     /// `expanded_on` is the previous checkpoint's (kept unless everything is fetched).
+    ///
+    /// A resumed listing (`resume`: a sync cut off inside one) lists again and starts a new
+    /// snapshot with the sync token and ctag taken now, so that it ends exact: what changed,
+    /// appeared or went away at the source in between is fetched or swept like in a first
+    /// listing. It still makes progress: what the cut-off run committed is in `known` with
+    /// its current etag, so it rides along as retained and is not fetched again.
     async fn full_listing(
         &self,
         known: &dyn KnownVersions,
@@ -177,24 +183,35 @@ impl CollectionSync<'_> {
     ) -> Result<(), Error> {
         let listing = self.list().await?;
         let resuming = resume.is_some();
-        let resume = resume.unwrap_or_else(|| {
-            let refetch = self.expansion_is_stale(expanded_on);
-            Resume {
+        let resume = match resume {
+            Some(cut) => Resume {
                 done_upto: None,
                 end_token: listing.sync_token,
                 end_ctag: listing.ctag,
-                refetch,
-                expanded_on: if refetch { Some(self.today) } else { expanded_on },
+                refetch: cut.refetch,
+                expanded_on: cut.expanded_on,
+                // Re-expanding: what the cut-off runs fetched needs no second fetch.
+                fetched_upto: cut.refetch.then(|| cut.done_upto.max(cut.fetched_upto)).flatten(),
+            },
+            None => {
+                let refetch = self.expansion_is_stale(expanded_on);
+                Resume {
+                    done_upto: None,
+                    end_token: listing.sync_token,
+                    end_ctag: listing.ctag,
+                    refetch,
+                    expanded_on: if refetch { Some(self.today) } else { expanded_on },
+                    fetched_upto: None,
+                }
             }
-        });
-        let known = if resume.refetch { &NoKnownVersions as &dyn KnownVersions } else { known };
-        let batches = self.plan(listing.items, resume.done_upto.as_deref(), known);
+        };
+        let batches = self.plan(listing.items, &resume, known);
         tracing::debug!(collection = %self.href(), batches = batches.len(), resuming, "full listing");
         let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone())
             .expanded_on(resume.expanded_on)
             .encode();
         if batches.is_empty() {
-            let snapshot = Snapshot { starts: !resuming, ends: true };
+            let snapshot = Snapshot::WHOLE;
             return sink
                 .apply(ChangeSet { checkpoint: Some(done), snapshot: Some(snapshot), ..Default::default() })
                 .await;
@@ -214,7 +231,7 @@ impl CollectionSync<'_> {
             } else {
                 DavCheckpoint::resume(Resume { done_upto: Some(batch.last), ..resume.clone() }).encode()
             };
-            let snapshot = Snapshot { starts: index == 0 && !resuming, ends: last };
+            let snapshot = Snapshot { starts: index == 0, ends: last };
             let changes = ChangeSet {
                 upserts,
                 rejected,
@@ -229,22 +246,17 @@ impl CollectionSync<'_> {
         Ok(())
     }
 
-    /// Splits the sorted listing after `done_upto` into batches of at most
-    /// `batch_size` items to fetch; unchanged items ride along as `retained`.
-    fn plan(
-        &self,
-        items: Vec<(String, Option<String>)>,
-        done_upto: Option<&str>,
-        known: &dyn KnownVersions,
-    ) -> Vec<Batch> {
+    /// Splits the sorted listing into batches of at most `batch_size` items to fetch;
+    /// unchanged items (the etag `known` holds) ride along as `retained`, except, while
+    /// re-expanding (`resume.refetch`), those past `resume.fetched_upto`.
+    fn plan(&self, items: Vec<(String, Option<String>)>, resume: &Resume, known: &dyn KnownVersions) -> Vec<Batch> {
         let size = self.batch_size.max(1);
         let mut batches = Vec::new();
         let mut current = Batch { fetch: Vec::new(), retained: Vec::new(), last: String::new() };
         for (href, etag) in items {
-            if done_upto.is_some_and(|done| href.as_str() <= done) {
-                continue;
-            }
             let id = RecordId::new(&href);
+            let refetch = resume.refetch && resume.fetched_upto.as_deref().is_none_or(|f| href.as_str() > f);
+            let known = if refetch { &NoKnownVersions as &dyn KnownVersions } else { known };
             if etag.is_some() && known.version(&id) == etag {
                 current.retained.push(id);
             } else {

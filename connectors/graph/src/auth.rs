@@ -81,24 +81,115 @@ fn token_url(account: &GraphAccount) -> Result<TokenUrl, Error> {
     TokenUrl::new(account.token_url()).map_err(|e| Error::local(format!("invalid token URL: {e}")))
 }
 
-/// Maps an oauth2 error to a connector error without the request or response bodies.
+/// The identity provider's HTTP client, keeping the last response's HTTP status
+/// (oauth2 drops it from its errors).
+struct Recording {
+    http: reqwest::Client,
+    status: std::sync::Mutex<Option<u16>>,
+}
+
+impl Recording {
+    fn new(http: &reqwest::Client) -> Self {
+        Self { http: http.clone(), status: std::sync::Mutex::new(None) }
+    }
+
+    fn status(&self) -> Option<u16> {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type HttpFuture<'c> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>>>
+            + Send
+            + 'c,
+    >,
+>;
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Recording {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+    type Future = HttpFuture<'c>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = oauth2::AsyncHttpClient::call(&self.http, request).await?;
+            *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(response.status().as_u16());
+            Ok(response)
+        })
+    }
+}
+
+/// The Entra ID error code (`AADSTS90002`) in an identity provider's message, if any.
+pub fn entra_code(text: &str) -> Option<&str> {
+    let at = text.find("AADSTS")?;
+    let digits = text[at + 6..].bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0).then(|| &text[at..at + 6 + digits])
+}
+
+/// Maps an oauth2 error to a connector error without the request or response bodies of a
+/// success (they may hold tokens); keeps the HTTP status and the identity provider's error
+/// code (OAuth `error` and Entra's `AADSTS…`), and chooses the kind by them: an unknown
+/// tenant or app is [`ErrorKind::NotFound`], not a credential problem.
 fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
     what: &str,
     err: RequestTokenError<RE, T>,
+    status: Option<u16>,
 ) -> Error {
+    let http = status.map(|s| format!("HTTP {s} ")).unwrap_or_default();
     match err {
         RequestTokenError::ServerResponse(resp) => {
             // The standard error response: code and description, never the request.
             let json = serde_json::to_value(&resp).unwrap_or_default();
             let code = json.get("error").and_then(|v| v.as_str()).unwrap_or("unknown");
             let desc = json.get("error_description").and_then(|v| v.as_str()).unwrap_or("");
-            Error::auth(format!("{what}: the identity provider refused: {code} {desc}").trim_end().to_string())
+            // Entra's description runs over lines (trace and correlation ids): the first is the reason.
+            let desc = desc.lines().next().unwrap_or("").trim();
+            let kind = match entra_code(desc) {
+                // Tenant not found / invalid tenant name; application not found in the tenant.
+                Some("AADSTS90002" | "AADSTS900023" | "AADSTS90013" | "AADSTS50128" | "AADSTS700016") => {
+                    ErrorKind::NotFound
+                }
+                _ if status == Some(404) => ErrorKind::NotFound,
+                _ if status.is_some_and(|s| s >= 500) => ErrorKind::Unreachable,
+                _ if code == "invalid_request" && status == Some(400) && entra_code(desc).is_none() => {
+                    ErrorKind::InvalidData
+                }
+                _ => ErrorKind::Auth,
+            };
+            let message = format!("{what}: the identity provider refused ({http}{code}): {desc}");
+            Error::new(kind, message.trim_end().trim_end_matches(':').to_string())
         }
-        RequestTokenError::Request(e) => Error::unreachable(format!("{what}: cannot reach the identity provider: {e}")),
-        RequestTokenError::Parse(e, _) => {
-            Error::new(ErrorKind::InvalidData, format!("{what}: unreadable token response: {e}"))
+        RequestTokenError::Request(e) => {
+            let reason = crate::client::network_failure(&e).unwrap_or_else(|| e.to_string());
+            Error::unreachable(format!("{what}: cannot reach the identity provider: {reason}"))
         }
-        RequestTokenError::Other(msg) => Error::auth(format!("{what}: {msg}")),
+        RequestTokenError::Parse(e, body) => {
+            let kind = match status {
+                Some(404) => ErrorKind::NotFound,
+                Some(s) if s >= 500 => ErrorKind::Unreachable,
+                Some(s) if s >= 400 => ErrorKind::Auth,
+                _ => ErrorKind::InvalidData,
+            };
+            // The body of an error answer says why (a success's body could hold a token).
+            let detail = match status {
+                Some(s) if s >= 400 => {
+                    let text = String::from_utf8_lossy(&body);
+                    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", contactbridge_connector::echo(&text))
+                    }
+                }
+                _ => format!(": {e}"),
+            };
+            let hint = if status == Some(404) { " (check the tenant id and the authority URL)" } else { "" };
+            Error::new(
+                kind,
+                format!("{what}: the identity provider answered {http}with no token response{hint}{detail}"),
+            )
+        }
+        RequestTokenError::Other(msg) => Error::auth(format!("{what}: {http}{msg}")),
     }
 }
 
@@ -169,14 +260,16 @@ impl TokenCache {
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_token_uri(url)
             .set_auth_type(AuthType::RequestBody);
+        let http = Recording::new(&self.http);
+        let status = || http.status();
         match &self.grant {
             Grant::ClientCredentials { secret } => client
                 .set_client_secret(ClientSecret::new(secret.expose().to_string()))
                 .exchange_client_credentials()
                 .add_scopes(scopes)
-                .request_async(&self.http)
+                .request_async(&http)
                 .await
-                .map_err(|e| token_error("client credentials", e)),
+                .map_err(|e| token_error("client credentials", e, status())),
             Grant::Certificate { key, x5t } => {
                 let assertion = client_assertion(&self.client_id, &self.token_url, key, x5t)?;
                 client
@@ -184,9 +277,9 @@ impl TokenCache {
                     .add_scopes(scopes)
                     .add_extra_param("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
                     .add_extra_param("client_assertion", assertion)
-                    .request_async(&self.http)
+                    .request_async(&http)
                     .await
-                    .map_err(|e| token_error("certificate credentials", e))
+                    .map_err(|e| token_error("certificate credentials", e, status()))
             }
             Grant::Refresh { refresh_token } => {
                 let current =
@@ -194,9 +287,9 @@ impl TokenCache {
                 let resp = client
                     .exchange_refresh_token(&current)
                     .add_scopes(scopes)
-                    .request_async(&self.http)
+                    .request_async(&http)
                     .await
-                    .map_err(|e| token_error("refresh token", e))?;
+                    .map_err(|e| token_error("refresh token", e, status()))?;
                 if let Some(rotated) = resp.refresh_token() {
                     *refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Secret::new(rotated.secret().clone());
                 }
@@ -332,12 +425,13 @@ impl DeviceLogin {
             .set_device_authorization_url(device_url)
             .set_auth_type(AuthType::RequestBody);
         let scopes = account.effective_scopes().into_iter().map(Scope::new);
+        let recording = Recording::new(&http);
         let details: StandardDeviceAuthorizationResponse = client
             .exchange_device_code()
             .add_scopes(scopes)
-            .request_async(&http)
+            .request_async(&recording)
             .await
-            .map_err(|e| token_error("device code", e))?;
+            .map_err(|e| token_error("device code", e, recording.status()))?;
         Ok(Self { account: account.clone(), details, http })
     }
 
@@ -359,7 +453,7 @@ impl DeviceLogin {
             .exchange_device_access_token(&self.details)
             .request_async(&self.http, tokio::time::sleep, Some(timeout))
             .await
-            .map_err(|e| token_error("device code sign-in", e))?;
+            .map_err(|e| token_error("device code sign-in", e, None))?;
         Ok(DelegatedTokens {
             access_token: Secret::new(resp.access_token().secret().clone()),
             refresh_token: resp.refresh_token().map(|r| Secret::new(r.secret().clone())),

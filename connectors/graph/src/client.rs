@@ -223,6 +223,15 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 fn transport_error(what: &str, failure: graph_rs_sdk::GraphFailure) -> Error {
+    // The SDK wraps connection errors in several variants (`ReqwestError`, `Other` around a
+    // boxed tower error, `Io`...): the chain of causes says what happened.
+    if let Some(e) = our_error(&failure) {
+        // The token source's own error (the SDK asked it for a token): keep its kind.
+        return Error::new(e.kind, format!("{what}: {}", e.message));
+    }
+    if let Some(network) = network_failure(&failure) {
+        return Error::unreachable(format!("{what}: {network}"));
+    }
     match failure {
         graph_rs_sdk::GraphFailure::ReqwestError(e) => {
             // Display of a reqwest error names the URL, never headers.
@@ -231,6 +240,89 @@ fn transport_error(what: &str, failure: graph_rs_sdk::GraphFailure) -> Error {
         // The SDK's other failures can print request headers: keep only their kind.
         other => Error::local(format!("{what}: the request could not be built ({})", failure_kind(&other))),
     }
+}
+
+/// A connector error somewhere in the chain (our token source's, passed through the SDK).
+fn our_error<'e>(failure: &'e (dyn std::error::Error + 'static)) -> Option<&'e Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<Error>() {
+            return Some(e);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Connection refused or reset, a timeout or a failed DNS lookup anywhere in the chain of
+/// causes, described with the host and port (never the path or query: they can hold tokens).
+pub fn network_failure(failure: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind as Io;
+    let mut target: Option<String> = None;
+    let mut network = false;
+    let mut timeout = false;
+    let mut dns = false;
+    let mut root = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(c) = cause {
+        let reqwest_error =
+            c.downcast_ref::<reqwest::Error>().or_else(|| c.downcast_ref::<Box<reqwest::Error>>().map(|b| b.as_ref()));
+        if let Some(r) = reqwest_error {
+            if let Some(url) = r.url() {
+                target.get_or_insert_with(|| {
+                    format!("{}:{}", url.host_str().unwrap_or("?"), url.port_or_known_default().unwrap_or(0))
+                });
+            }
+            network |= r.is_connect() || r.is_timeout() || r.is_request() || r.is_body();
+            timeout |= r.is_timeout();
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            network |= matches!(
+                io.kind(),
+                Io::ConnectionRefused
+                    | Io::ConnectionReset
+                    | Io::ConnectionAborted
+                    | Io::NotConnected
+                    | Io::BrokenPipe
+                    | Io::TimedOut
+                    | Io::UnexpectedEof
+                    | Io::HostUnreachable
+                    | Io::NetworkUnreachable
+                    | Io::AddrNotAvailable
+            );
+            timeout |= io.kind() == Io::TimedOut;
+        }
+        let text = c.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            dns = true;
+            network = true;
+        }
+        if lower.contains("connection refused")
+            || lower.contains("connection reset")
+            || lower.contains("connection closed")
+            || lower.contains("operation timed out")
+        {
+            network = true;
+        }
+        // The innermost cause is the most precise ("Connection refused (os error 111)").
+        if !text.is_empty() && !text.contains('\n') && text.len() < 300 {
+            root = text;
+        }
+        cause = c.source();
+    }
+    if !network {
+        return None;
+    }
+    let target = target.unwrap_or_else(|| "the server".into());
+    let what = if dns {
+        "DNS lookup failed for"
+    } else if timeout {
+        "timed out talking to"
+    } else {
+        "cannot connect to"
+    };
+    Some(if root.is_empty() { format!("{what} {target}") } else { format!("{what} {target} ({root})") })
 }
 
 fn failure_kind(failure: &graph_rs_sdk::GraphFailure) -> &'static str {
@@ -325,6 +417,33 @@ mod tests {
         assert!(GraphHttp::new(&a, tokens.clone()).is_err(), "plain HTTP needs https_only = false");
         a.https_only = false;
         assert!(GraphHttp::new(&a, tokens).is_ok());
+    }
+
+    /// Connection errors arrive from the SDK as `ReqwestError`, or boxed in `Other`: both are
+    /// unreachable, named with host and port; DNS failures say so.
+    #[tokio::test]
+    async fn connection_errors_are_unreachable_with_host_and_port_however_wrapped() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = || async {
+            reqwest::get(format!("http://127.0.0.1:{closed}/v1.0/users?$deltatoken=tok")).await.unwrap_err()
+        };
+        for failure in [
+            graph_rs_sdk::GraphFailure::ReqwestError(refused().await),
+            graph_rs_sdk::GraphFailure::Other(Box::new(refused().await)),
+        ] {
+            let e = transport_error("contacts of a@b", failure);
+            assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+            assert!(e.message.contains(&format!("cannot connect to 127.0.0.1:{closed}")), "{e}");
+            assert!(!e.message.contains("deltatoken"), "no query in the message: {e}");
+        }
+        let dns = reqwest::get("http://no-such-host.invalid/v1.0/").await.unwrap_err();
+        let e = transport_error("x", graph_rs_sdk::GraphFailure::Other(Box::new(dns)));
+        assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+        assert!(e.message.contains("DNS lookup failed for no-such-host.invalid:80"), "{e}");
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        assert_eq!(transport_error("x", graph_rs_sdk::GraphFailure::Io(io)).kind, ErrorKind::Unreachable);
+        let ours = Error::auth("the identity provider refused");
+        assert_eq!(transport_error("x", graph_rs_sdk::GraphFailure::Other(Box::new(ours))).kind, ErrorKind::Auth);
     }
 
     #[test]

@@ -307,18 +307,25 @@ impl Connector for GraphConnector {
         "graph"
     }
 
+    /// Every mailbox must answer; the first failure is returned ([`Connector::check_parts`] has each).
     async fn check(&self) -> Result<(), Error> {
-        self.tokens.token().await?;
-        let mut first_error = None;
+        self.check_parts().await.into_iter().find_map(|(_, r)| r.err()).map_or(Ok(()), Err)
+    }
+
+    /// The credentials first (a refused token fails every mailbox alike: one part ""), then
+    /// each mailbox on its own: a mailbox fenced off by policy does not hide the others.
+    async fn check_parts(&self) -> Vec<(String, Result<(), Error>)> {
+        if let Err(e) = self.tokens.token().await {
+            return vec![(String::new(), Err(e))];
+        }
+        let mut parts = Vec::with_capacity(self.account.mailboxes.len());
         for mailbox in &self.account.mailboxes {
             let what = format!("automatic replies of {mailbox}");
             let make = |g: &GraphClient| g.user(mailbox).mailbox_settings().get_automatic_replies_setting();
-            match self.http.send(mailbox, &what, &make).await {
-                Ok(_) => return Ok(()),
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
+            let result = self.http.send(mailbox, &what, &make).await.map(|_| ());
+            parts.push((mailbox.clone(), result));
         }
-        first_error.map_or(Ok(()), Err)
+        parts
     }
 
     async fn collections(&self) -> Result<Vec<Collection>, Error> {

@@ -132,3 +132,37 @@ async fn certificate_credentials_sign_a_client_assertion_the_identity_platform_v
     account.credential = Credential::Certificate { private_key_pem: Secret::new(private), thumbprint: "abc".into() };
     assert_eq!(TokenCache::new(&account).unwrap_err().kind, ErrorKind::Local);
 }
+
+/// Token errors keep the HTTP status and the identity provider's error code, and their kind
+/// follows it: an unknown tenant (AADSTS90002) is "not found", not rejected credentials; a
+/// 404 page that is no OAuth answer says 404; a closed port names host and port.
+#[tokio::test]
+async fn token_errors_keep_the_status_and_the_identity_providers_code() {
+    let fake = FakeGraph::start().await;
+    let mut account = support::account(&fake, &["adele@contoso.com"]);
+    account.tenant = "unknown-tenant.example".into();
+    let err = TokenCache::new(&account).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    for part in ["HTTP 400", "invalid_request", "AADSTS90002", "unknown-tenant.example"] {
+        assert!(err.message.contains(part), "{part} in {err}");
+    }
+    assert!(!err.message.contains("Trace ID"), "only the first line of the description: {err}");
+
+    account.tenant = "missing-tenant".into();
+    let err = TokenCache::new(&account).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.message.contains("HTTP 404") && err.message.contains("Not Found"), "{err}");
+    assert!(!err.message.contains("unreadable"), "{err}");
+
+    account.tenant = fake_graph::TENANT.into();
+    account.client_id = "00000000-0000-0000-0000-000000000000".into();
+    let err = TokenCache::new(&account).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "an unknown app is not a wrong secret: {err}");
+    assert!(err.message.contains("AADSTS700016"), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    account.authority = format!("http://127.0.0.1:{closed}");
+    let err = TokenCache::new(&account).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unreachable, "{err}");
+    assert!(err.message.contains(&format!("127.0.0.1:{closed}")), "{err}");
+}

@@ -233,7 +233,16 @@ async fn a_fenced_mailbox_fails_alone_with_forbidden() {
     let adele_total: usize =
         results.iter().filter(|(o, _)| o == ADELE).map(|(_, r)| ids(r.as_ref().unwrap()).len()).sum();
     assert_eq!(adele_total, 4);
-    assert!(conn.check().await.is_ok(), "check passes while one mailbox is reachable");
+    // The check looks at every mailbox and tells each one's result.
+    let parts = conn.check_parts().await;
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    for (mailbox, r) in &parts {
+        match mailbox.as_str() {
+            ALEX => assert_eq!(r.as_ref().unwrap_err().kind, ErrorKind::Forbidden),
+            _ => assert!(r.is_ok(), "{mailbox}: {r:?}"),
+        }
+    }
+    assert_eq!(conn.check().await.unwrap_err().kind, ErrorKind::Forbidden, "a fenced mailbox fails the check");
 }
 
 #[tokio::test]
@@ -441,4 +450,124 @@ async fn random_429s_on_any_page_lose_and_repeat_nothing() {
     let s = fake.stats();
     assert!(s.throttled > 0, "{s:?}");
     assert_eq!(s.requests, 1 + 20 + s.throttled, "folder lookup and every page once, plus one retry per 429");
+}
+
+/// A sink that runs `action` once, when change set number `at` (from 0) arrives.
+struct Interrupting {
+    inner: VecSink,
+    at: usize,
+    seen: usize,
+    action: Option<Box<dyn FnOnce() + Send>>,
+}
+
+#[async_trait]
+impl ChangeSink for Interrupting {
+    async fn apply(&mut self, changes: ChangeSet) -> Result<(), Error> {
+        if self.seen == self.at {
+            if let Some(action) = self.action.take() {
+                action();
+            }
+        }
+        self.seen += 1;
+        self.inner.apply(changes).await
+    }
+}
+
+/// The ids a sink holds after applying its change sets in order (snapshots swept).
+fn held(applied: &[ChangeSet]) -> std::collections::BTreeSet<String> {
+    let mut held = std::collections::BTreeSet::new();
+    let mut stamped = std::collections::BTreeSet::new();
+    for c in applied {
+        if c.snapshot.is_some_and(|s| s.starts) {
+            stamped.clear();
+        }
+        for r in &c.upserts {
+            held.insert(r.id().to_string());
+            stamped.insert(r.id().to_string());
+        }
+        for d in &c.deletions {
+            held.remove(d.as_str());
+        }
+        if c.snapshot.is_some_and(|s| s.ends) {
+            held.retain(|id| stamped.contains(id));
+        }
+    }
+    held
+}
+
+/// Graph dies in the middle of a full listing: back at once, the page requests that met
+/// it are retried and the one sync completes; down for longer than the retries, the sync
+/// fails as unreachable naming host and port (the SDK's wrapped connection error), and the
+/// next sync resumes from the stored nextLink; with changes made meanwhile, the final state
+/// after the next delta round is exact.
+#[tokio::test]
+async fn graph_killed_mid_sync_is_retried_then_resumed_and_ends_exact() {
+    let fake = FakeGraph::start().await;
+    seed_contacts(&fake, ADELE, 100);
+    let proxy = std::sync::Arc::new(tokio::sync::Mutex::new(support::Proxy::start(fake.addr).await));
+    let mut account = support::account(&fake, &[ADELE]);
+    account.graph_base = proxy.lock().await.base();
+    account.page_size = 10;
+    account.retry = RetryPolicy { max_attempts: 5, max_wait_secs: 10, base_backoff_ms: 200 };
+    let conn = GraphConnector::new(account).unwrap();
+    let c = contacts(ADELE);
+
+    // Killed at the third page, back 300 ms later: retried within the sync.
+    let killing = proxy.clone();
+    let action = Box::new(move || {
+        let mut p = killing.try_lock().expect("the proxy is free");
+        p.kill();
+        let restarting = killing.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            restarting.lock().await.restart().await;
+        });
+    });
+    let mut sink = Interrupting { inner: VecSink::default(), at: 2, seen: 0, action: Some(action) };
+    conn.sync(SyncRequest { collection: &c, since: None, known: &NoKnownVersions }, &mut sink)
+        .await
+        .expect("the sync rides over the restart");
+    assert_eq!(held(&sink.inner.applied).len(), 100);
+    let done = sink.inner.checkpoint().cloned().unwrap();
+
+    // A full listing again (expired delta), killed at the fourth page and down for good.
+    fake.expire_tokens(&format!("{ADELE}/contacts"));
+    let killing = proxy.clone();
+    let action = Box::new(move || killing.try_lock().expect("the proxy is free").kill());
+    let mut sink = Interrupting { inner: VecSink::default(), at: 3, seen: 0, action: Some(action) };
+    let err = conn
+        .sync(SyncRequest { collection: &c, since: Some(done), known: &NoKnownVersions }, &mut sink)
+        .await
+        .expect_err("Graph stays down");
+    assert_eq!(err.kind, ErrorKind::Unreachable, "{err}");
+    let port = proxy.lock().await.port;
+    assert!(err.message.contains(&format!("127.0.0.1:{port}")), "host and port named: {err}");
+    assert!(!err.message.contains("could not be built"), "{err}");
+    let mut applied = sink.inner.applied.clone();
+    let cut = sink.inner.checkpoint().cloned().expect("a resume position");
+    assert!(String::from_utf8_lossy(cut.as_bytes()).contains("next_link"), "cut inside the listing");
+
+    // Meanwhile at the source: one added, one removed, one changed.
+    fake.put(&format!("{ADELE}/contacts"), fake_graph::contact("AAMkNew", "New Person", "+49 30 999", "n@x", &[]));
+    fake.remove(&format!("{ADELE}/contacts"), "AAMkC00050");
+    fake.put(&format!("{ADELE}/contacts"), fake_graph::contact("AAMkC00001", "Renamed", "+49 30 1", "r@x", &[]));
+    proxy.lock().await.restart().await;
+
+    let resumed = sync(&conn, &c, Some(cut)).await.expect("resumed from the nextLink");
+    assert!(
+        resumed.applied.first().is_some_and(|s| s.snapshot.is_some_and(|s| !s.starts)),
+        "the resumed sync continues the listing"
+    );
+    applied.extend(resumed.applied.clone());
+    let next = sync(&conn, &c, resumed.checkpoint().cloned()).await.expect("the next delta round");
+    applied.extend(next.applied.clone());
+    let mut expected: std::collections::BTreeSet<String> = (0..100).map(|i| format!("AAMkC{i:05}")).collect();
+    expected.remove("AAMkC00050");
+    expected.insert("AAMkNew".into());
+    assert_eq!(held(&applied), expected);
+    let renamed = applied.iter().rev().flat_map(|c| c.upserts.iter()).find(|r| r.id().as_str() == "AAMkC00001");
+    match renamed {
+        Some(Record::Contact(contact)) => assert_eq!(contact.display_name, "Renamed"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -45,6 +45,9 @@ pub struct TestServer {
     pub tls: bool,
     child: Child,
     dir: tempfile::TempDir,
+    /// How it was started, for [`TestServer::restart`].
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
 }
 
 pub const USER: &str = "ann";
@@ -118,44 +121,47 @@ impl TestServer {
         let users = dir.path().join("users");
         std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).unwrap();
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("radicale"))
-            .arg("--server-hosts")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--storage-filesystem-folder")
-            .arg(dir.path().join("collections"))
-            .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
-            .arg("--auth-htpasswd-filename")
-            .arg(&users)
-            .args(["--logging-level", "warning"])
-            // Radicale refuses items over 10 MB by default; a 10 MB photo is 13.4 MB of base64.
-            .args(["--server-max-resource-size", "100000000"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start radicale");
-        Self { kind: ServerKind::Radicale, port, tls: !extra.is_empty(), child, dir }.ready()
+        let program = tool("radicale");
+        let mut args: Vec<std::ffi::OsString> = vec!["--server-hosts".into(), format!("127.0.0.1:{port}").into()];
+        args.extend(["--storage-filesystem-folder".into(), dir.path().join("collections").into()]);
+        args.extend(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"].map(Into::into));
+        args.extend(["--auth-htpasswd-filename".into(), users.into()]);
+        args.extend(["--logging-level", "warning"].map(Into::into));
+        // Radicale refuses items over 10 MB by default; a 10 MB photo is 13.4 MB of base64.
+        args.extend(["--server-max-resource-size", "100000000"].map(Into::into));
+        args.extend(extra.iter().map(Into::into));
+        let child = spawn(&program, &args, &dir);
+        Self { kind: ServerKind::Radicale, port, tls: !extra.is_empty(), child, dir, program, args }.ready()
+    }
+
+    /// Kills the server at once (no graceful shutdown: open connections are reset).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the killed server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.program, &self.args, &self.dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "{:?} did not restart:\n{}", self.kind, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Xandikos with its default address book and calendar, no authentication.
     pub fn xandikos() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("xandikos"))
-            .arg("serve")
-            .arg("-d")
-            .arg(dir.path().join("data"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--defaults", "--no-detect-systemd", "-l", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start xandikos");
-        Self { kind: ServerKind::Xandikos, port, tls: false, child, dir }.ready()
+        let program = tool("xandikos");
+        let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "-d".into(), dir.path().join("data").into()];
+        args.extend(["--state-dir".into(), dir.path().join("state").into()]);
+        args.extend(["--defaults", "--no-detect-systemd", "-l", "127.0.0.1", "-p"].map(Into::into));
+        args.push(port.to_string().into());
+        let child = spawn(&program, &args, &dir);
+        Self { kind: ServerKind::Xandikos, port, tls: false, child, dir, program, args }.ready()
     }
 
     fn ready(mut self) -> Self {
@@ -219,6 +225,16 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(program: &std::path::Path, args: &[std::ffi::OsString], dir: &tempfile::TempDir) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("server.log")).unwrap();
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", program.display()))
 }
 
 /// Creates an address book `name` in the home set and returns its href.

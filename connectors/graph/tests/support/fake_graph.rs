@@ -120,6 +120,8 @@ pub struct Stats {
     pub root_folder_deltas: u64,
     /// Store → the `$select` of the last initial delta request.
     pub selects: BTreeMap<String, String>,
+    /// Mailbox (lower case) → Graph requests for it, fenced ones included.
+    pub by_mailbox: BTreeMap<String, u64>,
 }
 
 /// A running fake Graph on 127.0.0.1; stops when dropped.
@@ -451,6 +453,7 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             .map(|s| s.iter().filter(|x| !x.starts_with("AAMk")).cloned().collect::<Vec<_>>().join("/"))
             .unwrap_or_default();
         *i.stats.by_kind.entry(kind).or_default() += 1;
+        *i.stats.by_mailbox.entry(mailbox.clone()).or_default() += 1;
         // Retry bookkeeping: is this a retry of a throttled request, and was it early?
         let key = format!("{} {}", method, uri);
         if let Some(not_before) = i.retry_not_before.remove(&key) {
@@ -857,6 +860,22 @@ fn identity(shared: &Shared, path: &str, body: &[u8]) -> Response {
         return oauth_error("invalid_request", "unknown endpoint");
     }
     i.stats.token_requests += 1;
+    // As Entra answers for a tenant it does not know (tenants named `unknown…` here); a
+    // tenant named `missing…` gets a 404 page that is no OAuth answer at all.
+    let tenant = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    if tenant.starts_with("unknown") {
+        return oauth_error(
+            "invalid_request",
+            &format!(
+                "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are \
+                 signing into the correct cloud.\r\nTrace ID: 0e2c\r\nCorrelation ID: 5d1f\r\nTimestamp: 2026-11-30 10:00:00Z"
+            ),
+        );
+    }
+    if tenant.starts_with("missing") {
+        return (StatusCode::NOT_FOUND, [("content-type", "text/html")], "<html><body>Not Found</body></html>")
+            .into_response();
+    }
     if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
         return oauth_error("unauthorized_client", "AADSTS700016: Application not found in the directory.");
     }

@@ -73,3 +73,56 @@ impl OAuthMockServer {
         format!("http://127.0.0.1:{}/token", self.port)
     }
 }
+
+/// A TCP proxy on a fixed loopback port in front of a server (the fake Graph), that can be
+/// killed (listener closed, open connections dropped) and restarted on the same port: a
+/// server that dies mid-sync and comes back.
+pub struct Proxy {
+    pub port: u16,
+    target: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Proxy { port, target, task: Some(tokio::spawn(Self::serve(listener, target))) }
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+        // Dropping the set (when this task is aborted) aborts every connection.
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    /// Refuses connections from now on and resets the open ones.
+    pub fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Serves again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        for _ in 0..100 {
+            if let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("port {} could not be bound again", self.port);
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/v1.0", self.port)
+    }
+}
