@@ -235,3 +235,25 @@ mod tests {
         assert_eq!(files.take_secret(), None);
     }
 }
+
+/// How a sync of an account ended, as `sync --once` tells it by exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Every collection synced (or there were none).
+    Complete,
+    /// Some collections synced, others failed (or were left out while backing off).
+    Partial,
+    /// Nothing synced: the collections could not be listed, or every one failed.
+    Failed,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+}

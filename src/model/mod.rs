@@ -18,7 +18,7 @@ mod schedule;
 mod status;
 mod user;
 
-pub use account::{AccountSpec, SourceKind};
+pub use account::{AccountSpec, SourceKind, SyncOutcome};
 pub use calls::{CallEvent, CallEventKind, CallId, CallRecord, CallerKind};
 pub use handling::{AnyMarker, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match};
 pub use record::RecordRef;

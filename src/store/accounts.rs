@@ -26,7 +26,7 @@ pub struct RunRecord {
     pub last_success: Option<DateTime<Utc>>,
     /// Complete, partial or failed (`None`: recorded before outcomes were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<crate::sync::SyncOutcome>,
+    pub outcome: Option<crate::model::SyncOutcome>,
     /// Collections failing on their own, by collection id: scheduled syncs leave each
     /// out until its backoff ends, while the account's other collections sync on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
