@@ -16,7 +16,8 @@ mod index;
 mod maintenance;
 mod owned;
 mod remote;
-mod support;
+/// Record, batch, user and call builders, shared with the backends' own tests.
+pub(crate) mod support;
 mod users;
 
 pub use calls::*;

@@ -6,19 +6,19 @@ use chrono::{DateTime, Utc};
 use contactbridge_connector::{Checkpoint, Contact, PhoneKind, Record, RecordId};
 
 /// An hour offset from a fixed time.
-pub(super) fn t(h: i64) -> DateTime<Utc> {
+pub(crate) fn t(h: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap()
 }
 
-pub(super) fn user(u: &str) -> UserId {
+pub(crate) fn user(u: &str) -> UserId {
     UserId::parse(u).unwrap()
 }
 
-pub(super) fn scope(u: &str, col: &str) -> CollectionScope {
+pub(crate) fn scope(u: &str, col: &str) -> CollectionScope {
     CollectionScope { user: user(u), account: "acc".into(), collection: col.into() }
 }
 
-pub(super) fn contact(id: &str, phone_key: &str) -> IndexedRecord {
+pub(crate) fn contact(id: &str, phone_key: &str) -> IndexedRecord {
     IndexedRecord {
         record: Record::Contact(Contact {
             id: RecordId::new(id),
@@ -36,7 +36,7 @@ pub(super) fn contact(id: &str, phone_key: &str) -> IndexedRecord {
     }
 }
 
-pub(super) fn batch(scope: CollectionScope, upserts: Vec<IndexedRecord>, deletions: &[&str], cp: &str) -> IndexBatch {
+pub(crate) fn batch(scope: CollectionScope, upserts: Vec<IndexedRecord>, deletions: &[&str], cp: &str) -> IndexBatch {
     IndexBatch {
         scope,
         upserts,
@@ -50,17 +50,17 @@ pub(super) fn batch(scope: CollectionScope, upserts: Vec<IndexedRecord>, deletio
 }
 
 /// The ids of contacts found, sorted.
-pub(super) fn names(found: Vec<StoredContact>) -> Vec<String> {
+pub(crate) fn names(found: Vec<StoredContact>) -> Vec<String> {
     let mut n: Vec<String> = found.into_iter().map(|c| c.contact.id.0).collect();
     n.sort();
     n
 }
 
-pub(super) fn profile(id: &str) -> UserProfile {
+pub(crate) fn profile(id: &str) -> UserProfile {
     UserProfile::new(user(id), "acme")
 }
 
-pub(super) fn call(id: &str, u: &str, caller: &str, h: i64) -> CallRecord {
+pub(crate) fn call(id: &str, u: &str, caller: &str, h: i64) -> CallRecord {
     CallRecord {
         id: CallId(id.into()),
         user: user(u),
@@ -79,6 +79,6 @@ pub(super) fn call(id: &str, u: &str, caller: &str, h: i64) -> CallRecord {
     }
 }
 
-pub(super) fn call_ids(calls: Vec<CallRecord>) -> Vec<String> {
+pub(crate) fn call_ids(calls: Vec<CallRecord>) -> Vec<String> {
     calls.into_iter().map(|c| c.id.0).collect()
 }

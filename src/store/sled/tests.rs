@@ -2,52 +2,8 @@
 //! What every backend must do is in the conformance suite (`conformance.rs`).
 
 use super::SledStore;
-use crate::model::{UserId, UserProfile};
+use crate::store::conformance::support::{batch, contact, profile, scope, user};
 use crate::store::*;
-use chrono::{DateTime, Utc};
-use contactbridge_connector::*;
-
-fn t(h: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap()
-}
-
-fn user(u: &str) -> UserId {
-    UserId::parse(u).unwrap()
-}
-
-fn scope(u: &str, col: &str) -> CollectionScope {
-    CollectionScope { user: user(u), account: "acc".into(), collection: col.into() }
-}
-
-fn contact(id: &str, phone_key: &str) -> IndexedRecord {
-    IndexedRecord {
-        record: Record::Contact(Contact {
-            id: RecordId::new(id),
-            display_name: format!("Contact {id}"),
-            version: Some(format!("etag-{id}")),
-            ..Default::default()
-        }),
-        keys: vec![
-            SecondaryKey::Phone { key: phone_key.into(), kind: PhoneKind::Work },
-            SecondaryKey::Email(format!("{id}@example.com")),
-        ],
-        handling_code: None,
-        derived_with: None,
-    }
-}
-
-fn batch(scope: CollectionScope, upserts: Vec<IndexedRecord>, deletions: &[&str], cp: &str) -> IndexBatch {
-    IndexBatch {
-        scope,
-        upserts,
-        deletions: deletions.iter().map(|d| RecordId::new(*d)).collect(),
-        retained: vec![],
-        rejected: vec![],
-        checkpoint: Some(Checkpoint::new(cp.as_bytes())),
-        snapshot: None,
-        at: t(0),
-    }
-}
 
 /// The conformance suite checks what the queries see; here, that no key is left in sled.
 #[test]
@@ -61,10 +17,6 @@ fn remove_account_leaves_no_key_behind() {
         s.index.current().index.iter().keys().all(|k| k.unwrap().starts_with(b"~")),
         "nothing left behind but the format"
     );
-}
-
-fn profile(id: &str) -> UserProfile {
-    UserProfile::new(user(id), "acme")
 }
 
 #[test]
