@@ -197,17 +197,31 @@ fn prepare(
     Ok((profile, query, record))
 }
 
+/// Checks the request and runs `answer` on the called user's profile and the
+/// query (with the `record` flag), off the runtime's workers if the backend may
+/// block: the one place both routes do their key check, store and resolver work.
+async fn lookup<T: Send + 'static>(
+    state: LookupState,
+    headers: HeaderMap,
+    params: Result<Query<LookupParams>, QueryRejection>,
+    answer: impl FnOnce(&LookupState, UserProfile, CallQuery, bool) -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    let store = state.resolver.store().clone();
+    offload(store.as_ref(), move || {
+        let (profile, query, record) = prepare(&state, &headers, params)?;
+        answer(&state, profile, query, record)
+    })
+    .await
+}
+
 /// `GET /lookup/v1/name`: the best candidate's name, or an empty body.
 async fn name(
     State(state): State<LookupState>,
     headers: HeaderMap,
     params: Result<Query<LookupParams>, QueryRejection>,
 ) -> Response {
-    let work = state.clone();
-    // The key check, store and resolver work, off the runtime's workers if the backend may block.
-    let answer = offload(state.resolver.store().as_ref(), move || {
-        prepare(&work, &headers, params)
-            .and_then(|(profile, query, _)| work.resolver.decide_for(&profile, &query).map_err(from_resolve))
+    let answer = lookup(state, headers, params, |state, profile, query, _| {
+        state.resolver.decide_for(&profile, &query).map_err(from_resolve)
     })
     .await;
     match answer {
@@ -227,19 +241,15 @@ async fn decision(
     headers: HeaderMap,
     params: Result<Query<LookupParams>, QueryRejection>,
 ) -> Response {
-    let work = state.clone();
-    // The key check, store and resolver work, off the runtime's workers if the backend may block.
-    let answer = offload(state.resolver.store().as_ref(), move || {
-        prepare(&work, &headers, params).and_then(|(profile, query, record)| {
-            let d = if record {
-                let d = work.resolver.resolve_for(&profile, &query).map_err(from_resolve)?;
-                work.hub.announce(&d);
-                d
-            } else {
-                work.resolver.decide_for(&profile, &query).map_err(from_resolve)?
-            };
-            Ok((d, profile))
-        })
+    let answer = lookup(state, headers, params, |state, profile, query, record| {
+        let d = if record {
+            let d = state.resolver.resolve_for(&profile, &query).map_err(from_resolve)?;
+            state.hub.announce(&d);
+            d
+        } else {
+            state.resolver.decide_for(&profile, &query).map_err(from_resolve)?
+        };
+        Ok((d, profile))
     })
     .await;
     match answer {
