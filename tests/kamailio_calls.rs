@@ -1,0 +1,470 @@
+//! Issue 14 part 1: Debian's Kamailio as a stateful proxy (`examples/kamailio/proxy.cfg`)
+//! routes real SIP calls between real user agents (Debian's `baresip`, headless, driven
+//! over its ctrl_tcp interface) by the bridge's decisions, reports the calls' SIP
+//! outcome back through `examples/kamailio/sidecar.py` (gRPC ReportCallEvent), and
+//! moves a ringing call when a directive arrives (WatchDirectives -> htable + tm.cancel).
+//!
+//! Dana (the demo user) is in a meeting: Erika (VIP) is forwarded to Dana's mobile,
+//! Cold Calls Inc. (blocked) gets 603 Decline, an unknown caller reaches the attendant,
+//! Hans rings Dana's desk phone until a directive sends him to voicemail. Hostile caller
+//! ids do not break routing; with the bridge slow or down, calls ring the called number.
+
+mod support;
+
+use chrono::{Duration as Span, Utc};
+use contactbridge::api::client::BridgeClient;
+use contactbridge::api::pb;
+use contactbridge::api::{RunningServer, ServerOptions};
+use contactbridge::calls::{CallEventKind, CallRecord};
+use contactbridge::connector::{BusyStatus, CalendarEvent, Occurrence, Record, RecordId};
+use contactbridge::live::CallHub;
+use contactbridge::store::{CallStore, CollectionScope, IndexBatch, IndexStore, SledStore, TimeWindow, UserStore};
+use contactbridge::sync::Indexer;
+use contactbridge::user::{self, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match, UserId};
+use contactbridge::resolve::Status;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use support::lookup::Fixture;
+
+const DID: &str = "+4930901820";
+const MOBILE: &str = "+491701234567";
+const ATTENDANT: &str = "+4930901829";
+const ERIKA: &str = "+49301234567";
+const COLD_CALLS: &str = "08001234567";
+const HANS: &str = "+49305550199";
+const STRANGER: &str = "+49409999999";
+
+fn tools() -> PathBuf {
+    std::env::var_os("CONTACTBRIDGE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A SIP port for baresip: it takes UDP and TCP on the port and TLS on the next one.
+fn free_sip_port() -> u16 {
+    loop {
+        let p = free_tcp_port();
+        if p < 65000
+            && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Kamailio with `examples/kamailio/proxy.cfg`, its defines given with `-A`.
+struct Kamailio {
+    _proc: Proc,
+    port: u16,
+    rpc: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Kamailio {
+    fn start(bridge: &str, key: &str, sidecar: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, rpc) = (free_udp_port(), free_udp_port());
+        let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kamailio/proxy.cfg");
+        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+        let child = Command::new("kamailio")
+            .args(["-DD", "-E", "-f", cfg, "-Y"])
+            .arg(dir.path())
+            .arg("-A")
+            .arg(format!("LISTEN=udp:127.0.0.1:{port}"))
+            .arg("-A")
+            .arg(format!("BRIDGE=\"{bridge}/lookup/v1/decision\""))
+            .arg("-A")
+            .arg(format!("BRIDGE_KEY=\"{key}\""))
+            .arg("-A")
+            .arg(format!("SIDECAR=\"http://127.0.0.1:{sidecar}/event\""))
+            .arg("-A")
+            .arg(format!("RPC_LISTEN=\"udp:127.0.0.1:{rpc}\""))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("kamailio runs (tests/setup-tools.sh installs it)");
+        let k = Self { _proc: Proc(child), port, rpc, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while k.rpc("core.uptime", &[]).is_none() {
+            assert!(Instant::now() < deadline, "kamailio did not start: {}", k.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        k
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+
+    /// One jsonrpcs command over its UDP socket; `None` if Kamailio does not answer.
+    fn rpc(&self, method: &str, params: &[&str]) -> Option<Value> {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let req = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        s.send_to(req.to_string().as_bytes(), ("127.0.0.1", self.rpc)).ok()?;
+        let mut buf = vec![0u8; 65535];
+        let n = s.recv(&mut buf).ok()?;
+        serde_json::from_slice(&buf[..n]).ok()
+    }
+
+    fn wait_registered(&self, aors: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for aor in aors {
+            while self.rpc("ul.lookup", &["location", aor]).is_none_or(|r| r.get("result").is_none()) {
+                assert!(Instant::now() < deadline, "{aor} did not register: {}", self.log());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@127.0.0.1:{}", self.port)
+    }
+}
+
+/// A baresip user agent, headless; commands and events over ctrl_tcp (netstrings of JSON).
+struct Agent {
+    name: &'static str,
+    _proc: Proc,
+    ctrl: TcpStream,
+    events: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// `register`: register `user` at Kamailio; `auto`: answer calls at once (the call
+    /// then ends after a second, when its audio file ends).
+    fn start(name: &'static str, kamailio: &Kamailio, user: &str, register: bool, auto: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (sip, ctrl_port) = (free_sip_port(), free_tcp_port());
+        let wav = dir.path().join("second.wav");
+        write_silence(&wav);
+        let config = format!(
+            "sip_listen 127.0.0.1:{sip}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aufile.so\nmodule ctrl_tcp.so\n\
+             module_app account.so\nmodule_app menu.so\n\
+             ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+             audio_player aufile,/dev/null\naudio_alert aufile,/dev/null\n\
+             audio_source aufile,{}\n\
+             rtp_ports {}-{}\n",
+            wav.display(),
+            20000 + (sip % 400) as u32 * 100,
+            20000 + (sip % 400) as u32 * 100 + 98,
+        );
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        let params = format!(
+            "regint={};answermode={}",
+            if register { 600 } else { 0 },
+            if auto { "auto" } else { "manual" }
+        );
+        std::fs::write(dir.path().join("accounts"), format!("<{}>;{params}\n", kamailio.uri(user))).unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("baresip runs (tests/setup-tools.sh installs it)");
+        let proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ctrl = loop {
+            match TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{name}: baresip's ctrl_tcp: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        let events = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let (mut reader, sink) = (ctrl.try_clone().unwrap(), events.clone());
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                // netstring: <len>:<json>,
+                while let Some(colon) = buf.iter().position(|b| *b == b':') {
+                    let Some(len) = std::str::from_utf8(&buf[..colon]).ok().and_then(|l| l.parse::<usize>().ok()) else {
+                        return;
+                    };
+                    if buf.len() < colon + 1 + len + 1 {
+                        break;
+                    }
+                    if let Ok(v) = serde_json::from_slice::<Value>(&buf[colon + 1..colon + 1 + len]) {
+                        sink.0.lock().unwrap().push(v);
+                        sink.1.notify_all();
+                    }
+                    buf.drain(..colon + 1 + len + 1);
+                }
+            }
+        });
+        Self { name, _proc: proc, ctrl, events, _dir: dir }
+    }
+
+    fn command(&mut self, command: &str, params: &str) {
+        let body = serde_json::json!({"command": command, "params": params, "token": command}).to_string();
+        self.ctrl.write_all(format!("{}:{body},", body.len()).as_bytes()).unwrap();
+    }
+
+    fn dial(&mut self, uri: &str) {
+        self.command("dial", uri);
+    }
+
+    /// Waits for an event of `kind` (e.g. CALL_ESTABLISHED) and returns it.
+    fn wait(&self, kind: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        let (lock, cv) = &*self.events;
+        let mut events = lock.lock().unwrap();
+        loop {
+            if let Some(i) = events.iter().position(|e| e["type"] == kind) {
+                return events.remove(i);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{}: no {kind} within {within:?}; events: {events:?}", self.name);
+            events = cv.wait_timeout(events, left).unwrap().0;
+        }
+    }
+
+
+    fn saw(&self, kind: &str) -> bool {
+        self.events.0.lock().unwrap().iter().any(|e| e["type"] == kind)
+    }
+}
+
+/// One second of 8 kHz silence: the audio each agent sends (baresip hangs up at its end).
+fn write_silence(path: &Path) {
+    let samples = 8000u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(samples * 2).to_le_bytes());
+    w.resize(w.len() + samples as usize * 2, 0);
+    std::fs::write(path, w).unwrap();
+}
+
+/// The sidecar (examples/kamailio/sidecar.py) in the tools' venv.
+fn start_sidecar(grpc: std::net::SocketAddr, key: &str, listen: u16, rpc: u16) -> Proc {
+    let python = tools().join("venv/bin/python");
+    assert!(python.exists(), "{} is missing: run tests/setup-tools.sh", python.display());
+    let child = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kamailio/sidecar.py"))
+        .args(["--bridge", &grpc.to_string(), "--key", key])
+        .args(["--listen", &format!("127.0.0.1:{listen}"), "--kamailio-rpc", &format!("127.0.0.1:{rpc}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < deadline, "the sidecar did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Proc(child)
+}
+
+struct Bridge {
+    store: Arc<SledStore>,
+    grpc: RunningServer,
+    lookup: std::net::SocketAddr,
+    key: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Bridge {
+    /// The demo tenant with Dana in a meeting now, and a handling table for it.
+    async fn start() -> Self {
+        let (store, [key, ..]) = Fixture::store().await;
+        let dana = UserId::parse("demo").unwrap();
+        let meeting = Record::Event(CalendarEvent {
+            id: RecordId::new("board"),
+            subject: "Board meeting".into(),
+            busy: BusyStatus::Busy,
+            occurrences: vec![Occurrence { start: Utc::now() - Span::minutes(30), end: Utc::now() + Span::hours(2) }],
+            ..Default::default()
+        });
+        store
+            .apply(&IndexBatch {
+                scope: CollectionScope { user: dana.clone(), account: "files".into(), collection: "cal".into() },
+                upserts: vec![Indexer::new(None, HashMap::new()).index(meeting)],
+                deletions: vec![],
+                retained: vec![],
+                rejected: vec![],
+                checkpoint: None,
+                snapshot: None,
+                at: Utc::now(),
+            })
+            .unwrap();
+        let mut profile = store.profile(&dana).unwrap().unwrap();
+        let code = |c: &str| Match::Is(HandlingCode::parse(c).unwrap());
+        profile.handling = HandlingTable {
+            rules: vec![
+                HandlingRule {
+                    code: code("vip"),
+                    status: Match::Is(Status::Busy),
+                    method: HandlingMethod::Forward { number: MOBILE.into() },
+                },
+                HandlingRule { code: code("blocked"), status: Match::ANY, method: HandlingMethod::Reject },
+                HandlingRule { code: code("unknown"), status: Match::ANY, method: HandlingMethod::Attendant },
+            ],
+            fallback: HandlingMethod::Notify,
+        };
+        user::put_profile(store.as_ref(), &profile).unwrap();
+
+        let hub = CallHub::new(store.clone());
+        let grpc = RunningServer::start(
+            store.clone(),
+            store.clone(),
+            hub.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lookup = listener.local_addr().unwrap();
+        let state = contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(contactbridge::http_lookup::serve(state, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { store, grpc, lookup, key, _stop: stop }
+    }
+
+    fn calls(&self) -> Vec<CallRecord> {
+        self.store.calls(&UserId::parse("demo").unwrap(), TimeWindow::all(), 1000).unwrap()
+    }
+
+    /// The newest call from `cli`, once it holds an event matching `done`.
+    async fn call_from(&self, cli: &str, done: impl Fn(&CallEventKind) -> bool) -> CallRecord {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let call = self.calls().into_iter().filter(|c| c.cli == cli).max_by_key(|c| c.at);
+            if let Some(c) = call.as_ref().filter(|c| c.events.iter().any(|e| done(&e.kind))) {
+                return c.clone();
+            }
+            assert!(Instant::now() < deadline, "the call from {cli} did not get its event: {call:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn kinds(c: &CallRecord) -> Vec<String> {
+    c.events.iter().map(|e| format!("{:?}", e.kind)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
+    let bridge = Bridge::start().await;
+    let sidecar_port = free_tcp_port();
+    let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
+    let _sidecar = start_sidecar(bridge.grpc.addr, &bridge.key, sidecar_port, k.rpc);
+
+    let desk = Agent::start("desk", &k, DID, true, false);
+    let mobile = Agent::start("mobile", &k, MOBILE, true, true);
+    let attendant = Agent::start("attendant", &k, ATTENDANT, true, true);
+    let voicemail = Agent::start("voicemail", &k, "voicemail", true, true);
+    k.wait_registered(&[DID, MOBILE, ATTENDANT, "voicemail"]);
+    let long = Duration::from_secs(10);
+
+    // Erika (VIP) while Dana is in a meeting: forwarded, the mobile answers.
+    let mut erika = Agent::start("erika", &k, ERIKA, false, false);
+    erika.dial(&k.uri(DID));
+    mobile.wait("CALL_ESTABLISHED", long);
+    erika.wait("CALL_ESTABLISHED", long);
+    erika.wait("CALL_CLOSED", long);
+    let call = bridge.call_from(ERIKA, |k| *k == CallEventKind::Ended).await;
+    assert_eq!(call.handling_code.as_str(), "vip");
+    assert_eq!(call.status, Status::Busy);
+    let ev = kinds(&call);
+    assert!(ev.contains(&format!("{:?}", CallEventKind::Forwarded { to: MOBILE.into() })), "{ev:?}");
+    assert!(ev.contains(&"Answered".to_string()), "{ev:?}");
+    assert!(!desk.saw("CALL_INCOMING"), "the desk phone must not ring for Erika");
+
+    // Cold Calls Inc. (blocked): 603 Decline, and nobody rings.
+    let mut cold = Agent::start("cold", &k, COLD_CALLS, false, false);
+    cold.dial(&k.uri(DID));
+    let closed = cold.wait("CALL_CLOSED", long);
+    assert!(closed["param"].as_str().unwrap_or("").contains("603"), "{closed}");
+    let call = bridge.call_from(COLD_CALLS, |k| *k == CallEventKind::Ended).await;
+    assert_eq!(call.handling_code.as_str(), "blocked");
+    assert!(!kinds(&call).contains(&"Answered".to_string()));
+
+    // Somebody unknown: the attendant answers.
+    let mut stranger = Agent::start("stranger", &k, STRANGER, false, false);
+    stranger.dial(&k.uri(DID));
+    attendant.wait("CALL_ESTABLISHED", long);
+    stranger.wait("CALL_ESTABLISHED", long);
+    let call = bridge.call_from(STRANGER, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(call.handling_code.as_str(), "unknown");
+
+    // Hans (known, not VIP): Dana's desk phone rings (notify); a click in the window
+    // sends him to voicemail while it rings.
+    let mut hans = Agent::start("hans", &k, HANS, false, false);
+    hans.dial(&k.uri(DID));
+    desk.wait("CALL_INCOMING", long);
+    let mut client = BridgeClient::connect(&format!("http://{}", bridge.grpc.addr), &bridge.key).await.unwrap();
+    let hans_call = bridge.calls().into_iter().filter(|c| c.cli == HANS).max_by_key(|c| c.at).unwrap();
+    let sent = client
+        .calls
+        .send_directive(pb::SendDirectiveRequest {
+            call_id: hans_call.id.0.clone(),
+            action: pb::DirectiveAction::Voicemail as i32,
+            target: String::new(),
+            by: "demo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.delivered, 1, "the sidecar watches directives");
+    desk.wait("CALL_CLOSED", long);
+    voicemail.wait("CALL_ESTABLISHED", long);
+    hans.wait("CALL_ESTABLISHED", long);
+    let call = bridge.call_from(HANS, |k| *k == CallEventKind::Answered).await;
+    assert!(
+        kinds(&call).contains(&format!("{:?}", CallEventKind::Forwarded { to: "voicemail".into() })),
+        "{:?}",
+        kinds(&call)
+    );
+    drop(k);
+}
