@@ -468,3 +468,125 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
     );
     drop(k);
 }
+
+/// Sends one INVITE from a raw UDP socket with `from` as the From header and returns the
+/// first ringing or final status line Kamailio relays back (or `None` within 5 s),
+/// then cancels a call that still rings.
+fn hostile_invite(k: &Kamailio, from: &str, n: u32) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = s.local_addr().unwrap();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    let head = |method: &str, cseq: &str, body: &str| {
+        format!(
+            "{method} sip:{DID}@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bK-hostile-{n}\r\n\
+             From: {from};tag=h{n}\r\n\
+             To: <sip:{DID}@127.0.0.1>\r\n\
+             Call-ID: hostile-{n}@127.0.0.1\r\n\
+             CSeq: {cseq}\r\n\
+             Contact: <sip:hostile@{me}>\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            port = k.port,
+        )
+    };
+    s.send_to(head("INVITE", "1 INVITE", sdp).as_bytes(), ("127.0.0.1", k.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 65535];
+    while Instant::now() < deadline {
+        let Ok(len) = s.recv(&mut buf) else { continue };
+        let reply = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let status = reply.lines().next().unwrap_or("").to_string();
+        if status.starts_with("SIP/2.0 100") {
+            continue;
+        }
+        if status.starts_with("SIP/2.0 18") {
+            s.send_to(head("CANCEL", "1 CANCEL", "").as_bytes(), ("127.0.0.1", k.port)).unwrap();
+        }
+        return Some(status);
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
+    let bridge = Bridge::start().await;
+    let sidecar_port = free_tcp_port();
+    let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
+    let _sidecar = start_sidecar(bridge.grpc.addr, &bridge.key, sidecar_port, k.rpc);
+    let _desk = Agent::start("desk", &k, DID, true, false);
+    let attendant = Agent::start("attendant", &k, ATTENDANT, true, true);
+    k.wait_registered(&[DID, ATTENDANT]);
+    let before = bridge.calls().len();
+
+    let huge = "9".repeat(3000);
+    // (From, what Kamailio answers): a call that rings or is answered, or 400 for a From
+    // header that is not SIP at all.
+    let hostile = [
+        (format!("<sip:+49{huge}@127.0.0.1>"), "ring"),
+        // parameters of the bridge's lookup URL in the user part
+        ("<sip:+49409999999&key=other-key&called=%2B4989555000&record=false@127.0.0.1>".to_string(), "ring"),
+        ("\"Ev\\\"il\\\\ \u{1F600} \u{202E}caller\" <sip:+49409999999@127.0.0.1>".to_string(), "ring"),
+        ("<sip:%F0%9F%98%80%00%22@127.0.0.1>".to_string(), "ring"),
+        ("\"x\" <sip:%F0%9F%98%80%00'\"@127.0.0.1>".to_string(), "SIP/2.0 400"),
+    ];
+    for (n, (from, expect)) in hostile.iter().enumerate() {
+        let (k2, from2) = (&k, from.clone());
+        let status = tokio::task::block_in_place(|| hostile_invite(k2, &from2, n as u32));
+        let status = status.unwrap_or_else(|| panic!("no answer for From {from:.80}: {}", k.log()));
+        let rang = status.starts_with("SIP/2.0 18") || status.starts_with("SIP/2.0 200");
+        assert!(if *expect == "ring" { rang } else { status.starts_with(expect) }, "From {from:.80}: {status}");
+    }
+    // The bridge still decides: an unknown caller reaches the attendant, no call leaked
+    // into the other tenant, and the injected parameters did not turn off recording.
+    let mut stranger = Agent::start("stranger", &k, STRANGER, false, false);
+    stranger.dial(&k.uri(DID));
+    attendant.wait("CALL_ESTABLISHED", Duration::from_secs(10));
+    let call = bridge.call_from(STRANGER, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(call.handling_code.as_str(), "unknown");
+    let olga = UserId::parse("other.olga").unwrap();
+    assert!(bridge.store.calls(&olga, TimeWindow::all(), 10).unwrap().is_empty());
+    assert!(bridge.calls().len() > before);
+    drop(k);
+
+    // A bridge that accepts connections and never answers, then one that is gone:
+    // Kamailio rings the called number after BRIDGE_TIMEOUT (1 s), or at once.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in silent.incoming().flatten() {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    let k = Kamailio::start(&format!("http://{silent_addr}"), &bridge.key, free_tcp_port());
+    let desk = Agent::start("desk", &k, DID, true, true);
+    k.wait_registered(&[DID]);
+    let mut erika = Agent::start("erika", &k, ERIKA, false, false);
+    let t = Instant::now();
+    erika.dial(&k.uri(DID));
+    // (an auto-answering agent reports no CALL_INCOMING, only the SDP offer)
+    desk.wait("CALL_REMOTE_SDP", Duration::from_secs(5));
+    let slow = t.elapsed();
+    erika.wait("CALL_ESTABLISHED", Duration::from_secs(5));
+    assert!(!held.lock().unwrap().is_empty(), "Kamailio asked the silent bridge");
+    assert!(slow >= Duration::from_millis(900) && slow < Duration::from_secs(3), "{slow:?}");
+    drop(k);
+
+    let dead = free_tcp_port();
+    let k = Kamailio::start(&format!("http://127.0.0.1:{dead}"), &bridge.key, free_tcp_port());
+    let desk = Agent::start("desk", &k, DID, true, true);
+    k.wait_registered(&[DID]);
+    let mut erika = Agent::start("erika", &k, ERIKA, false, false);
+    let t = Instant::now();
+    erika.dial(&k.uri(DID));
+    desk.wait("CALL_REMOTE_SDP", Duration::from_secs(5));
+    let down = t.elapsed();
+    erika.wait("CALL_ESTABLISHED", Duration::from_secs(5));
+    assert!(down < Duration::from_secs(1), "{down:?}");
+    eprintln!("bridge silent: desk rang after {slow:?}; bridge down: after {down:?}");
+}

@@ -64,12 +64,14 @@ if ! command -v curl >/dev/null || ! command -v ldapsearch >/dev/null; then
   echo "setup-tools: installing Debian curl and ldap-utils (apt-get)" >&2
   apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y curl ldap-utils >/dev/null
 fi
-# Kamailio in the loop (tests/kamailio_redirect.rs): Debian's kamailio with its JSON and
-# http_client modules, and sipsak to send the INVITEs.
-if ! command -v kamailio >/dev/null || ! command -v sipsak >/dev/null; then
-  echo "setup-tools: installing Debian kamailio and sipsak (apt-get)" >&2
+# Kamailio in the loop (tests/kamailio_redirect.rs, tests/kamailio_calls.rs): Debian's
+# kamailio with its JSON and http_client modules, sipsak to send single INVITEs, and
+# baresip as the user agents that place and answer real calls.
+if ! command -v kamailio >/dev/null || ! command -v sipsak >/dev/null || ! command -v baresip >/dev/null \
+  || [ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ]; then
+  echo "setup-tools: installing Debian kamailio, sipsak and baresip (apt-get)" >&2
   apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    kamailio kamailio-json-modules kamailio-utils-modules sipsak >/dev/null
+    kamailio kamailio-json-modules kamailio-utils-modules sipsak baresip >/dev/null
 fi
 if ! "$tools/venv/bin/python" -c 'import ldap3' >/dev/null 2>&1; then
   echo "setup-tools: installing ldap3 into $tools/venv" >&2
