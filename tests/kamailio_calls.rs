@@ -18,10 +18,10 @@ use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::calls::{CallEventKind, CallRecord};
 use contactbridge::connector::{BusyStatus, CalendarEvent, Occurrence, Record, RecordId};
 use contactbridge::live::CallHub;
+use contactbridge::resolve::Status;
 use contactbridge::store::{CallStore, CollectionScope, IndexBatch, IndexStore, SledStore, TimeWindow, UserStore};
 use contactbridge::sync::Indexer;
 use contactbridge::user::{self, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match, UserId};
-use contactbridge::resolve::Status;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -58,10 +58,7 @@ fn free_tcp_port() -> u16 {
 fn free_sip_port() -> u16 {
     loop {
         let p = free_tcp_port();
-        if p < 65000
-            && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
-        {
+        if p < 65000 && UdpSocket::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }
@@ -177,11 +174,8 @@ impl Agent {
             20000 + (sip % 400) as u32 * 100 + 98,
         );
         std::fs::write(dir.path().join("config"), config).unwrap();
-        let params = format!(
-            "regint={};answermode={}",
-            if register { 600 } else { 0 },
-            if auto { "auto" } else { "manual" }
-        );
+        let params =
+            format!("regint={};answermode={}", if register { 600 } else { 0 }, if auto { "auto" } else { "manual" });
         std::fs::write(dir.path().join("accounts"), format!("<{}>;{params}\n", kamailio.uri(user))).unwrap();
         let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
         let child = Command::new("baresip")
@@ -215,7 +209,8 @@ impl Agent {
                 buf.extend_from_slice(&chunk[..n]);
                 // netstring: <len>:<json>,
                 while let Some(colon) = buf.iter().position(|b| *b == b':') {
-                    let Some(len) = std::str::from_utf8(&buf[..colon]).ok().and_then(|l| l.parse::<usize>().ok()) else {
+                    let Some(len) = std::str::from_utf8(&buf[..colon]).ok().and_then(|l| l.parse::<usize>().ok())
+                    else {
                         return;
                     };
                     if buf.len() < colon + 1 + len + 1 {
@@ -255,7 +250,6 @@ impl Agent {
             events = cv.wait_timeout(events, left).unwrap().0;
         }
     }
-
 
     fn saw(&self, kind: &str) -> bool {
         self.events.0.lock().unwrap().iter().any(|e| e["type"] == kind)
