@@ -66,12 +66,14 @@ if ! command -v curl >/dev/null || ! command -v ldapsearch >/dev/null; then
 fi
 # Kamailio in the loop (tests/kamailio_redirect.rs, tests/kamailio_calls.rs): Debian's
 # kamailio with its JSON and http_client modules, sipsak to send single INVITEs, and
-# baresip as the user agents that place and answer real calls.
+# baresip as the user agents that place and answer real calls; app_python3 for the gRPC
+# variant that examples/kamailio/bench.py --grpc measures.
 if ! command -v kamailio >/dev/null || ! command -v sipsak >/dev/null || ! command -v baresip >/dev/null \
-  || [ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ]; then
+  || [ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] \
+  || [ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_python3.so ]; then
   echo "setup-tools: installing Debian kamailio, sipsak and baresip (apt-get)" >&2
   apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    kamailio kamailio-json-modules kamailio-utils-modules sipsak baresip >/dev/null
+    kamailio kamailio-json-modules kamailio-utils-modules kamailio-python3-modules sipsak baresip >/dev/null
 fi
 if ! "$tools/venv/bin/python" -c 'import ldap3' >/dev/null 2>&1; then
   echo "setup-tools: installing ldap3 into $tools/venv" >&2

@@ -10,6 +10,10 @@ call is a whole transaction; with the bridge each call is recorded (record=true)
 
     contactbridge serve --demo   # with CONTACTBRIDGE_LOOKUP__LISTEN=127.0.0.1:8081
     python3 examples/kamailio/bench.py --bridge http://127.0.0.1:8081 --key demo-tsps-key --calls 300
+
+With --grpc 127.0.0.1:50051 a third Kamailio asks ResolveCall over gRPC from
+app_python3 instead (examples/kamailio/resolve_grpc.py; Debian's
+kamailio-python3-modules, grpcio from --venv-python's site-packages).
 """
 
 import argparse
@@ -33,16 +37,22 @@ def free_udp():
         return s.getsockname()[1]
 
 
-def start_kamailio(tmp, bridge, key, no_bridge):
+def start_kamailio(tmp, bridge, key, no_bridge, grpc=None):
     port, rpc = free_udp(), free_udp()
     run = pathlib.Path(tempfile.mkdtemp(dir=tmp))
     args = ["kamailio", "-DD", "-E", "-f", str(CFG), "-Y", str(run),
             "-A", f"LISTEN=udp:127.0.0.1:{port}", "-A", f'RPC_LISTEN="udp:127.0.0.1:{rpc}"',
             "-A", f'BRIDGE="{bridge}/lookup/v1/decision"', "-A", f'BRIDGE_KEY="{key}"',
             "-A", 'SIDECAR="http://127.0.0.1:9/event"']
+    env = dict(os.environ)
     if no_bridge:
         args += ["-A", "NO_BRIDGE"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(run / "kamailio.log", "w"))
+    if grpc:
+        args += ["-A", "GRPC_LOOKUP", "-A", f'GRPC_SCRIPT="{CFG.parent / "resolve_grpc.py"}"']
+        site = subprocess.run([grpc[1], "-c", "import grpc, os; print(os.path.dirname(os.path.dirname(grpc.__file__)))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        env.update(CB_GRPC=grpc[0], CB_KEY=key, CB_SITE=site)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(run / "kamailio.log", "w"), env=env)
     return proc, port
 
 
@@ -121,6 +131,8 @@ def main():
     p.add_argument("--bridge", default="http://127.0.0.1:8081")
     p.add_argument("--key", default="demo-tsps-key")
     p.add_argument("--calls", type=int, default=300, help="calls per configuration")
+    p.add_argument("--grpc", help="also measure ResolveCall over gRPC from app_python3 (host:port of the bridge)")
+    p.add_argument("--venv-python", default=".tools/venv/bin/python", help="a Python with grpcio (for --grpc)")
     p.add_argument("--cli", default="+49305550199", help="the caller (default: a known contact, not blocked)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="cb-kam-bench-") as tmp:
@@ -130,29 +142,36 @@ def main():
             procs.append(with_bridge)
             without, port_n = start_kamailio(tmp, a.bridge, a.key, True)
             procs.append(without)
-            time.sleep(1.5)
+            ports = {"http lookup": port_b, "no bridge": port_n}
+            if a.grpc:
+                over_grpc, port_g = start_kamailio(tmp, a.bridge, a.key, False, (a.grpc, a.venv_python))
+                procs.append(over_grpc)
+                ports["grpc (py)"] = port_g
+            time.sleep(3 if a.grpc else 1.5)
             ep = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             ep.bind(("127.0.0.1", 0))
             ep.settimeout(5)
             caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             caller.bind(("127.0.0.1", 0))
             caller.settimeout(5)
-            register(ep, port_b)
-            register(ep, port_n)
+            for port in ports.values():
+                register(ep, port)
             for n in range(20):  # warm-up: connections, caches
-                call(caller, ep, port_b, 10_000 + n, a.cli)
-                call(caller, ep, port_n, 10_000 + n, a.cli)
-            times = {"bridge": [], "no bridge": []}
+                for port in ports.values():
+                    call(caller, ep, port, 10_000 + n, a.cli)
+            times = {name: [] for name in ports}
             for n in range(a.calls):
-                times["bridge"].append(call(caller, ep, port_b, n, a.cli))
-                times["no bridge"].append(call(caller, ep, port_n, n, a.cli))
+                for name, port in ports.items():
+                    times[name].append(call(caller, ep, port, n, a.cli))
             for name, t in times.items():
                 t.sort()
                 p99 = t[min(len(t) - 1, int(len(t) * 0.99))]
-                print(f"{name:10} {len(t)} calls: median {statistics.median(t):.2f} ms, p99 {p99:.2f} ms, max {t[-1]:.2f} ms")
-            b, nb = times["bridge"], times["no bridge"]
-            print(f"the bridge adds: median {statistics.median(b) - statistics.median(nb):.2f} ms "
-                  f"(ratio {statistics.median(b) / statistics.median(nb):.1f}x)")
+                print(f"{name:11} {len(t)} calls: median {statistics.median(t):.2f} ms, p99 {p99:.2f} ms, max {t[-1]:.2f} ms")
+            nb = statistics.median(times["no bridge"])
+            for name, t in times.items():
+                if name != "no bridge":
+                    m = statistics.median(t)
+                    print(f"{name} adds: median {m - nb:.2f} ms (ratio {m / nb:.1f}x)")
         finally:
             for proc in procs:
                 proc.terminate()
