@@ -298,6 +298,7 @@ fn start_sidecar(grpc: std::net::SocketAddr, key: &str, listen: u16, rpc: u16) -
 
 struct Bridge {
     store: Arc<SledStore>,
+    hub: Arc<CallHub>,
     grpc: RunningServer,
     lookup: std::net::SocketAddr,
     key: String,
@@ -357,12 +358,12 @@ impl Bridge {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let lookup = listener.local_addr().unwrap();
-        let state = contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub);
+        let state = contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(contactbridge::http_lookup::serve(state, listener, async move {
             let _ = stopped.await;
         }));
-        Self { store, grpc, lookup, key, _stop: stop }
+        Self { store, hub, grpc, lookup, key, _stop: stop }
     }
 
     fn calls(&self) -> Vec<CallRecord> {
@@ -434,6 +435,7 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
 
     // Hans (known, not VIP): Dana's desk phone rings (notify); a click in the window
     // sends him to voicemail while it rings.
+    let mut window = bridge.hub.watch_calls(&UserId::parse("demo").unwrap());
     let mut hans = Agent::start("hans", &k, HANS, false, false);
     hans.dial(&k.uri(DID));
     desk.wait("CALL_INCOMING", long);
@@ -451,6 +453,9 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
         .unwrap()
         .into_inner();
     assert_eq!(sent.delivered, 1, "the sidecar watches directives");
+    let popped = window.try_recv().expect("the window was told about the ringing call");
+    assert_eq!(popped.call_id, hans_call.id);
+    assert_eq!(popped.method, HandlingMethod::Notify);
     desk.wait("CALL_CLOSED", long);
     voicemail.wait("CALL_ESTABLISHED", long);
     hans.wait("CALL_ESTABLISHED", long);
@@ -568,7 +573,7 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     let slow = t.elapsed();
     erika.wait("CALL_ESTABLISHED", Duration::from_secs(5));
     assert!(!held.lock().unwrap().is_empty(), "Kamailio asked the silent bridge");
-    assert!(slow >= Duration::from_millis(900) && slow < Duration::from_secs(3), "{slow:?}");
+    assert!(slow >= Duration::from_millis(900) && slow < Duration::from_secs(4), "{slow:?}");
     drop(k);
 
     let dead = free_tcp_port();
