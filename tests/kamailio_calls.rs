@@ -299,7 +299,8 @@ fn start_sidecar(grpc: std::net::SocketAddr, key: &str, listen: u16, rpc: u16) -
 struct Bridge {
     store: Arc<SledStore>,
     hub: Arc<CallHub>,
-    grpc: RunningServer,
+    grpc: Option<RunningServer>,
+    grpc_addr: std::net::SocketAddr,
     lookup: std::net::SocketAddr,
     key: String,
     other_key: String,
@@ -364,7 +365,28 @@ impl Bridge {
         tokio::spawn(contactbridge::http_lookup::serve(state, listener, async move {
             let _ = stopped.await;
         }));
-        Self { store, hub, grpc, lookup, key, other_key, _stop: stop }
+        let grpc_addr = grpc.addr;
+        Self { store, hub, grpc: Some(grpc), grpc_addr, lookup, key, other_key, _stop: stop }
+    }
+
+    /// Stops the gRPC server (the HTTP lookup keeps answering).
+    async fn stop_grpc(&mut self) {
+        self.grpc.take().unwrap().stop().await.unwrap();
+    }
+
+    /// Starts it again on the same address.
+    async fn start_grpc(&mut self) {
+        let server = RunningServer::start(
+            self.store.clone(),
+            self.store.clone(),
+            self.hub.clone(),
+            self.grpc_addr,
+            None,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        self.grpc = Some(server);
     }
 
     fn calls(&self) -> Vec<CallRecord> {
@@ -401,10 +423,10 @@ fn kinds(c: &CallRecord) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
-    let bridge = Bridge::start().await;
+    let mut bridge = Bridge::start().await;
     let sidecar_port = free_tcp_port();
     let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
-    let _sidecar = start_sidecar(bridge.grpc.addr, &bridge.key, sidecar_port, k.rpc);
+    let _sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
 
     let desk = Agent::start("desk", &k, DID, true, false);
     let mobile = Agent::start("mobile", &k, MOBILE, true, true);
@@ -450,7 +472,7 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
     let mut hans = Agent::start("hans", &k, HANS, false, false);
     hans.dial(&k.uri(DID));
     desk.wait("CALL_INCOMING", long);
-    let mut client = BridgeClient::connect(&format!("http://{}", bridge.grpc.addr), &bridge.key).await.unwrap();
+    let mut client = BridgeClient::connect(&format!("http://{}", bridge.grpc_addr), &bridge.key).await.unwrap();
     let hans_call = bridge.calls().into_iter().filter(|c| c.cli == HANS).max_by_key(|c| c.at).unwrap();
     let sent = client
         .calls
@@ -476,6 +498,47 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
         "{:?}",
         kinds(&call)
     );
+
+    // The bridge's gRPC server goes away and comes back (the HTTP lookup stays): the call's
+    // events wait in the sidecar and arrive, and the directive stream is followed again.
+    bridge.stop_grpc().await;
+    erika.dial(&k.uri(DID));
+    mobile.wait("CALL_ESTABLISHED", long);
+    erika.wait("CALL_CLOSED", long);
+    let during = bridge.calls().into_iter().filter(|c| c.cli == ERIKA).max_by_key(|c| c.at).unwrap();
+    assert_ne!(during.id, call.id);
+    assert!(during.events.is_empty(), "{:?}", during.events);
+    bridge.start_grpc().await;
+    let after = bridge.call_from(ERIKA, |k| *k == CallEventKind::Ended).await;
+    assert_eq!(after.id, during.id);
+    assert!(kinds(&after).contains(&"Answered".to_string()), "{:?}", kinds(&after));
+
+    hans.dial(&k.uri(DID));
+    desk.wait("CALL_INCOMING", long);
+    let again = bridge.calls().into_iter().filter(|c| c.cli == HANS).max_by_key(|c| c.at).unwrap();
+    assert_ne!(again.id, hans_call.id);
+    let mut client = BridgeClient::connect(&format!("http://{}", bridge.grpc_addr), &bridge.key).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sent = client
+            .calls
+            .send_directive(pb::SendDirectiveRequest {
+                call_id: again.id.0.clone(),
+                action: pb::DirectiveAction::Forward as i32,
+                target: "+49 30 901829".into(),
+                by: "demo".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if sent.delivered == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sidecar did not watch directives again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    attendant.wait("CALL_ESTABLISHED", long);
+    hans.wait("CALL_ESTABLISHED", long);
     drop(k);
 }
 
@@ -526,7 +589,7 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     let bridge = Bridge::start().await;
     let sidecar_port = free_tcp_port();
     let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
-    let _sidecar = start_sidecar(bridge.grpc.addr, &bridge.key, sidecar_port, k.rpc);
+    let _sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
     let _desk = Agent::start("desk", &k, DID, true, false);
     let attendant = Agent::start("attendant", &k, ATTENDANT, true, true);
     k.wait_registered(&[DID, ATTENDANT]);

@@ -116,7 +116,9 @@ class Sidecar:
         while True:
             call, kind, target = self.events.get()
             req = self.pb.ReportCallEventRequest(call_id=call, kind=kinds[kind], target=target)
-            for attempt in range(5):
+            # The bridge down or restarting: retry for a minute (events stay in order).
+            deadline, backoff = time.monotonic() + 60, 0.2
+            while True:
                 try:
                     self.stub.ReportCallEvent(req, metadata=self.metadata, timeout=5)
                     log.info("reported %s for call %s", kind, call)
@@ -126,23 +128,27 @@ class Sidecar:
                                     grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION):
                         log.warning("the bridge refused %s for call %s: %s", kind, call, e.details())
                         break
-                    log.warning("ReportCallEvent failed (%s), retrying", e.code())
-                    time.sleep(0.2 * (attempt + 1))
+                    if time.monotonic() > deadline:
+                        log.warning("dropped %s for call %s: the bridge is unreachable (%s)", kind, call, e.code())
+                        break
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 2)
 
     # --- directives from the bridge --------------------------------------------
     def watch_directives(self):
         backoff = 0.2
         while True:
+            started = time.monotonic()
             try:
                 stream = self.stub.WatchDirectives(self.pb.WatchDirectivesRequest(), metadata=self.metadata)
-                print("sidecar: watching directives", flush=True)
-                backoff = 0.2
                 for directive in stream:
                     self.on_directive(directive)
             except grpc.RpcError as e:
                 log.warning("WatchDirectives ended (%s); reconnecting", e.code())
+            if time.monotonic() - started > 5:
+                backoff = 0.2
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5)
+            backoff = min(backoff * 2, 2)
 
     def on_directive(self, d):
         with self.lock:
@@ -213,7 +219,10 @@ def main() -> int:
         pb = importlib.import_module("contactbridge.v1.call_handling_pb2")
         rpc = importlib.import_module("contactbridge.v1.call_handling_pb2_grpc")
         types = importlib.import_module("contactbridge.v1.types_pb2")
-        channel = grpc.insecure_channel(args.bridge)
+        # Reconnect within 2 s of the bridge coming back (grpcio's default waits up to 120 s).
+        channel = grpc.insecure_channel(args.bridge, options=[
+            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000)])
         sidecar = Sidecar(args, pb, types, rpc.CallHandlingStub(channel))
         threading.Thread(target=sidecar.report_events, daemon=True).start()
         threading.Thread(target=sidecar.watch_directives, daemon=True).start()
