@@ -539,6 +539,17 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
     }
     attendant.wait("CALL_ESTABLISHED", long);
     hans.wait("CALL_ESTABLISHED", long);
+    hans.wait("CALL_CLOSED", long);
+
+    // Hans gives up while the desk phone rings (CANCEL): the call ends unanswered.
+    hans.dial(&k.uri(DID));
+    desk.wait("CALL_INCOMING", long);
+    let third = bridge.calls().into_iter().filter(|c| c.cli == HANS).max_by_key(|c| c.at).unwrap();
+    assert_ne!(third.id, again.id);
+    hans.command("hangup", "");
+    desk.wait("CALL_CLOSED", long);
+    let third = bridge.call_from(HANS, |k| *k == CallEventKind::Ended).await;
+    assert!(!kinds(&third).contains(&"Answered".to_string()), "{:?}", kinds(&third));
     drop(k);
 }
 
