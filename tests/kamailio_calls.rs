@@ -251,6 +251,11 @@ impl Agent {
         }
     }
 
+    /// Forgets the events so far.
+    fn clear(&self) {
+        self.events.0.lock().unwrap().clear();
+    }
+
     fn saw(&self, kind: &str) -> bool {
         self.events.0.lock().unwrap().iter().any(|e| e["type"] == kind)
     }
@@ -600,7 +605,7 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     let bridge = Bridge::start().await;
     let sidecar_port = free_tcp_port();
     let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
-    let _sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
+    let sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
     let _desk = Agent::start("desk", &k, DID, true, false);
     let attendant = Agent::start("attendant", &k, ATTENDANT, true, true);
     k.wait_registered(&[DID, ATTENDANT]);
@@ -637,9 +642,9 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
 
     // The sidecar's event interface: junk is refused; an event for another tenant's call
     // (its id known) is passed on with this tenant's key and refused by the bridge.
-    let sidecar: std::net::SocketAddr = format!("127.0.0.1:{sidecar_port}").parse().unwrap();
+    let sidecar_addr: std::net::SocketAddr = format!("127.0.0.1:{sidecar_port}").parse().unwrap();
     for junk in ["/event", "/event?call=x&kind=exploded", "/other?call=x&kind=ended", "/event?kind=ended"] {
-        assert_eq!(http_get(sidecar, junk).0, 400, "{junk}");
+        assert_eq!(http_get(sidecar_addr, junk).0, 400, "{junk}");
     }
     let (status, body) = http_get(
         bridge.lookup,
@@ -649,7 +654,7 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     let olgas: Value = serde_json::from_str(&body).unwrap();
     let olgas = olgas["call_id"].as_str().unwrap().to_string();
     for kind in ["answered", "ended", "forwarded&target=%2B4915112345678"] {
-        assert_eq!(http_get(sidecar, &format!("/event?call={olgas}&kind={kind}")).0, 204);
+        assert_eq!(http_get(sidecar_addr, &format!("/event?call={olgas}&kind={kind}")).0, 204);
     }
     // An event of this tenant's posted after them shows the sidecar got through its queue.
     let (_, body) = http_get(
@@ -658,10 +663,37 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     );
     let ours: Value = serde_json::from_str(&body).unwrap();
     let ours = ours["call_id"].as_str().unwrap().to_string();
-    assert_eq!(http_get(sidecar, &format!("/event?call={ours}&kind=ended")).0, 204);
+    assert_eq!(http_get(sidecar_addr, &format!("/event?call={ours}&kind=ended")).0, 204);
     bridge.call_from("+49409999998", |k| *k == CallEventKind::Ended).await;
     let olgas = bridge.store.call(&contactbridge::calls::CallId(olgas)).unwrap().unwrap();
     assert!(olgas.events.is_empty(), "another tenant's call took events: {:?}", olgas.events);
+
+    // The sidecar killed (SIGKILL) during a call: Kamailio holds the call's events and
+    // delivers them, in order, to the sidecar started again.
+    stranger.wait("CALL_CLOSED", Duration::from_secs(10));
+    bridge.call_from(STRANGER, |k| *k == CallEventKind::Ended).await;
+    attendant.clear();
+    stranger.clear();
+    drop(sidecar);
+    stranger.dial(&k.uri(DID));
+    attendant.wait("CALL_ESTABLISHED", Duration::from_secs(10));
+    stranger.wait("CALL_CLOSED", Duration::from_secs(10));
+    let held = bridge.calls().into_iter().filter(|c| c.cli == STRANGER).max_by_key(|c| c.at).unwrap();
+    assert!(
+        held.events.is_empty(),
+        "{:?}",
+        bridge.calls().iter().filter(|c| c.cli == STRANGER).map(|c| (c.at, kinds(c))).collect::<Vec<_>>()
+    );
+    let _sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
+    let held = bridge.call_from(STRANGER, |k| *k == CallEventKind::Ended).await;
+    assert_eq!(
+        kinds(&held)[kinds(&held).len() - 3..],
+        [
+            format!("{:?}", CallEventKind::Forwarded { to: ATTENDANT.into() }),
+            "Answered".to_string(),
+            "Ended".to_string()
+        ]
+    );
     drop(k);
 
     // A bridge that accepts connections and never answers, then one that is gone:
