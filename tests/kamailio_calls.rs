@@ -73,9 +73,27 @@ impl Drop for Proc {
     }
 }
 
+/// Kamailio's main process stops its forked workers on SIGTERM; SIGKILL would orphan them.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Kamailio with `examples/kamailio/proxy.cfg`, its defines given with `-A`.
 struct Kamailio {
-    _proc: Proc,
+    _proc: Daemon,
     port: u16,
     rpc: u16,
     _dir: tempfile::TempDir,
@@ -104,7 +122,7 @@ impl Kamailio {
             .stderr(log)
             .spawn()
             .expect("kamailio runs (tests/setup-tools.sh installs it)");
-        let k = Self { _proc: Proc(child), port, rpc, _dir: dir };
+        let k = Self { _proc: Daemon(child), port, rpc, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while k.rpc("core.uptime", &[]).is_none() {
             assert!(Instant::now() < deadline, "kamailio did not start: {}", k.log());
