@@ -156,4 +156,90 @@ impl CallRecord {
     pub fn has_ended(&self) -> bool {
         self.events.iter().any(|e| e.kind.ends_call())
     }
+
+    /// Where the call stands after its journal ([`CallPhase::of`]).
+    pub fn phase(&self) -> CallPhase {
+        CallPhase::of(&self.events)
+    }
+}
+
+/// Where a call stands, as the window's cards show it: folded from its
+/// journal, the last word wins (a directive asks, the phone system's report
+/// of what happened comes after it). Only a ringing call offers actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum CallPhase {
+    Ringing,
+    /// Someone took it (`by`: a user id, `attendant:<id>`, or none if the phone system did not say).
+    Answered {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Forwarded (reported), or a forward was sent (directive).
+    Forwarded {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Sent to voicemail.
+    Voicemail {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    Rejected {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Nobody took it.
+    Missed,
+    /// Over (after it was answered, `answered_by` says by whom).
+    Ended {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answered_by: Option<String>,
+    },
+}
+
+impl CallPhase {
+    /// Folds a journal (oldest first) into the call's phase.
+    pub fn of(events: &[CallEvent]) -> Self {
+        let mut phase = Self::Ringing;
+        let mut answered_by = None;
+        for e in events {
+            let by = e.by.clone();
+            phase = match (&e.kind, phase) {
+                (CallEventKind::Chat { .. }, p) => p,
+                // It rings (again, e.g. at a forward target): the phase stays.
+                (CallEventKind::Ringing, p) => p,
+                (CallEventKind::Answered, _) => {
+                    answered_by = Some(by.clone());
+                    Self::Answered { by }
+                }
+                (CallEventKind::Forwarded { to }, _) => Self::Forwarded { to: to.clone(), by },
+                // Sent to voicemail, then missed: it stays "voicemail" (the caller left a message or hung up there).
+                (CallEventKind::Missed, p @ Self::Voicemail { .. }) => p,
+                (CallEventKind::Missed, _) => Self::Missed,
+                (CallEventKind::Ended, Self::Voicemail { by }) => Self::Voicemail { by },
+                (CallEventKind::Ended, Self::Forwarded { to, by }) => Self::Forwarded { to, by },
+                (CallEventKind::Ended, _) => Self::Ended { answered_by: answered_by.clone().flatten() },
+                // Directives after the call ended are refused; these are while it rang.
+                (CallEventKind::Directive { action, target }, p) => match action.as_str() {
+                    "forward" => Self::Forwarded { to: target.clone().unwrap_or_default(), by },
+                    "voicemail" => Self::Voicemail { by },
+                    "reject" => Self::Rejected { by },
+                    _ => p,
+                },
+            };
+        }
+        phase
+    }
+
+    /// Nothing more will happen to the call (ended, missed).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Missed | Self::Ended { .. })
+    }
+
+    /// The call still rings: the window offers accept, forward, voicemail.
+    pub fn is_ringing(&self) -> bool {
+        matches!(self, Self::Ringing)
+    }
 }

@@ -5,7 +5,8 @@
 use super::error::WebError;
 use super::session::{forward_buttons, Session};
 use super::WebState;
-use crate::calls::{CallEvent, CallId, CallRecord};
+use crate::calls::{CallEvent, CallEventKind, CallId, CallPhase, CallRecord};
+use crate::live::CallChange;
 use crate::resolve::Decision;
 use crate::user::{ForwardTarget, UserId, UserProfile};
 use axum::extract::State;
@@ -39,6 +40,8 @@ pub struct CallView {
     pub forward: Vec<ForwardTarget>,
     /// The call's journal (directives, chat, what the phone system reported).
     pub events: Vec<CallEvent>,
+    /// Where the call stands (ringing, answered by whom, forwarded where, voicemail, ended).
+    pub phase: CallPhase,
 }
 
 impl CallView {
@@ -59,6 +62,7 @@ impl CallView {
             target: d.target.clone(),
             forward: forward_buttons(owner),
             events: Vec::new(),
+            phase: CallPhase::Ringing,
         }
     }
 
@@ -83,6 +87,7 @@ impl CallView {
             target,
             forward: forward_buttons(owner),
             events: r.events.clone(),
+            phase: r.phase(),
         }
     }
 }
@@ -104,9 +109,20 @@ pub enum WebEvent {
         by: String,
         at: DateTime<Utc>,
         delivered: usize,
+        /// Where the call stands after it.
+        phase: CallPhase,
     },
     /// A chat message about a call.
     Chat { call_id: CallId, user: UserId, text: String, by: String, at: DateTime<Utc> },
+    /// The phone system reported what happened to a call (ReportCallEvent:
+    /// ringing, answered, forwarded, missed, ended).
+    Update {
+        call_id: CallId,
+        user: UserId,
+        event: CallEvent,
+        /// Where the call stands after it.
+        phase: CallPhase,
+    },
 }
 
 impl WebEvent {
@@ -116,14 +132,40 @@ impl WebEvent {
             Self::Call(_) => "call",
             Self::Directive { .. } => "directive",
             Self::Chat { .. } => "chat",
+            Self::Update { .. } => "update",
         }
     }
 
     /// The user whose call this is about.
     fn user(&self) -> &UserId {
         match self {
-            Self::Ready { user } | Self::Directive { user, .. } | Self::Chat { user, .. } => user,
+            Self::Ready { user }
+            | Self::Directive { user, .. }
+            | Self::Chat { user, .. }
+            | Self::Update { user, .. } => user,
             Self::Call(c) => &c.user,
+        }
+    }
+}
+
+impl WebEvent {
+    /// What the windows are told about a change of a call ([`crate::live::CallHub::watch_changes`]).
+    pub fn of_change(c: &CallChange) -> Self {
+        let (call_id, user, phase) = (c.record.id.clone(), c.record.user.clone(), c.record.phase());
+        let by = c.event.by.clone().unwrap_or_default();
+        match &c.event.kind {
+            CallEventKind::Directive { action, target } => Self::Directive {
+                call_id,
+                user,
+                action: action.clone(),
+                target: target.clone(),
+                by,
+                at: c.event.at,
+                delivered: c.delivered.unwrap_or(0),
+                phase,
+            },
+            CallEventKind::Chat { text } => Self::Chat { call_id, user, text: text.clone(), by, at: c.event.at },
+            _ => Self::Update { call_id, user, event: c.event.clone(), phase },
         }
     }
 }
@@ -168,6 +210,16 @@ pub async fn stream(
     let shared = BroadcastStream::new(state.events.subscribe())
         .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| s.viewer.may_see(e.user()).is_some())));
     streams.push(shared.boxed());
+    // Every change of a call the viewer may see (directives, chat, what the phone system reported),
+    // whoever made it: this window, another one, gRPC SendDirective or ReportCallEvent.
+    let s = session.clone();
+    let changes = BroadcastStream::new(state.hub.watch_changes()).filter_map(move |r| {
+        let visible = lagged(r).filter(|c| {
+            c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some()
+        });
+        futures::future::ready(visible.map(|c| Arc::new(WebEvent::of_change(&c))))
+    });
+    streams.push(changes.boxed());
 
     let hello = stream::once(futures::future::ready(Arc::new(WebEvent::Ready { user: viewer.id().clone() })));
     let (s, st) = (session.clone(), state.clone());
