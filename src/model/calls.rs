@@ -243,3 +243,41 @@ impl CallPhase {
         matches!(self, Self::Ringing)
     }
 }
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    fn ev(kind: CallEventKind, by: Option<&str>) -> CallEvent {
+        CallEvent { at: Utc::now(), kind, by: by.map(Into::into) }
+    }
+
+    fn directive(action: &str, target: Option<&str>) -> CallEventKind {
+        CallEventKind::Directive { action: action.into(), target: target.map(Into::into) }
+    }
+
+    #[test]
+    fn the_last_word_wins_and_chat_or_ringing_change_nothing() {
+        use CallEventKind::*;
+        assert_eq!(CallPhase::of(&[]), CallPhase::Ringing);
+        let chat = ev(Chat { text: "hi".into() }, Some("demo"));
+        assert_eq!(CallPhase::of(std::slice::from_ref(&chat)), CallPhase::Ringing);
+        let fwd = ev(directive("forward", Some("+49 30 1")), Some("attendant:desk"));
+        assert_eq!(
+            CallPhase::of(&[fwd.clone(), chat.clone(), ev(Ringing, None)]),
+            CallPhase::Forwarded { to: "+49 30 1".into(), by: Some("attendant:desk".into()) }
+        );
+        // Accept asks; only the phone system's report says it was answered.
+        assert_eq!(CallPhase::of(&[ev(directive("accept", None), Some("demo"))]), CallPhase::Ringing);
+        let answered = ev(Answered, Some("demo"));
+        assert_eq!(
+            CallPhase::of(&[fwd.clone(), answered.clone(), ev(Ended, None)]),
+            CallPhase::Ended { answered_by: Some("demo".into()) }
+        );
+        let vm = ev(directive("voicemail", None), Some("demo"));
+        assert_eq!(CallPhase::of(&[vm.clone(), ev(Missed, None)]), CallPhase::Voicemail { by: Some("demo".into()) });
+        assert_eq!(CallPhase::of(&[ev(Missed, None), ev(Ringing, None)]), CallPhase::Missed);
+        assert_eq!(CallPhase::of(&[ev(directive("reject", None), None)]), CallPhase::Rejected { by: None });
+        assert!(CallPhase::of(&[answered, ev(Ended, None)]).is_final());
+    }
+}

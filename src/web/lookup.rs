@@ -68,6 +68,8 @@ fn view(c: &StoredContact) -> ContactView {
 struct Matcher {
     words: Vec<String>,
     digits: Option<String>,
+    /// The text as typed, for number keys in each user's region.
+    text: String,
 }
 
 impl Matcher {
@@ -88,15 +90,26 @@ impl Matcher {
         Ok(Self {
             words: q.to_lowercase().split_whitespace().map(str::to_string).collect(),
             digits: (numberish && digits.len() >= 3).then_some(digits),
+            text: q.to_string(),
         })
     }
 
-    fn matches(&self, c: &StoredContact) -> bool {
+    /// The number's key in `region` (a whole number as typed: `+49 30 …`, `030 …`), if it is one.
+    fn key(&self, region: Option<&crate::phone::Region>) -> Option<String> {
+        self.digits.as_ref()?;
+        history_key_if_number(&self.text, region).ok().flatten()
+    }
+
+    /// `key`: [`Matcher::key`] in the contact's user's region.
+    fn matches(&self, c: &StoredContact, key: Option<&str>, region: Option<&crate::phone::Region>) -> bool {
         let c = &c.contact;
         if let Some(d) = &self.digits {
             let hit = c.phones.iter().any(|p| {
                 let pd: String = p.raw.chars().filter(char::is_ascii_digit).collect();
                 pd.contains(d.as_str())
+                    || key.is_some_and(|k| {
+                        history_key_if_number(&p.raw, region).ok().flatten().is_some_and(|pk| pk == k)
+                    })
             });
             if hit {
                 return true;
@@ -124,9 +137,11 @@ pub async fn search(
     let hits = crate::store::offload(state.store.as_ref(), move || {
         let mut hits = Vec::new();
         for owner in users(&session, q.user.as_deref())? {
+            let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
+            let key = matcher.key(region.as_ref());
             let mut found = Vec::new();
             work.store.scan_contacts(&owner.id, &mut |c| {
-                if matcher.matches(&c) {
+                if matcher.matches(&c, key.as_deref(), region.as_ref()) {
                     found.push(c);
                 }
                 found.len() + hits.len() < MAX_HITS

@@ -246,6 +246,12 @@ async function main() {
   const dial = await ph.next((l) => l.directive === "dial", "dial directive", 10000);
   if (dial.call_id !== "" || dial.user !== "demo" || !dial.target.replace(/\D/g, "").endsWith("1234567")) fail(`unexpected dial ${JSON.stringify(dial)}`);
   await expectText(user, "#search-status", "sent to the phone system (1)");
+  // The same over gRPC (SendDirective DIAL); a number that is none is INVALID_ARGUMENT.
+  const g = await ph.send({ op: "dial", user_id: "demo", target: "+49 30 1234567" });
+  if (g.error || g.delivered !== 1) fail(`gRPC DIAL: ${JSON.stringify(g)}`);
+  await ph.next((l) => l.directive === "dial" && l.target === "+49 30 1234567", "gRPC dial directive", 10000);
+  const gbad = await ph.send({ op: "dial", user_id: "demo", target: "sip:evil@example.com" });
+  if (gbad.error !== "INVALID_ARGUMENT") fail(`gRPC DIAL to a SIP URI: ${JSON.stringify(gbad)}`);
   // Hostile: markup finds nothing and is shown as text; a number that is none is refused with a clear error.
   await user.fill("#search-text", '<img src=x onerror="document.title=1">');
   await user.press("#search-text", "Enter");
