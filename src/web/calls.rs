@@ -243,7 +243,7 @@ pub async fn history(
         };
         records.extend(mine.into_iter().map(|r| (r, owner)));
     }
-    records.sort_by(|a, b| b.0.at.cmp(&a.0.at));
+    records.sort_by_key(|r| std::cmp::Reverse(r.0.at));
     records.truncate(limit);
     let views = records
         .iter()
