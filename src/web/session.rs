@@ -248,8 +248,10 @@ pub struct UserView {
     pub forward: Vec<ForwardTarget>,
     /// The user's status now (available, busy, out of office, …), as a call now would see it.
     pub status: Option<String>,
-    /// Why: a meeting's subject, "out of office replies", "set by hand".
+    /// Why: a meeting's subject, "out-of-office replies are on", "set by hand".
     pub status_reason: Option<String>,
+    /// Until when, if known (the meeting's end, the manual status's expiry).
+    pub status_until: Option<DateTime<Utc>>,
 }
 
 impl UserView {
@@ -260,6 +262,7 @@ impl UserView {
             forward: forward_buttons(p),
             status: None,
             status_reason: None,
+            status_until: None,
         }
     }
 
@@ -269,13 +272,18 @@ impl UserView {
         let now = Utc::now();
         let (status, reason) =
             derive(now, p.manual_status.as_ref(), &store.out_of_office(&p.id)?, &store.busy_spans(&p.id, now)?);
-        let reason = match reason {
-            StatusReason::Default => None,
-            StatusReason::Manual { .. } => Some("set by hand".to_string()),
-            StatusReason::OutOfOfficeReplies => Some("out-of-office replies are on".to_string()),
-            StatusReason::Calendar { subject, end, .. } => Some(format!("{subject} (until {})", end.to_rfc3339())),
+        let (reason, until) = match reason {
+            StatusReason::Default => (None, None),
+            StatusReason::Manual { until } => (Some("set by hand".to_string()), until),
+            StatusReason::OutOfOfficeReplies => (Some("out-of-office replies are on".to_string()), None),
+            StatusReason::Calendar { subject, end, .. } => (Some(subject), Some(end)),
         };
-        Ok(Self { status: Some(status.as_str().to_string()), status_reason: reason, ..Self::of(p) })
+        Ok(Self {
+            status: Some(status.as_str().to_string()),
+            status_reason: reason,
+            status_until: until,
+            ..Self::of(p)
+        })
     }
 }
 

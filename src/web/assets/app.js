@@ -246,7 +246,7 @@ function showDirective(d) {
 
 function showUpdate(u) {
   for (const c of cardsOf(u.call_id)) {
-    c.querySelector(".state").textContent = `${phaseText(u.phase)} (reported by the phone system)`;
+    c.querySelector(".state").textContent = `${u.event.event} — reported by the phone system at ${new Date(u.event.at).toLocaleTimeString()}`;
     c.classList.remove("undelivered");
   }
   applyPhase(u.call_id, u.phase);
@@ -321,7 +321,9 @@ function showContext(ctx, title, actions) {
   $("ctx-actions").replaceChildren(...actions);
   fill("ctx-mail-received", ctx.mail_received, mailItem);
   fill("ctx-mail-sent", ctx.mail_sent, mailItem);
-  fill("ctx-events", ctx.events, meetingItem);
+  // A meeting in progress comes first.
+  const inProgress = (e) => (e.occurrences || []).some((o) => new Date(o.start) <= new Date() && new Date() < new Date(o.end));
+  fill("ctx-events", [...ctx.events.filter(inProgress), ...ctx.events.filter((e) => !inProgress(e))], meetingItem);
   fill("ctx-documents", ctx.documents, documentItem);
   fill("ctx-calls", ctx.calls, (c) => [`${when(c.at)} — ${c.method.method || c.method}${c.events.length ? " — " + journalText(c.events) : ""}`]);
   $("context").scrollIntoView({ behavior: "smooth" });
@@ -450,10 +452,12 @@ function attendedGroups(me) {
     el("div", { class: "attended-user", "data-user": u.id },
       el("h2", {}, el("span", {}, u.display_name || u.id),
         el("span", { class: "ustatus", "data-status": u.status || "" }, u.status ? u.status.replace(/_/g, " ") : "status unknown"),
-        u.status_reason ? el("span", { class: "preview" }, u.status_reason) : null),
+        el("span", { class: "preview sreason" }, statusReason(u))),
       el("p", { class: "empty" }, "No calls waiting."),
       el("div", { class: "calls", "aria-live": "polite" }))));
 }
+
+const statusReason = (u) => [u.status_reason, u.status_until ? `until ${new Date(u.status_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : null].filter(Boolean).join(", ");
 
 // Statuses change with meetings and out-of-office: ask again every minute.
 async function refreshStatuses() {
@@ -461,6 +465,8 @@ async function refreshStatuses() {
   for (const u of me.attends) {
     const s = document.querySelector(`.attended-user[data-user="${CSS.escape(u.id)}"] .ustatus`);
     if (s) { s.dataset.status = u.status || ""; s.textContent = u.status ? u.status.replace(/_/g, " ") : "status unknown"; }
+    const r = document.querySelector(`.attended-user[data-user="${CSS.escape(u.id)}"] .sreason`);
+    if (r) r.textContent = statusReason(u);
   }
 }
 

@@ -122,6 +122,7 @@ async function main() {
   if (await user.isVisible("#attendant")) fail("the user sees an attendant view");
   await expectText(desk, '.attended-user[data-user="demo"] h2', "Dana Demo");
   await expectText(desk, '.attended-user[data-user="demo"] .ustatus', "busy");
+  await expectText(desk, '.attended-user[data-user="demo"] .sreason', "Delivery call with ACME, until");
   // 400 px: nothing sticks out sideways (the page does not scroll horizontally).
   const overflow = await desk.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) fail(`the 400-px window is ${overflow} px too wide`);
@@ -175,6 +176,8 @@ async function main() {
   await desk.click("#chat-form button[type=submit]");
   await expectText(user, "#chat-messages li", "Will do, I'll tell Erika");
   console.log("chat messages crossed between the two windows");
+  // The attendant's 400-px side panel while the call rings: the user's status, the card, the chat.
+  await desk.screenshot({ path: join(shots, "attendant-400px.png"), fullPage: true });
 
   // Forward to the mobile: the phone system's stream receives the directive; both cards say so.
   const clicked = Date.now();
@@ -266,8 +269,7 @@ async function main() {
   if (other.length) fail("the visitor's search finds the demo user's contacts");
   console.log("search and dial work; hostile input is refused; another user's contacts are not found");
 
-  // The attendant's side panel with its calls, statuses and chat; axe-core on every page, light and dark.
-  await desk.screenshot({ path: join(shots, "attendant-400px.png"), fullPage: true });
+  // axe-core on every page, light and dark.
   await axe(user, "user 1280 px");
   await axe(desk, "attendant 400 px");
   await user.emulateMedia({ colorScheme: "dark" });
