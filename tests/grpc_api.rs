@@ -343,7 +343,8 @@ async fn directives_reach_the_watching_tsps_and_the_call_history() {
     let got = stream.message().await.unwrap().expect("a dial directive");
     assert_eq!(got.action, pb::DirectiveAction::Dial as i32);
     assert_eq!((got.call_id.as_str(), got.user_id.as_str(), got.target.as_str()), ("", "demo", "+49 30 1234567"));
-    for (user, call, to) in [("demo", "", "sip:x@example.com"), ("demo", "", "*21#"), ("demo", call.call_id.as_str(), "+49 30 1")]
+    for (user, call, to) in
+        [("demo", "", "sip:x@example.com"), ("demo", "", "*21#"), ("demo", call.call_id.as_str(), "+49 30 1")]
     {
         let e = admin.calls.send_directive(dial(user, call, to)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{to}: {e:?}");

@@ -627,9 +627,8 @@ async fn search_finds_contacts_of_the_users_the_viewer_sees_only_and_refuses_hos
     assert!(!ctx["mail_received"].as_array().unwrap().is_empty(), "{ctx}");
     let (s, _) = f.call("GET", &path, Some(&bob), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = f
-        .call("GET", &format!("/api/contact?contact={}", erika["contact"].as_str().unwrap()), Some(&bob), None)
-        .await;
+    let (s, _) =
+        f.call("GET", &format!("/api/contact?contact={}", erika["contact"].as_str().unwrap()), Some(&bob), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "the token names demo's contact, not bob's");
     let (s, _) = f.call("GET", "/api/contact?contact=bm90LWEtdG9rZW4", Some(&demo), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -666,8 +665,16 @@ async fn call_sends_a_dial_directive_to_the_tenants_phone_system_and_refuses_hos
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     let long = "1".repeat(41);
-    for to in ["sip:evil@example.com", "<script>1</script>", "*21*0301234567#", "12", "", "+49 30 1234567\n+1 900", &long, "+49+30"]
-    {
+    for to in [
+        "sip:evil@example.com",
+        "<script>1</script>",
+        "*21*0301234567#",
+        "12",
+        "",
+        "+49 30 1234567\n+1 900",
+        &long,
+        "+49+30",
+    ] {
         let (s, e) = f.call("POST", "/api/dial", Some(&demo), Some(json!({ "to": to }))).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{to:?}");
         assert!(e["error"].as_str().unwrap().contains("is not a phone number to dial"), "{to:?}: {e}");
@@ -678,7 +685,6 @@ async fn call_sends_a_dial_directive_to_the_tenants_phone_system_and_refuses_hos
     let d = f.ring(ERIKA);
     assert!(f.hub.direct(&d.call_id, DirectiveAction::Dial { to: "+49 30 1".into() }, None, None, Utc::now()).is_err());
 }
-
 
 /// Percent-encodes every byte but the unreserved ones.
 fn pct(s: &str) -> String {

@@ -233,7 +233,9 @@ impl CallHandling for CallHandlingService {
                 let user = self.own_profile(&who.tenant, &r.user_id)?.id;
                 self.hub.dial(&user, &who.tenant, to, by, Utc::now()).map_err(|e| error::live(e, &call))?
             }
-            _ => self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?,
+            _ => {
+                self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?
+            }
         };
         Ok(Response::new(pb::SendDirectiveResponse {
             delivered: delivered as u32,

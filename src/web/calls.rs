@@ -233,10 +233,8 @@ pub async fn history(
         let mine = match q.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             Some(caller) => {
                 let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
-                let key = history_key_if_number(caller, region.as_ref())
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| caller.to_string());
+                let key =
+                    history_key_if_number(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
                 state.store.calls_from(&owner.id, &key, window, limit)?
             }
             None => state.store.calls(&owner.id, window, limit)?,

@@ -214,9 +214,8 @@ pub async fn stream(
     // whoever made it: this window, another one, gRPC SendDirective or ReportCallEvent.
     let s = session.clone();
     let changes = BroadcastStream::new(state.hub.watch_changes()).filter_map(move |r| {
-        let visible = lagged(r).filter(|c| {
-            c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some()
-        });
+        let visible =
+            lagged(r).filter(|c| c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some());
         futures::future::ready(visible.map(|c| Arc::new(WebEvent::of_change(&c))))
     });
     streams.push(changes.boxed());

@@ -107,9 +107,8 @@ impl Matcher {
             let hit = c.phones.iter().any(|p| {
                 let pd: String = p.raw.chars().filter(char::is_ascii_digit).collect();
                 pd.contains(d.as_str())
-                    || key.is_some_and(|k| {
-                        history_key_if_number(&p.raw, region).ok().flatten().is_some_and(|pk| pk == k)
-                    })
+                    || key
+                        .is_some_and(|k| history_key_if_number(&p.raw, region).ok().flatten().is_some_and(|pk| pk == k))
             });
             if hit {
                 return true;
