@@ -100,18 +100,25 @@ function updateRinging() {
 }
 
 const soundOn = () => localStorage.getItem("cb.ringSound") === "1";
-function ringSound() {
+// One audio context, unlocked by the user's first click or key (browsers refuse sound before that).
+let audio = null;
+function unlockAudio() {
   if (!soundOn()) return;
   try {
-    const ac = new (window.AudioContext || window.webkitAudioContext)();
-    for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
-      const o = ac.createOscillator(); const g = ac.createGain();
-      o.frequency.value = f; g.gain.value = 0.08;
-      o.connect(g).connect(ac.destination);
-      o.start(ac.currentTime + i * 0.25); o.stop(ac.currentTime + i * 0.25 + 0.2);
-    }
-    setTimeout(() => ac.close(), 1200);
-  } catch { /* no audio: the title still flashes */ }
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") audio.resume();
+  } catch { audio = null; }
+}
+function ringSound() {
+  if (!soundOn()) return;
+  unlockAudio();
+  if (!audio) return; // no audio: the title still flashes
+  for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
+    const o = audio.createOscillator(); const g = audio.createGain();
+    o.frequency.value = f; g.gain.value = 0.08;
+    o.connect(g).connect(audio.destination);
+    o.start(audio.currentTime + i * 0.25); o.stop(audio.currentTime + i * 0.25 + 0.2);
+  }
 }
 
 // ---- notification cards ----------------------------------------------------
@@ -489,9 +496,24 @@ async function saveCriteria(ev) {
 
 // ---- start -----------------------------------------------------------------
 
+// After a reconnect (network, server restart, a lagging stream), changes may have been missed:
+// every card asks where its call stands now.
+async function resync() {
+  for (const id of new Set([...document.querySelectorAll(".card")].map((c) => c.dataset.call))) {
+    const call = await api("GET", `/api/calls/${encodeURIComponent(id)}`).catch(() => null);
+    if (call) applyPhase(id, call.phase);
+  }
+  restoreRinging().catch(() => {});
+}
+
+let connectedBefore = false;
 function connect() {
   const es = new EventSource("/events");
-  es.addEventListener("ready", () => { $("live").dataset.state = "on"; $("live").textContent = "live"; });
+  es.addEventListener("ready", () => {
+    $("live").dataset.state = "on"; $("live").textContent = "live";
+    if (connectedBefore) resync().catch(() => {});
+    connectedBefore = true;
+  });
   es.addEventListener("call", (e) => showCall(JSON.parse(e.data)));
   es.addEventListener("directive", (e) => showDirective(JSON.parse(e.data)));
   es.addEventListener("update", (e) => showUpdate(JSON.parse(e.data)));
@@ -527,7 +549,8 @@ async function start() {
   for (const u of allUsers()) $("history-user").append(el("option", { value: u.id }, u.display_name || u.id));
   showCriteria(me.criteria);
   $("ring-sound").checked = soundOn();
-  $("ring-sound").addEventListener("change", (e) => localStorage.setItem("cb.ringSound", e.target.checked ? "1" : "0"));
+  $("ring-sound").addEventListener("change", (e) => { localStorage.setItem("cb.ringSound", e.target.checked ? "1" : "0"); unlockAudio(); });
+  for (const ev of ["pointerdown", "keydown"]) document.addEventListener(ev, unlockAudio, { once: true });
   $("criteria").addEventListener("submit", saveCriteria);
   $("search-form").addEventListener("submit", search);
   $("history-form").addEventListener("submit", (e) => { e.preventDefault(); loadHistory(); });
