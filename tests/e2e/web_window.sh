@@ -41,6 +41,16 @@ start="$(date -u -d '-10 min' +%Y%m%dT%H%M%SZ)"
 end="$(date -u -d '+50 min' +%Y%m%dT%H%M%SZ)"
 sed -i "s/^END:VCALENDAR/BEGIN:VEVENT\nUID:demo-now\nDTSTAMP:$start\nDTSTART:$start\nDTEND:$end\nSUMMARY:Delivery call with ACME\nATTENDEE;CN=Erika Mustermann:mailto:erika.mustermann@acme.example\nEND:VEVENT\nEND:VCALENDAR/" "$tmp/demo/calendar.ics"
 grep -q '^UID:demo-now' "$tmp/demo/calendar.ics"
+# A hostile mail from Erika: a script link and markup in the subject (shown as text, never linked).
+"$py" - "$tmp/demo/context.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+ctx = json.load(open(p))
+ctx["mail"].append({"id": "m-hostile", "direction": "received", "from": "erika.mustermann@acme.example",
+                    "to": ["dana@demo.example"], "subject": "<img src=x onerror=alert(1)>Invoice", "days_ago": 3,
+                    "preview": "<script>alert(2)</script>", "web_link": "javascript:alert(3)"})
+json.dump(ctx, open(p, "w"))
+PY
 cb demo --demo-dir "$tmp/demo" >/dev/null
 cb user add desk --tenant demo --name "Front Desk" >/dev/null
 cb user add visitor --tenant demo --name "Visitor" >/dev/null

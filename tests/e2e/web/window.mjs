@@ -164,6 +164,10 @@ async function main() {
   for (const l of ["https://mail.demo.example/owa/?ItemID=m1", "https://files.demo.example/sites/purchasing/"]) {
     if (!links.some((h) => h.startsWith(l))) fail(`no link to ${l} in the context (${links.join(", ")})`);
   }
+  // The hostile mail: its markup is text, its javascript: link is no link.
+  await expectText(user, "#ctx-mail-received li", "<img src=x onerror=alert(1)>Invoice");
+  if (links.some((h) => !h.startsWith("https:"))) fail(`a link that is not https: ${links.join(", ")}`);
+  if (await user.locator("#context img, #context script").count()) fail("markup from a mail became an element");
   console.log("the context links mail and documents where they live and shows the meeting in progress as now");
   await user.locator("#context").screenshot({ path: join(shots, "context.png") });
 
