@@ -75,7 +75,10 @@ function phone() {
 
 async function expectText(page, selector, text) {
   await page.waitForFunction(([s, t]) => [...document.querySelectorAll(s)].some((e) => e.textContent.includes(t)),
-    [selector, text], { timeout: 10000 }).catch(() => fail(`"${text}" not found in ${selector}`));
+    [selector, text], { timeout: 10000 }).catch(async () => {
+    const seen = await page.$$eval(selector, (es) => es.map((e) => e.textContent)).catch(() => []);
+    fail(`"${text}" not found in ${selector} (it shows ${JSON.stringify(seen).slice(0, 500)})`);
+  });
 }
 
 /** Starts watching `selector`'s text in the page; resolves with Date.now() when it contains `text`. */
@@ -246,6 +249,7 @@ async function main() {
     await user.press("#search-text", "Enter");
     await expectText(user, "#search-results li.hit", "Erika Mustermann");
   }
+  await user.evaluate(() => { document.getElementById("ctx-name").textContent = ""; document.getElementById("ctx-actions").replaceChildren(); });
   await user.focus("#search-results li.hit");
   await user.keyboard.press("Enter");
   await expectText(user, "#ctx-name", "Erika Mustermann");
