@@ -166,7 +166,15 @@ async fn every_route_needs_a_session_and_a_login_link_works_once() {
     let f = Fixture::new().await;
     let d = f.ring(ERIKA);
     let id = d.call_id.as_str();
-    for path in ["/api/me", "/events", "/api/history", "/api/criteria", &format!("/api/calls/{id}")] {
+    for path in [
+        "/api/me",
+        "/events",
+        "/api/history",
+        "/api/criteria",
+        &format!("/api/calls/{id}"),
+        "/api/search?q=acme",
+        "/api/contact?number=%2B49301234567",
+    ] {
         let res = f.router().oneshot(get(path, None)).await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
         let res = f.router().oneshot(get(path, Some("cb_session=cbw_forged"))).await.unwrap();
@@ -174,6 +182,24 @@ async fn every_route_needs_a_session_and_a_login_link_works_once() {
     }
     let (s, _) = f.call("POST", &format!("/api/calls/{id}/directive"), None, Some(json!({"action": "reject"}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = f.call("POST", "/api/dial", None, Some(json!({"to": "+49 30 1234567"}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A dial from another origin (a page elsewhere that knows the cookie is sent) is refused.
+    let demo = f.sign_in("demo").await;
+    let cross = Request::builder()
+        .method("POST")
+        .uri("/api/dial")
+        .header(header::HOST, "bridge.test")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, &demo)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"to": "+49 900 123456"}).to_string()))
+        .unwrap();
+    assert_eq!(f.router().oneshot(cross).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // The manifest and the icon need no session.
+    for path in ["/manifest.webmanifest", "/assets/icon.svg"] {
+        assert_eq!(f.router().oneshot(get(path, None)).await.unwrap().status(), StatusCode::OK, "{path}");
+    }
 
     let token =
         auth::issue_login(f.store.as_ref(), f.store.as_ref(), &uid("demo"), Duration::hours(1), Utc::now()).unwrap();
