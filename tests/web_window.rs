@@ -721,3 +721,30 @@ fn pct(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_window_that_falls_behind_has_its_stream_ended_so_it_reconnects_and_catches_up() {
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let mut events = Events::open(&f, &demo).await;
+    // More changes than the hub keeps for a subscriber, while the window reads nothing.
+    let calls: Vec<_> = (0..3).map(|_| f.ring(ERIKA)).collect();
+    for c in &calls {
+        for i in 0..95 {
+            let chat = CallEventKind::Chat { text: format!("{i}") };
+            f.hub.report(&c.call_id, chat, Some("demo".into()), None, Utc::now()).unwrap();
+        }
+    }
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = events.body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                events.seen.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream of a window that fell behind did not end");
+    assert!(events.seen.matches("event: chat").count() < 3 * 95, "it got everything: it did not fall behind");
+    // A new stream opens as usual.
+    Events::open(&f, &demo).await;
+}

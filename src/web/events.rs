@@ -170,11 +170,14 @@ impl WebEvent {
     }
 }
 
-fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
+/// The item, or `None` after a lag: the window fell behind and lost events,
+/// so `behind` ends its stream; the page reconnects and asks where its calls stand.
+fn lagged<T>(r: Result<T, BroadcastStreamRecvError>, behind: &tokio::sync::Notify) -> Option<T> {
     match r {
         Ok(v) => Some(v),
         Err(BroadcastStreamRecvError::Lagged(n)) => {
-            tracing::warn!(lost = n, "a notification window fell behind and lost events");
+            tracing::warn!(lost = n, "a notification window fell behind and lost events: ending its stream");
+            behind.notify_one();
             None
         }
     }
@@ -190,7 +193,9 @@ fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
 /// ends when the session expires; at once on logout and when an admin deletes
 /// the user or withdraws a designation over gRPC; and, for changes made any
 /// other way, within [`WebState::with_recheck_interval`]. The page's `EventSource` reconnects and
-/// gets a stream for the viewer as they are then (or 401).
+/// gets a stream for the viewer as they are then (or 401). A window that falls more than
+/// [`crate::live::CallHub::CAPACITY`] events behind has its stream ended too: it reconnects
+/// and asks where its calls stand, instead of showing a call as it was.
 pub async fn stream(
     State(state): State<WebState>,
     session: Session,
@@ -198,24 +203,26 @@ pub async fn stream(
     let session = Arc::new(session);
     let viewer = &session.viewer;
     let mut streams: Vec<BoxStream<'static, Arc<WebEvent>>> = Vec::new();
+    let behind = Arc::new(tokio::sync::Notify::new());
     for owner in viewer.users() {
         let owner = owner.clone();
+        let b = behind.clone();
         let calls = BroadcastStream::new(state.hub.watch_calls(&owner.id)).filter_map(move |r| {
-            let ev = lagged(r).map(|d| Arc::new(WebEvent::Call(CallView::from_decision(&d, &owner))));
+            let ev = lagged(r, &b).map(|d| Arc::new(WebEvent::Call(CallView::from_decision(&d, &owner))));
             futures::future::ready(ev)
         });
         streams.push(calls.boxed());
     }
-    let s = session.clone();
+    let (s, b) = (session.clone(), behind.clone());
     let shared = BroadcastStream::new(state.events.subscribe())
-        .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| s.viewer.may_see(e.user()).is_some())));
+        .filter_map(move |r| futures::future::ready(lagged(r, &b).filter(|e| s.viewer.may_see(e.user()).is_some())));
     streams.push(shared.boxed());
     // Every change of a call the viewer may see (directives, chat, what the phone system reported),
     // whoever made it: this window, another one, gRPC SendDirective or ReportCallEvent.
-    let s = session.clone();
+    let (s, b) = (session.clone(), behind.clone());
     let changes = BroadcastStream::new(state.hub.watch_changes()).filter_map(move |r| {
         let visible =
-            lagged(r).filter(|c| c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some());
+            lagged(r, &b).filter(|c| c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some());
         futures::future::ready(visible.map(|c| Arc::new(WebEvent::of_change(&c))))
     });
     streams.push(changes.boxed());
@@ -224,7 +231,10 @@ pub async fn stream(
     let (s, st) = (session.clone(), state.clone());
     let events = hello
         .chain(stream::select_all(streams))
-        .take_until(ended(state.clone(), session.clone()))
+        .take_until(futures::future::select(
+            Box::pin(ended(state.clone(), session.clone())),
+            Box::pin(async move { behind.notified().await }),
+        ))
         .take_while(move |_| futures::future::ready(s.still_valid(&st)))
         .map(|e| {
             Ok(Event::default()
