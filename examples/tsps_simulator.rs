@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
                     action: action as i32,
                     target,
                     by: d.user_id.clone(),
+                    ..Default::default()
                 })
                 .await?;
             let dir = loop {

@@ -54,6 +54,9 @@ struct DemoMail {
     days_ago: i64,
     #[serde(default)]
     preview: String,
+    /// Where the message lives (Graph's `webLink`).
+    #[serde(default)]
+    web_link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +65,9 @@ struct DemoDocument {
     name: String,
     days_ago: i64,
     people: Vec<Person>,
+    /// Where the document lives (the drive item's URL).
+    #[serde(default)]
+    web_link: Option<String>,
 }
 
 /// Loads (or reloads) the demo user and data. Idempotent: the demo's
@@ -99,7 +105,7 @@ pub async fn load(store: &dyn Store, dir: &Path, now: DateTime<Utc>) -> anyhow::
                 subject: m.subject.clone(),
                 date: now - Duration::days(m.days_ago),
                 preview: m.preview.clone(),
-                web_link: None,
+                web_link: m.web_link.clone(),
             })
         })
         .collect();
@@ -107,7 +113,7 @@ pub async fn load(store: &dyn Store, dir: &Path, now: DateTime<Utc>) -> anyhow::
         Record::Document(Document {
             id: RecordId::new(&d.id),
             name: d.name.clone(),
-            web_link: None,
+            web_link: d.web_link.clone(),
             modified: now - Duration::days(d.days_ago),
             people: d.people.clone(),
         })

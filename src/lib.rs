@@ -41,7 +41,12 @@
 //! - **decision** — the resolver's answer for one call: user, caller, contact
 //!   candidates, handling code, status and the rule that set it, handling method
 //!   and target. The user or the attendant may overrule it while the call rings
-//!   (a **directive**).
+//!   (a **directive**); a **dial** directive asks the TSPS to place a new call
+//!   from the user's phone.
+//! - **call phase** — where a call stands, folded from its journal: ringing,
+//!   answered (by whom), forwarded (where), voicemail, rejected, missed, ended.
+//!   Every change of a call reaches the windows through one channel of the call
+//!   hub ([`live::CallHub::watch_changes`]).
 //! - **context** — what the notification window shows about the caller: mail
 //!   both ways, meetings together, documents, call history, within the user's
 //!   criteria.

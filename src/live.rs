@@ -33,6 +33,11 @@ pub enum DirectiveAction {
     /// Put the call through to the user.
     Accept,
     Reject,
+    /// Place an outgoing call from the user's phone to a number (not about a
+    /// ringing call: the directive's `call_id` is empty).
+    Dial {
+        to: String,
+    },
 }
 
 impl DirectiveAction {
@@ -42,12 +47,13 @@ impl DirectiveAction {
             Self::Voicemail => "voicemail",
             Self::Accept => "accept",
             Self::Reject => "reject",
+            Self::Dial { .. } => "dial",
         }
     }
 
     pub fn target(&self) -> Option<&str> {
         match self {
-            Self::Forward { to } => Some(to),
+            Self::Forward { to } | Self::Dial { to } => Some(to),
             _ => None,
         }
     }
@@ -87,11 +93,28 @@ pub enum LiveError {
     Store(#[from] StoreError),
 }
 
+/// One change of a call: an event appended to its journal (a directive, a
+/// chat message, what the phone system reported), with the record as it is
+/// now. Every change goes out through [`CallHub::watch_changes`], the one
+/// place the windows learn what happens to calls.
+#[derive(Debug, Clone)]
+pub struct CallChange {
+    /// The call's user's tenant.
+    pub tenant: String,
+    /// The call after the change (its last event is `event`).
+    pub record: CallRecord,
+    pub event: CallEvent,
+    /// For a directive: how many phone-system streams received it.
+    pub delivered: Option<usize>,
+}
+
 /// The hub. One per server; cheap to share (`Arc`).
 pub struct CallHub {
     store: Arc<dyn Store>,
     calls: Mutex<HashMap<UserId, broadcast::Sender<Arc<Decision>>>>,
     directives: Mutex<HashMap<String, broadcast::Sender<Directive>>>,
+    /// Every change of every call (subscribers filter by what they may see).
+    changes: broadcast::Sender<Arc<CallChange>>,
     /// Serialises read-modify-write of call journals (events for one call may race).
     journal: Mutex<()>,
 }
@@ -101,7 +124,25 @@ impl CallHub {
     pub const CAPACITY: usize = 256;
 
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self { store, calls: Mutex::default(), directives: Mutex::default(), journal: Mutex::default() })
+        Arc::new(Self {
+            store,
+            calls: Mutex::default(),
+            directives: Mutex::default(),
+            changes: broadcast::channel(Self::CAPACITY).0,
+            journal: Mutex::default(),
+        })
+    }
+
+    /// Every change of every call from now on ([`CallChange`]): directives,
+    /// chat, events the phone system reported. A subscriber shows only what
+    /// its viewer may see.
+    pub fn watch_changes(&self) -> broadcast::Receiver<Arc<CallChange>> {
+        self.changes.subscribe()
+    }
+
+    fn publish(&self, change: CallChange) {
+        // No subscriber is fine: nobody has a window open.
+        let _ = self.changes.send(Arc::new(change));
     }
 
     /// Every decision for `user` from now on (the notification window; an
@@ -149,21 +190,66 @@ impl CallHub {
         }
         let kind =
             CallEventKind::Directive { action: action.name().to_string(), target: action.target().map(Into::into) };
+        if matches!(action, DirectiveAction::Dial { .. }) {
+            return Err(LiveError::Invalid("a dial directive is not about a ringing call: use dial".into()));
+        }
         let (record, call_tenant) = self.append(call, kind, by.clone(), tenant, at, true)?;
-        let directive =
-            Directive { call_id: record.id, tsps_call_id: record.tsps_call_id, user: record.user, action, by, at };
-        let delivered = {
-            let mut map = self.directives.lock().expect("hub lock poisoned");
-            match map.get(&call_tenant) {
-                Some(tx) if tx.receiver_count() > 0 => tx.send(directive.clone()).unwrap_or(0),
-                Some(_) => {
-                    map.remove(&call_tenant);
-                    0
-                }
-                None => 0,
-            }
+        let directive = Directive {
+            call_id: record.id.clone(),
+            tsps_call_id: record.tsps_call_id.clone(),
+            user: record.user.clone(),
+            action,
+            by,
+            at,
         };
+        let delivered = self.send_directive(&call_tenant, &directive);
         tracing::info!(call = %directive.call_id, action = directive.action.name(), delivered, "directive");
+        let event = record.events.last().cloned().expect("the directive was appended");
+        self.publish(CallChange { tenant: call_tenant, record, event, delivered: Some(delivered) });
+        Ok((directive, delivered))
+    }
+
+    /// Delivers a directive to the phone systems watching `tenant`; returns how many got it.
+    fn send_directive(&self, tenant: &str, directive: &Directive) -> usize {
+        let mut map = self.directives.lock().expect("hub lock poisoned");
+        match map.get(tenant) {
+            Some(tx) if tx.receiver_count() > 0 => tx.send(directive.clone()).unwrap_or(0),
+            Some(_) => {
+                map.remove(tenant);
+                0
+            }
+            None => 0,
+        }
+    }
+
+    /// `user` (of `tenant`) asks the phone system to place a call from their
+    /// phone to `to`: a [`DirectiveAction::Dial`] directive with an empty
+    /// call id, delivered to the phone systems watching the tenant (not kept
+    /// in any journal: there is no call yet). The number must look like one
+    /// ([`dialable`]). Returns the directive and how many watchers received it.
+    pub fn dial(
+        &self,
+        user: &UserId,
+        tenant: &str,
+        to: &str,
+        by: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(Directive, usize), LiveError> {
+        let to = dialable(to)?;
+        let owner_tenant = self.store.profile(user)?.map(|p| p.tenant);
+        if owner_tenant.as_deref() != Some(tenant) {
+            return Err(LiveError::OtherTenant);
+        }
+        let directive = Directive {
+            call_id: CallId(String::new()),
+            tsps_call_id: None,
+            user: user.clone(),
+            action: DirectiveAction::Dial { to },
+            by,
+            at,
+        };
+        let delivered = self.send_directive(tenant, &directive);
+        tracing::info!(user = %user, delivered, "dial directive");
         Ok((directive, delivered))
     }
 
@@ -186,7 +272,10 @@ impl CallHub {
             }
             _ => {}
         }
-        Ok(self.append(call, kind, by, tenant, at, false)?.0)
+        let (record, call_tenant) = self.append(call, kind, by, tenant, at, false)?;
+        let event = record.events.last().cloned().expect("the event was appended");
+        self.publish(CallChange { tenant: call_tenant, record: record.clone(), event, delivered: None });
+        Ok(record)
     }
 
     /// Appends one event to a call's journal; returns the record and its tenant.
@@ -230,4 +319,25 @@ impl CallHub {
         self.store.put_call(&record)?;
         Ok((record, call_tenant))
     }
+}
+
+/// The most characters a number to dial or forward to may have.
+pub const MAX_DIAL_CHARS: usize = 40;
+
+/// A number a phone system may dial or forward to: digits with an optional
+/// leading `+` and the usual separators (space, `-`, `/`, `.`, parentheses),
+/// at most [`MAX_DIAL_CHARS`] characters and at least three digits. Anything
+/// else (SIP URIs, `*` and `#` feature codes, letters, markup, control
+/// characters) is refused with a clear error. Returns the number trimmed.
+pub fn dialable(number: &str) -> Result<String, LiveError> {
+    let n = number.trim();
+    let digits = n.chars().filter(char::is_ascii_digit).count();
+    let shape = n.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || " -/.()".contains(c) || (c == '+' && i == 0));
+    if n.chars().count() > MAX_DIAL_CHARS || digits < 3 || !shape {
+        return Err(LiveError::Invalid(format!(
+            "{} is not a phone number to dial: use digits, a leading + and spaces, - / . ( ), at most {MAX_DIAL_CHARS} characters",
+            crate::connector::echo(n)
+        )));
+    }
+    Ok(n.to_string())
 }

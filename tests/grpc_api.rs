@@ -289,6 +289,7 @@ async fn directives_reach_the_watching_tsps_and_the_call_history() {
             action: pb::DirectiveAction::Forward as i32,
             target: "+49 170 1234567".into(),
             by: "demo".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -328,6 +329,28 @@ async fn directives_reach_the_watching_tsps_and_the_call_history() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+
+    // DIAL: a call from the user's phone, to the tenant's streams, in no journal.
+    let dial = |user: &str, call: &str, to: &str| pb::SendDirectiveRequest {
+        call_id: call.into(),
+        action: pb::DirectiveAction::Dial as i32,
+        target: to.into(),
+        user_id: user.into(),
+        by: "demo".into(),
+    };
+    let sent = admin.calls.send_directive(dial("demo", "", "+49 30 1234567")).await.unwrap().into_inner();
+    assert_eq!(sent.delivered, 1);
+    let got = stream.message().await.unwrap().expect("a dial directive");
+    assert_eq!(got.action, pb::DirectiveAction::Dial as i32);
+    assert_eq!((got.call_id.as_str(), got.user_id.as_str(), got.target.as_str()), ("", "demo", "+49 30 1234567"));
+    for (user, call, to) in
+        [("demo", "", "sip:x@example.com"), ("demo", "", "*21#"), ("demo", call.call_id.as_str(), "+49 30 1")]
+    {
+        let e = admin.calls.send_directive(dial(user, call, to)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{to}: {e:?}");
+    }
+    let e = other_admin.calls.send_directive(dial("demo", "", "+49 30 1234567")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "another tenant's user");
     let calls = admin
         .admin
         .list_calls(pb::ListCallsRequest { user_id: "demo".into(), ..Default::default() })

@@ -38,6 +38,13 @@ if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
   (cd "$tools/node" && { [ -f package.json ] || echo '{"private":true}' > package.json; } \
     && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund "playwright-core@1" >/dev/null)
 fi
+# The window's accessibility check (tests/e2e/web/window.mjs): axe-core, injected into the page.
+if [ ! -f "$tools/node/node_modules/axe-core/axe.min.js" ]; then
+  echo "setup-tools: installing axe-core into $tools/node" >&2
+  mkdir -p "$tools/node"
+  (cd "$tools/node" && { [ -f package.json ] || echo '{"private":true}' > package.json; } \
+    && npm install --silent --no-audit --no-fund "axe-core@4" >/dev/null)
+fi
 
 # Coverage-guided fuzzing (fuzz/run, FUZZING.md): cargo-fuzz from crates.io, built
 # by the stable toolchain into $tools/cargo (libFuzzer itself comes with the

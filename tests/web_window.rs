@@ -166,7 +166,15 @@ async fn every_route_needs_a_session_and_a_login_link_works_once() {
     let f = Fixture::new().await;
     let d = f.ring(ERIKA);
     let id = d.call_id.as_str();
-    for path in ["/api/me", "/events", "/api/history", "/api/criteria", &format!("/api/calls/{id}")] {
+    for path in [
+        "/api/me",
+        "/events",
+        "/api/history",
+        "/api/criteria",
+        &format!("/api/calls/{id}"),
+        "/api/search?q=acme",
+        "/api/contact?number=%2B49301234567",
+    ] {
         let res = f.router().oneshot(get(path, None)).await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
         let res = f.router().oneshot(get(path, Some("cb_session=cbw_forged"))).await.unwrap();
@@ -174,6 +182,24 @@ async fn every_route_needs_a_session_and_a_login_link_works_once() {
     }
     let (s, _) = f.call("POST", &format!("/api/calls/{id}/directive"), None, Some(json!({"action": "reject"}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = f.call("POST", "/api/dial", None, Some(json!({"to": "+49 30 1234567"}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A dial from another origin (a page elsewhere that knows the cookie is sent) is refused.
+    let demo = f.sign_in("demo").await;
+    let cross = Request::builder()
+        .method("POST")
+        .uri("/api/dial")
+        .header(header::HOST, "bridge.test")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, &demo)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"to": "+49 900 123456"}).to_string()))
+        .unwrap();
+    assert_eq!(f.router().oneshot(cross).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // The manifest and the icon need no session.
+    for path in ["/manifest.webmanifest", "/assets/icon.svg"] {
+        assert_eq!(f.router().oneshot(get(path, None)).await.unwrap().status(), StatusCode::OK, "{path}");
+    }
 
     let token =
         auth::issue_login(f.store.as_ref(), f.store.as_ref(), &uid("demo"), Duration::hours(1), Utc::now()).unwrap();
@@ -502,4 +528,223 @@ async fn the_history_lists_calls_for_the_user_and_per_caller_with_their_journal(
     assert_eq!(ids, [third.call_id.as_str(), first.call_id.as_str()]);
     assert_eq!(erika[1]["events"][0]["text"], "called back");
     assert_eq!(erika[1]["events"][0]["by"], "demo");
+}
+
+/// A user of the demo tenant who attends nobody.
+fn add_visitor(f: &Fixture) {
+    let mut v = UserProfile::new(uid("visitor"), "demo");
+    v.called_numbers = vec!["+49 30 901877".into()];
+    user::put_profile(f.store.as_ref(), &v).unwrap();
+}
+
+#[tokio::test]
+async fn what_the_phone_system_reports_and_directs_reaches_every_window_that_may_see_the_call_and_no_other() {
+    let f = Fixture::new().await;
+    add_visitor(&f);
+    let demo = f.sign_in("demo").await;
+    let desk = f.sign_in("desk").await;
+    let visitor = f.sign_in("visitor").await;
+    let bob = f.sign_in("bob").await;
+    let mut demo_events = Events::open(&f, &demo).await;
+    let mut desk_events = Events::open(&f, &desk).await;
+    let mut visitor_events = Events::open(&f, &visitor).await;
+    let mut bob_events = Events::open(&f, &bob).await;
+    let d = f.ring(ERIKA);
+    assert_eq!(demo_events.next("call").await["phase"]["phase"], "ringing");
+
+    // As gRPC SendDirective and ReportCallEvent do it (tenant of the key).
+    f.hub
+        .direct(&d.call_id, DirectiveAction::Forward { to: "+49 30 901829".into() }, None, Some("demo"), Utc::now())
+        .unwrap();
+    f.hub.report(&d.call_id, CallEventKind::Answered, Some("attendant:desk".into()), Some("demo"), Utc::now()).unwrap();
+    f.hub.report(&d.call_id, CallEventKind::Ended, None, Some("demo"), Utc::now()).unwrap();
+    // Another tenant's key changes nothing and tells nobody.
+    assert!(f.hub.report(&d.call_id, CallEventKind::Missed, None, Some("other"), Utc::now()).is_err());
+    for events in [&mut demo_events, &mut desk_events] {
+        let dir = events.next("directive").await;
+        assert_eq!((dir["action"].as_str(), dir["phase"]["phase"].as_str()), (Some("forward"), Some("forwarded")));
+        assert_eq!(dir["phase"]["to"], "+49 30 901829");
+        let answered = events.next("update").await;
+        assert_eq!(answered["event"]["event"], "answered");
+        assert_eq!(answered["phase"], json!({"phase": "answered", "by": "attendant:desk"}));
+        let ended = events.next("update").await;
+        assert_eq!(ended["phase"], json!({"phase": "ended", "answered_by": "attendant:desk"}));
+    }
+    // After a reload the call is not ringing: its record says where it stands.
+    let (_, call) = f.call("GET", &format!("/api/calls/{}", d.call_id), Some(&demo), None).await;
+    assert_eq!(call["phase"]["phase"], "ended");
+
+    // The visitor (same tenant, attends nobody) and bob (another tenant) got none of it:
+    // the next thing on their streams is a chat about a call of their own... which they have not; ring bob's.
+    let bobs = f
+        .resolver
+        .resolve(&CallQuery { called: "+49 89 555000".into(), cli: ERIKA.into(), tsps_call_id: None, at: Utc::now() })
+        .unwrap();
+    f.hub.announce(&bobs);
+    f.hub.report(&bobs.call_id, CallEventKind::Answered, Some("bob".into()), Some("other"), Utc::now()).unwrap();
+    assert_eq!(bob_events.next("call").await["call_id"], bobs.call_id.as_str());
+    assert_eq!(bob_events.next("update").await["call_id"], bobs.call_id.as_str());
+    assert!(!bob_events.seen.contains(d.call_id.as_str()), "{}", bob_events.seen);
+    // The visitor's stream: nothing but keep-alives within a short wait.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), visitor_events.next("update")).await;
+    assert!(quiet.is_err(), "the visitor saw an update: {}", visitor_events.seen);
+    assert!(!visitor_events.seen.contains("\"call_id\""), "{}", visitor_events.seen);
+    // And bob's call never reached demo's or desk's windows.
+    assert!(!demo_events.seen.contains(bobs.call_id.as_str()) && !desk_events.seen.contains(bobs.call_id.as_str()));
+}
+
+#[tokio::test]
+async fn the_attendants_history_shows_the_users_they_serve_and_me_shows_their_status() {
+    let f = Fixture::new().await;
+    let desk = f.sign_in("desk").await;
+    let d = f.ring(ERIKA);
+    let (s, rows) = f.call("GET", "/api/history", Some(&desk), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(rows.as_array().unwrap().iter().any(|r| r["call_id"] == d.call_id.as_str()), "{rows}");
+    let (_, me) = f.call("GET", "/api/me", Some(&desk), None).await;
+    let attends = me["attends"].as_array().unwrap();
+    assert_eq!(attends.len(), 1);
+    assert!(attends[0]["status"].is_string(), "{me}");
+    // bob sees none of it.
+    let bob = f.sign_in("bob").await;
+    let (_, rows) = f.call("GET", "/api/history", Some(&bob), None).await;
+    assert_eq!(rows, json!([]));
+}
+
+#[tokio::test]
+async fn search_finds_contacts_of_the_users_the_viewer_sees_only_and_refuses_hostile_text() {
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let desk = f.sign_in("desk").await;
+    let bob = f.sign_in("bob").await;
+    let search = |q: &str| format!("/api/search?q={}", pct(q));
+    for q in ["acme", "ERIKA", "030 1234567", "+49 30 1234567", "erika.mustermann@acme", "Mustermann Erika"] {
+        let (s, hits) = f.call("GET", &search(q), Some(&demo), None).await;
+        assert_eq!(s, StatusCode::OK, "{q}");
+        assert!(hits.as_array().unwrap().iter().any(|h| h["name"] == "Erika Mustermann"), "{q}: {hits}");
+    }
+    // The attendant finds the contacts of the user she serves; bob (another tenant) finds nothing.
+    let (_, hits) = f.call("GET", &search("acme"), Some(&desk), None).await;
+    let erika = hits.as_array().unwrap().iter().find(|h| h["name"] == "Erika Mustermann").unwrap().clone();
+    assert_eq!(erika["user"], "demo");
+    let (_, hits) = f.call("GET", &search("acme"), Some(&bob), None).await;
+    assert_eq!(hits, json!([]));
+    let (s, _) = f.call("GET", &format!("{}&user=demo", search("acme")), Some(&bob), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "bob may not name demo");
+
+    // Hostile text: huge and control characters are refused with a clear error; markup and unicode find nothing.
+    let (s, e) = f.call("GET", &search(&"x".repeat(101)), Some(&demo), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["error"].as_str().unwrap().contains("1 to 100 characters"), "{e}");
+    let (s, _) = f.call("GET", &search(&"\u{1f4de}".repeat(5_000)), Some(&demo), None).await;
+    assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::URI_TOO_LONG, "{s}");
+    let (s, _) = f.call("GET", &search("a\u{0}b"), Some(&demo), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    for q in ["<script>alert(1)</script>", "Müller ☎ 😀", "' OR 1=1 --", "\u{202e}emca"] {
+        let (s, hits) = f.call("GET", &search(q), Some(&demo), None).await;
+        assert_eq!((s, hits), (StatusCode::OK, json!([])), "{q}");
+    }
+
+    // Opening the hit gives its context; for anyone else the contact is not there.
+    let path = format!("/api/contact?user=demo&contact={}", erika["contact"].as_str().unwrap());
+    let (s, ctx) = f.call("GET", &path, Some(&desk), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ctx["contact"]["name"], "Erika Mustermann");
+    assert!(!ctx["mail_received"].as_array().unwrap().is_empty(), "{ctx}");
+    let (s, _) = f.call("GET", &path, Some(&bob), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) =
+        f.call("GET", &format!("/api/contact?contact={}", erika["contact"].as_str().unwrap()), Some(&bob), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the token names demo's contact, not bob's");
+    let (s, _) = f.call("GET", "/api/contact?contact=bm90LWEtdG9rZW4", Some(&demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A bare number: the contact behind it, or just the number's calls.
+    let (s, ctx) = f.call("GET", "/api/contact?number=%2B49%2030%201234567", Some(&demo), None).await;
+    assert_eq!((s, ctx["contact"]["name"].as_str()), (StatusCode::OK, Some("Erika Mustermann")));
+    let (s, ctx) = f.call("GET", "/api/contact?number=%2B49%2089%20111222", Some(&demo), None).await;
+    assert_eq!((s, ctx["contact"].is_null()), (StatusCode::OK, true));
+    let (s, e) = f.call("GET", "/api/contact?number=%3Cb%3Ex", Some(&demo), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+}
+
+#[tokio::test]
+async fn call_sends_a_dial_directive_to_the_tenants_phone_system_and_refuses_hostile_numbers() {
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let desk = f.sign_in("desk").await;
+    let bob = f.sign_in("bob").await;
+    let mut phone = f.hub.watch_directives("demo");
+    let mut other = f.hub.watch_directives("other");
+
+    let (s, r) = f.call("POST", "/api/dial", Some(&demo), Some(json!({"to": "(030) 123 45 67"}))).await;
+    assert_eq!((s, r["delivered"].as_u64()), (StatusCode::OK, Some(1)), "{r}");
+    let d = phone.try_recv().unwrap();
+    assert_eq!(d.action, DirectiveAction::Dial { to: "(030) 123 45 67".into() });
+    assert_eq!((d.call_id.as_str(), d.user.as_str(), d.by.as_deref()), ("", "demo", Some("demo")));
+    // The attendant calls from the user's phone; not from bob's.
+    let (s, _) = f.call("POST", "/api/dial", Some(&desk), Some(json!({"user": "demo", "to": "+49 30 1234567"}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(phone.try_recv().unwrap().by.as_deref(), Some("attendant:desk"));
+    let (s, _) = f.call("POST", "/api/dial", Some(&desk), Some(json!({"user": "bob", "to": "+49 30 1234567"}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = f.call("POST", "/api/dial", Some(&bob), Some(json!({"user": "demo", "to": "+49 30 1234567"}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let long = "1".repeat(41);
+    for to in [
+        "sip:evil@example.com",
+        "<script>1</script>",
+        "*21*0301234567#",
+        "12",
+        "",
+        "+49 30 1234567\n+1 900",
+        &long,
+        "+49+30",
+    ] {
+        let (s, e) = f.call("POST", "/api/dial", Some(&demo), Some(json!({ "to": to }))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{to:?}");
+        assert!(e["error"].as_str().unwrap().contains("is not a phone number to dial"), "{to:?}: {e}");
+    }
+    assert!(phone.try_recv().is_err(), "a refused number reached the phone system");
+    assert!(other.try_recv().is_err(), "another tenant's phone system got a directive");
+    // A dial is not a directive for a ringing call.
+    let d = f.ring(ERIKA);
+    assert!(f.hub.direct(&d.call_id, DirectiveAction::Dial { to: "+49 30 1".into() }, None, None, Utc::now()).is_err());
+}
+
+/// Percent-encodes every byte but the unreserved ones.
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_window_that_falls_behind_has_its_stream_ended_so_it_reconnects_and_catches_up() {
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let mut events = Events::open(&f, &demo).await;
+    // More changes than the hub keeps for a subscriber, while the window reads nothing.
+    let calls: Vec<_> = (0..3).map(|_| f.ring(ERIKA)).collect();
+    for c in &calls {
+        for i in 0..95 {
+            let chat = CallEventKind::Chat { text: format!("{i}") };
+            f.hub.report(&c.call_id, chat, Some("demo".into()), None, Utc::now()).unwrap();
+        }
+    }
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = events.body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                events.seen.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream of a window that fell behind did not end");
+    assert!(events.seen.matches("event: chat").count() < 3 * 95, "it got everything: it did not fall behind");
+    // A new stream opens as usual.
+    Events::open(&f, &demo).await;
 }

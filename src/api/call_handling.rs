@@ -5,7 +5,7 @@ use super::pb::call_handling_server::CallHandling;
 use super::{convert, error, pb, principal, Scope};
 use crate::calls::{CallId, MAX_NUMBER_CHARS, MAX_TSPS_CALL_ID_CHARS};
 use crate::connector::echo;
-use crate::live::CallHub;
+use crate::live::{CallHub, DirectiveAction};
 use crate::phone::history_key_if_number;
 use crate::resolve::{CallQuery, ContextQuery, ContextSubject, Resolver};
 use crate::store::{offload, Store, TimeWindow};
@@ -225,8 +225,18 @@ impl CallHandling for CallHandlingService {
         let action = convert::from_directive_action(r.action, &r.target)?;
         let by = Some(r.by.trim().to_string()).filter(|s| !s.is_empty());
         let call = CallId(r.call_id);
-        let (d, delivered) =
-            self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?;
+        let (d, delivered) = match &action {
+            DirectiveAction::Dial { to } => {
+                if !call.as_str().is_empty() {
+                    return Err(Status::invalid_argument("DIAL places a new call: leave call_id empty"));
+                }
+                let user = self.own_profile(&who.tenant, &r.user_id)?.id;
+                self.hub.dial(&user, &who.tenant, to, by, Utc::now()).map_err(|e| error::live(e, &call))?
+            }
+            _ => {
+                self.hub.direct(&call, action, by, Some(&who.tenant), Utc::now()).map_err(|e| error::live(e, &call))?
+            }
+        };
         Ok(Response::new(pb::SendDirectiveResponse {
             delivered: delivered as u32,
             directive: Some(convert::directive(&d)),

@@ -287,6 +287,7 @@ pub fn directive_action(a: &DirectiveAction) -> pb::DirectiveAction {
         DirectiveAction::Voicemail => pb::DirectiveAction::Voicemail,
         DirectiveAction::Accept => pb::DirectiveAction::Accept,
         DirectiveAction::Reject => pb::DirectiveAction::Reject,
+        DirectiveAction::Dial { .. } => pb::DirectiveAction::Dial,
     }
 }
 
@@ -303,6 +304,7 @@ pub fn from_directive_action(action: i32, target: &str) -> Result<DirectiveActio
         A::Voicemail => DirectiveAction::Voicemail,
         A::Accept => DirectiveAction::Accept,
         A::Reject => DirectiveAction::Reject,
+        A::Dial => DirectiveAction::Dial { to: target.trim().to_string() },
         A::Unspecified => return Err(RpcStatus::invalid_argument("action is required")),
     })
 }

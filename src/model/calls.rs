@@ -156,4 +156,128 @@ impl CallRecord {
     pub fn has_ended(&self) -> bool {
         self.events.iter().any(|e| e.kind.ends_call())
     }
+
+    /// Where the call stands after its journal ([`CallPhase::of`]).
+    pub fn phase(&self) -> CallPhase {
+        CallPhase::of(&self.events)
+    }
+}
+
+/// Where a call stands, as the window's cards show it: folded from its
+/// journal, the last word wins (a directive asks, the phone system's report
+/// of what happened comes after it). Only a ringing call offers actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum CallPhase {
+    Ringing,
+    /// Someone took it (`by`: a user id, `attendant:<id>`, or none if the phone system did not say).
+    Answered {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Forwarded (reported), or a forward was sent (directive).
+    Forwarded {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Sent to voicemail.
+    Voicemail {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    Rejected {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Nobody took it.
+    Missed,
+    /// Over (after it was answered, `answered_by` says by whom).
+    Ended {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answered_by: Option<String>,
+    },
+}
+
+impl CallPhase {
+    /// Folds a journal (oldest first) into the call's phase.
+    pub fn of(events: &[CallEvent]) -> Self {
+        let mut phase = Self::Ringing;
+        let mut answered_by = None;
+        for e in events {
+            let by = e.by.clone();
+            phase = match (&e.kind, phase) {
+                (CallEventKind::Chat { .. }, p) => p,
+                // It rings (again, e.g. at a forward target): the phase stays.
+                (CallEventKind::Ringing, p) => p,
+                (CallEventKind::Answered, _) => {
+                    answered_by = Some(by.clone());
+                    Self::Answered { by }
+                }
+                (CallEventKind::Forwarded { to }, _) => Self::Forwarded { to: to.clone(), by },
+                // Sent to voicemail, then missed: it stays "voicemail" (the caller left a message or hung up there).
+                (CallEventKind::Missed, p @ Self::Voicemail { .. }) => p,
+                (CallEventKind::Missed, _) => Self::Missed,
+                (CallEventKind::Ended, Self::Voicemail { by }) => Self::Voicemail { by },
+                (CallEventKind::Ended, Self::Forwarded { to, by }) => Self::Forwarded { to, by },
+                (CallEventKind::Ended, _) => Self::Ended { answered_by: answered_by.clone().flatten() },
+                // Directives after the call ended are refused; these are while it rang.
+                (CallEventKind::Directive { action, target }, p) => match action.as_str() {
+                    "forward" => Self::Forwarded { to: target.clone().unwrap_or_default(), by },
+                    "voicemail" => Self::Voicemail { by },
+                    "reject" => Self::Rejected { by },
+                    _ => p,
+                },
+            };
+        }
+        phase
+    }
+
+    /// Nothing more will happen to the call (ended, missed).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Missed | Self::Ended { .. })
+    }
+
+    /// The call still rings: the window offers accept, forward, voicemail.
+    pub fn is_ringing(&self) -> bool {
+        matches!(self, Self::Ringing)
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    fn ev(kind: CallEventKind, by: Option<&str>) -> CallEvent {
+        CallEvent { at: Utc::now(), kind, by: by.map(Into::into) }
+    }
+
+    fn directive(action: &str, target: Option<&str>) -> CallEventKind {
+        CallEventKind::Directive { action: action.into(), target: target.map(Into::into) }
+    }
+
+    #[test]
+    fn the_last_word_wins_and_chat_or_ringing_change_nothing() {
+        use CallEventKind::*;
+        assert_eq!(CallPhase::of(&[]), CallPhase::Ringing);
+        let chat = ev(Chat { text: "hi".into() }, Some("demo"));
+        assert_eq!(CallPhase::of(std::slice::from_ref(&chat)), CallPhase::Ringing);
+        let fwd = ev(directive("forward", Some("+49 30 1")), Some("attendant:desk"));
+        assert_eq!(
+            CallPhase::of(&[fwd.clone(), chat.clone(), ev(Ringing, None)]),
+            CallPhase::Forwarded { to: "+49 30 1".into(), by: Some("attendant:desk".into()) }
+        );
+        // Accept asks; only the phone system's report says it was answered.
+        assert_eq!(CallPhase::of(&[ev(directive("accept", None), Some("demo"))]), CallPhase::Ringing);
+        let answered = ev(Answered, Some("demo"));
+        assert_eq!(
+            CallPhase::of(&[fwd.clone(), answered.clone(), ev(Ended, None)]),
+            CallPhase::Ended { answered_by: Some("demo".into()) }
+        );
+        let vm = ev(directive("voicemail", None), Some("demo"));
+        assert_eq!(CallPhase::of(&[vm.clone(), ev(Missed, None)]), CallPhase::Voicemail { by: Some("demo".into()) });
+        assert_eq!(CallPhase::of(&[ev(Missed, None), ev(Ringing, None)]), CallPhase::Missed);
+        assert_eq!(CallPhase::of(&[ev(directive("reject", None), None)]), CallPhase::Rejected { by: None });
+        assert!(CallPhase::of(&[answered, ev(Ended, None)]).is_final());
+    }
 }

@@ -19,7 +19,7 @@ mod status;
 mod user;
 
 pub use account::{AccountSpec, SourceKind, SyncOutcome};
-pub use calls::{CallEvent, CallEventKind, CallId, CallRecord, CallerKind};
+pub use calls::{CallEvent, CallEventKind, CallId, CallPhase, CallRecord, CallerKind};
 pub use handling::{AnyMarker, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match};
 pub use record::RecordRef;
 pub use schedule::{Schedule, ScheduleError};

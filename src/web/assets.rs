@@ -9,7 +9,14 @@ const INDEX: &str = include_str!("assets/index.html");
 const FILES: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
+    ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
 ];
+const MANIFEST: &str = include_str!("assets/manifest.webmanifest");
+
+/// `GET /manifest.webmanifest`: makes the window installable as an app window (beside the softphone).
+pub async fn manifest() -> Response {
+    ([(CONTENT_TYPE, "application/manifest+json"), (CACHE_CONTROL, "no-cache")], MANIFEST).into_response()
+}
 /// `GET /`: the page (it asks `/api/me` and sends the visitor to sign in if needed).
 /// Its Content-Security-Policy (no inline script) is set for every response (`guard`).
 pub async fn index() -> Response {

@@ -15,7 +15,6 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// The call and its user's profile, if the viewer may see it; else 404.
 fn visible_call(state: &WebState, session: &Session, id: &str) -> Result<(CallRecord, UserProfile), WebError> {
@@ -114,16 +113,8 @@ pub async fn directive(
         }
     };
     let by = session.viewer.acting_for(&owner.id);
-    let (d, delivered) = state.hub.direct(&record.id, action, Some(by.clone()), None, Utc::now())?;
-    let _ = state.events.send(Arc::new(WebEvent::Directive {
-        call_id: d.call_id.clone(),
-        user: d.user.clone(),
-        action: if blocked.is_some() { "block".into() } else { d.action.name().into() },
-        target: d.action.target().map(Into::into),
-        by,
-        at: d.at,
-        delivered,
-    }));
+    // The hub tells every window that may see the call (one place for every change of a call).
+    let (d, delivered) = state.hub.direct(&record.id, action, Some(by), None, Utc::now())?;
     Ok(Json(DirectiveResponse {
         action: d.action.name().into(),
         target: d.action.target().map(Into::into),
@@ -201,14 +192,13 @@ pub async fn chat(
     let by = session.viewer.acting_for(&owner.id);
     let at = Utc::now();
     state.hub.report(&record.id, CallEventKind::Chat { text: text.clone() }, Some(by.clone()), None, at)?;
-    let event = WebEvent::Chat { call_id: record.id, user: owner.id, text, by, at };
-    let _ = state.events.send(Arc::new(event.clone()));
-    Ok(Json(event))
+    // The hub tells every window that may see the call.
+    Ok(Json(WebEvent::Chat { call_id: record.id, user: owner.id, text, by, at }))
 }
 
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
-    /// Whose calls (default: the viewer's own; an attendant may name a user they attend).
+    /// Whose calls (default: every user the viewer sees: their own and those they attend).
     pub user: Option<String>,
     /// Only calls from this caller: a number as shown, or a caller key.
     pub caller: Option<String>,
@@ -224,12 +214,13 @@ pub async fn history(
     session: Session,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Vec<CallView>>, WebError> {
-    let owner = match &q.user {
+    // One user (`?user=`), else every user the viewer sees (an attendant: theirs and their own), merged.
+    let owners: Vec<UserProfile> = match q.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         Some(u) => {
             let id = UserId::parse(u).map_err(WebError::BadRequest)?;
-            session.viewer.may_see(&id).ok_or(WebError::NotFound)?.clone()
+            vec![session.viewer.may_see(&id).ok_or(WebError::NotFound)?.clone()]
         }
-        None => session.viewer.profile.clone(),
+        None => session.viewer.users().cloned().collect(),
     };
     let now = Utc::now();
     let window = TimeWindow {
@@ -237,18 +228,24 @@ pub async fn history(
         to: now + Duration::minutes(1),
     };
     let limit = q.limit.unwrap_or(50).min(500);
-    let records = match q.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        Some(caller) => {
-            let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
-            let key =
-                history_key_if_number(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
-            state.store.calls_from(&owner.id, &key, window, limit)?
-        }
-        None => state.store.calls(&owner.id, window, limit)?,
-    };
+    let mut records = Vec::new();
+    for owner in &owners {
+        let mine = match q.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            Some(caller) => {
+                let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
+                let key =
+                    history_key_if_number(caller, region.as_ref()).ok().flatten().unwrap_or_else(|| caller.to_string());
+                state.store.calls_from(&owner.id, &key, window, limit)?
+            }
+            None => state.store.calls(&owner.id, window, limit)?,
+        };
+        records.extend(mine.into_iter().map(|r| (r, owner)));
+    }
+    records.sort_by_key(|r| std::cmp::Reverse(r.0.at));
+    records.truncate(limit);
     let views = records
         .iter()
-        .map(|r| Ok(CallView::from_record(r, &owner, contact_of(&state, r)?.and_then(|c| c.contact.company))))
+        .map(|(r, owner)| Ok(CallView::from_record(r, owner, contact_of(&state, r)?.and_then(|c| c.contact.company))))
         .collect::<Result<_, WebError>>()?;
     Ok(Json(views))
 }

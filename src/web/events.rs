@@ -5,7 +5,8 @@
 use super::error::WebError;
 use super::session::{forward_buttons, Session};
 use super::WebState;
-use crate::calls::{CallEvent, CallId, CallRecord};
+use crate::calls::{CallEvent, CallEventKind, CallId, CallPhase, CallRecord};
+use crate::live::CallChange;
 use crate::resolve::Decision;
 use crate::user::{ForwardTarget, UserId, UserProfile};
 use axum::extract::State;
@@ -39,6 +40,8 @@ pub struct CallView {
     pub forward: Vec<ForwardTarget>,
     /// The call's journal (directives, chat, what the phone system reported).
     pub events: Vec<CallEvent>,
+    /// Where the call stands (ringing, answered by whom, forwarded where, voicemail, ended).
+    pub phase: CallPhase,
 }
 
 impl CallView {
@@ -59,6 +62,7 @@ impl CallView {
             target: d.target.clone(),
             forward: forward_buttons(owner),
             events: Vec::new(),
+            phase: CallPhase::Ringing,
         }
     }
 
@@ -83,6 +87,7 @@ impl CallView {
             target,
             forward: forward_buttons(owner),
             events: r.events.clone(),
+            phase: r.phase(),
         }
     }
 }
@@ -104,9 +109,20 @@ pub enum WebEvent {
         by: String,
         at: DateTime<Utc>,
         delivered: usize,
+        /// Where the call stands after it.
+        phase: CallPhase,
     },
     /// A chat message about a call.
     Chat { call_id: CallId, user: UserId, text: String, by: String, at: DateTime<Utc> },
+    /// The phone system reported what happened to a call (ReportCallEvent:
+    /// ringing, answered, forwarded, missed, ended).
+    Update {
+        call_id: CallId,
+        user: UserId,
+        event: CallEvent,
+        /// Where the call stands after it.
+        phase: CallPhase,
+    },
 }
 
 impl WebEvent {
@@ -116,23 +132,52 @@ impl WebEvent {
             Self::Call(_) => "call",
             Self::Directive { .. } => "directive",
             Self::Chat { .. } => "chat",
+            Self::Update { .. } => "update",
         }
     }
 
     /// The user whose call this is about.
     fn user(&self) -> &UserId {
         match self {
-            Self::Ready { user } | Self::Directive { user, .. } | Self::Chat { user, .. } => user,
+            Self::Ready { user }
+            | Self::Directive { user, .. }
+            | Self::Chat { user, .. }
+            | Self::Update { user, .. } => user,
             Self::Call(c) => &c.user,
         }
     }
 }
 
-fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
+impl WebEvent {
+    /// What the windows are told about a change of a call ([`crate::live::CallHub::watch_changes`]).
+    pub fn of_change(c: &CallChange) -> Self {
+        let (call_id, user, phase) = (c.record.id.clone(), c.record.user.clone(), c.record.phase());
+        let by = c.event.by.clone().unwrap_or_default();
+        match &c.event.kind {
+            CallEventKind::Directive { action, target } => Self::Directive {
+                call_id,
+                user,
+                action: action.clone(),
+                target: target.clone(),
+                by,
+                at: c.event.at,
+                delivered: c.delivered.unwrap_or(0),
+                phase,
+            },
+            CallEventKind::Chat { text } => Self::Chat { call_id, user, text: text.clone(), by, at: c.event.at },
+            _ => Self::Update { call_id, user, event: c.event.clone(), phase },
+        }
+    }
+}
+
+/// The item, or `None` after a lag: the window fell behind and lost events,
+/// so `behind` ends its stream; the page reconnects and asks where its calls stand.
+fn lagged<T>(r: Result<T, BroadcastStreamRecvError>, behind: &tokio::sync::Notify) -> Option<T> {
     match r {
         Ok(v) => Some(v),
         Err(BroadcastStreamRecvError::Lagged(n)) => {
-            tracing::warn!(lost = n, "a notification window fell behind and lost events");
+            tracing::warn!(lost = n, "a notification window fell behind and lost events: ending its stream");
+            behind.notify_one();
             None
         }
     }
@@ -148,7 +193,9 @@ fn lagged<T>(r: Result<T, BroadcastStreamRecvError>) -> Option<T> {
 /// ends when the session expires; at once on logout and when an admin deletes
 /// the user or withdraws a designation over gRPC; and, for changes made any
 /// other way, within [`WebState::with_recheck_interval`]. The page's `EventSource` reconnects and
-/// gets a stream for the viewer as they are then (or 401).
+/// gets a stream for the viewer as they are then (or 401). A window that falls more than
+/// [`crate::live::CallHub::CAPACITY`] events behind has its stream ended too: it reconnects
+/// and asks where its calls stand, instead of showing a call as it was.
 pub async fn stream(
     State(state): State<WebState>,
     session: Session,
@@ -156,24 +203,38 @@ pub async fn stream(
     let session = Arc::new(session);
     let viewer = &session.viewer;
     let mut streams: Vec<BoxStream<'static, Arc<WebEvent>>> = Vec::new();
+    let behind = Arc::new(tokio::sync::Notify::new());
     for owner in viewer.users() {
         let owner = owner.clone();
+        let b = behind.clone();
         let calls = BroadcastStream::new(state.hub.watch_calls(&owner.id)).filter_map(move |r| {
-            let ev = lagged(r).map(|d| Arc::new(WebEvent::Call(CallView::from_decision(&d, &owner))));
+            let ev = lagged(r, &b).map(|d| Arc::new(WebEvent::Call(CallView::from_decision(&d, &owner))));
             futures::future::ready(ev)
         });
         streams.push(calls.boxed());
     }
-    let s = session.clone();
+    let (s, b) = (session.clone(), behind.clone());
     let shared = BroadcastStream::new(state.events.subscribe())
-        .filter_map(move |r| futures::future::ready(lagged(r).filter(|e| s.viewer.may_see(e.user()).is_some())));
+        .filter_map(move |r| futures::future::ready(lagged(r, &b).filter(|e| s.viewer.may_see(e.user()).is_some())));
     streams.push(shared.boxed());
+    // Every change of a call the viewer may see (directives, chat, what the phone system reported),
+    // whoever made it: this window, another one, gRPC SendDirective or ReportCallEvent.
+    let (s, b) = (session.clone(), behind.clone());
+    let changes = BroadcastStream::new(state.hub.watch_changes()).filter_map(move |r| {
+        let visible =
+            lagged(r, &b).filter(|c| c.tenant == s.viewer.profile.tenant && s.viewer.may_see(&c.record.user).is_some());
+        futures::future::ready(visible.map(|c| Arc::new(WebEvent::of_change(&c))))
+    });
+    streams.push(changes.boxed());
 
     let hello = stream::once(futures::future::ready(Arc::new(WebEvent::Ready { user: viewer.id().clone() })));
     let (s, st) = (session.clone(), state.clone());
     let events = hello
         .chain(stream::select_all(streams))
-        .take_until(ended(state.clone(), session.clone()))
+        .take_until(futures::future::select(
+            Box::pin(ended(state.clone(), session.clone())),
+            Box::pin(async move { behind.notified().await }),
+        ))
         .take_while(move |_| futures::future::ready(s.still_valid(&st)))
         .map(|e| {
             Ok(Event::default()

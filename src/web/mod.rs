@@ -14,7 +14,11 @@
 //! | `POST /api/calls/{id}/directive` | forward, voicemail, accept, reject, block         |
 //! | `GET /api/calls/{id}/context`  | the caller's context within the user's criteria     |
 //! | `POST /api/calls/{id}/chat`    | a chat message about the call                       |
-//! | `GET /api/history`             | calls of a user (`?user=`), per caller (`?caller=`) |
+//! | `GET /api/history`             | calls of a user (`?user=`; default: all the viewer sees), per caller (`?caller=`) |
+//! | `GET /api/search?q=`           | contacts by name, company, number, email            |
+//! | `GET /api/contact`             | a contact's (or a bare number's) context            |
+//! | `POST /api/dial`               | a dial directive: call a number from the user's phone |
+//! | `GET /manifest.webmanifest`    | the web app manifest (installable app window)       |
 //! | `GET`, `PUT /api/criteria`     | the user's context criteria                         |
 //!
 //! Every route but `/login` needs a session; a session sees its user's calls
@@ -30,6 +34,7 @@ mod calls;
 mod error;
 mod events;
 mod guard;
+mod lookup;
 mod session;
 pub mod tls;
 
@@ -151,6 +156,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/calls/{id}/context", get(calls::context))
         .route("/api/calls/{id}/chat", post(calls::chat))
         .route("/api/history", get(calls::history))
+        .route("/api/search", get(lookup::search))
+        .route("/api/contact", get(lookup::contact))
+        .route("/api/dial", post(lookup::dial))
+        .route("/manifest.webmanifest", get(assets::manifest))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))
         .with_state(state.clone());
     guard::layers(router, state.is_tls())

@@ -246,11 +246,44 @@ pub struct UserView {
     pub display_name: String,
     /// The forward buttons: the user's targets, then the attendant's number.
     pub forward: Vec<ForwardTarget>,
+    /// The user's status now (available, busy, out of office, …), as a call now would see it.
+    pub status: Option<String>,
+    /// Why: a meeting's subject, "out-of-office replies are on", "set by hand".
+    pub status_reason: Option<String>,
+    /// Until when, if known (the meeting's end, the manual status's expiry).
+    pub status_until: Option<DateTime<Utc>>,
 }
 
 impl UserView {
     pub fn of(p: &UserProfile) -> Self {
-        Self { id: p.id.to_string(), display_name: p.display_name.clone(), forward: forward_buttons(p) }
+        Self {
+            id: p.id.to_string(),
+            display_name: p.display_name.clone(),
+            forward: forward_buttons(p),
+            status: None,
+            status_reason: None,
+            status_until: None,
+        }
+    }
+
+    /// With the user's status now (manual, out-of-office, calendar; as the resolver derives it).
+    fn with_status(p: &UserProfile, store: &dyn crate::store::Store) -> Result<Self, WebError> {
+        use crate::resolve::status::{derive, StatusReason};
+        let now = Utc::now();
+        let (status, reason) =
+            derive(now, p.manual_status.as_ref(), &store.out_of_office(&p.id)?, &store.busy_spans(&p.id, now)?);
+        let (reason, until) = match reason {
+            StatusReason::Default => (None, None),
+            StatusReason::Manual { until } => (Some("set by hand".to_string()), until),
+            StatusReason::OutOfOfficeReplies => (Some("out-of-office replies are on".to_string()), None),
+            StatusReason::Calendar { subject, end, .. } => (Some(subject), Some(end)),
+        };
+        Ok(Self {
+            status: Some(status.as_str().to_string()),
+            status_reason: reason,
+            status_until: until,
+            ..Self::of(p)
+        })
     }
 }
 
@@ -297,9 +330,10 @@ pub async fn me(State(state): State<WebState>, session: Session) -> Result<Json<
         }),
         None => None,
     };
+    let store = state.store.as_ref();
     Ok(Json(Me {
-        user: UserView::of(&v.profile),
-        attends: v.attends.iter().map(UserView::of).collect(),
+        user: UserView::with_status(&v.profile, store)?,
+        attends: v.attends.iter().map(|p| UserView::with_status(p, store)).collect::<Result<_, _>>()?,
         attendant,
         criteria: v.profile.context.clone(),
     }))

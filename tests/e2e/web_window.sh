@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The notification window end to end: `contactbridge serve --demo` on free
 # ports in a temporary data directory (the demo user attended by a `desk`
-# user), login links from `user login-link` and the Admin RPC IssueWebLogin, then tests/e2e/web/window.mjs
-# drives two headless Chromium browsers against it while tests/e2e/web/tsps.py
-# plays the phone system over gRPC. Screenshots: see below (docs/screenshots/ on request).
+# user, a meeting with Erika in progress, a `visitor` of the same tenant who
+# attends nobody), login links from `user login-link` and the Admin RPC
+# IssueWebLogin, then tests/e2e/web/window.mjs drives one headless Chromium
+# (a page per user) against it while tests/e2e/web/phone.py plays the phone
+# system over gRPC; axe-core checks accessibility. Screenshots: see below
+# (docs/screenshots/ on request).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 tools="${CONTACTBRIDGE_TOOLS:-$root/.tools}"
 py="$tools/venv/bin/python"
-if [ ! -x /usr/bin/chromium ] || [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
-  echo "web_window: chromium or playwright-core is missing: run tests/setup-tools.sh" >&2
+if [ ! -x /usr/bin/chromium ] || [ ! -f "$tools/node/node_modules/playwright-core/package.json" ] \
+  || [ ! -f "$tools/node/node_modules/axe-core/axe.min.js" ]; then
+  echo "web_window: chromium, playwright-core or axe-core is missing: run tests/setup-tools.sh" >&2
   exit 1
 fi
 if ! "$py" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
@@ -32,8 +36,25 @@ cb() { "$bin" --data-dir "$tmp/data" "$@"; }
 cp -r examples/demo "$tmp/demo"
 sed -i 's/^number = "+49 30 901829"$/&\nuser = "desk"/' "$tmp/demo/user.toml"
 grep -q '^user = "desk"' "$tmp/demo/user.toml"
+# A meeting with Erika in progress now: the context shows it as "now", Dana's status is busy.
+start="$(date -u -d '-10 min' +%Y%m%dT%H%M%SZ)"
+end="$(date -u -d '+50 min' +%Y%m%dT%H%M%SZ)"
+sed -i "s/^END:VCALENDAR/BEGIN:VEVENT\nUID:demo-now\nDTSTAMP:$start\nDTSTART:$start\nDTEND:$end\nSUMMARY:Delivery call with ACME\nATTENDEE;CN=Erika Mustermann:mailto:erika.mustermann@acme.example\nEND:VEVENT\nEND:VCALENDAR/" "$tmp/demo/calendar.ics"
+grep -q '^UID:demo-now' "$tmp/demo/calendar.ics"
+# A hostile mail from Erika: a script link and markup in the subject (shown as text, never linked).
+"$py" - "$tmp/demo/context.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+ctx = json.load(open(p))
+ctx["mail"].append({"id": "m-hostile", "direction": "received", "from": "erika.mustermann@acme.example",
+                    "to": ["dana@demo.example"], "subject": "<img src=x onerror=alert(1)>Invoice", "days_ago": 3,
+                    "preview": "<script>alert(2)</script>", "web_link": "javascript:alert(3)"})
+json.dump(ctx, open(p, "w"))
+PY
 cb demo --demo-dir "$tmp/demo" >/dev/null
 cb user add desk --tenant demo --name "Front Desk" >/dev/null
+cb user add visitor --tenant demo --name "Visitor" >/dev/null
+visitor_link="$(cb user login-link visitor 2>/dev/null)"
 # The user's link from the CLI (server stopped); the attendant's below from the running server (Admin RPC).
 demo_link="$(cb user login-link demo 2>/dev/null)"
 
@@ -54,7 +75,7 @@ shots="$tmp/screenshots"
 [ "${CONTACTBRIDGE_UPDATE_SCREENSHOTS:-}" = 1 ] && shots="$root/docs/screenshots"
 mkdir -p "$shots"
 TOOLS="$tools" ROOT="$root" PY="$py" SHOTS="$shots" GRPC_ADDR="127.0.0.1:$port" \
-  DEMO_LINK="$demo_link" DESK_LINK="$desk_link" node tests/e2e/web/window.mjs
+  DEMO_LINK="$demo_link" DESK_LINK="$desk_link" VISITOR_LINK="$visitor_link" node tests/e2e/web/window.mjs
 
 # A stranger's link does not exist: the login page refuses a made-up token.
 code="$("$py" - "$wport" <<'PY'

@@ -1,9 +1,10 @@
-// The notification window: pops ringing calls, sends directives, shows the
+// The notification window: pops ringing calls, shows what happens to them
+// (every change arrives live), sends directives, looks anyone up, shows the
 // caller's context, the call history and a chat per call. Plain JS; every
-// text from the server goes through textContent.
+// text from the server goes through textContent, links only with http(s).
 "use strict";
 
-const state = { me: null, calls: new Map(), chatCall: null };
+const state = { me: null, calls: new Map(), chatCall: null, title: document.title, flash: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -11,7 +12,7 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "tabindex") e.setAttribute(k, v);
     else e[k] = v;
   }
   for (const c of children) if (c != null) e.append(c);
@@ -26,7 +27,7 @@ async function api(method, path, body) {
   }
   const r = await fetch(path, opts);
   if (r.status === 401) { showSignIn(); throw new Error("not signed in"); }
-  const data = r.status === 204 ? null : await r.json();
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) throw new Error((data && data.error) || r.statusText);
   return data;
 }
@@ -37,9 +38,10 @@ function showSignIn() {
 }
 
 const when = (t) => new Date(t).toLocaleString();
+const allUsers = () => state.me ? [state.me.user, ...state.me.attends] : [];
 const userName = (id) => {
   if (!state.me) return id;
-  const u = [state.me.user, ...state.me.attends, state.me.attendant].find((u) => u && u.id === id);
+  const u = [...allUsers(), state.me.attendant].find((u) => u && u.id === id);
   return u ? (u.display_name || u.id) : id;
 };
 const byName = (by) => {
@@ -47,14 +49,76 @@ const byName = (by) => {
   if (by.startsWith("attendant:")) return "attendant " + userName(by.slice(10));
   return userName(by);
 };
+// A link only to where things live on the web (never javascript: or data:).
+const safeUrl = (u) => { try { const x = new URL(u); return ["https:", "http:"].includes(x.protocol) ? x.href : null; } catch { return null; } };
 
 function journalText(events) {
   return (events || []).map((e) => {
     if (e.event === "directive") return `${e.action}${e.target ? " " + e.target : ""} (${byName(e.by)})`;
     if (e.event === "chat") return `chat ${byName(e.by)}: ${e.text}`;
-    if (e.event === "forwarded") return `forwarded ${e.to}`;
+    if (e.event === "forwarded") return `forwarded ${e.to}${e.by ? " (" + byName(e.by) + ")" : ""}`;
+    if (e.event === "answered") return `answered${e.by ? " by " + byName(e.by) : ""}`;
     return e.event;
   }).join("; ");
+}
+
+// Where a call stands, in words.
+function phaseText(p) {
+  if (!p) return "ringing";
+  const by = (b) => b ? ` by ${byName(b)}` : "";
+  switch (p.phase) {
+    case "ringing": return "ringing";
+    case "answered": return `answered${by(p.by)}`;
+    case "forwarded": return `forwarded to ${p.to}${by(p.by)}`;
+    case "voicemail": return `sent to voicemail${by(p.by)}`;
+    case "rejected": return `rejected${by(p.by)}`;
+    case "missed": return "missed";
+    case "ended": return p.answered_by ? `ended (answered by ${byName(p.answered_by)})` : "ended";
+    default: return p.phase;
+  }
+}
+const isRinging = (p) => !p || p.phase === "ringing";
+
+// ---- ringing: title flash, sound -------------------------------------------
+
+function ringingCount() { return document.querySelectorAll(".card.ringing").length; }
+
+function updateRinging() {
+  const n = ringingCount();
+  if (n && !state.flash) {
+    let on = false;
+    state.flash = setInterval(() => {
+      on = !on;
+      const c = document.querySelector(".card.ringing .caller-name");
+      document.title = on ? `☎ ${c ? c.textContent : "Call"} — ringing` : state.title;
+    }, 800);
+  } else if (!n && state.flash) {
+    clearInterval(state.flash);
+    state.flash = null;
+    document.title = state.title;
+  }
+}
+
+const soundOn = () => localStorage.getItem("cb.ringSound") === "1";
+// One audio context, unlocked by the user's first click or key (browsers refuse sound before that).
+let audio = null;
+function unlockAudio() {
+  if (!soundOn()) return;
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") audio.resume();
+  } catch { audio = null; }
+}
+function ringSound() {
+  if (!soundOn()) return;
+  unlockAudio();
+  if (!audio) return; // no audio: the title still flashes
+  for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
+    const o = audio.createOscillator(); const g = audio.createGain();
+    o.frequency.value = f; g.gain.value = 0.08;
+    o.connect(g).connect(audio.destination);
+    o.start(audio.currentTime + i * 0.25); o.stop(audio.currentTime + i * 0.25 + 0.2);
+  }
 }
 
 // ---- notification cards ----------------------------------------------------
@@ -62,15 +126,18 @@ function journalText(events) {
 function card(call) {
   const mine = call.user === state.me.user.id;
   const act = (action, extra) => () => sendDirective(call, action, extra);
-  const typed = el("input", { class: "typed", placeholder: "other number", type: "tel" });
+  const typed = el("input", { class: "typed live-action", placeholder: "other number", type: "tel", "aria-label": "other number to forward to" });
   const forwards = call.forward.map((t) =>
-    el("button", { class: "fwd", type: "button", "data-number": t.number, onclick: act("forward", { to: t.number }) },
+    el("button", { class: "fwd live-action", type: "button", "data-number": t.number, onclick: act("forward", { to: t.number }) },
       `${t.label} ${t.number}`));
-  const c = el("article", { class: "card", "data-call": call.call_id, "data-user": call.user },
-    el("h2", { class: "caller-name" }, call.caller_name || "Unknown caller"),
+  const name = call.caller_name || "Unknown caller";
+  const c = el("article", { class: "card", "data-call": call.call_id, "data-user": call.user, tabindex: "-1",
+    "aria-label": `Call from ${name} ${call.cli}${mine ? "" : " for " + (call.user_name || call.user)}` },
+    el("h2", { class: "caller-name" }, name),
     el("div", { class: "company" }, call.company || ""),
     el("div", { class: "number" }, call.cli),
     el("div", { class: "meta" },
+      el("span", { class: "phase", role: "status" }, phaseText(call.phase)),
       el("span", { class: `tag code code-${call.handling_code}` }, `code: ${call.handling_code}`),
       el("span", { class: "tag status" }, `status: ${call.status}`),
       el("span", { class: "tag method" }, `handling: ${call.method}${call.target ? " " + call.target : ""}`),
@@ -79,45 +146,61 @@ function card(call) {
     el("div", { class: "actions" },
       ...forwards,
       typed,
-      el("button", { type: "button", class: "fwd-typed", onclick: () => sendDirective(call, "forward", { to: typed.value }) }, "Forward"),
-      el("button", { type: "button", class: "accept", onclick: act("accept") }, "Accept"),
-      el("button", { type: "button", class: "voicemail", onclick: act("voicemail") }, "Voicemail"),
-      el("button", { type: "button", class: "reject danger", onclick: act("reject") }, "Reject"),
-      el("button", { type: "button", class: "block danger", onclick: () => {
+      el("button", { type: "button", class: "fwd-typed live-action", onclick: () => sendDirective(call, "forward", { to: typed.value }) }, "Forward"),
+      el("button", { type: "button", class: "accept primary live-action", "aria-keyshortcuts": "A", onclick: act("accept") }, "Accept"),
+      el("button", { type: "button", class: "voicemail live-action", "aria-keyshortcuts": "V", onclick: act("voicemail") }, "Voicemail"),
+      el("button", { type: "button", class: "reject danger live-action", onclick: act("reject") }, "Reject"),
+      el("button", { type: "button", class: "block danger live-action", onclick: () => {
         if (confirm(`Always block ${call.cli}?`)) sendDirective(call, "block");
       } }, "Always block"),
-      el("button", { type: "button", class: "open-contact", onclick: () => openContact(call) }, "Open contact"),
-      el("button", { type: "button", class: "open-chat", onclick: () => openChat(call) }, "Chat"),
-      el("button", { type: "button", class: "dismiss", onclick: () => c.remove() }, "Dismiss")),
-    el("div", { class: "state" }));
+      el("button", { type: "button", class: "open-contact", "aria-keyshortcuts": "O", onclick: () => openContact(call) }, "Open contact"),
+      el("button", { type: "button", class: "open-chat", "aria-keyshortcuts": "C", onclick: () => openChat(call) }, "Chat"),
+      el("button", { type: "button", class: "dismiss", onclick: () => { c.remove(); updateRinging(); } }, "Dismiss")),
+    el("div", { class: "state", role: "status" }));
+  setPhase(c, call.phase);
   return c;
 }
 
-// After a reload: calls of the last two minutes that nobody has dealt with yet may still ring.
+function setPhase(c, phase) {
+  c.querySelector(".phase").textContent = phaseText(phase);
+  c.dataset.phase = phase ? phase.phase : "ringing";
+  c.classList.toggle("ringing", isRinging(phase));
+  c.classList.toggle("done", !isRinging(phase));
+}
+
+// The box a call's card goes in: the user's own, or the attended user's group.
+function boxFor(call) {
+  if (call.user === state.me.user.id) return $("notifications");
+  return document.querySelector(`.attended-user[data-user="${CSS.escape(call.user)}"] .calls`);
+}
+
+// After a reload: calls of the last two minutes that still ring (by their journal) come back.
 async function restoreRinging() {
-  const done = new Set(["directive", "answered", "forwarded", "missed", "ended"]);
   const since = Date.now() - 120000;
-  for (const u of [state.me.user, ...state.me.attends]) {
-    const rows = await api("GET", `/api/history?${new URLSearchParams({ user: u.id, days: 1, limit: 20 })}`);
-    for (const c of rows.reverse()) {
-      if (new Date(c.at) >= since && !c.events.some((e) => done.has(e.event)) && !state.calls.has(c.call_id)) {
-        showCall(c, false);
-      }
-    }
+  const rows = await api("GET", `/api/history?${new URLSearchParams({ days: 1, limit: 50 })}`);
+  for (const c of rows.reverse()) {
+    if (new Date(c.at) >= since && isRinging(c.phase) && !state.calls.has(c.call_id)) showCall(c, false);
   }
 }
 
 function showCall(call, live = true) {
   state.calls.set(call.call_id, call);
   const mine = call.user === state.me.user.id;
+  if (live) addHistoryRow(call);
   // The user's window pops for "notify"; the attendant view shows every call of the users attended.
-  if (mine && call.method !== "notify") { if (live) addHistoryRow(call); return; }
-  const box = mine ? $("notifications") : $("attendant-calls");
-  if (box.querySelector(`.card[data-call="${CSS.escape(call.call_id)}"]`)) return;
-  box.closest("section").querySelector(".empty").hidden = true;
-  box.prepend(card(call));
-  if (!live) return;
-  addHistoryRow(call);
+  if (mine && call.method !== "notify") return;
+  const box = boxFor(call);
+  if (!box || box.querySelector(`.card[data-call="${CSS.escape(call.call_id)}"]`)) return;
+  const empty = box.parentElement.querySelector(".empty");
+  if (empty) empty.hidden = true;
+  const c = card(call);
+  box.prepend(c);
+  updateRinging();
+  if (!live || !isRinging(call.phase)) return;
+  // A pop takes the focus unless the user is typing somewhere.
+  const a = document.activeElement;
+  if (!a || !["INPUT", "TEXTAREA", "SELECT"].includes(a.tagName)) c.focus({ preventScroll: false });
+  ringSound();
   if (mine && "Notification" in window && Notification.permission === "granted") {
     new Notification(call.caller_name || call.cli, { body: `${call.company || ""} ${call.cli}`.trim() });
   }
@@ -131,17 +214,17 @@ function showDelivery(card, delivered) {
   card.classList.toggle("undelivered", !(delivered > 0));
 }
 
+const cardsOf = (id) => document.querySelectorAll(`.card[data-call="${CSS.escape(id)}"]`);
+
 async function sendDirective(call, action, extra) {
-  const cards = document.querySelectorAll(`.card[data-call="${call.call_id}"]`);
   try {
     const r = await api("POST", `/api/calls/${encodeURIComponent(call.call_id)}/directive`, { action, ...(extra || {}) });
-    for (const c of cards) {
+    for (const c of cardsOf(call.call_id)) {
       c.querySelector(".state").textContent = `${action === "block" ? "blocked and rejected" : r.action}${r.target ? " " + r.target : ""} — ${deliveryText(r.delivered)}`;
       showDelivery(c, r.delivered);
     }
   } catch (e) {
-    const states = [...cards].map((c) => c.querySelector(".state"));
-    for (const s of states) s.textContent = `failed: ${e.message}`;
+    for (const c of cardsOf(call.call_id)) c.querySelector(".state").textContent = `failed: ${e.message}`;
   }
 }
 
@@ -151,43 +234,165 @@ function refreshHistorySoon() {
   historyTimer = setTimeout(() => loadHistory().catch(() => {}), 300);
 }
 
-function showDirective(d) {
+// Any change of a call (this window, another, the phone system): every card of it follows.
+function applyPhase(callId, phase) {
+  const known = state.calls.get(callId);
+  if (known) known.phase = phase;
+  for (const c of cardsOf(callId)) setPhase(c, phase);
+  updateRinging();
   refreshHistorySoon();
-  for (const c of document.querySelectorAll(`.card[data-call="${d.call_id}"]`)) {
-    c.classList.add("done");
+}
+
+function showDirective(d) {
+  for (const c of cardsOf(d.call_id)) {
     c.querySelector(".state").textContent = `${d.action}${d.target ? " " + d.target : ""} by ${byName(d.by)} — ${deliveryText(d.delivered)}`;
     showDelivery(c, d.delivered);
+  }
+  applyPhase(d.call_id, d.phase);
+}
+
+function showUpdate(u) {
+  for (const c of cardsOf(u.call_id)) {
+    c.querySelector(".state").textContent = `${u.event.event} — reported by the phone system at ${new Date(u.event.at).toLocaleTimeString()}`;
+    c.classList.remove("undelivered");
+  }
+  applyPhase(u.call_id, u.phase);
+}
+
+// ---- keyboard --------------------------------------------------------------
+
+function onKey(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const t = ev.target;
+  const typing = t && (["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) || t.isContentEditable);
+  if (typing) return;
+  if (ev.key === "/") { ev.preventDefault(); $("search-text").focus(); return; }
+  const c = t && t.closest && t.closest(".card");
+  if (!c) return;
+  const click = (sel) => { const b = c.querySelector(sel); if (b && b.offsetParent !== null) { ev.preventDefault(); b.click(); } };
+  switch (ev.key.toLowerCase()) {
+    case "a": click("button.accept"); break;
+    case "f": click("button.fwd"); break;
+    case "v": click("button.voicemail"); break;
+    case "o": click("button.open-contact"); break;
+    case "c": click("button.open-chat"); break;
   }
 }
 
 // ---- context ---------------------------------------------------------------
 
-function fill(id, items, text) {
+function fill(id, items, item) {
   const ul = $(id);
-  ul.replaceChildren(...(items.length ? items.map((i) => el("li", {}, text(i))) : [el("li", { class: "empty" }, "none")]));
+  ul.replaceChildren(...(items.length ? items.map((i) => el("li", {}, ...item(i))) : [el("li", { class: "empty" }, "none")]));
 }
 
-// The next occurrence of a meeting, else its last one.
-function meetingTime(e) {
-  const starts = (e.occurrences || []).map((o) => new Date(o.start)).sort((a, b) => a - b);
-  if (!starts.length) return "";
+function linked(text, url) {
+  const u = safeUrl(url || "");
+  return u ? el("a", { href: u, target: "_blank", rel: "noopener noreferrer" }, text) : el("span", {}, text);
+}
+
+const person = (p) => p ? (p.name ? `${p.name} <${p.email}>` : p.email) : "";
+
+function mailItem(m) {
+  const who = m.direction === "sent" ? `to ${(m.to || []).map(person).join(", ")}` : `from ${person(m.from)}`;
+  return [el("span", {}, `${when(m.date)} — `), linked(m.subject || "(no subject)", m.web_link), el("span", {}, ` ${who}`),
+    m.preview ? el("span", { class: "preview" }, m.preview) : null];
+}
+
+// A meeting in progress is "now"; else the next occurrence, else the last one.
+function meetingItem(e) {
+  const occ = (e.occurrences || []).map((o) => ({ start: new Date(o.start), end: new Date(o.end) })).sort((a, b) => a.start - b.start);
   const now = new Date();
-  const next = starts.find((s) => s >= now);
-  return next ? `next ${next.toLocaleString()} — ` : `${starts[starts.length - 1].toLocaleString()} — `;
+  const current = occ.find((o) => o.start <= now && now < o.end);
+  const next = occ.find((o) => o.start > now);
+  let label = null;
+  if (current) label = el("span", { class: "now" }, `now (until ${current.end.toLocaleTimeString()}) — `);
+  else if (next) label = el("span", {}, `next ${next.start.toLocaleString()} — `);
+  else if (occ.length) label = el("span", {}, `${occ[occ.length - 1].start.toLocaleString()} — `);
+  const people = [e.organizer, ...(e.attendees || [])].filter(Boolean);
+  return [label, linked(e.subject || "(no subject)", e.web_link),
+    el("span", { class: "preview" }, [e.location, people.length ? `with ${people.join(", ")}` : null].filter(Boolean).join(" · "))];
+}
+
+function documentItem(d) {
+  const people = (d.people || []).map(person).filter(Boolean);
+  return [linked(d.name, d.web_link), el("span", {}, ` (${when(d.modified)})`),
+    people.length ? el("span", { class: "preview" }, people.join(", ")) : null];
+}
+
+function showContext(ctx, title, actions) {
+  $("context").hidden = false;
+  $("ctx-name").textContent = ctx.contact ? ctx.contact.name : title;
+  $("ctx-company").textContent = ctx.contact && ctx.contact.company ? ctx.contact.company : "";
+  $("ctx-details").textContent = ctx.contact ? [ctx.contact.job_title, ...ctx.contact.emails, ...ctx.contact.phones].filter(Boolean).join(" · ") : "no contact matches this number";
+  $("ctx-actions").replaceChildren(...actions);
+  fill("ctx-mail-received", ctx.mail_received, mailItem);
+  fill("ctx-mail-sent", ctx.mail_sent, mailItem);
+  // A meeting in progress comes first.
+  const inProgress = (e) => (e.occurrences || []).some((o) => new Date(o.start) <= new Date() && new Date() < new Date(o.end));
+  fill("ctx-events", [...ctx.events.filter(inProgress), ...ctx.events.filter((e) => !inProgress(e))], meetingItem);
+  fill("ctx-documents", ctx.documents, documentItem);
+  fill("ctx-calls", ctx.calls, (c) => [`${when(c.at)} — ${c.method.method || c.method}${c.events.length ? " — " + journalText(c.events) : ""}`]);
+  $("context").scrollIntoView({ behavior: "smooth" });
+  $("context").focus({ preventScroll: true });
 }
 
 async function openContact(call) {
   const ctx = await api("GET", `/api/calls/${encodeURIComponent(call.call_id)}/context`);
-  $("context").hidden = false;
-  $("ctx-name").textContent = ctx.contact ? ctx.contact.name : call.cli;
-  $("ctx-company").textContent = ctx.contact && ctx.contact.company ? ctx.contact.company : "";
-  $("ctx-details").textContent = ctx.contact ? [...ctx.contact.emails, ...ctx.contact.phones].join(" · ") : "no contact matches this number";
-  fill("ctx-mail-received", ctx.mail_received, (m) => `${when(m.date)} — ${m.subject}`);
-  fill("ctx-mail-sent", ctx.mail_sent, (m) => `${when(m.date)} — ${m.subject}`);
-  fill("ctx-events", ctx.events, (e) => `${meetingTime(e)}${e.subject}`);
-  fill("ctx-documents", ctx.documents, (d) => `${d.name} (${when(d.modified)})`);
-  fill("ctx-calls", ctx.calls, (c) => `${when(c.at)} — ${c.method.method || c.method}${c.events.length ? " — " + journalText(c.events) : ""}`);
-  $("context").scrollIntoView({ behavior: "smooth" });
+  const phones = ctx.contact ? ctx.contact.phones : [];
+  showContext(ctx, call.cli, dialButtons(call.user, phones.length ? phones : [call.cli]));
+}
+
+// "Call" buttons: a dial directive to the phone system from `user`'s phone.
+function dialButtons(user, numbers) {
+  return numbers.filter(Boolean).slice(0, 4).map((n) =>
+    el("button", { type: "button", class: "dial", "data-number": n, onclick: () => dial(user, n) }, `Call ${n}`));
+}
+
+async function dial(user, number) {
+  const status = $("search-status");
+  try {
+    const r = await api("POST", "/api/dial", { user, to: number });
+    status.textContent = `Calling ${r.target} — ${deliveryText(r.delivered)}`;
+  } catch (e) {
+    status.textContent = `Not dialled: ${e.message}`;
+  }
+  status.scrollIntoView({ block: "nearest" });
+}
+
+// ---- search ----------------------------------------------------------------
+
+const looksLikeNumber = (q) => /^[+0-9 ()./-]+$/.test(q) && (q.match(/[0-9]/g) || []).length >= 3;
+
+async function search(ev) {
+  ev.preventDefault();
+  const q = $("search-text").value.trim();
+  const status = $("search-status");
+  const out = $("search-results");
+  if (!q) return;
+  try {
+    const hits = await api("GET", `/api/search?${new URLSearchParams({ q })}`);
+    const many = allUsers().length > 1;
+    const items = hits.map((h) => {
+      const open = async () => showContext(await api("GET", `/api/contact?${new URLSearchParams({ user: h.user, contact: h.contact })}`),
+        h.name, dialButtons(h.user, h.phones));
+      return el("li", { class: "hit", tabindex: "0", role: "button", "data-user": h.user, onclick: open,
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } },
+        el("span", { class: "who" }, h.name), h.company ? el("span", {}, ` — ${h.company}`) : null,
+        el("span", { class: "preview" }, [...h.phones, ...h.emails].join(" · ") + (many ? ` (contact of ${h.user_name || h.user})` : "")));
+    });
+    if (looksLikeNumber(q)) {
+      const open = async () => showContext(await api("GET", `/api/contact?${new URLSearchParams({ number: q })}`), q, dialButtons(state.me.user.id, [q]));
+      items.push(el("li", { class: "hit number", tabindex: "0", role: "button", onclick: open,
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } },
+        el("span", { class: "who" }, `The number ${q}`), el("span", { class: "preview" }, "its calls and context")));
+    }
+    out.replaceChildren(...items);
+    status.textContent = hits.length ? `${hits.length} found` : "no contact found";
+  } catch (e) {
+    out.replaceChildren();
+    status.textContent = `Search failed: ${e.message}`;
+  }
 }
 
 // ---- chat ------------------------------------------------------------------
@@ -219,23 +424,57 @@ async function onChatEvent(m) {
 // ---- history ---------------------------------------------------------------
 
 function historyRow(c) {
-  return el("tr", { "data-call": c.call_id, title: "open contact", onclick: () => openContact(c) },
-    el("td", {}, when(c.at)), el("td", {}, c.user_name || c.user),
-    el("td", {}, `${c.caller_name ? c.caller_name + " " : ""}${c.cli}`),
-    el("td", {}, c.handling_code), el("td", {}, c.status),
-    el("td", {}, c.method), el("td", { class: "journal" }, journalText(c.events)));
+  const open = () => openContact(c);
+  const td = (label, text, cls) => el("td", { "data-label": label, class: cls || "" }, text);
+  return el("tr", { "data-call": c.call_id, title: "open contact", tabindex: "0", onclick: open,
+    onkeydown: (e) => { if (e.key === "Enter") { e.preventDefault(); open(); } } },
+    td("When", when(c.at)), td("For", c.user_name || c.user),
+    td("Caller", `${c.caller_name ? c.caller_name + " " : ""}${c.cli}`),
+    td("Code", c.handling_code), td("Status", c.status),
+    td("Outcome", phaseText(c.phase), "outcome"), td("Journal", journalText(c.events), "journal"));
 }
 
-function addHistoryRow(call) { $("history-rows").prepend(historyRow(call)); }
+function addHistoryRow(call) {
+  const sel = $("history-user").value;
+  if (sel && sel !== call.user) return;
+  if ($("history-rows").querySelector(`tr[data-call="${CSS.escape(call.call_id)}"]`)) return;
+  $("history-rows").prepend(historyRow(call));
+}
 
 async function loadHistory() {
   const user = $("history-user").value;
   const caller = $("history-caller").value.trim();
-  const q = new URLSearchParams({ user });
+  const q = new URLSearchParams();
+  if (user) q.set("user", user);
   if (caller) q.set("caller", caller);
   const rows = await api("GET", `/api/history?${q}`);
   $("history-filter").textContent = caller ? `from ${caller}` : "";
   $("history-rows").replaceChildren(...rows.map(historyRow));
+}
+
+// ---- attendant -------------------------------------------------------------
+
+function attendedGroups(me) {
+  $("attendant-users").replaceChildren(...me.attends.map((u) =>
+    el("div", { class: "attended-user", "data-user": u.id },
+      el("h2", {}, el("span", {}, u.display_name || u.id),
+        el("span", { class: "ustatus", "data-status": u.status || "" }, u.status ? u.status.replace(/_/g, " ") : "status unknown"),
+        el("span", { class: "preview sreason" }, statusReason(u))),
+      el("p", { class: "empty" }, "No calls waiting."),
+      el("div", { class: "calls", "aria-live": "polite" }))));
+}
+
+const statusReason = (u) => [u.status_reason, u.status_until ? `until ${new Date(u.status_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : null].filter(Boolean).join(", ");
+
+// Statuses change with meetings and out-of-office: ask again every minute.
+async function refreshStatuses() {
+  const me = await api("GET", "/api/me");
+  for (const u of me.attends) {
+    const s = document.querySelector(`.attended-user[data-user="${CSS.escape(u.id)}"] .ustatus`);
+    if (s) { s.dataset.status = u.status || ""; s.textContent = u.status ? u.status.replace(/_/g, " ") : "status unknown"; }
+    const r = document.querySelector(`.attended-user[data-user="${CSS.escape(u.id)}"] .sreason`);
+    if (r) r.textContent = statusReason(u);
+  }
 }
 
 // ---- criteria --------------------------------------------------------------
@@ -257,11 +496,27 @@ async function saveCriteria(ev) {
 
 // ---- start -----------------------------------------------------------------
 
+// After a reconnect (network, server restart, a lagging stream), changes may have been missed:
+// every card asks where its call stands now.
+async function resync() {
+  for (const id of new Set([...document.querySelectorAll(".card")].map((c) => c.dataset.call))) {
+    const call = await api("GET", `/api/calls/${encodeURIComponent(id)}`).catch(() => null);
+    if (call) applyPhase(id, call.phase);
+  }
+  restoreRinging().catch(() => {});
+}
+
+let connectedBefore = false;
 function connect() {
   const es = new EventSource("/events");
-  es.addEventListener("ready", () => { $("live").dataset.state = "on"; $("live").textContent = "live"; });
+  es.addEventListener("ready", () => {
+    $("live").dataset.state = "on"; $("live").textContent = "live";
+    if (connectedBefore) resync().catch(() => {});
+    connectedBefore = true;
+  });
   es.addEventListener("call", (e) => showCall(JSON.parse(e.data)));
   es.addEventListener("directive", (e) => showDirective(JSON.parse(e.data)));
+  es.addEventListener("update", (e) => showUpdate(JSON.parse(e.data)));
   es.addEventListener("chat", (e) => onChatEvent(JSON.parse(e.data)));
   es.onerror = () => {
     $("live").dataset.state = "off";
@@ -287,10 +542,17 @@ async function start() {
   if (me.attends.length) {
     $("attendant").hidden = false;
     $("attended").textContent = me.attends.map((u) => u.display_name || u.id).join(", ");
+    attendedGroups(me);
+    setInterval(() => refreshStatuses().catch(() => {}), 60000);
+    $("history-user").append(el("option", { value: "" }, "Everyone I see"));
   }
-  for (const u of [me.user, ...me.attends]) $("history-user").append(el("option", { value: u.id }, u.display_name || u.id));
+  for (const u of allUsers()) $("history-user").append(el("option", { value: u.id }, u.display_name || u.id));
   showCriteria(me.criteria);
+  $("ring-sound").checked = soundOn();
+  $("ring-sound").addEventListener("change", (e) => { localStorage.setItem("cb.ringSound", e.target.checked ? "1" : "0"); unlockAudio(); });
+  for (const ev of ["pointerdown", "keydown"]) document.addEventListener(ev, unlockAudio, { once: true });
   $("criteria").addEventListener("submit", saveCriteria);
+  $("search-form").addEventListener("submit", search);
   $("history-form").addEventListener("submit", (e) => { e.preventDefault(); loadHistory(); });
   $("chat-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -300,6 +562,7 @@ async function start() {
     await api("POST", `/api/calls/${encodeURIComponent(state.chatCall.call_id)}/chat`, { text });
   });
   $("chat-close").onclick = () => { $("chat").hidden = true; state.chatCall = null; };
+  document.addEventListener("keydown", onKey);
   connect();
   loadHistory();
   restoreRinging().catch(() => {});
