@@ -21,6 +21,7 @@
 
 mod cli;
 mod key;
+mod reading;
 mod region;
 mod stored;
 mod text;
@@ -29,6 +30,7 @@ pub use cli::{
     called_number_key, history_key, history_key_if_number, parse_cli, Cli, CliError, CliNumber, MatchQuality, Probe,
 };
 pub use key::{KeyKind, LookupKey};
+pub use reading::SecondReading;
 pub use region::{Region, RegionError};
 pub use stored::{keys_for_stored, keys_for_stored_with, StoredHints, StoredKeys};
 
