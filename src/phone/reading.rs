@@ -54,11 +54,13 @@ fn valid(e164ish: &str) -> Option<PhoneNumber> {
 }
 
 /// The ten national digits of a number written the North American way — groups of 3, 3 and 4 digits, the
-/// first two starting with 2–9, an optional leading `1`, separated by spaces, `-`, `.` or `()` — by a
+/// first two starting with 2–9, an optional leading `1`, separated by spaces, `-`, `.`, `()` or any
+/// other punctuation (full-width `（）－` too) — by a
 /// user in a region outside +1 whose national numbers are written with a trunk prefix (`0` in DE, GB,
 /// FR, CH, AT…), so that a number without it is not written as a national one there.
 fn written_as_nanp(number: &str, region: &Region) -> Option<String> {
-    if region.calling_code() == 1 || !number.chars().all(|c| c.is_ascii_digit() || " -.()".contains(c)) {
+    let separator = |c: char| !c.is_alphanumeric() && c != '+';
+    if region.calling_code() == 1 || !number.chars().all(|c| c.is_ascii_digit() || separator(c)) {
         return None;
     }
     let trunk = trunk_prefix(region)?;
