@@ -34,7 +34,7 @@ pub struct Registration<'a> {
     pub secret: &'a str,
 }
 
-const BRIDGE_KEYS: [&str; 4] = ["category_codes", "region", "mailbox_users", "enabled"];
+const BRIDGE_KEYS: [&str; 5] = ["category_codes", "region", "mailbox_users", "enabled", "write_back_codes"];
 
 /// An admin's settings refused; quoted input (serde quotes unknown fields and values whole)
 /// is shortened to [`crate::connector::echo::MAX_ECHO_CHARS`] characters.
@@ -119,6 +119,10 @@ pub fn spec_from_registration(r: &Registration<'_>) -> Result<AccountSpec, Accou
     if let Some(v) = field("enabled") {
         spec.enabled = serde_json::from_value(v).map_err(|e| invalid(format!("enabled: {e}")))?;
     }
+    if let Some(v) = field("write_back_codes") {
+        spec.write_back_codes =
+            serde_json::from_value(v).map_err(|e| invalid(format!("write_back_codes: {e}")))?;
+    }
     Ok(spec)
 }
 
@@ -141,6 +145,7 @@ pub fn settings_json(spec: &AccountSpec) -> String {
             m.insert("mailbox_users".into(), json!(spec.mailbox_users));
         }
         m.insert("enabled".into(), json!(spec.enabled));
+        m.insert("write_back_codes".into(), json!(spec.write_back_codes));
     }
     settings.to_string()
 }

@@ -17,6 +17,7 @@ mod record;
 mod schedule;
 mod status;
 mod user;
+mod writeback;
 
 pub use account::{AccountSpec, SourceKind, SyncOutcome};
 pub use calls::{CallEvent, CallEventKind, CallId, CallRecord, CallerKind};
@@ -24,4 +25,5 @@ pub use handling::{AnyMarker, HandlingCode, HandlingMethod, HandlingRule, Handli
 pub use record::RecordRef;
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{BusySpan, Status};
+pub use writeback::{CodeWriteBack, WriteBackState};
 pub use user::{Attendant, ContextCriteria, CriteriaOutOfRange, ForwardTarget, ManualStatus, UserId, UserProfile};
