@@ -2,7 +2,11 @@
 //! through the path every interface takes appears as a category in the card on the server (every
 //! other byte kept), survives the next sync, is removed again; a change of category at the source
 //! after the write wins; a server that is down leaves the write-back failed, retried by the next
-//! sync; another user cannot write to the contact.
+//! sync; another user cannot write to the contact. The same against the Graph connector's fake:
+//! the code becomes an Outlook category on the contact.
+
+#[path = "../connectors/graph/tests/support/fake_graph.rs"]
+mod fake_graph;
 
 use chrono::Utc;
 use contactbridge::accounts::{assign_code, AccountError, AccountSpec, AssignOutcome, Registry, SourceKind};
@@ -280,4 +284,77 @@ async fn another_user_cannot_set_a_code_on_the_contact_nor_write_to_it() {
     assert!(assign_code(w.store.as_ref(), &w.dana, &AssignTarget::Contact(made_up), None, Utc::now()).is_err());
     w.sync().await;
     assert_eq!(w.server.card(), lines(CARD));
+}
+
+#[tokio::test]
+async fn graph_a_code_becomes_an_outlook_category_and_a_later_outlook_change_wins() {
+    use contactbridge_graph::{Credential, GraphAccount, Secret};
+    const BOX: &str = "dana@contoso.example/contacts";
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put(BOX, fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x.example", &["Friends"]));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let dana = UserId::parse("acme.dana").unwrap();
+    let mut p = UserProfile::new(dana.clone(), "acme");
+    p.called_numbers = vec![DID.into()];
+    p.region = Some("DE".into());
+    user::put_profile(store.as_ref(), &p).unwrap();
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
+    let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
+    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, vec!["dana@contoso.example".into()]);
+    g.authority = fake.authority();
+    g.graph_base = fake.base.clone();
+    g.https_only = false;
+    let mut spec = AccountSpec::new("contoso", dana.clone(), SourceKind::Graph(g));
+    spec.write_back_codes = true;
+    spec.category_codes.insert("Wichtig".into(), HandlingCode::parse("vip").unwrap());
+    registry.add(spec).unwrap();
+    let sync = || async { assert_eq!(registry.sync("contoso").await.unwrap().failed(), 0) };
+    sync().await;
+    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let call = || {
+        resolver
+            .resolve(&CallQuery { called: DID.into(), cli: "+49 30 1234567".into(), tsps_call_id: None, at: Utc::now() })
+            .unwrap()
+    };
+    let erika = call().candidates[0].stored.at.clone();
+    let categories = || -> Vec<String> {
+        serde_json::from_value(fake.item(BOX, "c1").unwrap()["categories"].clone()).unwrap()
+    };
+    let state = || store.account("contoso").unwrap().unwrap().code_write_backs[&CodeWriteBack::key(&dana, &erika)].state.clone();
+
+    let target = AssignTarget::Contact(erika.clone());
+    let vip = HandlingCode::parse("vip").unwrap();
+    let outcome = assign_code(store.as_ref(), &dana, &target, Some(&vip), Utc::now()).unwrap();
+    assert_eq!(outcome, AssignOutcome::Pending { account: "contoso".into() });
+    sync().await;
+    assert_eq!(categories(), ["Friends", "Wichtig"], "the account's own category, as it is written there");
+    assert!(matches!(state(), WriteBackState::Written { .. }), "{:?}", state());
+    sync().await;
+    assert_eq!(call().handling_code.as_str(), "vip");
+    assert_eq!(fake.stats().patches.len(), 1, "written once, not on every sync");
+
+    // In Outlook, someone replaces the category after the bridge wrote it: Outlook wins.
+    let mut item = fake.item(BOX, "c1").unwrap();
+    item["categories"] = serde_json::json!(["Friends"]);
+    item["changeKey"] = serde_json::json!("outlook-edit-1");
+    fake.put(BOX, item);
+    sync().await;
+    assert!(matches!(state(), WriteBackState::Superseded { .. }), "{:?}", state());
+    assert_eq!(call().handling_code.as_str(), "default");
+    assert_eq!(categories(), ["Friends"]);
+
+    // Removing a code that Outlook carries takes the category away there.
+    let mut item = fake.item(BOX, "c1").unwrap();
+    item["categories"] = serde_json::json!(["Wichtig", "Friends"]);
+    item["changeKey"] = serde_json::json!("outlook-edit-2");
+    fake.put(BOX, item);
+    sync().await;
+    assert_eq!(call().handling_code.as_str(), "vip");
+    assign_code(store.as_ref(), &dana, &target, None, Utc::now()).unwrap();
+    assert_eq!(call().handling_code.as_str(), "default", "at once");
+    sync().await;
+    assert_eq!(categories(), ["Friends"]);
+    assert!(matches!(state(), WriteBackState::Written { .. }), "{:?}", state());
 }
