@@ -177,7 +177,12 @@ impl World {
 
     fn call(&self) -> contactbridge::resolve::Decision {
         self.resolver
-            .resolve(&CallQuery { called: DID.into(), cli: "+49 170 1234567".into(), tsps_call_id: None, at: Utc::now() })
+            .resolve(&CallQuery {
+                called: DID.into(),
+                cli: "+49 170 1234567".into(),
+                tsps_call_id: None,
+                at: Utc::now(),
+            })
             .unwrap()
     }
 
@@ -242,7 +247,11 @@ async fn a_change_of_category_at_the_source_after_the_choice_wins() {
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Superseded { .. }), "{:?}", w.state());
     let d = w.call();
-    assert_eq!((d.handling_code.as_str(), d.code_source), ("default", CodeSource::KnownContact), "the local choice is gone");
+    assert_eq!(
+        (d.handling_code.as_str(), d.code_source),
+        ("default", CodeSource::KnownContact),
+        "the local choice is gone"
+    );
     assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,Customers"), "and not written again");
 
     // An older pending choice loses too: chosen, then the source sets VIP before the write-back ran.
@@ -302,7 +311,8 @@ async fn graph_a_code_becomes_an_outlook_category_and_a_later_outlook_change_win
     let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
     let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
     let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
-    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, vec!["dana@contoso.example".into()]);
+    let mut g =
+        GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, vec!["dana@contoso.example".into()]);
     g.authority = fake.authority();
     g.graph_base = fake.base.clone();
     g.https_only = false;
@@ -315,14 +325,20 @@ async fn graph_a_code_becomes_an_outlook_category_and_a_later_outlook_change_win
     let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
     let call = || {
         resolver
-            .resolve(&CallQuery { called: DID.into(), cli: "+49 30 1234567".into(), tsps_call_id: None, at: Utc::now() })
+            .resolve(&CallQuery {
+                called: DID.into(),
+                cli: "+49 30 1234567".into(),
+                tsps_call_id: None,
+                at: Utc::now(),
+            })
             .unwrap()
     };
     let erika = call().candidates[0].stored.at.clone();
-    let categories = || -> Vec<String> {
-        serde_json::from_value(fake.item(BOX, "c1").unwrap()["categories"].clone()).unwrap()
+    let categories =
+        || -> Vec<String> { serde_json::from_value(fake.item(BOX, "c1").unwrap()["categories"].clone()).unwrap() };
+    let state = || {
+        store.account("contoso").unwrap().unwrap().code_write_backs[&CodeWriteBack::key(&dana, &erika)].state.clone()
     };
-    let state = || store.account("contoso").unwrap().unwrap().code_write_backs[&CodeWriteBack::key(&dana, &erika)].state.clone();
 
     let target = AssignTarget::Contact(erika.clone());
     let vip = HandlingCode::parse("vip").unwrap();

@@ -200,7 +200,11 @@ fn hostile_numbers_stay_bounded() {
     let full_width = "（２１２） ２００－０００３";
     let arabic = "٠٠ ١ ٢١٢ ٥٥٥ ٧٧٧٧";
     let started = Instant::now();
-    w.book("DE", "ab", &[("Huge", &huge), ("Spaces", &huge_nanp), ("Groups", &many_groups), ("Full width", full_width)]);
+    w.book(
+        "DE",
+        "ab",
+        &[("Huge", &huge), ("Spaces", &huge_nanp), ("Groups", &many_groups), ("Full width", full_width)],
+    );
     w.book("US", "ab", &[("Arabic", arabic)]);
     for raw in [huge.as_str(), huge_nanp.as_str(), many_groups.as_str()] {
         let k = keys_for_stored(raw, Some(&Region::parse("DE").unwrap()));

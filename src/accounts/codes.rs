@@ -27,7 +27,9 @@ impl std::fmt::Display for AssignOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Local(why) => write!(f, "kept in the bridge only: {why}"),
-            Self::Pending { account } => write!(f, "written back to the source with the next sync of account {account}"),
+            Self::Pending { account } => {
+                write!(f, "written back to the source with the next sync of account {account}")
+            }
         }
     }
 }
@@ -47,7 +49,11 @@ pub fn assign_code<S: RegistryStore + ?Sized>(
         return Ok(AssignOutcome::Local("a number is not a contact at the source".into()));
     };
     let stored = store.contact(user, at)?.ok_or_else(|| {
-        AccountError::Invalid(format!("{user} has no contact {} in account {}", echo(at.id.as_str()), echo(&at.account)))
+        AccountError::Invalid(format!(
+            "{user} has no contact {} in account {}",
+            echo(at.id.as_str()),
+            echo(&at.account)
+        ))
     })?;
     let spec = store.account(&at.account)?.filter(|s| s.users().contains(user));
     let Some(mut spec) = spec.filter(|s| s.write_back_codes) else {

@@ -120,8 +120,7 @@ pub fn spec_from_registration(r: &Registration<'_>) -> Result<AccountSpec, Accou
         spec.enabled = serde_json::from_value(v).map_err(|e| invalid(format!("enabled: {e}")))?;
     }
     if let Some(v) = field("write_back_codes") {
-        spec.write_back_codes =
-            serde_json::from_value(v).map_err(|e| invalid(format!("write_back_codes: {e}")))?;
+        spec.write_back_codes = serde_json::from_value(v).map_err(|e| invalid(format!("write_back_codes: {e}")))?;
     }
     Ok(spec)
 }

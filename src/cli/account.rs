@@ -589,12 +589,18 @@ fn show(s: &AccountStatus) -> String {
     let _ = writeln!(
         out,
         "codes     {}",
-        if a.write_back_codes { "written back to the source as categories" } else { "kept in the bridge (write_back_codes off)" }
+        if a.write_back_codes {
+            "written back to the source as categories"
+        } else {
+            "kept in the bridge (write_back_codes off)"
+        }
     );
     for w in a.code_write_backs.values() {
         let code = w.code.as_ref().map_or("(removed)", |c| c.as_str());
         let detail = match &w.state {
-            contactbridge::model::WriteBackState::Failed { error, attempts, .. } => format!(": {attempts} attempt(s), {error}"),
+            contactbridge::model::WriteBackState::Failed { error, attempts, .. } => {
+                format!(": {attempts} attempt(s), {error}")
+            }
             contactbridge::model::WriteBackState::LocalOnly { reason } => format!(": {reason}"),
             _ => String::new(),
         };

@@ -25,5 +25,5 @@ pub use handling::{AnyMarker, HandlingCode, HandlingMethod, HandlingRule, Handli
 pub use record::RecordRef;
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{BusySpan, Status};
-pub use writeback::{CodeWriteBack, WriteBackState};
 pub use user::{Attendant, ContextCriteria, CriteriaOutOfRange, ForwardTarget, ManualStatus, UserId, UserProfile};
+pub use writeback::{CodeWriteBack, WriteBackState};

@@ -97,9 +97,8 @@ mod tests {
         let r = region(code);
         let digits: String = number.chars().filter(char::is_ascii_digit).collect();
         let first = PHONE_NUMBER_UTIL.parse(number, Some(r.plan())).ok();
-        second_reading(number, &digits, &r, first.as_ref()).map(|(why, n)| {
-            (why, n.format_as(PhoneNumberFormat::E164).into_owned())
-        })
+        second_reading(number, &digits, &r, first.as_ref())
+            .map(|(why, n)| (why, n.format_as(PhoneNumberFormat::E164).into_owned()))
     }
 
     #[test]
@@ -110,7 +109,8 @@ mod tests {
             assert!(e164.starts_with("+1212200000"), "{n}: {e164}");
         }
         // Not that form, or a user whose own numbers look like it.
-        for (n, r) in [("(212) 200-0003", "US"), ("(212) 200-0003", "CA"), ("0212 2000003", "DE"), ("212 20 00 03", "DE")]
+        for (n, r) in
+            [("(212) 200-0003", "US"), ("(212) 200-0003", "CA"), ("0212 2000003", "DE"), ("212 20 00 03", "DE")]
         {
             assert_eq!(read(n, r), None, "{n} in {r}");
         }
@@ -118,21 +118,17 @@ mod tests {
 
     #[test]
     fn trunk_prefixes_from_the_plan() {
-        for (r, t) in [("DE", Some("0")), ("GB", Some("0")), ("FR", Some("0")), ("RU", Some("8")), ("IT", None), ("US", None)] {
+        for (r, t) in
+            [("DE", Some("0")), ("GB", Some("0")), ("FR", Some("0")), ("RU", Some("8")), ("IT", None), ("US", None)]
+        {
             assert_eq!(trunk_prefix(&region(r)).as_deref(), t, "{r}");
         }
     }
 
     #[test]
     fn exit_codes_only_when_the_first_reading_is_impossible() {
-        assert_eq!(
-            read("00-1-212-555-7777", "US"),
-            Some((SecondReading::DiallingForm, "+12125557777".into()))
-        );
-        assert_eq!(
-            read("011 44 20 7946 0958", "DE"),
-            Some((SecondReading::DiallingForm, "+442079460958".into()))
-        );
+        assert_eq!(read("00-1-212-555-7777", "US"), Some((SecondReading::DiallingForm, "+12125557777".into())));
+        assert_eq!(read("011 44 20 7946 0958", "DE"), Some((SecondReading::DiallingForm, "+442079460958".into())));
         assert_eq!(read("0212 2000003", "DE"), None);
         assert_eq!(read(&"0".repeat(40), "DE"), None);
     }

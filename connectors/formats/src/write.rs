@@ -187,7 +187,8 @@ pub(crate) fn remove_category(text: &str, category: &str) -> Result<String, Pars
                 } else {
                     split_raw(split.value)
                 };
-                let kept: Vec<&String> = parts.iter().filter(|p| !unescape(p.trim()).eq_ignore_ascii_case(category)).collect();
+                let kept: Vec<&String> =
+                    parts.iter().filter(|p| !unescape(p.trim()).eq_ignore_ascii_case(category)).collect();
                 if kept.len() == parts.len() {
                     continue;
                 }
