@@ -40,7 +40,7 @@ impl World {
     fn new() -> Self {
         let store = Arc::new(SledStore::temporary().unwrap());
         for r in REGIONS {
-            let mut p = UserProfile::new(user_id(r), &format!("t{}", r.to_lowercase()));
+            let mut p = UserProfile::new(user_id(r), format!("t{}", r.to_lowercase()));
             p.called_numbers = vec![did(r)];
             p.region = Some(r.into());
             user::put_profile(store.as_ref(), &p).unwrap();
