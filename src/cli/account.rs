@@ -91,7 +91,7 @@ pub struct Common {
     disabled: bool,
     /// Settings as JSON, the same the admin API's `settings_json` accepts (the connector's
     /// settings, e.g. {"page_size": 50} or {"batch_size": 100}, and `category_codes`,
-    /// `region`, `mailbox_users`, `enabled`); they override the options above. A file
+    /// `region`, `mailbox_users`, `enabled`, `write_back_codes`); they override the options above. A file
     /// holding it: @FILE.
     #[arg(long, value_name = "JSON|@FILE")]
     settings: Option<String>,
