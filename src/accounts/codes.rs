@@ -212,6 +212,10 @@ pub(crate) async fn write_back<S: RegistryStore + ?Sized>(
                 w.state = WriteBackState::Written { at: now, version };
                 written += 1;
             }
+            Err(e) if e.kind == contactbridge_connector::ErrorKind::Unsupported => {
+                // A source that cannot be written (files): say so once instead of failing every sync.
+                w.state = WriteBackState::LocalOnly { reason: e.to_string() };
+            }
             Err(e) => {
                 tracing::warn!(account, user = %w.user, contact = %w.contact.id, error = %e, "writing the handling code back failed; tried again with the next sync");
                 w.state = failure(&w.state, now, e.to_string());
