@@ -60,10 +60,24 @@ impl Radicale {
         std::fs::write(book.join(".Radicale.props"), r#"{"tag": "VADDRESSBOOK", "D:displayname": "contacts"}"#)
             .unwrap();
         std::fs::write(book.join("erika.vcf"), CARD).unwrap();
+        Self::rights(dir.path(), "RrWw");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut r = Self { child: None, port, dir };
         r.run();
         r
+    }
+
+    /// Radicale's rights file: `RrWw` read and write, `Rr` read only.
+    fn rights(dir: &Path, permissions: &str) {
+        let rules = format!("[own]\nuser: .+\ncollection: {{user}}(/.*)?\npermissions: {permissions}\n\n[root]\nuser: .+\ncollection: \npermissions: R\n");
+        std::fs::write(dir.join("rights"), rules).unwrap();
+    }
+
+    /// Restarts the server with the card read only (or writable again).
+    fn read_only(&mut self, read_only: bool) {
+        self.stop();
+        Self::rights(self.dir.path(), if read_only { "Rr" } else { "RrWw" });
+        self.run();
     }
 
     fn run(&mut self) {
@@ -76,6 +90,8 @@ impl Radicale {
             .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
             .arg("--auth-htpasswd-filename")
             .arg(self.dir.path().join("users"))
+            .args(["--rights-type", "from_file", "--rights-file"])
+            .arg(self.dir.path().join("rights"))
             .args(["--logging-level", "warning"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -273,6 +289,27 @@ async fn a_server_down_during_the_write_back_leaves_it_failed_and_the_next_sync_
     assert!(matches!(w.state(), WriteBackState::Pending | WriteBackState::Failed { .. }), "{:?}", w.state());
     assert_eq!(w.call().handling_code.as_str(), "vip", "the user's choice still applies");
     w.server.run();
+    w.sync().await;
+    assert!(matches!(w.state(), WriteBackState::Written { .. }), "{:?}", w.state());
+    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"));
+}
+
+#[tokio::test]
+async fn a_refused_write_is_failed_keeps_the_choice_and_is_retried_by_every_sync() {
+    let mut w = World::new().await;
+    w.assign(Some("vip"));
+    // The server still lists and serves the card but refuses the PUT (403): the sync succeeds,
+    // the write-back fails.
+    w.server.read_only(true);
+    w.sync().await;
+    assert!(matches!(w.state(), WriteBackState::Failed { attempts: 1, .. }), "{:?}", w.state());
+    let WriteBackState::Failed { error, .. } = w.state() else { unreachable!() };
+    assert!(!error.is_empty() && error.len() <= 300, "{error}");
+    assert_eq!(w.call().handling_code.as_str(), "vip", "the user's choice still applies");
+    w.sync().await;
+    assert!(matches!(w.state(), WriteBackState::Failed { attempts: 2, .. }), "{:?}", w.state());
+    assert_eq!(w.server.card(), lines(CARD));
+    w.server.read_only(false);
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Written { .. }), "{:?}", w.state());
     assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"));
