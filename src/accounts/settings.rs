@@ -205,4 +205,17 @@ mod tests {
         assert!(spec_from_registration(&reg("ldap", "x", "", "")).is_err());
         assert!(spec_from_registration(&reg("carddav", "x", "[1]", "")).is_err());
     }
+
+    #[test]
+    fn write_back_codes_is_off_by_default_and_round_trips() {
+        let off = spec_from_registration(&reg("carddav", "https://dav.example/", "", "pw")).unwrap();
+        assert!(!off.write_back_codes);
+        assert!(settings_json(&off).contains("\"write_back_codes\":false"));
+        let on = spec_from_registration(&reg("carddav", "https://dav.example/", r#"{"write_back_codes":true}"#, "pw"))
+            .unwrap();
+        assert!(on.write_back_codes);
+        assert!(settings_json(&on).contains("\"write_back_codes\":true"));
+        let bad = spec_from_registration(&reg("carddav", "https://dav.example/", r#"{"write_back_codes":"yes"}"#, ""));
+        assert!(bad.unwrap_err().to_string().contains("write_back_codes"));
+    }
 }
