@@ -181,6 +181,7 @@ async function openContact(call) {
   $("context").hidden = false;
   $("ctx-name").textContent = ctx.contact ? ctx.contact.name : call.cli;
   $("ctx-company").textContent = ctx.contact && ctx.contact.company ? ctx.contact.company : "";
+  $("ctx-code").textContent = ctx.contact && ctx.contact.code_write_back ? "Handling code " + ctx.contact.code_write_back : "";
   $("ctx-details").textContent = ctx.contact ? [...ctx.contact.emails, ...ctx.contact.phones].join(" · ") : "no contact matches this number";
   fill("ctx-mail-received", ctx.mail_received, (m) => `${when(m.date)} — ${m.subject}`);
   fill("ctx-mail-sent", ctx.mail_sent, (m) => `${when(m.date)} — ${m.subject}`);
