@@ -49,7 +49,7 @@ impl Fixture {
 
         let dynstore: Arc<dyn Store> = store.clone();
         let hub = CallHub::new(dynstore.clone());
-        let state = web::WebState::new(dynstore.clone(), store.clone(), hub.clone());
+        let state = web::WebState::new(dynstore.clone(), store.clone(), hub.clone()).with_accounts(store.clone());
         Self { _dir: dir, store, hub, state, resolver: Resolver::new(dynstore) }
     }
 
@@ -505,6 +505,51 @@ async fn the_context_shows_the_seeded_mail_meeting_and_document_within_persisted
         f.call("PUT", "/api/criteria", Some(&demo), Some(json!({"days_back": 1}))).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+}
+
+#[tokio::test]
+async fn the_context_tells_a_pending_written_and_failed_code_write_back_apart() {
+    use contactbridge::accounts::{AccountSpec, AccountStore as _, SourceKind};
+    use contactbridge::model::{CodeWriteBack, WriteBackState};
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let d = f.ring(ERIKA);
+    let at = d.candidates[0].stored.at.clone();
+    let path = format!("/api/calls/{}/context", d.call_id);
+    assert_eq!(f.call("GET", &path, Some(&demo), None).await.1["contact"].get("code_write_back"), None);
+    let mut spec = AccountSpec::new(&at.account, uid("demo"), SourceKind::Files { path: "/nowhere".into() });
+    spec.write_back_codes = true;
+    let now = Utc::now();
+    for (state, shown) in [
+        (WriteBackState::Pending, "vip: pending, written with the next sync"),
+        (WriteBackState::Written { at: now, version: None }, "vip: written"),
+        (
+            WriteBackState::Failed { at: now, attempts: 2, error: "HTTP 503".into() },
+            "vip: write-back failed, retried with the next sync (HTTP 503)",
+        ),
+    ] {
+        let w = CodeWriteBack {
+            user: uid("demo"),
+            contact: at.clone(),
+            code: Some(contactbridge::user::HandlingCode::parse("vip").unwrap()),
+            categories: vec!["VIP".into()],
+            chosen_at: now,
+            base_version: None,
+            base_code: None,
+            state,
+        };
+        spec.code_write_backs.insert(CodeWriteBack::key(&uid("demo"), &at), w);
+        f.store.put_account(&spec, None).unwrap();
+        let (s, ctx) = f.call("GET", &path, Some(&demo), None).await;
+        assert_eq!(s, StatusCode::OK, "{ctx}");
+        assert_eq!(ctx["contact"]["code_write_back"], shown);
+    }
+    // Another user's entry for the same contact is not this user's.
+    let bob_key = CodeWriteBack::key(&uid("bob"), &at);
+    let mine = spec.code_write_backs.remove(&CodeWriteBack::key(&uid("demo"), &at)).unwrap();
+    spec.code_write_backs.insert(bob_key, CodeWriteBack { user: uid("bob"), ..mine });
+    f.store.put_account(&spec, None).unwrap();
+    assert_eq!(f.call("GET", &path, Some(&demo), None).await.1["contact"].get("code_write_back"), None);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! with the data directory's key ([`crate::secrets`]) and stored apart, and put
 //! back only in memory to build a connector.
 
+mod codes;
 mod progress;
 mod reach;
 mod registry;
@@ -13,6 +14,7 @@ mod subset;
 
 pub use crate::model::{AccountSpec, SourceKind};
 pub use crate::store::{AccountStore, CollectionBackoff, RegistryStore, RunRecord};
+pub use codes::{assign_code, AssignOutcome};
 pub use progress::{Progress, ProgressHandle};
 pub use registry::{explain, AccountError, AccountStatus, CollectionStatus, PartCheck, Registry};
 pub use settings::{settings_json, spec_from_registration, Registration};

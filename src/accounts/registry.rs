@@ -227,6 +227,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Assigns a handling code through the one path every interface takes ([`super::assign_code`]).
+    pub fn assign_code(
+        &self,
+        user: &UserId,
+        target: &crate::store::AssignTarget,
+        code: Option<&HandlingCode>,
+        now: DateTime<Utc>,
+    ) -> Result<super::AssignOutcome, AccountError> {
+        super::assign_code(self.store.as_ref(), user, target, code, now)
+    }
+
     /// An account as stored (its secret empty).
     pub fn get(&self, id: &str) -> Result<AccountSpec, AccountError> {
         self.store.account(id)?.ok_or_else(|| AccountError::NotFound(id.to_string()))
@@ -590,6 +601,7 @@ impl Registry {
             }
             due
         };
+        let listed_collections = collections.clone();
         let owners = spec.owners();
         let mut groups: Vec<(UserId, Vec<contactbridge_connector::Collection>)> = Vec::new();
         for c in collections {
@@ -608,6 +620,12 @@ impl Registry {
             let part = sync::sync_account(index, &subset, &target).await;
             report.collections.extend(part.collections);
             report.error = report.error.or(part.error);
+        }
+        // Handling codes users set: written after the sync, so the index holds what the source has.
+        let (written, failed) =
+            super::codes::write_back(self.store.as_ref(), &spec.id, &tracked, &listed_collections).await?;
+        if written + failed > 0 {
+            tracing::info!(account = %spec.id, written, failed, "handling codes written back");
         }
         self.keep_rotated_token(spec, &built)?;
         Ok(report)
@@ -666,7 +684,7 @@ impl Registry {
 }
 
 /// The account's category mapping, with a Graph account's own `category_codes` under it.
-fn category_codes(spec: &AccountSpec) -> HashMap<String, HandlingCode> {
+pub(super) fn category_codes(spec: &AccountSpec) -> HashMap<String, HandlingCode> {
     let mut map = HashMap::new();
     if let SourceKind::Graph(g) = &spec.source {
         for (category, code) in &g.category_codes {

@@ -34,7 +34,7 @@ pub struct Registration<'a> {
     pub secret: &'a str,
 }
 
-const BRIDGE_KEYS: [&str; 4] = ["category_codes", "region", "mailbox_users", "enabled"];
+const BRIDGE_KEYS: [&str; 5] = ["category_codes", "region", "mailbox_users", "enabled", "write_back_codes"];
 
 /// An admin's settings refused; quoted input (serde quotes unknown fields and values whole)
 /// is shortened to [`crate::connector::echo::MAX_ECHO_CHARS`] characters.
@@ -119,6 +119,9 @@ pub fn spec_from_registration(r: &Registration<'_>) -> Result<AccountSpec, Accou
     if let Some(v) = field("enabled") {
         spec.enabled = serde_json::from_value(v).map_err(|e| invalid(format!("enabled: {e}")))?;
     }
+    if let Some(v) = field("write_back_codes") {
+        spec.write_back_codes = serde_json::from_value(v).map_err(|e| invalid(format!("write_back_codes: {e}")))?;
+    }
     Ok(spec)
 }
 
@@ -141,6 +144,7 @@ pub fn settings_json(spec: &AccountSpec) -> String {
             m.insert("mailbox_users".into(), json!(spec.mailbox_users));
         }
         m.insert("enabled".into(), json!(spec.enabled));
+        m.insert("write_back_codes".into(), json!(spec.write_back_codes));
     }
     settings.to_string()
 }
@@ -200,5 +204,18 @@ mod tests {
         assert_eq!(files.source.location(), "/srv/cards");
         assert!(spec_from_registration(&reg("ldap", "x", "", "")).is_err());
         assert!(spec_from_registration(&reg("carddav", "x", "[1]", "")).is_err());
+    }
+
+    #[test]
+    fn write_back_codes_is_off_by_default_and_round_trips() {
+        let off = spec_from_registration(&reg("carddav", "https://dav.example/", "", "pw")).unwrap();
+        assert!(!off.write_back_codes);
+        assert!(settings_json(&off).contains("\"write_back_codes\":false"));
+        let on = spec_from_registration(&reg("carddav", "https://dav.example/", r#"{"write_back_codes":true}"#, "pw"))
+            .unwrap();
+        assert!(on.write_back_codes);
+        assert!(settings_json(&on).contains("\"write_back_codes\":true"));
+        let bad = spec_from_registration(&reg("carddav", "https://dav.example/", r#"{"write_back_codes":"yes"}"#, ""));
+        assert!(bad.unwrap_err().to_string().contains("write_back_codes"));
     }
 }

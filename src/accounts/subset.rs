@@ -35,4 +35,13 @@ impl Connector for Subset<'_> {
     ) -> Result<Contact, Error> {
         self.inner.write_handling_code(collection, contact, category).await
     }
+
+    async fn remove_handling_code(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+    ) -> Result<Contact, Error> {
+        self.inner.remove_handling_code(collection, contact, category).await
+    }
 }

@@ -212,7 +212,17 @@ impl Admin for AdminService {
         } else {
             Some(HandlingCode::parse(&r.code).map_err(Status::invalid_argument)?)
         };
-        self.store.assign(&profile.id, &target, code.as_ref()).map_err(error::store)?;
+        match &self.accounts {
+            // The registry's store: a contact of an account that writes codes back gets its write-back.
+            Some(registry) => {
+                registry.assign_code(&profile.id, &target, code.as_ref(), chrono::Utc::now()).map_err(|e| match e {
+                    crate::accounts::AccountError::Invalid(m) => Status::not_found(m),
+                    crate::accounts::AccountError::Store(e) => error::store(e),
+                    other => Status::internal(other.to_string()),
+                })?;
+            }
+            None => self.store.assign(&profile.id, &target, code.as_ref()).map_err(error::store)?,
+        }
         Ok(Response::new(pb::AssignHandlingCodeResponse {}))
     }
 

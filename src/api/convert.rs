@@ -120,6 +120,7 @@ fn quality(q: MatchQuality) -> pb::MatchQuality {
         MatchQuality::TrunkPrefix => pb::MatchQuality::TrunkPrefix,
         MatchQuality::Tail => pb::MatchQuality::Tail,
         MatchQuality::Internal => pb::MatchQuality::Internal,
+        MatchQuality::OtherReading => pb::MatchQuality::OtherReading,
     }
 }
 

@@ -91,7 +91,7 @@ pub struct Common {
     disabled: bool,
     /// Settings as JSON, the same the admin API's `settings_json` accepts (the connector's
     /// settings, e.g. {"page_size": 50} or {"batch_size": 100}, and `category_codes`,
-    /// `region`, `mailbox_users`, `enabled`); they override the options above. A file
+    /// `region`, `mailbox_users`, `enabled`, `write_back_codes`); they override the options above. A file
     /// holding it: @FILE.
     #[arg(long, value_name = "JSON|@FILE")]
     settings: Option<String>,
@@ -585,6 +585,26 @@ fn show(s: &AccountStatus) -> String {
     let _ = writeln!(out, "next run  {}", time(s.next_run));
     for (cat, code) in &a.category_codes {
         let _ = writeln!(out, "category  {cat} → {code}");
+    }
+    let _ = writeln!(
+        out,
+        "codes     {}",
+        if a.write_back_codes {
+            "written back to the source as categories"
+        } else {
+            "kept in the bridge (write_back_codes off)"
+        }
+    );
+    for w in a.code_write_backs.values() {
+        let code = w.code.as_ref().map_or("(removed)", |c| c.as_str());
+        let detail = match &w.state {
+            contactbridge::model::WriteBackState::Failed { error, attempts, .. } => {
+                format!(": {attempts} attempt(s), {error}")
+            }
+            contactbridge::model::WriteBackState::LocalOnly { reason } => format!(": {reason}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "code      {code} for {} of {}: {}{detail}", w.contact.id, w.user, w.state.name());
     }
     match &s.last_run {
         None => {

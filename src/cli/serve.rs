@@ -103,7 +103,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     println!("notification window on {web_base}");
     let hub = CallHub::new(store.clone());
-    let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
+    let mut web_state =
+        contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone()).with_accounts(store.clone());
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);
     }

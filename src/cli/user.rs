@@ -204,8 +204,9 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             } else {
                 code.map(|c| HandlingCode::parse(&c)).transpose().map_err(anyhow::Error::msg)?
             };
-            store.assign(&p.id, &target, code.as_ref())?;
-            println!("{}", if clear { "assignment removed" } else { "assigned" });
+            let outcome =
+                contactbridge::accounts::assign_code(store, &p.id, &target, code.as_ref(), chrono::Utc::now())?;
+            println!("{}; {outcome}", if clear { "assignment removed" } else { "assigned" });
         }
         Command::LoginLink { id, valid, base_url } => {
             let user = parse_user(&id)?;

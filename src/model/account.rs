@@ -1,7 +1,7 @@
 //! What an admin registers: an account's source, owner, schedule and mappings,
 //! and how its one secret is taken out before storage and put back after.
 
-use super::{HandlingCode, Schedule, UserId};
+use super::{CodeWriteBack, HandlingCode, Schedule, UserId};
 use contactbridge_dav::{Credentials, DavAccount, Secret as DavSecret};
 use contactbridge_graph::{Credential, GraphAccount, Secret as GraphSecret};
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,14 @@ pub struct AccountSpec {
     /// then `<tenant>/<id>` ([`AccountSpec::scoped_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Write handling codes that users set on this account's contacts back to the source as the
+    /// mapped category (Outlook categories, vCard CATEGORIES). Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write_back_codes: bool,
+    /// The codes users set on this account's contacts and how far their write-back got, by
+    /// [`CodeWriteBack::key`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code_write_backs: BTreeMap<String, CodeWriteBack>,
 }
 
 impl AccountSpec {
@@ -154,6 +162,8 @@ impl AccountSpec {
             created: chrono::Utc::now(),
             operator: true,
             tenant: None,
+            write_back_codes: false,
+            code_write_backs: BTreeMap::new(),
         }
     }
 

@@ -17,6 +17,7 @@ mod record;
 mod schedule;
 mod status;
 mod user;
+mod writeback;
 
 pub use account::{AccountSpec, SourceKind, SyncOutcome};
 pub use calls::{CallEvent, CallEventKind, CallId, CallPhase, CallRecord, CallerKind};
@@ -25,3 +26,4 @@ pub use record::RecordRef;
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{BusySpan, Status};
 pub use user::{Attendant, ContextCriteria, CriteriaOutOfRange, ForwardTarget, ManualStatus, UserId, UserProfile};
+pub use writeback::{CodeWriteBack, WriteBackState};

@@ -75,6 +75,10 @@ pub enum MatchQuality {
     /// Same company: the caller dials directly into the range of a stored main number, or the same number
     /// with another extension.
     TrunkPrefix,
+    /// Same number, but only in a second reading of the stored one: written in another country's
+    /// format or international dialling form (`(212) 200-0003` in a German address book). Ranked below
+    /// every match of the number as the user's region reads it.
+    OtherReading,
     /// The last 6–8 digits agree, and one side had no country code.
     Tail,
     /// Same short internal extension.
@@ -274,6 +278,7 @@ impl CliNumber {
                     }
                     out.push(probe(KeyKind::CompanyPrefix, &e164[..e164.len() - cut], MatchQuality::TrunkPrefix));
                 }
+                out.push(probe(KeyKind::Reading, e164, MatchQuality::OtherReading));
                 for tail in text::probe_tails(nsn) {
                     out.push(probe(KeyKind::Tail, tail, MatchQuality::Tail));
                 }
@@ -338,6 +343,7 @@ mod tests {
             ("p:+493012345", TrunkPrefix),
             ("p:+49301234", TrunkPrefix),
             ("p:+4930123", TrunkPrefix),
+            ("r:+49301234567", OtherReading),
             ("t:01234567", Tail),
             ("t:1234567", Tail),
             ("t:234567", Tail),

@@ -22,6 +22,8 @@ pub enum KeyKind {
     CompanyPrefix,
     /// `n:` last digits of the national number of a normalised stored number.
     NationalTail,
+    /// `r:` E.164 of a second reading of a stored number (another country's format or dialling form).
+    Reading,
     /// `t:` last digits of a stored number that could not be normalised.
     Tail,
     /// `i:` a short internal extension.
@@ -36,6 +38,7 @@ impl KeyKind {
             KeyKind::Base => 'b',
             KeyKind::CompanyPrefix => 'p',
             KeyKind::NationalTail => 'n',
+            KeyKind::Reading => 'r',
             KeyKind::Tail => 't',
             KeyKind::Internal => 'i',
         }
@@ -48,6 +51,7 @@ impl KeyKind {
             b'b' => KeyKind::Base,
             b'p' => KeyKind::CompanyPrefix,
             b'n' => KeyKind::NationalTail,
+            b'r' => KeyKind::Reading,
             b't' => KeyKind::Tail,
             b'i' => KeyKind::Internal,
             _ => return None,

@@ -3,6 +3,7 @@
 use rlibphonenumber::{PhoneNumber, PhoneNumberFormat, PHONE_NUMBER_UTIL};
 
 use super::key::{KeyKind, LookupKey};
+use super::reading::{second_reading, SecondReading};
 use super::region::Region;
 use super::{text, MIN_COMPANY_PREFIX_DIGITS};
 
@@ -32,6 +33,9 @@ pub struct StoredKeys {
     /// The numbering plan knows the number's range (false for normalised numbers in unassigned ranges and
     /// for numbers that could not be normalised). Keys are made either way.
     pub valid: bool,
+    /// The number was also read another way (its `r:` keys); `e164` and `international` are then that
+    /// reading's.
+    pub second_reading: Option<SecondReading>,
 }
 
 impl StoredKeys {
@@ -64,16 +68,28 @@ pub fn keys_for_stored_with(raw: &str, region: Option<&Region>, hints: StoredHin
         }
         return out;
     }
-    let Some(mut parsed) = normalise(number, region) else {
+    let first = normalise(number, region);
+    let second = region.and_then(|r| second_reading(number, &digits, r, first.as_ref()));
+    let Some(mut parsed) = first else {
+        if let Some((why, reading)) = &second {
+            out.keys.push(LookupKey::new(KeyKind::Reading, &reading.format_as(PhoneNumberFormat::E164)));
+            out.second_reading = Some(*why);
+        }
         if let Some(t) = text::tail(&digits) {
             out.keys.push(LookupKey::new(KeyKind::Tail, t));
+        }
+        if let Some((_, reading)) = second {
+            out.describe(reading);
         }
         return out;
     };
 
     let e164 = parsed.format_as(PhoneNumberFormat::E164).into_owned();
     let nsn = parsed.get_national_significant_number();
+    // A valid first reading of a number written the way another country writes them is only a reading.
+    let ambiguous = parsed.is_valid() && matches!(second, Some((SecondReading::ForeignFormat, _)));
     match &out.extension {
+        _ if ambiguous => out.keys.push(LookupKey::new(KeyKind::Reading, &e164)),
         Some(ext) => {
             out.keys.push(LookupKey::new(KeyKind::Extension, &format!("{e164};{ext}")));
             out.keys.push(LookupKey::new(KeyKind::Base, &e164));
@@ -86,14 +102,35 @@ pub fn keys_for_stored_with(raw: &str, region: Option<&Region>, hints: StoredHin
             }
         }
     }
+    if let Some((why, reading)) = &second {
+        let key = LookupKey::new(KeyKind::Reading, &reading.format_as(PhoneNumberFormat::E164));
+        if !out.keys.contains(&key) {
+            out.keys.push(key);
+        }
+        out.second_reading = Some(*why);
+    }
     if let Some(t) = text::tail(&nsn) {
         out.keys.push(LookupKey::new(KeyKind::NationalTail, t));
+    }
+    if let Some((_, reading)) = second {
+        out.describe(reading);
+        return out;
     }
     out.valid = parsed.is_valid();
     parsed.extension = out.extension.clone();
     out.international = Some(parsed.format_as(PhoneNumberFormat::International).into_owned());
     out.e164 = Some(e164);
     out
+}
+
+impl StoredKeys {
+    /// Shows the number as `reading` (valid, with this number's extension).
+    fn describe(&mut self, mut reading: PhoneNumber) {
+        self.valid = true;
+        self.e164 = Some(reading.format_as(PhoneNumberFormat::E164).into_owned());
+        reading.extension = self.extension.clone();
+        self.international = Some(reading.format_as(PhoneNumberFormat::International).into_owned());
+    }
 }
 
 /// Parses with the numbering plan; `None` when neither a `+` nor a region says which plan applies.

@@ -131,6 +131,26 @@ pub struct ContactView {
     pub job_title: Option<String>,
     pub emails: Vec<String>,
     pub phones: Vec<String>,
+    /// The handling code the user set on this contact and how far its write-back to the source got:
+    /// `vip: pending`, `vip: written`, `vip: failed (…)`, `vip: local only (…)`; `None` if none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_write_back: Option<String>,
+}
+
+/// `code: state` of the user's write-back for the contact, if the account records one.
+fn code_write_back(state: &WebState, user: &crate::user::UserId, at: &crate::store::RecordRef) -> Option<String> {
+    use crate::model::{CodeWriteBack, WriteBackState};
+    let spec = state.accounts.as_ref()?.account(&at.account).ok()??;
+    let w = spec.code_write_backs.get(&CodeWriteBack::key(user, at))?;
+    let code = w.code.as_ref().map_or("code removed", |c| c.as_str());
+    Some(match &w.state {
+        WriteBackState::Failed { error, .. } => {
+            format!("{code}: write-back failed, retried with the next sync ({error})")
+        }
+        WriteBackState::LocalOnly { reason } => format!("{code}: kept in the bridge only ({reason})"),
+        WriteBackState::Pending => format!("{code}: pending, written with the next sync"),
+        other => format!("{code}: {}", other.name()),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -149,16 +169,18 @@ pub async fn context(
 ) -> Result<Json<ContextResponse>, WebError> {
     let work = state.clone();
     // The store work, off the runtime's workers if the backend may block.
-    let (contact, query, context) = crate::store::offload(state.store.as_ref(), move || {
+    let (contact, query, context, code) = crate::store::offload(state.store.as_ref(), move || {
         let (record, owner) = visible_call(&work, &session, &id)?;
         let contact = contact_of(&work, &record)?;
         let subject = ContextSubject { contact: contact.clone(), caller_key: record.caller_key.clone() };
         let query = ContextQuery { now: Utc::now(), criteria: owner.context.clone() };
         let context = crate::resolve::context::fetch(work.store.as_ref(), &owner.id, &subject, &query)?;
-        Ok::<_, WebError>((contact, query, context))
+        let code = contact.as_ref().and_then(|c| code_write_back(&work, &owner.id, &c.at));
+        Ok::<_, WebError>((contact, query, context, code))
     })
     .await?;
     let contact = contact.map(|s| ContactView {
+        code_write_back: code,
         name: s.contact.best_name(),
         company: s.contact.company.clone(),
         job_title: s.contact.job_title.clone(),

@@ -65,6 +65,8 @@ pub struct WebState {
     stopping: Arc<watch::Sender<bool>>,
     /// Sessions, their lifetime, TLS: see [`Sessions`].
     sessions: Sessions,
+    /// Accounts, for the write-back state of a handling code shown with the contact.
+    accounts: Option<Arc<dyn crate::store::AccountStore>>,
 }
 
 /// How long sessions last, and what tells open event streams to check theirs.
@@ -95,7 +97,14 @@ impl WebState {
                 checks: auth::SessionChecks::default(),
                 tls: None,
             },
+            accounts: None,
         }
+    }
+
+    /// Shows with each contact how far writing its handling code back got ([`crate::accounts::assign_code`]).
+    pub fn with_accounts(mut self, accounts: Arc<dyn crate::store::AccountStore>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// How often an idle event stream re-checks its session by default.

@@ -92,4 +92,16 @@ pub trait Connector: Send + Sync {
         let _ = (collection, contact, category);
         Err(Error::new(crate::ErrorKind::Unsupported, format!("the {} connector cannot write contacts", self.name())))
     }
+
+    /// Removes a handling code's category from a contact at the source (the user took the code
+    /// away), leaving every other category and property as it was. Returns the updated contact.
+    async fn remove_handling_code(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+    ) -> Result<Contact, Error> {
+        let _ = (collection, contact, category);
+        Err(Error::new(crate::ErrorKind::Unsupported, format!("the {} connector cannot write contacts", self.name())))
+    }
 }

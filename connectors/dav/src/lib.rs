@@ -173,4 +173,19 @@ impl Connector for DavConnector {
         };
         self.update_card(collection, contact.id.as_str(), &mut edit).await
     }
+
+    async fn remove_handling_code(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+    ) -> Result<Contact, Error> {
+        let mut edit = |text: &str| -> Result<Option<String>, Error> {
+            let edited = contactbridge_formats::remove_vcard_category(text, category).map_err(|e| {
+                Error::invalid_data(format!("{}: cannot remove the category: {}", contact.id, e.reason))
+            })?;
+            Ok((edited != text).then_some(edited))
+        };
+        self.update_card(collection, contact.id.as_str(), &mut edit).await
+    }
 }

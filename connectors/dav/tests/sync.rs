@@ -33,6 +33,7 @@ on_both_servers!(
     a_card_with_a_10_mb_photo_syncs_without_keeping_the_photo,
     write_back_adds_the_category_with_if_match,
     write_back_retries_once_after_a_concurrent_change,
+    write_back_removes_the_category_and_keeps_an_odd_card,
     a_missing_collection_fails_alone,
     calendar_events_sync_with_occurrences,
     calendar_fixtures_sync_or_are_rejected_with_a_reason,
@@ -437,6 +438,46 @@ async fn write_back_adds_the_category_with_if_match(server: TestServer) {
     // Writing the same code again changes nothing on the server.
     let again = connector.write_handling_code(&book, &updated, "VIP").await.expect("idempotent");
     assert_eq!(again.version, Some(etag));
+}
+
+/// A card with odd folding, a quoted `:` in a parameter and an unknown property: the category goes
+/// in and out and every other line stays as the server gave it (byte for byte on Xandikos, which
+/// stores what it is given; Radicale re-serialises cards itself, so there the lines are compared).
+async fn write_back_removes_the_category_and_keeps_an_odd_card(server: TestServer) {
+    let (connector, book) = setup(&server, "odd", 10).await;
+    let dav = connector.client().await.unwrap();
+    let odd = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:odd-1\r\nFN:Odd Card\r\n\
+X-ODD-THING;X-P=\"a:b,c\":a value long enough that the client folded it in an odd \r\n  place\r\n\
+TEL;TYPE=CELL:+49 170 1234567\r\nCATEGORIES:Friends\r\nNOTE:keep\\, me\r\nEND:VCARD\r\n";
+    let href = format!("{}odd.vcf", book.id);
+    put_new(dav, &href, odd, VCARD).await.expect("PUT");
+    let mut sink = MemorySink::default();
+    sync(&connector, &book, &mut sink).await.expect("first sync");
+    let contact = sink.contact(&href).clone();
+    let (before, _) = get_card(dav, &book.id, &href).await;
+
+    let added = connector.write_handling_code(&book, &contact, "VIP").await.expect("add");
+    let (with, _) = get_card(dav, &book.id, &href).await;
+    let removed = connector.remove_handling_code(&book, &added, "vip").await.expect("remove");
+    assert!(!removed.categories.iter().any(|c| c.eq_ignore_ascii_case("vip")), "{:?}", removed.categories);
+    assert_ne!(removed.version, added.version);
+    let (after, etag) = get_card(dav, &book.id, &href).await;
+    assert_eq!(removed.version, Some(etag));
+    let unfolded = |t: &str| {
+        let mut lines: Vec<String> = t.replace("\r\n ", "").replace("\n ", "").lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(unfolded(&with), unfolded(&before.replace("CATEGORIES:Friends", "CATEGORIES:Friends,VIP")));
+    assert_eq!(unfolded(&after), unfolded(&before));
+    if matches!(server.kind, ServerKind::Xandikos) {
+        assert_eq!(before, odd, "Xandikos keeps the bytes");
+        assert_eq!(with, odd.replace("CATEGORIES:Friends", "CATEGORIES:Friends,VIP"));
+        assert_eq!(after, odd);
+    }
+    // Removing what is not there writes nothing.
+    let again = connector.remove_handling_code(&book, &removed, "VIP").await.expect("idempotent");
+    assert_eq!(again.version, removed.version);
 }
 
 /// PARSING: needs contactbridge-formats' bodies (the returned contact is parsed).

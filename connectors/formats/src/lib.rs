@@ -123,3 +123,9 @@ pub fn read_ics_file(text: &[u8], window: Window) -> Vec<Result<ReadEvent, Parse
 pub fn add_vcard_category(text: &str, category: &str) -> Result<String, ParseError> {
     write::add_category(text, category)
 }
+
+/// Returns the vCard `text` without `category` (case-insensitive) in its CATEGORIES; a CATEGORIES
+/// line left empty is dropped, every other byte is kept as it was. Used for write-back.
+pub fn remove_vcard_category(text: &str, category: &str) -> Result<String, ParseError> {
+    write::remove_category(text, category)
+}

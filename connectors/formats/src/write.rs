@@ -146,6 +146,139 @@ pub(crate) fn add_category(text: &str, category: &str) -> Result<String, ParseEr
     Ok(out)
 }
 
+/// See [`crate::remove_vcard_category`].
+pub(crate) fn remove_category(text: &str, category: &str) -> Result<String, ParseError> {
+    let category = category.trim();
+    if category.is_empty() {
+        return Err(ParseError::new("the category to remove is empty"));
+    }
+    let lines = physical_lines(text);
+    let logical = logical_lines(&lines);
+    let mut depth = 0usize;
+    let mut begin_seen = false;
+    let mut end_seen = false;
+    // (logical line, its replacement: `None` drops the line)
+    let mut edits: Vec<(&Logical, Option<String>)> = Vec::new();
+    for l in &logical {
+        let name = name_of(&l.text);
+        let value = l.text.split_once(':').map(|(_, v)| v.trim().to_ascii_uppercase()).unwrap_or_default();
+        match name.as_str() {
+            "BEGIN" if value == "VCARD" => {
+                depth += 1;
+                begin_seen = true;
+            }
+            "END" if value == "VCARD" && depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    end_seen = true;
+                    break;
+                }
+            }
+            "CATEGORIES" if depth == 1 => {
+                let Some(split) = split_line(&l.text) else { continue };
+                let qp = l.text.split(':').next().unwrap_or_default().to_ascii_uppercase().contains("QUOTED-PRINTABLE");
+                let parts: Vec<String> = if qp {
+                    let prop = Prop {
+                        params: split.params.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect(),
+                        value: split.value.to_string(),
+                        ..Default::default()
+                    };
+                    split_raw(&decoded(&prop))
+                } else {
+                    split_raw(split.value)
+                };
+                let kept: Vec<&String> =
+                    parts.iter().filter(|p| !unescape(p.trim()).eq_ignore_ascii_case(category)).collect();
+                if kept.len() == parts.len() {
+                    continue;
+                }
+                let head = &l.text[..l.text.len() - split.value.len()];
+                let replacement = (!kept.iter().all(|p| p.trim().is_empty())).then(|| {
+                    let values: Vec<String> =
+                        kept.iter().map(|p| if qp { encode(&unescape(p), true) } else { p.to_string() }).collect();
+                    format!("{head}{}", values.join(","))
+                });
+                edits.push((l, replacement));
+            }
+            _ => {}
+        }
+    }
+    if !begin_seen {
+        return Err(ParseError::new("no BEGIN:VCARD found: not a vCard"));
+    }
+    if !end_seen {
+        return Err(ParseError::new("missing END:VCARD (the card is cut off)"));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (l, replacement) in edits {
+        let first = &lines[l.first];
+        let last = &lines[l.last];
+        out.push_str(&text[at..first.start]);
+        if let Some(line) = replacement {
+            let ending = if last.ending.is_empty() { "\r\n" } else { last.ending };
+            out.push_str(&fold(&line, ending));
+            out.push_str(last.ending);
+        }
+        at = last.start + last.content.len() + last.ending.len();
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+/// Splits a CATEGORIES value at unescaped commas, keeping escapes as written.
+fn split_raw(value: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in value.chars() {
+        if c == ',' && !escaped {
+            parts.push(String::new());
+            continue;
+        }
+        escaped = c == '\\' && !escaped;
+        if let Some(p) = parts.last_mut() {
+            p.push(c);
+        }
+    }
+    parts
+}
+
+/// `\,` → `,`, `\;` → `;`, `\\` → `\`, `\n` → newline.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n' | 'N') => out.push('\n'),
+                Some(next) => out.push(next),
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Folds a logical line at [`FOLD_AT`] octets (at character boundaries) with `ending` + space.
+fn fold(line: &str, ending: &str) -> String {
+    if line.len() <= FOLD_AT {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + line.len() / FOLD_AT * 3);
+    let mut width = 0;
+    for c in line.chars() {
+        if width + c.len_utf8() > FOLD_AT {
+            out.push_str(ending);
+            out.push(' ');
+            width = 1;
+        }
+        out.push(c);
+        width += c.len_utf8();
+    }
+    out
+}
+
 /// Escapes a category for a CATEGORIES value (or QP-encodes it for a 2.1 QP line).
 fn encode(category: &str, quoted_printable: bool) -> String {
     if quoted_printable {
@@ -189,6 +322,25 @@ mod tests {
     fn creates_the_line_before_end_keeping_line_endings() {
         let card = "BEGIN:VCARD\nVERSION:4.0\nFN:A\nEND:VCARD\n";
         assert_eq!(add_category(card, "a,b").unwrap(), "BEGIN:VCARD\nVERSION:4.0\nFN:A\nCATEGORIES:a\\,b\nEND:VCARD\n");
+    }
+
+    #[test]
+    fn removes_one_category_and_keeps_every_other_byte() {
+        let card = "BEGIN:VCARD\r\nVERSION:3.0\r\nX-ODD;X-P=\"a:b\":v\r\n  folded\r\nCATEGORIES:VIP,Friends\\,old,Blocked\r\nNOTE:x\r\nEND:VCARD\r\n";
+        assert_eq!(remove_category(card, "vip").unwrap(), card.replace("VIP,", ""));
+        assert_eq!(remove_category(card, "friends,old").unwrap(), card.replace("Friends\\,old,", ""));
+        assert_eq!(remove_category(card, "absent").unwrap(), card);
+        let only = "BEGIN:VCARD\nFN:A\nitem1.CATEGORIES:vip\nCATEGORIES:a,VIP\nEND:VCARD\n";
+        assert_eq!(remove_category(only, "VIP").unwrap(), "BEGIN:VCARD\nFN:A\nCATEGORIES:a\nEND:VCARD\n");
+        // Added then removed: the card as it was.
+        let plain = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:A\r\nEND:VCARD\r\n";
+        assert_eq!(remove_category(&add_category(plain, "vip").unwrap(), "vip").unwrap(), plain);
+        let folded = "BEGIN:VCARD\r\nCATEGORIES:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,\r\n cccccccccc,vip\r\nEND:VCARD\r\n";
+        let got = remove_category(folded, "vip").unwrap();
+        assert!(got.lines().all(|l| l.len() <= 75), "{got}");
+        assert!(!got.contains("vip") && got.contains("cccccccccc"), "{got}");
+        assert!(remove_category("FN:A\r\n", "vip").is_err());
+        assert!(remove_category("BEGIN:VCARD\r\nCATEGORIES:vip\r\n", "vip").is_err());
     }
 
     #[test]

@@ -374,6 +374,29 @@ impl Connector for GraphConnector {
         contact: &Contact,
         category: &str,
     ) -> Result<Contact, Error> {
+        self.change_category(collection, contact, category, true).await
+    }
+
+    async fn remove_handling_code(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+    ) -> Result<Contact, Error> {
+        self.change_category(collection, contact, category, false).await
+    }
+}
+
+impl GraphConnector {
+    /// Adds (`add`) or removes `category` on the contact: reads its categories, PATCHes the list if
+    /// it changes, returns the contact as Graph then has it.
+    async fn change_category(
+        &self,
+        collection: &Collection,
+        contact: &Contact,
+        category: &str,
+        add: bool,
+    ) -> Result<Contact, Error> {
         let (mailbox, part) = self.split(collection)?;
         if !matches!(part, Part::DefaultContacts | Part::ContactFolder(_)) {
             return Err(Error::new(ErrorKind::Unsupported, format!("{} holds no contacts", collection.id)));
@@ -401,8 +424,8 @@ impl Connector for GraphConnector {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        if categories.iter().any(|c| c.eq_ignore_ascii_case(category)) {
-            // Already there: nothing to write; return the contact as Graph has it.
+        if categories.iter().any(|c| c.eq_ignore_ascii_case(category)) == add {
+            // Already as wanted: nothing to write; return the contact as Graph has it.
             let full = |g: &GraphClient| match folder {
                 Some(f) => g.user(mailbox).contact_folder(f).contact(id).get_contacts().select(&[CONTACT_SELECT]),
                 None => g.user(mailbox).contact(id).get_contacts().select(&[CONTACT_SELECT]),
@@ -410,7 +433,11 @@ impl Connector for GraphConnector {
             let current = self.http.send(mailbox, &what, &full).await?;
             return Ok(map::contact_record(contact.id.clone(), &current));
         }
-        categories.push(category.to_string());
+        if add {
+            categories.push(category.to_string());
+        } else {
+            categories.retain(|c| !c.eq_ignore_ascii_case(category));
+        }
         let body = json!({ "categories": categories });
         let patch = |g: &GraphClient| match folder {
             Some(f) => g.user(mailbox).contact_folder(f).contact(id).update_contacts(&body),

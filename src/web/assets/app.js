@@ -324,6 +324,7 @@ function showContext(ctx, title, actions) {
   $("context").hidden = false;
   $("ctx-name").textContent = ctx.contact ? ctx.contact.name : title;
   $("ctx-company").textContent = ctx.contact && ctx.contact.company ? ctx.contact.company : "";
+  $("ctx-code").textContent = ctx.contact && ctx.contact.code_write_back ? "Handling code " + ctx.contact.code_write_back : "";
   $("ctx-details").textContent = ctx.contact ? [ctx.contact.job_title, ...ctx.contact.emails, ...ctx.contact.phones].filter(Boolean).join(" · ") : "no contact matches this number";
   $("ctx-actions").replaceChildren(...actions);
   fill("ctx-mail-received", ctx.mail_received, mailItem);
