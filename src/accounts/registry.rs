@@ -390,6 +390,28 @@ impl Registry {
         })
     }
 
+    /// The Graph connector of a Graph account (its secret in place); `None` for other kinds.
+    pub fn graph_connector(&self, id: &str) -> Result<Option<contactbridge_graph::GraphConnector>, AccountError> {
+        let spec = self.get(id)?;
+        let SourceKind::Graph(_) = &spec.source else {
+            return Ok(None);
+        };
+        self.check_reach(&spec)?;
+        let mut source = spec.source.clone();
+        if let Some(sealed) = self.store.sealed_secret(&spec.id)? {
+            let plain = self.key.open(&spec.id, &sealed)?;
+            let s = String::from_utf8(plain)
+                .map_err(|_| SecretError::Damaged { account: spec.id.clone(), reason: "not UTF-8".into() })?;
+            source.put_secret(s);
+        }
+        let SourceKind::Graph(g) = source else {
+            return Ok(None);
+        };
+        let c = contactbridge_graph::GraphConnector::new(g)
+            .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
+        Ok(Some(c))
+    }
+
     /// The account's connector, its secret in place.
     pub fn connector(&self, id: &str) -> Result<Box<dyn Connector>, AccountError> {
         Ok(self.build(&self.get(id)?)?.connector)

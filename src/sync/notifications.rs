@@ -16,6 +16,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Where change notifications are sent (below `web.public_url`).
+pub const CHANGES_PATH: &str = "/graph/notifications";
+/// Where lifecycle notifications are sent.
+pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
+
 /// The most notifications one request may carry; Graph batches far fewer.
 pub const MAX_PER_REQUEST: usize = 1000;
 

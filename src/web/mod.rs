@@ -16,6 +16,7 @@
 //! | `POST /api/calls/{id}/chat`    | a chat message about the call                       |
 //! | `GET /api/history`             | calls of a user (`?user=`), per caller (`?caller=`) |
 //! | `GET`, `PUT /api/criteria`     | the user's context criteria                         |
+//! | `POST /graph/notifications`, `/graph/lifecycle` | Graph's change and lifecycle notifications (`notifications`) |
 //!
 //! Every route but `/login` needs a session; a session sees its user's calls
 //! and those of the users who designated it as attendant, nothing else (404).
@@ -30,6 +31,7 @@ mod calls;
 mod error;
 mod events;
 mod guard;
+pub mod notifications;
 mod session;
 pub mod tls;
 
@@ -60,6 +62,8 @@ pub struct WebState {
     stopping: Arc<watch::Sender<bool>>,
     /// Sessions, their lifetime, TLS: see [`Sessions`].
     sessions: Sessions,
+    /// Graph's change notifications, when `web.public_url` is set.
+    notifications: Option<notifications::Receiver>,
 }
 
 /// How long sessions last, and what tells open event streams to check theirs.
@@ -90,6 +94,7 @@ impl WebState {
                 checks: auth::SessionChecks::default(),
                 tls: None,
             },
+            notifications: None,
         }
     }
 
@@ -112,6 +117,12 @@ impl WebState {
     /// Serves over TLS ([`tls::server_config`]); cookies get `Secure`.
     pub fn with_tls(mut self, config: Arc<tls::ServerConfig>) -> Self {
         self.sessions.tls = Some(config);
+        self
+    }
+
+    /// Receives Graph's change notifications ([`notifications`]).
+    pub fn with_notifications(mut self, receiver: notifications::Receiver) -> Self {
+        self.notifications = Some(receiver);
         self
     }
 
@@ -152,6 +163,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/calls/{id}/chat", post(calls::chat))
         .route("/api/history", get(calls::history))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))
+        .merge(notifications::routes())
         .with_state(state.clone());
     guard::layers(router, state.is_tls())
 }
