@@ -1181,7 +1181,12 @@ impl FakeGraph {
     /// Sends a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
     /// `missed`) for subscription `id` to its lifecycle URL; returns the status.
     pub async fn lifecycle(&self, id: &str, event: &str) -> u16 {
-        let Some(s) = self.with(|i| i.subscriptions.get(id).cloned()) else { return 0 };
+        // Graph has removed the subscription when it says so.
+        let removed = event == "subscriptionRemoved";
+        let Some(s) = self.with(|i| if removed { i.subscriptions.remove(id) } else { i.subscriptions.get(id).cloned() })
+        else {
+            return 0;
+        };
         let Some(url) = s.lifecycle_url.clone() else { return 0 };
         let body = json!({ "value": [{
             "subscriptionId": s.id,
