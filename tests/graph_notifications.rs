@@ -58,7 +58,9 @@ async fn bridge() -> Bridge {
     fake.put(&format!("{OTTO}/contacts"), contact("c9", "Franz Huber", "+43 1 2222222", "f@x.example", &[]));
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    for (id, tenant, did) in [("contoso.dana", "contoso", "+49 30 901820"), ("fabrikam.otto", "fabrikam", "+43 1 5334455")] {
+    for (id, tenant, did) in
+        [("contoso.dana", "contoso", "+49 30 901820"), ("fabrikam.otto", "fabrikam", "+43 1 5334455")]
+    {
         let mut p = UserProfile::new(UserId::parse(id).unwrap(), tenant);
         p.called_numbers = vec![did.into()];
         p.region = Some("DE".into());
@@ -67,7 +69,8 @@ async fn bridge() -> Bridge {
     let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
     let yearly = Schedule::new("0 0 1 1 *", "UTC").unwrap();
     let registry = Arc::new(Registry::new(store.clone(), key, yearly));
-    let mut dana = AccountSpec::new("dana-m365", UserId::parse("contoso.dana").unwrap(), graph_account(&fake, "contoso", DANA));
+    let mut dana =
+        AccountSpec::new("dana-m365", UserId::parse("contoso.dana").unwrap(), graph_account(&fake, "contoso", DANA));
     dana.schedule = Some(Schedule::new("0 0 1 1 *", "UTC").unwrap());
     registry.add(dana).unwrap();
     let mut otto =
@@ -90,7 +93,8 @@ async fn bridge() -> Bridge {
         Action::Sync(w) | Action::Renew(_, w) | Action::Recreate(_, w) => sched.sync_soon(&w.account),
     });
     let hub = CallHub::new(store.clone() as Arc<dyn Store>);
-    let state = WebState::new(store.clone(), store.clone(), hub).with_notifications(Receiver::new(subscriptions.clone(), on_action));
+    let state = WebState::new(store.clone(), store.clone(), hub)
+        .with_notifications(Receiver::new(subscriptions.clone(), on_action));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(contactbridge::web::serve(state, listener, std::future::pending(), Duration::from_secs(1)));
@@ -231,8 +235,10 @@ async fn lifecycle_notifications_renew_recreate_and_removal_unsubscribes() {
     // subscriptionRemoved for contacts: a new subscription replaces it.
     let contacts = b.subscription(DANA, "contacts");
     assert_eq!(b.fake.lifecycle(&contacts.id, "subscriptionRemoved").await, 202);
-    for a in [Action::Renew(before.id.clone(), watch("dana-m365", DANA, "events")),
-              Action::Recreate(contacts.id.clone(), watch("dana-m365", DANA, "contacts"))] {
+    for a in [
+        Action::Renew(before.id.clone(), watch("dana-m365", DANA, "events")),
+        Action::Recreate(contacts.id.clone(), watch("dana-m365", DANA, "contacts")),
+    ] {
         b.notifier.handle(a).await;
     }
     let after = b.subscription(DANA, "events");

@@ -65,7 +65,9 @@ impl Notifier {
                 self.subscriptions.insert(&sub.id, watch, &state, sub.expires);
                 tracing::info!(account, mailbox, part, expires = %sub.expires, "subscribed to Graph change notifications");
             }
-            Err(e) => tracing::warn!(account, mailbox, part, error = %e, "subscribing to Graph change notifications failed; schedules still sync"),
+            Err(e) => {
+                tracing::warn!(account, mailbox, part, error = %e, "subscribing to Graph change notifications failed; schedules still sync")
+            }
         }
     }
 
@@ -98,8 +100,12 @@ impl Notifier {
                 self.drop_account_watch(w).await;
             }
         }
-        let held: HashSet<_> =
-            self.subscriptions.watches().into_iter().map(|w| (w.account, w.mailbox.to_ascii_lowercase(), w.part)).collect();
+        let held: HashSet<_> = self
+            .subscriptions
+            .watches()
+            .into_iter()
+            .map(|w| (w.account, w.mailbox.to_ascii_lowercase(), w.part))
+            .collect();
         let mut missing: Vec<_> = wanted.difference(&held).cloned().collect();
         missing.sort();
         let mut last: Option<(String, Option<GraphConnector>)> = None;
@@ -142,7 +148,9 @@ impl Notifier {
                 self.subscriptions.remove(id);
                 self.create(&c, &w.account, &w.mailbox, &w.part, now).await;
             }
-            Err(e) => tracing::warn!(account = %w.account, error = %e, "renewing a Graph subscription failed; retried at the next check"),
+            Err(e) => {
+                tracing::warn!(account = %w.account, error = %e, "renewing a Graph subscription failed; retried at the next check")
+            }
         }
     }
 
@@ -162,7 +170,11 @@ impl Notifier {
 
     /// Runs until `stop` resolves: reconciles now, every [`RECONCILE_EVERY`], and
     /// whenever `wake` gets a lifecycle action or a nudge (`None`, after an account change).
-    pub async fn run(self: Arc<Self>, mut wake: mpsc::Receiver<Option<Action>>, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut wake: mpsc::Receiver<Option<Action>>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         loop {
             self.reconcile().await;

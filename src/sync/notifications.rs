@@ -123,7 +123,11 @@ impl Subscriptions {
     /// The subscriptions of `account` (to delete them when it is removed).
     pub fn of_account(&self, account: &str) -> Vec<(String, Watch)> {
         let entries = self.entries.lock().expect("subscriptions lock");
-        entries.iter().filter(|(_, e)| e.watch.account == account).map(|(id, e)| (id.clone(), e.watch.clone())).collect()
+        entries
+            .iter()
+            .filter(|(_, e)| e.watch.account == account)
+            .map(|(id, e)| (id.clone(), e.watch.clone()))
+            .collect()
     }
 
     /// Subscriptions expiring before `before`, to renew.

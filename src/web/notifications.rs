@@ -54,17 +54,10 @@ impl Receiver {
 }
 
 pub fn routes() -> Router<WebState> {
-    Router::new()
-        .route(CHANGES, post(receive))
-        .route(LIFECYCLE, post(receive))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+    Router::new().route(CHANGES, post(receive)).route(LIFECYCLE, post(receive)).layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn receive(
-    State(state): State<WebState>,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
+async fn receive(State(state): State<WebState>, Query(query): Query<HashMap<String, String>>, body: Bytes) -> Response {
     let Some(receiver) = state.notifications.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -92,7 +85,11 @@ async fn receive(
         }
     }
     if dropped > 0 {
-        tracing::info!(dropped, accepted, "change notifications with an unknown subscription or a wrong clientState dropped");
+        tracing::info!(
+            dropped,
+            accepted,
+            "change notifications with an unknown subscription or a wrong clientState dropped"
+        );
     }
     StatusCode::ACCEPTED.into_response()
 }

@@ -1062,7 +1062,10 @@ async fn subscriptions(shared: &Shared, method: &Method, path: &str, headers: &H
             if !matches!(parts.as_slice(), ["users", _, "contacts" | "events" | "messages"]) {
                 return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Resource not supported.");
             }
-            let token = format!("Validation: Testing client application reachability for subscription Request-Id: {}", uuid_like(shared));
+            let token = format!(
+                "Validation: Testing client application reachability for subscription Request-Id: {}",
+                uuid_like(shared)
+            );
             let mut validation = target.clone();
             validation.query_pairs_mut().append_pair("validationToken", &token);
             let answer = http_client().post(validation).header("content-type", "text/plain").send().await;
@@ -1131,7 +1134,14 @@ fn uuid_like(shared: &Shared) -> String {
     i.rng ^= i.rng << 25;
     i.rng ^= i.rng >> 27;
     let x = i.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", x >> 32, x & 0xffff, (x >> 16) & 0xfff, (x >> 4) & 0xfff, x & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        x >> 32,
+        x & 0xffff,
+        (x >> 16) & 0xfff,
+        (x >> 4) & 0xfff,
+        x & 0xffff_ffff_ffff
+    )
 }
 
 impl FakeGraph {
@@ -1149,8 +1159,9 @@ impl FakeGraph {
     /// (`users/{mailbox}/contacts`, …) about item `item`; returns the HTTP
     /// statuses the receiver answered.
     pub async fn notify(&self, resource: &str, item: &str, delivery: Delivery) -> Vec<u16> {
-        let subs: Vec<FakeSubscription> =
-            self.with(|i| i.subscriptions.values().filter(|s| s.resource.eq_ignore_ascii_case(resource)).cloned().collect());
+        let subs: Vec<FakeSubscription> = self.with(|i| {
+            i.subscriptions.values().filter(|s| s.resource.eq_ignore_ascii_case(resource)).cloned().collect()
+        });
         let mut statuses = Vec::new();
         for s in subs {
             let client_state = match delivery {
@@ -1183,7 +1194,8 @@ impl FakeGraph {
     pub async fn lifecycle(&self, id: &str, event: &str) -> u16 {
         // Graph has removed the subscription when it says so.
         let removed = event == "subscriptionRemoved";
-        let Some(s) = self.with(|i| if removed { i.subscriptions.remove(id) } else { i.subscriptions.get(id).cloned() })
+        let Some(s) =
+            self.with(|i| if removed { i.subscriptions.remove(id) } else { i.subscriptions.get(id).cloned() })
         else {
             return 0;
         };
