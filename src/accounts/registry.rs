@@ -412,6 +412,72 @@ impl Registry {
         Ok(Some(c))
     }
 
+    /// Searches the OneDrive of each of `user`'s mailboxes in Graph account `id` for a
+    /// contact's name, company and email (each one Graph request, at most three per
+    /// mailbox, through the account's per-mailbox request limit) and keeps the files
+    /// found as Document records of the collection `{mailbox}/driveSearch`, filed under
+    /// the contact (its email and name as the document's person), so the caller's
+    /// context finds them from the index, off the network. Returns the files kept.
+    pub async fn search_drive_for(
+        &self,
+        id: &str,
+        user: &UserId,
+        name: &str,
+        company: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<usize, AccountError> {
+        use contactbridge_connector::{ChangeSet, ChangeSink as _, Person};
+        let spec = self.get(id)?;
+        let Some(c) = self.graph_connector(id)? else {
+            return Ok(0);
+        };
+        let SourceKind::Graph(g) = &spec.source else { return Ok(0) };
+        let owners = spec.owners();
+        let indexer = self.indexer_for(&spec, user)?;
+        let person = Person {
+            email: email.map(|e| e.trim().to_lowercase()).unwrap_or_default(),
+            name: Some(name.to_string()).filter(|n| !n.trim().is_empty()),
+        };
+        let terms: Vec<&str> =
+            [Some(name), company, email].into_iter().flatten().map(str::trim).filter(|t| t.len() >= 3).collect();
+        let mut kept = 0;
+        for mailbox in &g.mailboxes {
+            let owner = owners.get(&mailbox.to_ascii_lowercase()).or_else(|| owners.get(mailbox)).unwrap_or(&spec.user);
+            if owner != user {
+                continue;
+            }
+            let mut found: Vec<contactbridge_connector::Document> = Vec::new();
+            for t in &terms {
+                let hits = c.search_drive(mailbox, t).await.map_err(|e| AccountError::Source {
+                    kind: e.kind,
+                    message: explain(&spec, &e),
+                })?;
+                for mut d in hits {
+                    if found.iter().any(|f| f.id == d.id) {
+                        continue;
+                    }
+                    d.people.push(person.clone());
+                    found.push(d);
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            kept += found.len();
+            let scope = crate::store::CollectionScope {
+                user: user.clone(),
+                account: spec.id.clone(),
+                collection: format!("{mailbox}/driveSearch"),
+            };
+            let index: &dyn IndexStore = self.store.as_ref();
+            let mut sink = sync::IndexSink::new(index, scope, &indexer);
+            let changes =
+                ChangeSet { upserts: found.into_iter().map(contactbridge_connector::Record::Document).collect(), ..Default::default() };
+            sink.apply(changes).await.map_err(|e| AccountError::Source { kind: e.kind, message: e.to_string() })?;
+        }
+        Ok(kept)
+    }
+
     /// The account's connector, its secret in place.
     pub fn connector(&self, id: &str) -> Result<Box<dyn Connector>, AccountError> {
         Ok(self.build(&self.get(id)?)?.connector)

@@ -146,6 +146,8 @@ pub struct Stats {
     pub selects: BTreeMap<String, String>,
     /// Mailbox (lower case) → Graph requests for it, fenced ones included.
     pub by_mailbox: BTreeMap<String, u64>,
+    /// (mailbox, term) of every drive search, the term as Graph read it.
+    pub searches: Vec<(String, String)>,
 }
 
 /// A running fake Graph on 127.0.0.1; stops when dropped.
@@ -635,6 +637,7 @@ fn route(
             delta(i, uri, headers, &format!("{m}/{folder}"), false)
         }
         ("GET", ["drive", "root", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/drive"), true),
+        ("GET", ["drive", "root", q]) if q.starts_with("search(") => drive_search(i, uri, m, q),
         ("GET", ["mailboxSettings", "automaticRepliesSetting"]) => {
             let mut v = i.oof.get(m).cloned().unwrap_or_else(|| {
                 json!({
@@ -1212,4 +1215,67 @@ impl FakeGraph {
             Err(_) => 0,
         }
     }
+}
+
+/// `drive/root/search(q='…')`: the OData string literal parsed as Graph does (a lone
+/// quote ends it: anything after is a syntax error); a file matches when its name (or
+/// its fake `content`) contains the term, case-insensitively. Records the terms searched.
+fn drive_search(i: &mut Inner, uri: &Uri, m: &str, _seg: &str) -> Response {
+    // The segment as sent, percent-decoded as a path segment (`&` and `+` are literal there).
+    let raw = uri.path().rsplit('/').next().unwrap_or_default();
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::new();
+    let mut k = 0;
+    while k < bytes.len() {
+        match (bytes[k], bytes.get(k + 1..k + 3)) {
+            (b'%', Some(h)) if std::str::from_utf8(h).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).is_some() => {
+                decoded.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
+                k += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                k += 1;
+            }
+        }
+    }
+    let seg = String::from_utf8_lossy(&decoded).into_owned();
+    let seg = seg.as_str();
+    let Some(inner) = seg.strip_prefix("search(q='").and_then(|r| r.strip_suffix("')")) else {
+        return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Syntax error in {seg}."));
+    };
+    // Inside the literal every quote must be doubled.
+    let mut term = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.next() != Some('\'') {
+                return error(StatusCode::BAD_REQUEST, "BadRequest", "Syntax error: unterminated string literal.");
+            }
+        }
+        term.push(c);
+    }
+    i.stats.searches.push((m.to_string(), term.clone()));
+    let needle = term.to_lowercase();
+    let q = Query { select: select_of(uri), ..Default::default() };
+    let top = query_pairs(uri).into_iter().find(|(k, _)| k == "$top").and_then(|(_, v)| v.parse().ok()).unwrap_or(200);
+    let value: Vec<Value> = i
+        .stores
+        .get(&format!("{m}/drive"))
+        .map(|s| {
+            s.items
+                .values()
+                .map(|(_, v)| v)
+                .filter(|v| {
+                    let has = |k: &str| v.get(k).and_then(Value::as_str).is_some_and(|t| t.to_lowercase().contains(&needle));
+                    has("name") || has("content")
+                })
+                .take(top)
+                .map(|v| select(v, &q))
+                .collect()
+        })
+        .unwrap_or_default();
+    json_response(json!({
+        "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#Collection(driveItem)"),
+        "value": value
+    }))
 }
