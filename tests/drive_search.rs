@@ -77,12 +77,11 @@ async fn a_file_naming_the_caller_only_in_its_name_shows_in_the_context() {
     };
     assert!(names(&store).is_empty(), "before the search, people on files are all the context knows");
 
-    let c = &stored.contact;
-    let kept = registry
-        .search_drive_for("contoso", &dana, &c.best_name(), c.company.as_deref(), c.emails.first().map(String::as_str))
-        .await
-        .unwrap();
-    assert_eq!(kept, 2);
+    // The call above is recorded; the next scheduled sync searches Dana's drive for its contact.
+    registry.sync_scheduled("contoso").await.unwrap();
+    assert_eq!(fake.stats().searches.len(), 3, "name, company, email");
+    registry.sync_scheduled("contoso").await.unwrap();
+    assert_eq!(fake.stats().searches.len(), 3, "not searched again within a day");
     // Off the network from here: the fake is gone, the context still has them.
     let searches = fake.stats().searches;
     drop(fake);
