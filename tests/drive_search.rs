@@ -30,7 +30,10 @@ async fn a_file_naming_the_caller_only_in_its_name_shows_in_the_context() {
     fake.put(&format!("{DANA}/contacts"), c);
     // Nobody on these files is the caller: only the file names mention her or her company.
     fake.put(&format!("{DANA}/drive"), drive_file("d1", "Angebot Erika O'Brien 2026.docx", "megan@contoso.com", None));
-    fake.put(&format!("{DANA}/drive"), drive_file("d2", "Muster & Söhne (GmbH) Rahmenvertrag.pdf", "megan@contoso.com", None));
+    fake.put(
+        &format!("{DANA}/drive"),
+        drive_file("d2", "Muster & Söhne (GmbH) Rahmenvertrag.pdf", "megan@contoso.com", None),
+    );
     fake.put(&format!("{DANA}/drive"), drive_file("d3", "Quartalszahlen.xlsx", "megan@contoso.com", None));
     // Otto's drive (another user of the same organisation) also names her.
     fake.put(&format!("{OTTO}/drive"), drive_file("o1", "Erika O'Brien Gehalt.xlsx", "otto@contoso.com", None));
@@ -48,7 +51,8 @@ async fn a_file_naming_the_caller_only_in_its_name_shows_in_the_context() {
     let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
     let registry = Registry::new(store.clone(), key, Schedule::new("0 0 1 1 *", "UTC").unwrap());
     let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
-    let mut g = GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, vec![DANA.into(), OTTO.into()]);
+    let mut g =
+        GraphAccount::new(fake_graph::TENANT, fake_graph::CLIENT_ID, credential, vec![DANA.into(), OTTO.into()]);
     g.authority = fake.authority();
     g.graph_base = fake.base.clone();
     g.https_only = false;
@@ -108,7 +112,10 @@ async fn odata_syntax_in_a_name_is_searched_literally() {
         assert!(hits.is_empty(), "{hostile}: {hits:?}");
     }
     let terms: Vec<String> = fake.stats().searches.into_iter().map(|(_, t)| t).collect();
-    assert_eq!(terms, ["x') or (q='notes", "')/../../../users/otto@contoso.example/drive/root/search(q='", "a%27b?c#d&e"]);
+    assert_eq!(
+        terms,
+        ["x') or (q='notes", "')/../../../users/otto@contoso.example/drive/root/search(q='", "a%27b?c#d&e"]
+    );
     assert!(fake.stats().searches.iter().all(|(m, _)| m == DANA));
     assert_eq!(c.search_drive(DANA, "NOTES").await.unwrap().len(), 1);
 }

@@ -458,10 +458,10 @@ impl Registry {
             }
             let mut found: Vec<contactbridge_connector::Document> = Vec::new();
             for t in &terms {
-                let hits = c.search_drive(mailbox, t).await.map_err(|e| AccountError::Source {
-                    kind: e.kind,
-                    message: explain(&spec, &e),
-                })?;
+                let hits = c
+                    .search_drive(mailbox, t)
+                    .await
+                    .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
                 for mut d in hits {
                     if found.iter().any(|f| f.id == d.id) {
                         continue;
@@ -481,8 +481,10 @@ impl Registry {
             };
             let index: &dyn IndexStore = self.store.as_ref();
             let mut sink = sync::IndexSink::new(index, scope, &indexer);
-            let changes =
-                ChangeSet { upserts: found.into_iter().map(contactbridge_connector::Record::Document).collect(), ..Default::default() };
+            let changes = ChangeSet {
+                upserts: found.into_iter().map(contactbridge_connector::Record::Document).collect(),
+                ..Default::default()
+            };
             sink.apply(changes).await.map_err(|e| AccountError::Source { kind: e.kind, message: e.to_string() })?;
         }
         Ok(kept)

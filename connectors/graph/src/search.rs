@@ -30,9 +30,13 @@ impl GraphConnector {
         }
         let mut url = graph_rs_sdk::http::Url::parse(self.account().graph_base.trim_end_matches('/'))
             .map_err(|e| Error::local(format!("invalid Graph base URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| Error::local("the Graph base URL cannot have a path"))?
-            .extend(["users", mailbox, "drive", "root", &format!("search(q='{literal}')")]);
+        url.path_segments_mut().map_err(|_| Error::local("the Graph base URL cannot have a path"))?.extend([
+            "users",
+            mailbox,
+            "drive",
+            "root",
+            &format!("search(q='{literal}')"),
+        ]);
         url.query_pairs_mut().append_pair("$select", DRIVE_SELECT).append_pair("$top", &TOP.to_string());
         let what = format!("drive search of {mailbox}");
         let make = |g: &GraphClient| GraphHttp::custom(g, Method::GET, &url, None);

@@ -1247,10 +1247,8 @@ fn drive_search(i: &mut Inner, uri: &Uri, m: &str, _seg: &str) -> Response {
     let mut term = String::new();
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\'' {
-            if chars.next() != Some('\'') {
-                return error(StatusCode::BAD_REQUEST, "BadRequest", "Syntax error: unterminated string literal.");
-            }
+        if c == '\'' && chars.next() != Some('\'') {
+            return error(StatusCode::BAD_REQUEST, "BadRequest", "Syntax error: unterminated string literal.");
         }
         term.push(c);
     }
@@ -1266,7 +1264,8 @@ fn drive_search(i: &mut Inner, uri: &Uri, m: &str, _seg: &str) -> Response {
                 .values()
                 .map(|(_, v)| v)
                 .filter(|v| {
-                    let has = |k: &str| v.get(k).and_then(Value::as_str).is_some_and(|t| t.to_lowercase().contains(&needle));
+                    let has =
+                        |k: &str| v.get(k).and_then(Value::as_str).is_some_and(|t| t.to_lowercase().contains(&needle));
                     has("name") || has("content")
                 })
                 .take(top)
