@@ -256,6 +256,14 @@ async fn lifecycle_notifications_renew_recreate_and_removal_unsubscribes() {
     b.notifier.reconcile().await;
     assert!(b.fake.subscriptions().iter().all(|s| !s.resource.contains(OTTO)));
     assert_eq!(b.fake.subscriptions().len(), 3);
+    // A removed account's subscriptions too, though its credentials are gone with it.
+    b.registry.set_enabled("otto-m365", true).unwrap();
+    b.notifier.reconcile().await;
+    assert_eq!(b.fake.subscriptions().len(), 6);
+    b.registry.remove("otto-m365").unwrap();
+    b.notifier.reconcile().await;
+    assert!(b.fake.subscriptions().iter().all(|s| !s.resource.contains(OTTO)));
+    assert_eq!(b.fake.subscriptions().len(), 3);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(b.runs("dana-m365") >= 1, "lifecycle events sync the account");
 }

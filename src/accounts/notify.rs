@@ -8,7 +8,9 @@
 //!
 //! The subscription table lives in memory: after a restart the bridge
 //! subscribes again, and the old subscriptions (whose `clientState` is gone)
-//! are ignored until Graph lets them expire.
+//! are ignored until Graph lets them expire (at most [`LIFETIME`]). A removed
+//! account's subscriptions are deleted at the next check ([`RECONCILE_EVERY`])
+//! with the connector they were made with.
 
 use super::Registry;
 use crate::sync::notifications::{new_client_state, Action, Subscriptions, Watch};
@@ -33,6 +35,9 @@ pub struct Notifier {
     subscriptions: Arc<Subscriptions>,
     changes_url: String,
     lifecycle_url: String,
+    /// The connector each account's subscriptions were made with: after the account is
+    /// removed (and its secret with it) this one still deletes them at Graph.
+    connectors: std::sync::Mutex<std::collections::HashMap<String, Arc<GraphConnector>>>,
 }
 
 impl Notifier {
@@ -44,12 +49,22 @@ impl Notifier {
             subscriptions,
             changes_url: format!("{base}{}", crate::sync::notifications::CHANGES_PATH),
             lifecycle_url: format!("{base}{}", crate::sync::notifications::LIFECYCLE_PATH),
+            connectors: Default::default(),
         }
     }
 
-    fn connector(&self, account: &str) -> Option<GraphConnector> {
+    /// The account's connector: built once, kept while it has subscriptions.
+    fn connector(&self, account: &str) -> Option<Arc<GraphConnector>> {
+        if let Some(c) = self.connectors.lock().expect("connectors lock").get(account) {
+            return Some(c.clone());
+        }
         match self.registry.graph_connector(account) {
-            Ok(c) => c,
+            Ok(Some(c)) => {
+                let c = Arc::new(c);
+                self.connectors.lock().expect("connectors lock").insert(account.to_string(), c.clone());
+                Some(c)
+            }
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(account, error = %e, "no Graph connector for change notifications");
                 None
@@ -108,7 +123,7 @@ impl Notifier {
             .collect();
         let mut missing: Vec<_> = wanted.difference(&held).cloned().collect();
         missing.sort();
-        let mut last: Option<(String, Option<GraphConnector>)> = None;
+        let mut last: Option<(String, Option<Arc<GraphConnector>>)> = None;
         for (account, mailbox, part) in missing {
             if last.as_ref().is_none_or(|(a, _)| *a != account) {
                 last = Some((account.clone(), self.connector(&account)));
@@ -128,13 +143,17 @@ impl Notifier {
                 continue;
             }
             self.subscriptions.remove(&id);
-            // The account may be gone already: then its credentials are too, and the
-            // subscription lapses at its expiration (its clientState is forgotten, so it does nothing).
+            // The connector the subscription was made with (the account and its secret may be
+            // gone). Should the deletion fail, the subscription lapses at its expiration, and its
+            // clientState is forgotten, so its notifications do nothing meanwhile.
             if let Some(c) = self.connector(&w.account) {
                 if let Err(e) = c.unsubscribe(&w.mailbox, &id).await {
                     tracing::info!(account = %w.account, error = %e, "deleting a Graph subscription failed; it lapses at its expiration");
                 }
             }
+        }
+        if self.subscriptions.of_account(&w.account).is_empty() {
+            self.connectors.lock().expect("connectors lock").remove(&w.account);
         }
     }
 
