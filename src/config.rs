@@ -128,6 +128,9 @@ pub struct WebConfig {
     /// The private key (PEM) for `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// The HTTPS URL Graph reaches this server at; set: Graph change notifications are on.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// Where Prometheus metrics are served.
@@ -169,6 +172,33 @@ impl From<MetricsListen> for String {
 }
 
 impl WebConfig {
+    /// `public_url`, checked: an absolute `https://` URL with a host, no credentials,
+    /// query or fragment; returned without a trailing slash. `None` when unset.
+    pub fn public_url(&self) -> Result<Option<url::Url>, String> {
+        let Some(raw) = self.public_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let bad = |why: &str| Err(format!("web.public_url {raw:?} {why}"));
+        let Ok(mut url) = url::Url::parse(raw) else {
+            return bad("is not a URL");
+        };
+        if url.scheme() != "https" {
+            return bad("must be https:// (Graph sends notifications only to HTTPS URLs)");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return bad("has no host");
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return bad("must not carry credentials");
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return bad("must not have a query or fragment");
+        }
+        let path = url.path().trim_end_matches('/').to_string();
+        url.set_path(&path);
+        Ok(Some(url))
+    }
+
     /// The certificate and key, if TLS is on; an error if only one is set.
     pub fn tls(&self) -> Result<Option<(&Path, &Path)>, String> {
         pair("web", self.tls_cert.as_deref(), self.tls_key.as_deref())
@@ -298,7 +328,7 @@ impl Default for Config {
                 tls_key: None,
                 tls_client_ca: None,
             },
-            web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
+            web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None, public_url: None },
             sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
             store: StoreConfig {
                 backend: crate::store::BackendKind::Sled,
@@ -421,6 +451,25 @@ mod tests {
 
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_public_url_must_be_plain_https() {
+        let web = |u: &str| WebConfig { public_url: Some(u.into()), ..Config::default().web };
+        assert_eq!(Config::default().web.public_url().unwrap(), None);
+        let ok = web("https://bridge.example.com/cb/").public_url().unwrap().unwrap();
+        assert_eq!(ok.as_str(), "https://bridge.example.com/cb");
+        for bad in [
+            "http://bridge.example.com",
+            "bridge.example.com",
+            "https://user:pw@bridge.example.com",
+            "https://bridge.example.com/?x=1",
+            "https://bridge.example.com/#f",
+            "javascript:alert(1)",
+        ] {
+            let e = web(bad).public_url().unwrap_err();
+            assert!(e.contains("web.public_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -300,3 +300,42 @@ async fn resync_all_runs_every_account_now_whatever_its_schedule_or_backoff() {
     assert_eq!(*runner.peak_per_account.lock().unwrap().get("hourly").unwrap(), 1);
     handle.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn sync_soon_runs_an_account_now_coalesces_bursts_and_never_overlaps() {
+    let clock = Arc::new(TokioClock::starting_at(t0()));
+    let runner = TimedRunner::new(
+        clock.clone(),
+        vec![
+            ("yearly", "0 0 1 1 *", Behaviour { takes: Duration::from_secs(10), fails: false }),
+            ("other", "0 0 1 1 *", Behaviour::default()),
+            ("failing", "* * * * *", Behaviour { takes: Duration::ZERO, fails: true }),
+        ],
+    );
+    let options = SchedulerOptions { backoff_base: Duration::from_secs(7200), ..exact(4) };
+    let handle = start(&runner, &clock, options);
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(runner.minutes_of("failing"), [1]);
+    let s = handle.scheduler();
+    // A burst of notifications: one run now; those during it: one more after it.
+    for _ in 0..50 {
+        s.sync_soon("yearly");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runner.starts_of("yearly").len(), 1, "a burst before the run starts is one run");
+    for _ in 0..50 {
+        s.sync_soon("yearly");
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let starts: Vec<i64> = runner.starts_of("yearly").iter().map(|t| (*t - t0()).num_seconds()).collect();
+    assert_eq!(starts, [65, 75], "one more run, after the first ended");
+    assert_eq!(*runner.peak_per_account.lock().unwrap().get("yearly").unwrap(), 1);
+    assert_eq!(handle.scheduler().account("yearly").unwrap().notified_runs, 2);
+    // Only the account asked for runs; a backing-off account stays backed off.
+    assert!(runner.starts_of("other").is_empty());
+    s.sync_soon("failing");
+    s.sync_soon("no-such-account");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(runner.minutes_of("failing"), [1], "a notification does not cut a backoff short");
+    handle.shutdown(Duration::from_secs(1)).await;
+}

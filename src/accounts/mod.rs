@@ -6,6 +6,7 @@
 //! back only in memory to build a connector.
 
 mod codes;
+pub mod notify;
 mod progress;
 mod reach;
 mod registry;

@@ -89,7 +89,16 @@ pub struct Registry {
     running: Mutex<HashMap<String, ProgressHandle>>,
     /// Where syncs started in the background run ([`Registry::sync_runtime`]).
     sync_runtime: Option<tokio::runtime::Handle>,
+    /// (account, contact record id) → when its drive was last searched for it.
+    searched: Mutex<HashMap<(String, String), DateTime<Utc>>>,
 }
+
+/// Drive searches after a scheduled sync: for the contacts of calls in these last days …
+pub const SEARCH_RECENT_DAYS: i64 = 7;
+/// … at most this many contacts per sync (each up to three Graph requests per mailbox) …
+pub const SEARCH_CONTACTS_PER_SYNC: usize = 20;
+/// … each searched again only after this long.
+pub const SEARCH_AGAIN_AFTER_HOURS: i64 = 24;
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +134,7 @@ impl Registry {
             limits: AccountsConfig::default(),
             running: Mutex::new(HashMap::new()),
             sync_runtime: None,
+            searched: Mutex::default(),
         }
     }
 
@@ -401,6 +411,96 @@ impl Registry {
         })
     }
 
+    /// The Graph connector of a Graph account (its secret in place); `None` for other kinds.
+    pub fn graph_connector(&self, id: &str) -> Result<Option<contactbridge_graph::GraphConnector>, AccountError> {
+        let spec = self.get(id)?;
+        let SourceKind::Graph(_) = &spec.source else {
+            return Ok(None);
+        };
+        self.check_reach(&spec)?;
+        let mut source = spec.source.clone();
+        if let Some(sealed) = self.store.sealed_secret(&spec.id)? {
+            let plain = self.key.open(&spec.id, &sealed)?;
+            let s = String::from_utf8(plain)
+                .map_err(|_| SecretError::Damaged { account: spec.id.clone(), reason: "not UTF-8".into() })?;
+            source.put_secret(s);
+        }
+        let SourceKind::Graph(g) = source else {
+            return Ok(None);
+        };
+        let c = contactbridge_graph::GraphConnector::new(g)
+            .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
+        Ok(Some(c))
+    }
+
+    /// Searches the OneDrive of each of `user`'s mailboxes in Graph account `id` for a
+    /// contact's name, company and email (each one Graph request, at most three per
+    /// mailbox, through the account's per-mailbox request limit) and keeps the files
+    /// found as Document records of the collection `{mailbox}/driveSearch`, filed under
+    /// the contact (its email and name as the document's person), so the caller's
+    /// context finds them from the index, off the network. Returns the files kept.
+    pub async fn search_drive_for(
+        &self,
+        id: &str,
+        user: &UserId,
+        name: &str,
+        company: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<usize, AccountError> {
+        use contactbridge_connector::{ChangeSet, ChangeSink as _, Person};
+        let spec = self.get(id)?;
+        let Some(c) = self.graph_connector(id)? else {
+            return Ok(0);
+        };
+        let SourceKind::Graph(g) = &spec.source else { return Ok(0) };
+        let owners = spec.owners();
+        let indexer = self.indexer_for(&spec, user)?;
+        let person = Person {
+            email: email.map(|e| e.trim().to_lowercase()).unwrap_or_default(),
+            name: Some(name.to_string()).filter(|n| !n.trim().is_empty()),
+        };
+        let terms: Vec<&str> =
+            [Some(name), company, email].into_iter().flatten().map(str::trim).filter(|t| t.len() >= 3).collect();
+        let mut kept = 0;
+        for mailbox in &g.mailboxes {
+            let owner = owners.get(&mailbox.to_ascii_lowercase()).or_else(|| owners.get(mailbox)).unwrap_or(&spec.user);
+            if owner != user {
+                continue;
+            }
+            let mut found: Vec<contactbridge_connector::Document> = Vec::new();
+            for t in &terms {
+                let hits = c
+                    .search_drive(mailbox, t)
+                    .await
+                    .map_err(|e| AccountError::Source { kind: e.kind, message: explain(&spec, &e) })?;
+                for mut d in hits {
+                    if found.iter().any(|f| f.id == d.id) {
+                        continue;
+                    }
+                    d.people.push(person.clone());
+                    found.push(d);
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            kept += found.len();
+            let scope = crate::store::CollectionScope {
+                user: user.clone(),
+                account: spec.id.clone(),
+                collection: format!("{mailbox}/driveSearch"),
+            };
+            let index: &dyn IndexStore = self.store.as_ref();
+            let mut sink = sync::IndexSink::new(index, scope, &indexer);
+            let changes = ChangeSet {
+                upserts: found.into_iter().map(contactbridge_connector::Record::Document).collect(),
+                ..Default::default()
+            };
+            sink.apply(changes).await.map_err(|e| AccountError::Source { kind: e.kind, message: e.to_string() })?;
+        }
+        Ok(kept)
+    }
+
     /// The account's connector, its secret in place.
     pub fn connector(&self, id: &str) -> Result<Box<dyn Connector>, AccountError> {
         Ok(self.build(&self.get(id)?)?.connector)
@@ -458,7 +558,53 @@ impl Registry {
     /// A scheduled sync: collections backing off after failures are left out until
     /// their backoff ends (unless every collection is), the others sync.
     pub async fn sync_scheduled(&self, id: &str) -> Result<AccountSyncReport, AccountError> {
-        self.sync_inner(id, ProgressHandle::default(), true).await
+        let report = self.sync_inner(id, ProgressHandle::default(), true).await?;
+        self.search_for_recent_callers(id).await;
+        Ok(report)
+    }
+
+    /// After a scheduled sync of a Graph account: searches its users' drives for the
+    /// contacts of their calls of the last [`SEARCH_RECENT_DAYS`] days (at most
+    /// [`SEARCH_CONTACTS_PER_SYNC`], each once per [`SEARCH_AGAIN_AFTER_HOURS`]), so the
+    /// context of their next call has the files that mention them. Failures are logged.
+    pub async fn search_for_recent_callers(&self, id: &str) {
+        let Ok(spec) = self.get(id) else { return };
+        let SourceKind::Graph(_) = &spec.source else { return };
+        let now = Utc::now();
+        let mut users: Vec<UserId> = spec.owners().into_values().collect();
+        users.push(spec.user.clone());
+        users.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        users.dedup();
+        let window = crate::store::TimeWindow { from: now - chrono::Duration::days(SEARCH_RECENT_DAYS), to: now };
+        let mut budget = SEARCH_CONTACTS_PER_SYNC;
+        for user in users {
+            let calls = match self.store.calls(&user, window, 200) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(account = id, error = %e, "reading recent calls for drive search failed");
+                    continue;
+                }
+            };
+            for r in calls.iter().filter_map(|c| c.contact.as_ref()) {
+                if budget == 0 {
+                    return;
+                }
+                let key = (id.to_string(), format!("{}/{}/{}", r.account, r.collection, r.id.as_str()));
+                let again = now - chrono::Duration::hours(SEARCH_AGAIN_AFTER_HOURS);
+                if self.searched.lock().expect("searched lock").get(&key).is_some_and(|t| *t > again) {
+                    continue;
+                }
+                let Ok(Some(stored)) = self.store.contact(&user, r) else { continue };
+                budget -= 1;
+                self.searched.lock().expect("searched lock").insert(key, now);
+                let c = &stored.contact;
+                let email = c.emails.first().map(String::as_str);
+                match self.search_drive_for(id, &user, &c.best_name(), c.company.as_deref(), email).await {
+                    Ok(n) => tracing::debug!(account = id, files = n, "drive searched for a recent caller"),
+                    Err(e) => tracing::info!(account = id, error = %e, "drive search for a recent caller failed"),
+                }
+            }
+        }
     }
 
     async fn sync_inner(

@@ -124,7 +124,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         ..options
     };
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
-        registry,
+        registry.clone(),
         Arc::new(contactbridge::sync::scheduler::SystemClock),
         contactbridge::sync::scheduler::SchedulerOptions {
             max_concurrent: config.sync.max_concurrent,
@@ -147,6 +147,32 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
+    };
+    // Graph change notifications (web.public_url): subscriptions kept by the notifier,
+    // notifications received by the web server, syncs run by the scheduler.
+    let notifier = match config.web.public_url().map_err(anyhow::Error::msg)? {
+        Some(public_url) => {
+            use contactbridge::sync::notifications::{Action, Subscriptions};
+            let subscriptions = Arc::new(Subscriptions::new());
+            let (wake, woken) = tokio::sync::mpsc::channel(64);
+            let sched = scheduler.scheduler().clone();
+            let on_action = Arc::new(move |action: Action| match &action {
+                Action::Sync(w) => sched.sync_soon(&w.account),
+                Action::Renew(_, w) | Action::Recreate(_, w) => {
+                    sched.sync_soon(&w.account);
+                    if wake.try_send(Some(action.clone())).is_err() {
+                        tracing::warn!("lifecycle notification queue full; the next check renews");
+                    }
+                }
+            });
+            web_state = web_state
+                .with_notifications(contactbridge::web::notifications::Receiver::new(subscriptions.clone(), on_action));
+            println!("Graph change notifications to {public_url}");
+            let notifier =
+                Arc::new(contactbridge::accounts::notify::Notifier::new(registry.clone(), subscriptions, &public_url));
+            Some(tokio::spawn(notifier.run(woken, stopped(&stop))))
+        }
+        None => None,
     };
     tokio::spawn({
         let stop = stop.clone();
@@ -212,6 +238,9 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         async move {
             stopping.await;
             rebuild.abort();
+            if let Some(n) = notifier {
+                n.abort();
+            }
             scheduler.shutdown(grace).await;
         }
     };

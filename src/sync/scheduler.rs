@@ -121,6 +121,10 @@ pub struct AccountSchedule {
     schedule: Option<Schedule>,
     /// Asked to run now by [`Scheduler::resync_all`], whatever its schedule and backoff.
     resync: bool,
+    /// Asked to run soon by [`Scheduler::sync_soon`] (a change notification).
+    soon: bool,
+    /// Runs started by [`Scheduler::sync_soon`].
+    pub notified_runs: u64,
 }
 
 /// The pass of [`Scheduler::resync_all`] being served.
@@ -179,6 +183,15 @@ impl Scheduler {
 
     /// Re-reads the accounts now (after one was added, changed or removed).
     pub fn refresh(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs `account` as soon as a permit is free (a change notification said
+    /// something changed), unless it is backing off after failures. Requests
+    /// coalesce: any number of them before the run starts make one run, and
+    /// those arriving while it runs make one more after it (never two at once).
+    pub fn sync_soon(&self, account: &str) {
+        self.inner.states.lock().expect("scheduler state lock").entry(account.to_string()).or_default().soon = true;
         self.inner.wake.notify_one();
     }
 
@@ -276,6 +289,7 @@ impl Scheduler {
             });
             if !a.enabled {
                 st.next_run = None;
+                st.soon = false;
                 st.schedule = Some(a.schedule.clone());
                 continue;
             }
@@ -288,19 +302,23 @@ impl Scheduler {
                 st.next_run = self.next_run(a, now);
             }
             let due = match st.next_run {
-                _ if st.resync => now,
+                _ if st.resync || st.soon => now,
                 Some(due) => due,
                 None => continue,
             };
             if due <= now {
                 if !st.resync && st.backoff_until.is_some_and(|b| now < b) {
                     st.skipped += 1;
+                    st.soon = false;
                     tracing::info!(account = %a.id, until = ?st.backoff_until, "skipping a scheduled sync: backing off after failures");
                     st.next_run = self.next_run(a, now);
                 } else {
                     st.running = true;
                     st.next_run = None;
                     st.runs += 1;
+                    if std::mem::take(&mut st.soon) {
+                        st.notified_runs += 1;
+                    }
                     let resync = std::mem::take(&mut st.resync).then_some(resync.serving);
                     tasks.spawn(self.clone().run_one(a.clone(), resync));
                 }

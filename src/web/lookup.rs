@@ -60,6 +60,7 @@ fn view(c: &StoredContact) -> ContactView {
         job_title: c.contact.job_title.clone(),
         emails: c.contact.emails.clone(),
         phones: c.contact.phones.iter().map(|p| p.raw.clone()).collect(),
+        code_write_back: None,
     }
 }
 
@@ -179,7 +180,7 @@ pub async fn contact(
     Query(q): Query<ContactQuery>,
 ) -> Result<Json<ContextResponse>, WebError> {
     let work = state.clone();
-    let (contact, query, context) = crate::store::offload(state.store.as_ref(), move || {
+    let (contact, query, context, code) = crate::store::offload(state.store.as_ref(), move || {
         let owner = users(&session, q.user.as_deref())?[0].clone();
         let region = owner.region.as_deref().and_then(|r| crate::phone::Region::parse(r).ok());
         let store = work.store.as_ref();
@@ -217,10 +218,12 @@ pub async fn contact(
         let subject = ContextSubject { contact: contact.clone(), caller_key };
         let query = ContextQuery { now: Utc::now(), criteria: owner.context.clone() };
         let context = crate::resolve::context::fetch(store, &owner.id, &subject, &query)?;
-        Ok::<_, WebError>((contact, query, context))
+        let code = contact.as_ref().and_then(|c| super::calls::code_write_back(&work, &owner.id, &c.at));
+        Ok::<_, WebError>((contact, query, context, code))
     })
     .await?;
-    Ok(Json(ContextResponse { contact: contact.as_ref().map(view), criteria: query.criteria, context }))
+    let contact = contact.as_ref().map(|c| ContactView { code_write_back: code, ..view(c) });
+    Ok(Json(ContextResponse { contact, criteria: query.criteria, context }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,6 +20,7 @@
 //! | `POST /api/dial`               | a dial directive: call a number from the user's phone |
 //! | `GET /manifest.webmanifest`    | the web app manifest (installable app window)       |
 //! | `GET`, `PUT /api/criteria`     | the user's context criteria                         |
+//! | `POST /graph/notifications`, `/graph/lifecycle` | Graph's change and lifecycle notifications (`notifications`) |
 //!
 //! Every route but `/login` needs a session; a session sees its user's calls
 //! and those of the users who designated it as attendant, nothing else (404).
@@ -35,6 +36,7 @@ mod error;
 mod events;
 mod guard;
 mod lookup;
+pub mod notifications;
 mod session;
 pub mod tls;
 
@@ -67,6 +69,8 @@ pub struct WebState {
     sessions: Sessions,
     /// Accounts, for the write-back state of a handling code shown with the contact.
     accounts: Option<Arc<dyn crate::store::AccountStore>>,
+    /// Graph's change notifications, when `web.public_url` is set.
+    notifications: Option<notifications::Receiver>,
 }
 
 /// How long sessions last, and what tells open event streams to check theirs.
@@ -98,6 +102,7 @@ impl WebState {
                 tls: None,
             },
             accounts: None,
+            notifications: None,
         }
     }
 
@@ -126,6 +131,12 @@ impl WebState {
     /// Serves over TLS ([`tls::server_config`]); cookies get `Secure`.
     pub fn with_tls(mut self, config: Arc<tls::ServerConfig>) -> Self {
         self.sessions.tls = Some(config);
+        self
+    }
+
+    /// Receives Graph's change notifications ([`notifications`]).
+    pub fn with_notifications(mut self, receiver: notifications::Receiver) -> Self {
+        self.notifications = Some(receiver);
         self
     }
 
@@ -170,6 +181,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/dial", post(lookup::dial))
         .route("/manifest.webmanifest", get(assets::manifest))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))
+        .merge(notifications::routes())
         .with_state(state.clone());
     guard::layers(router, state.is_tls())
 }

@@ -70,6 +70,15 @@ impl GraphConnector {
         Ok(Self { account, tokens, http, default_folders: Default::default() })
     }
 
+    /// The account this connector serves.
+    pub fn account(&self) -> &GraphAccount {
+        &self.account
+    }
+
+    pub(crate) fn http(&self) -> &GraphHttp {
+        &self.http
+    }
+
     pub fn tokens(&self) -> &Arc<TokenCache> {
         &self.tokens
     }

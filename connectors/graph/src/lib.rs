@@ -21,6 +21,8 @@ pub mod config;
 mod connector;
 pub mod delta;
 pub mod map;
+pub mod search;
+pub mod subscriptions;
 
 pub use auth::{DelegatedTokens, DeviceLogin, TokenCache, TokenSource};
 pub use config::{Credential, GraphAccount, RetryPolicy, Secret, Window};

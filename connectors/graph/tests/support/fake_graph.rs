@@ -95,6 +95,30 @@ struct Inner {
     revoked: HashSet<String>,
     /// For certificate credentials: the public key (PEM) and the expected `x5t` header.
     certificate: Option<(Vec<u8>, String)>,
+    /// Change-notification subscriptions, by id.
+    subscriptions: BTreeMap<String, FakeSubscription>,
+}
+
+/// A subscription as the fake holds it.
+#[derive(Debug, Clone)]
+pub struct FakeSubscription {
+    pub id: String,
+    pub resource: String,
+    pub notification_url: String,
+    pub lifecycle_url: Option<String>,
+    pub client_state: Option<String>,
+    pub expires: DateTime<Utc>,
+}
+
+/// How [`FakeGraph::notify`] sends a change notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Once, as Graph does on a good day.
+    Once,
+    /// The same notification twice (Graph delivers at least once).
+    Duplicate,
+    /// With a `clientState` that is not the subscription's (a forger's).
+    WrongClientState,
 }
 
 /// What the fake saw.
@@ -122,6 +146,8 @@ pub struct Stats {
     pub selects: BTreeMap<String, String>,
     /// Mailbox (lower case) → Graph requests for it, fenced ones included.
     pub by_mailbox: BTreeMap<String, u64>,
+    /// (mailbox, term) of every drive search, the term as Graph read it.
+    pub searches: Vec<(String, String)>,
 }
 
 /// A running fake Graph on 127.0.0.1; stops when dropped.
@@ -426,6 +452,9 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
     if path.contains("/oauth2/v2.0/") {
         return identity(&shared, &path, &body);
     }
+    if path == "/v1.0/subscriptions" || path.starts_with("/v1.0/subscriptions/") {
+        return subscriptions(&shared, &method, &path, &headers, &body).await;
+    }
     let Some(rest) = path.strip_prefix("/v1.0/") else {
         return error(StatusCode::NOT_FOUND, "NotFound", "no such API");
     };
@@ -608,6 +637,7 @@ fn route(
             delta(i, uri, headers, &format!("{m}/{folder}"), false)
         }
         ("GET", ["drive", "root", d]) if is_delta(d) => delta(i, uri, headers, &format!("{m}/drive"), true),
+        ("GET", ["drive", "root", q]) if q.starts_with("search(") => drive_search(i, uri, m, q),
         ("GET", ["mailboxSettings", "automaticRepliesSetting"]) => {
             let mut v = i.oof.get(m).cloned().unwrap_or_else(|| {
                 json!({
@@ -969,4 +999,282 @@ impl FakeGraph {
     pub fn issue_refresh_token(&self, token: &str) {
         self.with(|i| i.refresh_tokens.insert(token.to_string()));
     }
+}
+
+/// Outlook resources (contacts, events, messages): at most 10,080 minutes.
+const MAX_SUBSCRIPTION_MINUTES: i64 = 10_080;
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// `POST/PATCH/DELETE /subscriptions[/{id}]` as Graph documents them: creation
+/// validates the notification URL first (POST `?validationToken=`, wants the token
+/// back as `text/plain` with 200 within 10 s), expiration at most 10,080 minutes away,
+/// `clientState` at most 128 characters; unknown ids get 404.
+async fn subscriptions(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !auth.starts_with("Bearer ") || auth.split('.').count() != 3 {
+        return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.");
+    }
+    shared.lock().unwrap().stats.requests += 1;
+    let id = path.strip_prefix("/v1.0/subscriptions/").map(decode_segment);
+    let parse_expiry = |v: &Value| {
+        v.get("expirationDateTime")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let too_far = |t: DateTime<Utc>| t > Utc::now() + chrono::Duration::minutes(MAX_SUBSCRIPTION_MINUTES);
+    let view = |s: &FakeSubscription| {
+        json!({ "id": s.id, "resource": s.resource, "changeType": "created,updated,deleted",
+            "notificationUrl": s.notification_url, "lifecycleNotificationUrl": s.lifecycle_url,
+            "expirationDateTime": s.expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "clientState": s.client_state })
+    };
+    match (method.as_str(), id) {
+        ("POST", None) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid JSON body.");
+            };
+            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            let (Some(resource), Some(url), Some(_), Some(expires)) =
+                (s("resource"), s("notificationUrl"), s("changeType"), parse_expiry(&v))
+            else {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "A required property is missing.");
+            };
+            if too_far(expires) || expires < Utc::now() {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Subscription expiration can only be 10080 minutes in the future.",
+                );
+            }
+            if s("clientState").is_some_and(|c| c.len() > 128) {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "clientState is too long.");
+            }
+            // Graph wants HTTPS; the fake also takes http:// to a loopback address (tests without TLS).
+            let Ok(target) = url::Url::parse(&url) else {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Invalid notification url.");
+            };
+            let loopback = matches!(target.host_str(), Some("127.0.0.1") | Some("localhost") | Some("[::1]"));
+            if target.scheme() != "https" && !(target.scheme() == "http" && loopback) {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "NotificationUrl must be https.");
+            }
+            let parts: Vec<&str> = resource.split('/').collect();
+            if !matches!(parts.as_slice(), ["users", _, "contacts" | "events" | "messages"]) {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Resource not supported.");
+            }
+            let token = format!(
+                "Validation: Testing client application reachability for subscription Request-Id: {}",
+                uuid_like(shared)
+            );
+            let mut validation = target.clone();
+            validation.query_pairs_mut().append_pair("validationToken", &token);
+            let answer = http_client().post(validation).header("content-type", "text/plain").send().await;
+            let valid = match answer {
+                Ok(r) => {
+                    let text_plain = r
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|c| c.starts_with("text/plain"));
+                    r.status() == StatusCode::OK && text_plain && r.text().await.ok().as_deref() == Some(&*token)
+                }
+                Err(_) => false,
+            };
+            if !valid {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+                );
+            }
+            let sub = FakeSubscription {
+                id: uuid_like(shared),
+                resource,
+                notification_url: url,
+                lifecycle_url: s("lifecycleNotificationUrl"),
+                client_state: s("clientState"),
+                expires,
+            };
+            let out = view(&sub);
+            shared.lock().unwrap().subscriptions.insert(sub.id.clone(), sub);
+            (StatusCode::CREATED, axum::Json(out)).into_response()
+        }
+        ("PATCH", Some(id)) => {
+            let Some(expires) = serde_json::from_slice::<Value>(body).ok().as_ref().and_then(parse_expiry) else {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "expirationDateTime is required.");
+            };
+            if too_far(expires) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Subscription expiration can only be 10080 minutes in the future.",
+                );
+            }
+            let mut i = shared.lock().unwrap();
+            match i.subscriptions.get_mut(&id) {
+                Some(sub) => {
+                    sub.expires = expires;
+                    let out = view(sub);
+                    json_response(out)
+                }
+                None => error(StatusCode::NOT_FOUND, "ResourceNotFound", "The object was not found."),
+            }
+        }
+        ("DELETE", Some(id)) => match shared.lock().unwrap().subscriptions.remove(&id) {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => error(StatusCode::NOT_FOUND, "ResourceNotFound", "The object was not found."),
+        },
+        _ => error(StatusCode::BAD_REQUEST, "BadRequest", "unsupported subscription request"),
+    }
+}
+
+fn uuid_like(shared: &Shared) -> String {
+    let mut i = shared.lock().unwrap();
+    i.rng ^= i.rng >> 12;
+    i.rng ^= i.rng << 25;
+    i.rng ^= i.rng >> 27;
+    let x = i.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        x >> 32,
+        x & 0xffff,
+        (x >> 16) & 0xfff,
+        (x >> 4) & 0xfff,
+        x & 0xffff_ffff_ffff
+    )
+}
+
+impl FakeGraph {
+    /// The subscriptions the fake holds.
+    pub fn subscriptions(&self) -> Vec<FakeSubscription> {
+        self.with(|i| i.subscriptions.values().cloned().collect())
+    }
+
+    /// Drops a subscription without telling anyone (as Graph may), for lifecycle tests.
+    pub fn forget_subscription(&self, id: &str) {
+        self.with(|i| i.subscriptions.remove(id));
+    }
+
+    /// Sends a change notification for every subscription on `resource`
+    /// (`users/{mailbox}/contacts`, …) about item `item`; returns the HTTP
+    /// statuses the receiver answered.
+    pub async fn notify(&self, resource: &str, item: &str, delivery: Delivery) -> Vec<u16> {
+        let subs: Vec<FakeSubscription> = self.with(|i| {
+            i.subscriptions.values().filter(|s| s.resource.eq_ignore_ascii_case(resource)).cloned().collect()
+        });
+        let mut statuses = Vec::new();
+        for s in subs {
+            let client_state = match delivery {
+                Delivery::WrongClientState => Some("forged-client-state".to_string()),
+                _ => s.client_state.clone(),
+            };
+            let body = json!({ "value": [{
+                "subscriptionId": s.id,
+                "subscriptionExpirationDateTime": s.expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "changeType": "updated",
+                "resource": format!("{}/{item}", s.resource),
+                "resourceData": { "@odata.type": "#Microsoft.Graph.Contact", "@odata.id": format!("{}/{item}", s.resource), "id": item },
+                "clientState": client_state,
+                "tenantId": "00000000-0000-0000-0000-0000000c0450",
+            }]});
+            let times = if delivery == Delivery::Duplicate { 2 } else { 1 };
+            for _ in 0..times {
+                let status = match http_client().post(&s.notification_url).json(&body).send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                statuses.push(status);
+            }
+        }
+        statuses
+    }
+
+    /// Sends a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+    /// `missed`) for subscription `id` to its lifecycle URL; returns the status.
+    pub async fn lifecycle(&self, id: &str, event: &str) -> u16 {
+        // Graph has removed the subscription when it says so.
+        let removed = event == "subscriptionRemoved";
+        let Some(s) =
+            self.with(|i| if removed { i.subscriptions.remove(id) } else { i.subscriptions.get(id).cloned() })
+        else {
+            return 0;
+        };
+        let Some(url) = s.lifecycle_url.clone() else { return 0 };
+        let body = json!({ "value": [{
+            "subscriptionId": s.id,
+            "subscriptionExpirationDateTime": s.expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "lifecycleEvent": event,
+            "clientState": s.client_state,
+            "tenantId": "00000000-0000-0000-0000-0000000c0450",
+        }]});
+        match http_client().post(&url).json(&body).send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// `drive/root/search(q='…')`: the OData string literal parsed as Graph does (a lone
+/// quote ends it: anything after is a syntax error); a file matches when its name (or
+/// its fake `content`) contains the term, case-insensitively. Records the terms searched.
+fn drive_search(i: &mut Inner, uri: &Uri, m: &str, _seg: &str) -> Response {
+    // The segment as sent, percent-decoded as a path segment (`&` and `+` are literal there).
+    let raw = uri.path().rsplit('/').next().unwrap_or_default();
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::new();
+    let mut k = 0;
+    while k < bytes.len() {
+        match (bytes[k], bytes.get(k + 1..k + 3)) {
+            (b'%', Some(h)) if std::str::from_utf8(h).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).is_some() => {
+                decoded.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
+                k += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                k += 1;
+            }
+        }
+    }
+    let seg = String::from_utf8_lossy(&decoded).into_owned();
+    let seg = seg.as_str();
+    let Some(inner) = seg.strip_prefix("search(q='").and_then(|r| r.strip_suffix("')")) else {
+        return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Syntax error in {seg}."));
+    };
+    // Inside the literal every quote must be doubled.
+    let mut term = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' && chars.next() != Some('\'') {
+            return error(StatusCode::BAD_REQUEST, "BadRequest", "Syntax error: unterminated string literal.");
+        }
+        term.push(c);
+    }
+    i.stats.searches.push((m.to_string(), term.clone()));
+    let needle = term.to_lowercase();
+    let q = Query { select: select_of(uri), ..Default::default() };
+    let top = query_pairs(uri).into_iter().find(|(k, _)| k == "$top").and_then(|(_, v)| v.parse().ok()).unwrap_or(200);
+    let value: Vec<Value> = i
+        .stores
+        .get(&format!("{m}/drive"))
+        .map(|s| {
+            s.items
+                .values()
+                .map(|(_, v)| v)
+                .filter(|v| {
+                    let has =
+                        |k: &str| v.get(k).and_then(Value::as_str).is_some_and(|t| t.to_lowercase().contains(&needle));
+                    has("name") || has("content")
+                })
+                .take(top)
+                .map(|v| select(v, &q))
+                .collect()
+        })
+        .unwrap_or_default();
+    json_response(json!({
+        "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#Collection(driveItem)"),
+        "value": value
+    }))
 }
