@@ -504,6 +504,7 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
             action: pb::DirectiveAction::Voicemail as i32,
             target: String::new(),
             by: "demo".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -550,6 +551,7 @@ async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
                 action: pb::DirectiveAction::Forward as i32,
                 target: "+49 30 901829".into(),
                 by: "demo".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
