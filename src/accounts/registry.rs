@@ -808,6 +808,10 @@ impl Runner for Registry {
             .collect()
     }
 
+    fn last_finished(&self, account: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.store.run_record(account).ok().flatten().and_then(|r| r.finished)
+    }
+
     /// Complete and partial syncs are successes for the scheduler: the account keeps
     /// its schedule, and only the failing collections back off (in the run record).
     async fn run(&self, account: &str) -> Result<(), String> {

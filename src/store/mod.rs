@@ -54,6 +54,7 @@ pub mod conformance;
 pub mod derive;
 mod index;
 pub(crate) mod keys;
+pub mod lease;
 pub mod sled;
 mod types;
 mod users;
@@ -69,6 +70,7 @@ pub use backend::{
 };
 pub use calls::CallStore;
 pub use index::IndexStore;
+pub use lease::{Fence, Lease, LeaseStore, LocalLeases};
 pub use types::*;
 pub use users::UserStore;
 pub use web_tokens::{StoredWebToken, TokenKind, WebTokenStore};
@@ -95,6 +97,10 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A commit under a sync lease that is no longer held ([`lease`]): another
+    /// replica took the account over; nothing of the batch was written.
+    #[error("the sync lease of account {account} (token {token}) is no longer held by {holder}: another replica has taken the account over")]
+    Fenced { account: String, holder: String, token: u64 },
     #[error("the data directory {path} is in use by another contactbridge process (stop it, or use its gRPC API)")]
     Locked { path: String },
 }

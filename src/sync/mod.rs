@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod indexer;
+pub mod lease;
 pub mod runtime;
 pub mod scheduler;
 mod sink;
