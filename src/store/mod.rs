@@ -46,6 +46,7 @@
 mod accounts;
 mod api_keys;
 mod backend;
+pub mod bus;
 mod calls;
 mod codec;
 mod compact;
@@ -68,6 +69,7 @@ pub use api_keys::{ApiKeyStore, Scope, StoredKey};
 pub use backend::{
     offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, UserDataExport,
 };
+pub use bus::{BusMessage, EventBus, LocalBus};
 pub use calls::CallStore;
 pub use index::IndexStore;
 pub use lease::{Fence, Lease, LeaseStore, LocalLeases};
