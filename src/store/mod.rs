@@ -57,6 +57,11 @@ mod index;
 pub(crate) mod keys;
 pub mod lease;
 pub mod sled;
+/// PostgreSQL's sync leases and event bus (to join the PostgreSQL backend's module when it lands).
+#[path = "postgres/bus.rs"]
+pub mod pg_bus;
+#[path = "postgres/lease.rs"]
+pub mod pg_lease;
 mod types;
 mod users;
 mod web_tokens;
