@@ -22,7 +22,8 @@
 //! `http_lookup`, `ldap` or `live` (`tests/layers.rs` fails if it does). The
 //! rest of the bridge holds the store as a trait object: [`Store`] for the
 //! lookup path, [`Backend`] for the whole of it, opened by [`open`] with the
-//! backend the configuration names (`[store] backend = "sled"`). A backend is
+//! backend the configuration names (`[store] backend = "sled"`, or
+//! `"postgres"` with a `[store.postgres]` table: [`postgres`]). A backend is
 //! a folder beside `sled/` implementing the traits; it must pass
 //! [`conformance`], the behaviour tests every backend runs.
 //!
@@ -54,11 +55,13 @@ pub mod conformance;
 pub mod derive;
 mod index;
 pub(crate) mod keys;
+pub mod postgres;
 pub mod sled;
 mod types;
 mod users;
 mod web_tokens;
 
+pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{SledStore, StoreOptions};
 /// Where a record lives; defined in [`crate::model`].
 pub use crate::model::RecordRef;
