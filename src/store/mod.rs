@@ -22,7 +22,8 @@
 //! `http_lookup`, `ldap` or `live` (`tests/layers.rs` fails if it does). The
 //! rest of the bridge holds the store as a trait object: [`Store`] for the
 //! lookup path, [`Backend`] for the whole of it, opened by [`open`] with the
-//! backend the configuration names (`[store] backend = "sled"`). A backend is
+//! backend the configuration names (`[store] backend = "sled"`, or
+//! `"postgres"` with a `[store.postgres]` table: [`postgres`]). A backend is
 //! a folder beside `sled/` implementing the traits; it must pass
 //! [`conformance`], the behaviour tests every backend runs.
 //!
@@ -56,16 +57,13 @@ pub mod derive;
 mod index;
 pub(crate) mod keys;
 pub mod lease;
+pub mod postgres;
 pub mod sled;
-/// PostgreSQL's sync leases and event bus (to join the PostgreSQL backend's module when it lands).
-#[path = "postgres/bus.rs"]
-pub mod pg_bus;
-#[path = "postgres/lease.rs"]
-pub mod pg_lease;
 mod types;
 mod users;
 mod web_tokens;
 
+pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{SledStore, StoreOptions};
 /// Where a record lives; defined in [`crate::model`].
 pub use crate::model::RecordRef;

@@ -22,6 +22,7 @@
 //! on a dropped connection it reconnects once, then logs the message as lost
 //! (the sender's own replica has delivered it locally already).
 
+use super::pg;
 use crate::store::bus::BUS_CAPACITY;
 use crate::store::{BusMessage, EventBus, Result, StoreError};
 use base64::Engine as _;
@@ -38,18 +39,6 @@ pub const INLINE_MAX: usize = 5_600;
 /// Messages waiting for the publisher thread before `publish` refuses more.
 const OUTGOING_MAX: usize = 4_096;
 
-/// The table for larger payloads (also a migration of the backend's schema; created here if missing).
-pub const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS bus_payloads (
-        id bigserial PRIMARY KEY,
-        at timestamptz NOT NULL DEFAULT now(),
-        payload bytea NOT NULL
-    );
-";
-
-fn pg(doing: &'static str, e: postgres::Error) -> StoreError {
-    StoreError::Backend { doing, cause: Box::new(e) }
-}
 
 /// The application name the bus's connections show in `pg_stat_activity`.
 pub const APPLICATION: &str = "contactbridge-bus";
@@ -79,17 +68,14 @@ impl Drop for PgBus {
 }
 
 impl PgBus {
-    /// Connects, creates the payload table if missing, and starts the listener thread.
+    /// Connects to the database of `url` (migrated by [`super::PgStore::open`]:
+    /// the `bus_payloads` table) and starts the listener and publisher threads.
     pub fn connect(url: &str, origin: impl Into<String>) -> Result<Self> {
         let origin = origin.into();
         if origin.contains('\n') {
             return Err(StoreError::Invalid("a replica id cannot contain a line break".into()));
         }
-        let publisher = crate::store::pg_lease::off_runtime(|| {
-            let mut c = connect(url).map_err(|e| pg("connecting the bus", e))?;
-            c.batch_execute(SCHEMA).map_err(|e| pg("creating the bus table", e))?;
-            Ok::<_, StoreError>(c)
-        })?;
+        let publisher = super::off_runtime(|| connect(url)).map_err(|e| pg("connecting the bus", e))?;
         let (outgoing, queue) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(OUTGOING_MAX);
         {
             let (origin, url) = (origin.clone(), url.to_string());
@@ -285,11 +271,12 @@ fn decode(client: &mut postgres::Client, text: &str) -> Result<Option<BusMessage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pg_lease::tests::test_url;
+    use crate::store::postgres::lease::tests::test_store;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_postgres_bus_passes_the_bus_conformance_with_a_payload_past_notifys_limit() {
-        let url = test_url();
+        let (db, _store) = test_store();
+        let url = db.url.clone();
         let (a, b) = (PgBus::connect(&url, "replica-a").unwrap(), PgBus::connect(&url, "replica-b").unwrap());
         crate::store::bus::conformance(&a, &b, 100_000).await;
         crate::store::bus::conformance(&b, &a, INLINE_MAX).await;
@@ -300,11 +287,12 @@ mod tests {
     /// what is published after it listens again arrives.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_listening_connection_reconnects() {
-        let url = test_url();
+        let (db, _store) = test_store();
+        let url = db.url.clone();
         let (a, b) = (PgBus::connect(&url, "replica-a").unwrap(), PgBus::connect(&url, "replica-b").unwrap());
         let mut on_b = b.subscribe();
         let before = b.listen_generation();
-        let killed = crate::store::pg_lease::off_runtime(|| {
+        let killed = crate::store::postgres::off_runtime(|| {
             let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
             admin
                 .execute(

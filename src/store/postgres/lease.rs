@@ -17,23 +17,13 @@
 //! finds the new token and fails). Cost: one indexed row update per renewal
 //! (every `ttl / 3` per syncing account) and one row read per change set.
 //!
-//! The lease store uses a connection of its own, so that renewals never wait
-//! behind a full pool.
+//! The lease store runs on the store's pool (a renewal every `ttl / 3` per
+//! syncing account; the pool's connect timeout, 5 s, is well inside a 30 s lease).
 
+use super::pg;
 use crate::store::{Lease, LeaseStore, Result, StoreError};
 use chrono::{DateTime, Utc};
-use std::sync::Mutex;
 use std::time::Duration;
-
-/// The table (also a migration of the backend's schema; created here if missing).
-pub const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS sync_leases (
-        account text PRIMARY KEY,
-        holder text,
-        token bigint NOT NULL,
-        expires timestamptz NOT NULL
-    );
-";
 
 /// Run inside a commit's transaction with (account, holder, token): returns a
 /// row only while that lease is held, and holds the row against a takeover
@@ -41,59 +31,32 @@ pub const SCHEMA: &str = "
 pub const FENCE_SQL: &str =
     "SELECT 1 FROM sync_leases WHERE account = $1 AND holder = $2 AND token = $3 AND expires > now() FOR SHARE";
 
-/// Runs synchronous client work where it may block: the `postgres` crate
-/// drives each connection with a runtime of its own, which must not start
-/// inside tokio's (to be replaced by the backend's own helper when it lands).
-pub(crate) fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        Ok(_) => std::thread::scope(|s| s.spawn(work).join().expect("store work panicked")),
-        Err(_) => work(),
-    }
-}
-
-fn pg(doing: &'static str, e: postgres::Error) -> StoreError {
-    StoreError::Backend { doing, cause: Box::new(e) }
-}
-
-/// Leases in PostgreSQL.
+/// Leases in PostgreSQL, on the store's pool (table `sync_leases`, created by the schema's migrations).
+#[derive(Clone)]
 pub struct PgLeases {
-    url: String,
-    client: Mutex<Option<postgres::Client>>,
+    store: super::PgStore,
 }
 
 impl PgLeases {
-    /// Connects (lazily again after a drop) and creates the table if missing.
-    pub fn connect(url: &str) -> Result<Self> {
-        let leases = Self { url: url.to_string(), client: Mutex::new(None) };
-        leases.with(|c| c.batch_execute(SCHEMA).map_err(|e| pg("creating the sync lease table", e)))?;
-        Ok(leases)
+    pub fn new(store: super::PgStore) -> Self {
+        Self { store }
     }
 
-    /// Runs `work` on the connection, reconnecting once if it was dropped.
-    fn with<T: Send>(&self, work: impl Fn(&mut postgres::Client) -> Result<T> + Send + Sync) -> Result<T> {
-        off_runtime(|| self.with_here(&work))
+    fn with<T: Send>(&self, work: impl FnOnce(&mut postgres::Client) -> Result<T> + Send) -> Result<T> {
+        self.store.with(|c| work(&mut c.client))
     }
+}
 
-    fn with_here<T>(&self, work: &(impl Fn(&mut postgres::Client) -> Result<T> + Sync)) -> Result<T> {
-        let mut guard = self.client.lock().expect("lease connection lock");
-        for attempt in 0..2 {
-            if guard.as_ref().is_none_or(|c| c.is_closed()) {
-                let client = postgres::Client::connect(&self.url, postgres::NoTls)
-                    .map_err(|e| pg("connecting for sync leases", e))?;
-                *guard = Some(client);
-            }
-            let client = guard.as_mut().expect("connected above");
-            match work(client) {
-                Err(e) if attempt == 0 && client.is_closed() => {
-                    tracing::warn!(error = %e, "the sync lease connection dropped; reconnecting");
-                    *guard = None;
-                }
-                other => return other,
-            }
-        }
-        unreachable!("the second attempt returns")
+/// Checks `fence` inside a commit's transaction: [`StoreError::Fenced`] when the lease is no longer the writer's.
+pub(crate) fn check_fence<C: postgres::GenericClient>(
+    s: &mut super::kv::Session<'_, C>,
+    fence: &crate::store::Fence,
+) -> Result<()> {
+    let held = s.query("checking the sync lease", FENCE_SQL, &[&fence.account, &fence.holder, &(fence.token as i64)])?;
+    if held.is_empty() {
+        return Err(StoreError::Fenced { account: fence.account.clone(), holder: fence.holder.clone(), token: fence.token });
     }
+    Ok(())
 }
 
 fn interval(ttl: Duration) -> f64 {
@@ -169,34 +132,39 @@ impl LeaseStore for PgLeases {
 pub(crate) mod tests {
     use super::*;
 
-    /// The test database's URL.
-    pub(crate) fn test_url() -> String {
-        std::env::var("CB_PG_URL").expect("CB_PG_URL: a PostgreSQL database for the tests")
+    use crate::store::postgres::testing::{shared_database, TestDatabase};
+    use crate::store::postgres::{PgOptions, PgStore};
+
+    /// A fresh database, migrated, and a store on it.
+    pub(crate) fn test_store() -> (TestDatabase, PgStore) {
+        let db = shared_database();
+        let store = PgStore::open(&PgOptions::new(db.url.clone()), std::path::Path::new("")).unwrap();
+        (db, store)
     }
 
     #[test]
     fn postgres_leases_pass_the_lease_conformance() {
-        let leases = PgLeases::connect(&test_url()).unwrap();
-        crate::store::lease::conformance(&leases, &format!("acc-{}", std::process::id()));
+        let (_db, store) = test_store();
+        crate::store::lease::conformance(&PgLeases::new(store), "acc-1");
     }
 
     /// A commit that checked its fence holds the lease row: a takeover waits
     /// for it, and after the takeover the old fence finds nothing.
     #[test]
     fn a_fenced_commit_and_a_takeover_cannot_interleave() {
-        let url = test_url();
-        let account = format!("fence-{}", std::process::id());
-        let leases = PgLeases::connect(&url).unwrap();
-        let old = leases.try_acquire(&account, "a", Duration::from_millis(200)).unwrap().unwrap();
+        let (db, store) = test_store();
+        let url = db.url.clone();
+        let account = "acc-1".to_string();
+        let leases = PgLeases::new(store.clone());
         let mut writer = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let mut tx = writer.transaction().unwrap();
+        let old = leases.try_acquire(&account, "a", Duration::from_millis(800)).unwrap().unwrap();
         let held = tx.query_opt(FENCE_SQL, &[&old.account, &old.holder, &(old.token as i64)]).unwrap();
         assert!(held.is_some(), "the holder's fence holds");
-        std::thread::sleep(Duration::from_millis(300)); // a's lease expires while its commit is open
-        let (url2, account2) = (url.clone(), account.clone());
+        std::thread::sleep(Duration::from_millis(1000)); // a's lease expires while its commit is open
+        let (b, account2) = (PgLeases::new(store), account.clone());
         let started = std::time::Instant::now();
         let takeover = std::thread::spawn(move || {
-            let b = PgLeases::connect(&url2).unwrap();
             (b.try_acquire(&account2, "b", Duration::from_secs(30)).unwrap(), started.elapsed())
         });
         std::thread::sleep(Duration::from_millis(300));
