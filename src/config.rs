@@ -289,6 +289,23 @@ pub struct SyncConfig {
     pub default_schedule: String,
     /// At most this many accounts sync at once.
     pub max_concurrent: usize,
+    /// With several replicas on one PostgreSQL database: how long an account's
+    /// sync lease holds without renewal (renewed every third of it), that is
+    /// how long a dead replica's syncs wait before another replica takes them
+    /// over (seconds, at least 1).
+    #[serde(default = "SyncConfig::default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl SyncConfig {
+    fn default_lease_secs() -> u64 {
+        30
+    }
+
+    /// [`SyncConfig::lease_secs`] as a duration.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_secs.max(1))
+    }
 }
 
 /// How the servers keep connections alive, and how long shutdown waits for them.
@@ -337,7 +354,11 @@ impl Default for Config {
                 tls_client_ca: None,
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
-            sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
+            sync: SyncConfig {
+                default_schedule: "0 */15 * * * *".into(),
+                max_concurrent: 4,
+                lease_secs: SyncConfig::default_lease_secs(),
+            },
             store: StoreConfig {
                 backend: crate::store::BackendKind::Sled,
                 postgres: None,

@@ -102,8 +102,18 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     println!("notification window on {web_base}");
-    let hub = CallHub::new(store.clone());
+    // Several replicas on one database: leases for the syncs, a bus for live events.
+    let replica = contactbridge::sync::lease::Leasing::replica_id();
+    let replication = store.replication(&replica).context("connecting to the other replicas")?;
+    let hub = match &replication {
+        Some(r) => CallHub::with_bus(store.clone(), r.bus.clone()),
+        None => CallHub::new(store.clone()),
+    };
     let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
+    if let Some(r) = &replication {
+        tracing::info!(replica = %replica, "serving as one of several replicas on the shared store");
+        web_state = web_state.with_bus(r.bus.clone());
+    }
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);
     }
@@ -122,15 +132,22 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }),
         ..options
     };
-    let scheduler = contactbridge::sync::scheduler::Scheduler::new(
+    let mut scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry,
         Arc::new(contactbridge::sync::scheduler::SystemClock),
         contactbridge::sync::scheduler::SchedulerOptions {
             max_concurrent: config.sync.max_concurrent,
             ..Default::default()
         },
-    )
-    .spawn_on(sync_runtime.handle());
+    );
+    if let Some(r) = &replication {
+        scheduler = scheduler.with_leasing(contactbridge::sync::lease::Leasing {
+            store: r.leases.clone(),
+            holder: replica.clone(),
+            ttl: config.sync.lease_ttl(),
+        });
+    }
+    let scheduler = scheduler.spawn_on(sync_runtime.handle());
     // Damage found in the index while serving: rebuild it now, not at the next cron time.
     let rebuild = tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(
         store.clone(),

@@ -31,6 +31,20 @@ pub trait Maintenance: Send + Sync {
     fn export_user_data(&self) -> UserDataExport;
     /// Replaces all user data of this running store with a backup's content.
     fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()>;
+    /// For a store several replicas share (PostgreSQL): the sync leases and
+    /// the event bus of replica `replica`. `None` (sled): one process holds
+    /// the store, nothing to coordinate.
+    fn replication(&self, replica: &str) -> Result<Option<Replication>> {
+        let _ = replica;
+        Ok(None)
+    }
+}
+
+/// What replicas sharing one store coordinate through ([`Maintenance::replication`]).
+#[derive(Clone)]
+pub struct Replication {
+    pub leases: Arc<dyn super::LeaseStore>,
+    pub bus: Arc<dyn super::EventBus>,
 }
 
 /// What `backup` could read.

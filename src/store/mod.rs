@@ -70,7 +70,7 @@ pub use crate::model::RecordRef;
 pub use accounts::{AccountStore, CollectionBackoff, RegistryStore, RunRecord};
 pub use api_keys::{ApiKeyStore, Scope, StoredKey};
 pub use backend::{
-    offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, UserDataExport,
+    offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, Replication, UserDataExport,
 };
 pub use bus::{BusMessage, EventBus, LocalBus};
 pub use calls::CallStore;

@@ -25,6 +25,14 @@ impl Maintenance for PgStore {
         &self.inner.dir
     }
 
+    /// Leases in `sync_leases` on this pool; the bus on connections of its own.
+    fn replication(&self, replica: &str) -> Result<Option<crate::store::Replication>> {
+        Ok(Some(crate::store::Replication {
+            leases: std::sync::Arc::new(super::lease::PgLeases::new(self.clone())),
+            bus: std::sync::Arc::new(super::bus::PgBus::connect(&self.inner.connect_url, replica)?),
+        }))
+    }
+
     /// Every commit is durable when it returns (the server's `synchronous_commit`).
     fn flush(&self) -> Result<()> {
         Ok(())

@@ -163,6 +163,8 @@ struct Inner {
     pool: Option<r2d2::Pool<kv::Manager>>,
     dir: PathBuf,
     url: String,
+    /// The URL as configured (with its password), for the bus's own connections.
+    connect_url: String,
 }
 
 impl Drop for Inner {
@@ -193,7 +195,7 @@ impl PgStore {
             doing: "connecting to PostgreSQL",
             cause: format!("{url}: {}", kv::describe_pool_error(&e)).into(),
         })?;
-        let store = Self { inner: Arc::new(Inner { pool: Some(pool), dir: dir.to_path_buf(), url: url.clone() }) };
+        let store = Self { inner: Arc::new(Inner { pool: Some(pool), dir: dir.to_path_buf(), url: url.clone(), connect_url: options.url.clone() }) };
         store.with(|c| schema::migrate(c))?;
         tracing::info!(url = %url, pool_size = options.pool_size, "PostgreSQL store open");
         Ok(store)
