@@ -217,31 +217,28 @@ fn listen(
     }
 }
 
-/// Receives until the connection fails or `stop`.
+/// Receives until the connection fails or `stop`: each notification is
+/// passed on as it arrives; every quarter second without one, `stop` is
+/// checked and the connection is probed.
 fn receive(client: &mut postgres::Client, tx: &broadcast::Sender<Arc<BusMessage>>, stop: &AtomicBool) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
-        let batch: Vec<postgres::Notification> = client
+        let next = client
             .notifications()
             .timeout_iter(Duration::from_millis(250))
-            .collect()
+            .next()
             .map_err(|e| pg("listening on the bus", e))?;
-        if batch.is_empty() && client.is_closed() {
-            return Err(StoreError::Backend { doing: "listening on the bus", cause: "connection closed".into() });
-        }
-        for n in batch {
-            match decode(client, n.payload()) {
-                Ok(Some(m)) => {
-                    let _ = tx.send(Arc::new(m));
-                }
-                Ok(None) => tracing::warn!("an undecodable bus notification was dropped"),
-                Err(e) => tracing::warn!(error = %e, "a bus payload could not be read"),
+        let Some(n) = next else {
+            // Quiet: a dropped connection shows only when something is sent on it.
+            client.simple_query("").map_err(|e| pg("checking the bus connection", e))?;
+            continue;
+        };
+        match decode(client, n.payload()) {
+            Ok(Some(m)) => {
+                let _ = tx.send(Arc::new(m));
             }
+            Ok(None) => tracing::warn!("an undecodable bus notification was dropped"),
+            Err(e) => tracing::warn!(error = %e, "a bus payload could not be read"),
         }
-        // A dropped connection shows on the next poll; check it now too (no notification: no error).
-        if client.is_closed() {
-            return Err(StoreError::Backend { doing: "listening on the bus", cause: "connection closed".into() });
-        }
-        let _ = client.simple_query("").map_err(|e| pg("checking the bus connection", e))?;
     }
     Ok(())
 }
