@@ -397,8 +397,8 @@ fn main() -> anyhow::Result<()> {
             None,
             ServerOptions::default(),
         )
-            .await
-            .context("starting the server")
+        .await
+        .context("starting the server")
     })?;
     let addr = server.addr;
 
@@ -486,7 +486,8 @@ async fn during_sync(
         SyncOn::Serving => serving.clone(),
     };
     let registry = Arc::new(
-        Registry::open(store.clone() as Arc<dyn contactbridge::store::RegistryStore>, config)?.with_sync_runtime(runtime),
+        Registry::open(store.clone() as Arc<dyn contactbridge::store::RegistryStore>, config)?
+            .with_sync_runtime(runtime),
     );
     registry.add(AccountSpec::new("bulk", owner.id.clone(), SourceKind::Files { path: folder.path().into() }))?;
 

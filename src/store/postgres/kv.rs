@@ -222,6 +222,32 @@ impl<C: GenericClient> Session<'_, C> {
         Ok(out)
     }
 
+    /// The record entries that index keys in `[lo, hi)` point to, in one round trip: the
+    /// entry's key is `entry_prefix` followed by the index key's bytes from `tail` on (0-based),
+    /// in index-key order or reversed, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn entries_via(
+        &mut self,
+        doing: &'static str,
+        lo: &[u8],
+        hi: &[u8],
+        entry_prefix: &[u8],
+        tail: usize,
+        reverse: bool,
+        limit: i64,
+    ) -> Result<Rows> {
+        let from = i32::try_from(tail + 1).unwrap_or(i32::MAX);
+        let sql = if reverse {
+            "SELECT e.k, e.v FROM index_kv p JOIN index_kv e ON e.k = $3 || substring(p.k from $4) \
+             WHERE p.k >= $1 AND p.k < $2 ORDER BY p.k DESC LIMIT $5"
+        } else {
+            "SELECT e.k, e.v FROM index_kv p JOIN index_kv e ON e.k = $3 || substring(p.k from $4) \
+             WHERE p.k >= $1 AND p.k < $2 ORDER BY p.k LIMIT $5"
+        };
+        let rows = self.query(doing, sql, &[&lo, &hi, &entry_prefix, &from, &limit])?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&mut self, t: Table, doing: &'static str, prefix: &[u8]) -> Result<Rows> {
         let end = prefix_end(prefix);
