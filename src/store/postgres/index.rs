@@ -341,8 +341,15 @@ impl IndexStore for PgStore {
         let long = bounds(b'T', Duration::days(MAX_OCCURRENCE_DAYS));
         self.with(|c| {
             let mut s = c.session();
-            let mut found = s.range(T, "reading the calendar", &short.0, Some(&short.1), false, None)?;
-            found.extend(s.range(T, "reading the calendar", &long.0, Some(&long.1), false, None)?);
+            let found: Vec<(Vec<u8>, Vec<u8>)> = s
+                .query(
+                    "reading the calendar",
+                    "SELECT k, v FROM index_kv WHERE (k >= $1 AND k < $2) OR (k >= $3 AND k < $4)",
+                    &[&short.0, &short.1, &long.0, &long.1],
+                )?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
             let mut spans = Vec::new();
             for (k, v) in found {
                 let mut value = v.split(|b| *b == 0);
@@ -377,18 +384,19 @@ impl IndexStore for PgStore {
 
     fn out_of_office(&self, user: &UserId) -> Result<Vec<OutOfOffice>> {
         let pre = prefix(b'o', &[keys::user(user)]);
-        self.with(|c| {
-            let mut s = c.session();
-            let refs: Vec<RecordRef> =
-                s.scan_prefix(T, "reading out-of-office", &pre)?.iter().filter_map(|(k, _)| tail_ref(k)).collect();
-            Ok(records_at(&mut s, user, &refs)?
-                .into_iter()
-                .filter_map(|(_, r, _)| match r {
-                    Record::OutOfOffice(o) => Some(o),
-                    _ => None,
-                })
-                .collect())
-        })
+        let hi = prefix_end(&pre).expect("a prefix ends with a separator");
+        let entries = prefix(b'r', &[keys::user(user)]);
+        let rows = self.with(|c| {
+            c.session().entries_via("reading out-of-office", &pre, &hi, &entries, pre.len(), false, i64::MAX)
+        })?;
+        let mut out = Vec::new();
+        for (k, v) in rows {
+            let Some(at) = tail_ref(&k) else { continue };
+            if let Record::OutOfOffice(o) = entry::read(&v, &at.id)?.record {
+                out.push(o);
+            }
+        }
+        Ok(out)
     }
 
     fn mail_with(&self, user: &UserId, email: &str, window: TimeWindow, limit: usize) -> Result<Vec<MailMessage>> {
@@ -427,18 +435,20 @@ impl IndexStore for PgStore {
 
 impl PgStore {
     fn contacts_under(&self, user: &UserId, pre: Vec<u8>) -> Result<Vec<StoredContact>> {
-        self.with(|c| {
-            let mut s = c.session();
-            let refs: Vec<RecordRef> =
-                s.scan_prefix(T, "looking up contacts", &pre)?.iter().filter_map(|(k, _)| tail_ref(k)).collect();
-            Ok(records_at(&mut s, user, &refs)?
-                .into_iter()
-                .filter_map(|(at, record, handling_code)| match record {
-                    Record::Contact(contact) => Some(StoredContact { at, contact, handling_code }),
-                    _ => None,
-                })
-                .collect())
-        })
+        let hi = prefix_end(&pre).expect("a prefix ends with a separator");
+        let entries = prefix(b'r', &[keys::user(user)]);
+        let rows = self.with(|c| {
+            c.session().entries_via("looking up contacts", &pre, &hi, &entries, pre.len(), false, i64::MAX)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let Some(at) = tail_ref(&k) else { continue };
+            let read = entry::read(&v, &at.id)?;
+            if let Record::Contact(contact) = read.record {
+                out.push(StoredContact { at, contact, handling_code: read.code });
+            }
+        }
+        Ok(out)
     }
 
     /// Records under a prefix whose next key part is a time, newest first in `window`, up to `limit` refs.
@@ -455,22 +465,18 @@ impl PgStore {
         }
         let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
         let hi = [pre.as_slice(), keys::time(window.to).as_bytes()].concat();
-        self.with(|c| {
-            let mut s = c.session();
-            let mut seen = HashSet::new();
-            let mut refs = Vec::new();
-            // A ref appears once per key; a few more keys than refs are read at most.
-            for (k, _) in s.range(T, "scanning the index", &lo, Some(&hi), true, None)? {
-                let Some(r) = tail_ref(&k) else { continue };
-                if seen.insert(r.clone()) {
-                    refs.push(r);
-                    if refs.len() >= limit {
-                        break;
-                    }
-                }
-            }
-            Ok(records_at(&mut s, user, &refs)?.into_iter().filter_map(|(_, r, _)| pick(r)).collect())
-        })
+        // Each record has one key under such a prefix (its date): no ref repeats.
+        let entries = prefix(b'r', &[keys::user(user)]);
+        let tail = pre.len() + keys::time(window.from).len() + 1;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows =
+            self.with(|c| c.session().entries_via("scanning the index", &lo, &hi, &entries, tail, true, limit))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let Some(at) = tail_ref(&k) else { continue };
+            out.extend(pick(entry::read(&v, &at.id)?.record));
+        }
+        Ok(out)
     }
 }
 

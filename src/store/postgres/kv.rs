@@ -57,13 +57,27 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// r2d2 logs connection errors itself by default; they come back to the caller here instead.
-#[derive(Debug)]
-pub(crate) struct QuietErrors;
+/// r2d2 logs connection errors itself by default, and its own error says only
+/// "timed out waiting for connection": the last connection error is kept here
+/// for the caller's error instead.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LastError(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
 
-impl r2d2::HandleError<postgres::Error> for QuietErrors {
+impl r2d2::HandleError<postgres::Error> for LastError {
     fn handle_error(&self, error: postgres::Error) {
-        tracing::debug!(error = %describe(&error), "PostgreSQL connection attempt failed");
+        let text = describe(&error);
+        tracing::debug!(error = %text, "PostgreSQL connection attempt failed");
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+}
+
+impl LastError {
+    /// r2d2's error with the connection error behind it.
+    pub fn describe(&self, e: &r2d2::Error) -> String {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(last) => format!("{e}: {last}"),
+            None => e.to_string(),
+        }
     }
 }
 
@@ -85,11 +99,6 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
             s
         }
     }
-}
-
-/// r2d2's error carries the last connection error as text.
-pub(crate) fn describe_pool_error(e: &r2d2::Error) -> String {
-    e.to_string()
 }
 
 /// A client (the connection, or a transaction on it) with the connection's statement cache.
@@ -211,6 +220,32 @@ impl<C: GenericClient> Session<'_, C> {
             out.reverse();
         }
         Ok(out)
+    }
+
+    /// The record entries that index keys in `[lo, hi)` point to, in one round trip: the
+    /// entry's key is `entry_prefix` followed by the index key's bytes from `tail` on (0-based),
+    /// in index-key order or reversed, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn entries_via(
+        &mut self,
+        doing: &'static str,
+        lo: &[u8],
+        hi: &[u8],
+        entry_prefix: &[u8],
+        tail: usize,
+        reverse: bool,
+        limit: i64,
+    ) -> Result<Rows> {
+        let from = i32::try_from(tail + 1).unwrap_or(i32::MAX);
+        let sql = if reverse {
+            "SELECT e.k, e.v FROM index_kv p JOIN index_kv e ON e.k = $3 || substring(p.k from $4) \
+             WHERE p.k >= $1 AND p.k < $2 ORDER BY p.k DESC LIMIT $5"
+        } else {
+            "SELECT e.k, e.v FROM index_kv p JOIN index_kv e ON e.k = $3 || substring(p.k from $4) \
+             WHERE p.k >= $1 AND p.k < $2 ORDER BY p.k LIMIT $5"
+        };
+        let rows = self.query(doing, sql, &[&lo, &hi, &entry_prefix, &from, &limit])?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Every entry whose key starts with `prefix`, in key order.

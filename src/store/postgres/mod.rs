@@ -161,6 +161,8 @@ pub struct PgStore {
 struct Inner {
     /// `Some` until dropped (the pool's connections are closed off the runtime).
     pool: Option<r2d2::Pool<kv::Manager>>,
+    /// The pool's last connection error, for the next failure to take a connection.
+    last_error: kv::LastError,
     dir: PathBuf,
     url: String,
     /// The URL as configured (with its password), for the bus's own connections.
@@ -179,23 +181,37 @@ impl PgStore {
     /// `dir` is the data directory (kept for [`crate::store::Maintenance::dir`]).
     pub fn open(options: &PgOptions, dir: &Path) -> Result<Self> {
         let url = redact_url(&options.url);
-        let config: postgres::Config = options.url.parse().map_err(|e: postgres::Error| {
+        let mut config: postgres::Config = options.url.parse().map_err(|e: postgres::Error| {
             StoreError::Invalid(format!("[store.postgres] url {url} is not a PostgreSQL connection URL: {e}"))
         })?;
+        config.connect_timeout(options.connect_timeout);
         let manager = kv::Manager::new(config);
+        let unreachable = |cause: String| StoreError::Backend {
+            doing: "connecting to PostgreSQL",
+            cause: format!("{url}: {cause}").into(),
+        };
+        // One connection first, for the server's own answer (refused, unknown host, wrong password).
+        off_runtime(|| r2d2::ManageConnection::connect(&manager).map(drop))
+            .map_err(|e| unreachable(kv::describe(&e)))?;
+        let last_error = kv::LastError::default();
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
                 .max_size(options.pool_size.max(1))
                 .min_idle(Some(1))
                 .connection_timeout(options.connect_timeout)
-                .error_handler(Box::new(kv::QuietErrors))
+                .error_handler(Box::new(last_error.clone()))
                 .build(manager)
         })
-        .map_err(|e| StoreError::Backend {
-            doing: "connecting to PostgreSQL",
-            cause: format!("{url}: {}", kv::describe_pool_error(&e)).into(),
-        })?;
-        let store = Self { inner: Arc::new(Inner { pool: Some(pool), dir: dir.to_path_buf(), url: url.clone(), connect_url: options.url.clone() }) };
+        .map_err(|e| unreachable(last_error.describe(&e)))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool: Some(pool),
+                last_error,
+                dir: dir.to_path_buf(),
+                url: url.clone(),
+                connect_url: options.url.clone(),
+            }),
+        };
         store.with(|c| schema::migrate(c))?;
         tracing::info!(url = %url, pool_size = options.pool_size, "PostgreSQL store open");
         Ok(store)
@@ -212,7 +228,7 @@ impl PgStore {
             let pool = self.inner.pool.as_ref().expect("the pool lives as long as the store");
             let mut conn = pool.get().map_err(|e| StoreError::Backend {
                 doing: "taking a PostgreSQL connection",
-                cause: format!("{}: {}", self.inner.url, kv::describe_pool_error(&e)).into(),
+                cause: format!("{}: {}", self.inner.url, self.inner.last_error.describe(&e)).into(),
             })?;
             f(&mut conn)
         })
