@@ -244,6 +244,12 @@ pub struct PostgresConfig {
     /// Connections each replica keeps open to the server.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// A read-only hot standby of the database (streaming replication): lookups
+    /// (ResolveCall, GetCallerContext) read the index and user data there; writes
+    /// and call records stay on `url`. See docs in `store::split` for what a
+    /// lookup sees during replication lag.
+    #[serde(default)]
+    pub standby_url: Option<String>,
 }
 
 fn default_pool_size() -> u32 {
@@ -255,6 +261,7 @@ impl std::fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("url", &crate::store::postgres::redact_url(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("standby_url", &self.standby_url.as_deref().map(crate::store::postgres::redact_url))
             .finish()
     }
 }
@@ -276,6 +283,7 @@ impl StoreConfig {
             sled: self.options(),
             postgres: self.postgres.as_ref().map(|p| crate::store::PgOptions {
                 pool_size: p.pool_size,
+                standby_url: p.standby_url.clone(),
                 ..crate::store::PgOptions::new(p.url.clone())
             }),
         }

@@ -461,3 +461,101 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     blocking(|| std::thread::sleep(Duration::from_secs(LEASE_SECS + 1)));
     assert_eq!(blocking(|| contacts(&store)), expected("v2"), "a stale replica overwrote the newer sync");
 }
+
+/// Lookups from a real streaming standby (`pg_basebackup -R`), writes to the
+/// primary: with replay paused (replication lag), a lookup answers from the
+/// state before the lag, and the call it records still lands on the primary;
+/// once replay resumes, the lookup sees the change. The standby refuses writes.
+#[test]
+fn lookups_read_a_hot_standby_and_see_the_primary_as_it_was_during_lag() {
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::postgres::testing::PgServer;
+    use contactbridge::store::{CallStore, Store, UserStore};
+    let primary = PgServer::start();
+    let db = primary.create_database();
+    let first = PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap(); // schema before the copy
+    drop(first);
+    let standby = primary.start_standby();
+    let options = PgOptions { standby_url: Some(standby.url(&db.name)), ..PgOptions::new(db.url.clone()) };
+    let store = PgStore::open(&options, Path::new("")).unwrap();
+    let view: Arc<dyn Store> = Arc::new(store.lookup_view().expect("a standby is configured"));
+    let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
+    dana.called_numbers = vec![DID.into()];
+    dana.region = Some("DE".into());
+    user::put_profile(&store, &dana).unwrap();
+    let book = |version: &str, cards: usize| contactbridge::store::IndexBatch {
+        scope: contactbridge::store::CollectionScope {
+            user: dana.id.clone(),
+            account: ACCOUNT.into(),
+            collection: "book".into(),
+        },
+        upserts: (0..cards)
+            .map(|i| {
+                contactbridge::sync::Indexer::default().index(contactbridge::connector::Record::Contact(
+                    contactbridge::connector::Contact {
+                        id: contactbridge::connector::RecordId::new(format!("card-{i}")),
+                        display_name: name(i, version),
+                        phones: vec![contactbridge::connector::PhoneNumber {
+                            raw: phone(i),
+                            kind: contactbridge::connector::PhoneKind::Mobile,
+                            extension: None,
+                        }],
+                        ..Default::default()
+                    },
+                ))
+            })
+            .collect(),
+        deletions: vec![],
+        retained: vec![],
+        rejected: vec![],
+        checkpoint: Some(contactbridge::connector::Checkpoint::new(version.as_bytes())),
+        snapshot: None,
+        at: chrono::Utc::now(),
+    };
+    store.apply(&book("v1", 2)).unwrap();
+    let resolver = Resolver::new(view.clone());
+    let ask = |cli: &str| {
+        resolver.resolve(&CallQuery { called: DID.into(), cli: cli.into(), tsps_call_id: None, at: chrono::Utc::now() })
+    };
+    let names = |d: &contactbridge::resolve::Decision| {
+        d.candidates.iter().map(|c| c.stored.contact.best_name()).collect::<Vec<_>>()
+    };
+    // Replicated: the standby answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        match ask(&phone(1)) {
+            Ok(d) if names(&d) == [name(1, "v1")] => break d,
+            other => assert!(Instant::now() < deadline, "the standby never caught up: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(view.call(&d.call_id).unwrap().is_some(), "the call was recorded on the primary");
+
+    // Lag: replay paused on the standby; the primary moves on.
+    let mut on_standby = postgres::Client::connect(&standby.url(&db.name), postgres::NoTls).unwrap();
+    on_standby.execute("SELECT pg_wal_replay_pause()", &[]).unwrap();
+    store.apply(&book("v2", 3)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let during = ask(&phone(1)).unwrap();
+    assert_eq!(names(&during), [name(1, "v1")], "the lookup reads the standby as it was before the lag");
+    assert!(names(&ask(&phone(2)).unwrap()).is_empty(), "a contact synced during the lag is not seen yet");
+    assert!(store.call(&during.call_id).unwrap().is_some(), "the call is recorded on the primary during the lag");
+    let on_primary = Resolver::new(Arc::new(store.clone()) as Arc<dyn Store>)
+        .decide_for(&dana, &CallQuery { called: DID.into(), cli: phone(2), tsps_call_id: None, at: chrono::Utc::now() })
+        .unwrap();
+    assert_eq!(names(&on_primary), [name(2, "v2")], "the primary has it");
+
+    // Replay resumes: the lookup sees the primary's state.
+    on_standby.execute("SELECT pg_wal_replay_resume()", &[]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while names(&ask(&phone(2)).unwrap()) != [name(2, "v2")] {
+        assert!(Instant::now() < deadline, "the standby did not catch up after replay resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(names(&ask(&phone(1)).unwrap()), [name(1, "v2")]);
+
+    // The standby itself is read-only.
+    let standby_store = PgStore::open(&PgOptions::new(standby.url(&db.name)), Path::new(""));
+    let refused = standby_store.and_then(|s| s.put_profile(&dana, &[]).map(|_| s));
+    assert!(refused.is_err(), "the standby accepted a write");
+}

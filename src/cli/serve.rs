@@ -92,7 +92,15 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             client_ca: config.grpc.tls_client_ca.clone(),
         }),
     };
-    let options = ServerOptions { tls: grpc_tls, connections: config.connections.clone(), ..ServerOptions::default() };
+    // Lookups from a hot standby, if configured (src/store/split.rs).
+    let lookups = store.lookup_view();
+    let lookup_store: Arc<dyn contactbridge::store::Store> = lookups.clone().unwrap_or_else(|| store.clone());
+    let options = ServerOptions {
+        tls: grpc_tls,
+        connections: config.connections.clone(),
+        lookups: lookups.clone().map(contactbridge::api::LookupStore),
+        ..ServerOptions::default()
+    };
     let web_tls = match config.web.tls().map_err(anyhow::Error::msg)? {
         Some((cert, key)) => {
             Some(contactbridge::web::tls::server_config(cert, key).context("TLS for the web listener")?)
@@ -183,7 +191,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
             println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
             Some(tokio::spawn(contactbridge::http_lookup::serve(
-                contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone()),
+                contactbridge::http_lookup::LookupState::new(lookup_store.clone(), store.clone(), hub.clone()),
                 l,
                 stopped(&stop),
             )))
@@ -192,7 +200,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let ldap = match config.ldap.listen {
         Some(addr) => {
-            let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), config.ldap.size_limit);
+            let mut state = contactbridge::ldap::LdapState::new(lookup_store.clone(), store.clone(), config.ldap.size_limit);
             if let (Some(cert), Some(key)) = (&config.ldap.tls_cert, &config.ldap.tls_key) {
                 state = state.with_tls(cert, key)?;
             }

@@ -38,6 +38,11 @@ pub trait Maintenance: Send + Sync {
         let _ = replica;
         Ok(None)
     }
+    /// The store the lookup path runs on when it differs from this one (reads
+    /// from a hot standby: [`super::split`]).
+    fn lookup_view(&self) -> Option<Arc<dyn super::Store>> {
+        None
+    }
 }
 
 /// What replicas sharing one store coordinate through ([`Maintenance::replication`]).

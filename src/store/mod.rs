@@ -59,6 +59,7 @@ pub(crate) mod keys;
 pub mod lease;
 pub mod postgres;
 pub mod sled;
+pub mod split;
 mod types;
 mod users;
 mod web_tokens;

@@ -25,6 +25,10 @@ impl Maintenance for PgStore {
         &self.inner.dir
     }
 
+    fn lookup_view(&self) -> Option<std::sync::Arc<dyn crate::store::Store>> {
+        PgStore::lookup_view(self).map(|v| std::sync::Arc::new(v) as std::sync::Arc<dyn crate::store::Store>)
+    }
+
     /// Leases in `sync_leases` on this pool; the bus on connections of its own.
     fn replication(&self, replica: &str) -> Result<Option<crate::store::Replication>> {
         Ok(Some(crate::store::Replication {

@@ -79,13 +79,16 @@ pub struct PgOptions {
     pub pool_size: u32,
     /// How long opening (and taking a connection) waits for the server.
     pub connect_timeout: Duration,
+    /// A read-only hot standby of the same database for lookups
+    /// ([`crate::store::split`]); `None`: lookups read the primary.
+    pub standby_url: Option<String>,
 }
 
 impl PgOptions {
     pub const DEFAULT_POOL_SIZE: u32 = 8;
 
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), pool_size: Self::DEFAULT_POOL_SIZE, connect_timeout: Duration::from_secs(5) }
+        Self { url: url.into(), pool_size: Self::DEFAULT_POOL_SIZE, connect_timeout: Duration::from_secs(5), standby_url: None }
     }
 }
 
@@ -95,6 +98,7 @@ impl std::fmt::Debug for PgOptions {
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("standby_url", &self.standby_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -167,6 +171,8 @@ struct Inner {
     url: String,
     /// The URL as configured (with its password), for the bus's own connections.
     connect_url: String,
+    /// The read-only standby lookups read from, if configured.
+    standby: Option<PgStore>,
 }
 
 impl Drop for Inner {
@@ -180,6 +186,25 @@ impl PgStore {
     /// Connects, applies the schema migrations not yet applied, and returns the store.
     /// `dir` is the data directory (kept for [`crate::store::Maintenance::dir`]).
     pub fn open(options: &PgOptions, dir: &Path) -> Result<Self> {
+        let mut store = Self::connect(options, dir)?;
+        store.with(|c| schema::migrate(c))?;
+        if let Some(standby) = &options.standby_url {
+            let standby = Self::connect(&PgOptions { url: standby.clone(), standby_url: None, ..options.clone() }, dir)?;
+            tracing::info!(url = %standby.url(), "lookups read from the hot standby");
+            Arc::get_mut(&mut store.inner).expect("not shared yet").standby = Some(standby);
+        }
+        tracing::info!(url = %store.url(), pool_size = options.pool_size, "PostgreSQL store open");
+        Ok(store)
+    }
+
+    /// The primary with its standby as the lookup path's store ([`crate::store::split`]), if a standby is configured.
+    pub fn lookup_view(&self) -> Option<crate::store::split::ReadSplit> {
+        let standby = self.inner.standby.clone()?;
+        Some(crate::store::split::ReadSplit { primary: Arc::new(self.clone()), standby: Arc::new(standby) })
+    }
+
+    /// Connects without touching the schema (a read-only standby cannot be migrated).
+    fn connect(options: &PgOptions, dir: &Path) -> Result<Self> {
         let url = redact_url(&options.url);
         let mut config: postgres::Config = options.url.parse().map_err(|e: postgres::Error| {
             StoreError::Invalid(format!("[store.postgres] url {url} is not a PostgreSQL connection URL: {e}"))
@@ -210,10 +235,9 @@ impl PgStore {
                 dir: dir.to_path_buf(),
                 url: url.clone(),
                 connect_url: options.url.clone(),
+                standby: None,
             }),
         };
-        store.with(|c| schema::migrate(c))?;
-        tracing::info!(url = %url, pool_size = options.pool_size, "PostgreSQL store open");
         Ok(store)
     }
 

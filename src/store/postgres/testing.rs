@@ -153,6 +153,31 @@ impl PgServer {
         run(c, "pg_ctl start");
     }
 
+    /// A hot standby of this server: `pg_basebackup -R` (streaming
+    /// replication, read-only queries allowed), started on a port of its own;
+    /// stopped and removed on drop. Databases created after this do not reach
+    /// it unless replication streams them (it does: the whole cluster replicates).
+    pub fn start_standby(&self) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "cb-pg-standby-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        hand_over(&root);
+        let mut c = as_server_user(&bin_dir().join("pg_basebackup"));
+        c.arg("-D")
+            .arg(root.join("data"))
+            .args(["-R", "-X", "stream", "--no-sync", "-d"])
+            .arg(format!("host=127.0.0.1 port={} user=postgres password=cbtest-password", self.port()));
+        run(c, "pg_basebackup");
+        let standby = Self { root, port: AtomicU16::new(0), owned: true };
+        standby.start_again();
+        standby
+    }
+
     /// Stops the server (fast shutdown: connections are closed).
     pub fn stop(&self) {
         let mut c = as_server_user(&bin_dir().join("pg_ctl"));
