@@ -54,8 +54,11 @@ async fn main() {
     let rate = args.get(1).copied().unwrap_or(200) as u32;
     let server = tokio::task::block_in_place(PgServer::start);
     let db = tokio::task::block_in_place(|| server.create_database());
-    let _store = tokio::task::block_in_place(|| PgStore::open(&PgOptions::new(db.url.clone()), std::path::Path::new("")).unwrap());
-    let (pa, pb) = tokio::task::block_in_place(|| (PgBus::connect(&db.url, "a").unwrap(), PgBus::connect(&db.url, "b").unwrap()));
+    let _store = tokio::task::block_in_place(|| {
+        PgStore::open(&PgOptions::new(db.url.clone()), std::path::Path::new("")).unwrap()
+    });
+    let (pa, pb) =
+        tokio::task::block_in_place(|| (PgBus::connect(&db.url, "a").unwrap(), PgBus::connect(&db.url, "b").unwrap()));
     let la = LocalBus::new("a");
     let lb = la.replica("b");
     println!("{n} messages at {rate}/s each, one at a time");

@@ -290,7 +290,8 @@ fn contacts(store: &PgStore) -> Vec<(String, String)> {
 }
 
 fn expected(version: &str) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = (0..CARDS).map(|i| (format!("/{DAV_USER}/book/card-{i}.vcf"), name(i, version))).collect();
+    let mut v: Vec<(String, String)> =
+        (0..CARDS).map(|i| (format!("/{DAV_USER}/book/card-{i}.vcf"), name(i, version))).collect();
     v.sort();
     v
 }
@@ -356,7 +357,12 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
     let killed_at = Instant::now();
     let logs: Vec<PathBuf> = replicas.iter().map(|r| r.log.clone()).chain([dead.log.clone()]).collect();
     blocking(|| {
-        wait_for("another replica to finish the sync", 60, || contacts(&store) == expected("v1"), || diagnose(&store, &logs))
+        wait_for(
+            "another replica to finish the sync",
+            60,
+            || contacts(&store) == expected("v1"),
+            || diagnose(&store, &logs),
+        )
     });
     let took = killed_at.elapsed();
     let holder_logs: Vec<String> = replicas.iter().map(|r| read(&r.log)).collect();
@@ -364,7 +370,9 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
         holder_logs.iter().any(|l| l.contains("scheduled sync starting")),
         "no surviving replica synced: {holder_logs:?}"
     );
-    eprintln!("killed with {before}/{CARDS} cards committed; the book was complete {took:?} later (lease {LEASE_SECS} s)");
+    eprintln!(
+        "killed with {before}/{CARDS} cards committed; the book was complete {took:?} later (lease {LEASE_SECS} s)"
+    );
     let status = blocking(|| store.collection_states(&UserId::parse("acme.dana").unwrap(), ACCOUNT).unwrap());
     assert!(status.iter().all(|(_, s)| s.last_error.is_none() && s.open_snapshot.is_none()), "{status:?}");
 
@@ -390,8 +398,22 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
 
     // A directive sent through replica A reaches the tenant's stream on replica B, and no other tenant's.
     let (a, b) = (&replicas[0], &replicas[1]);
-    let mut acme_on_b = b.client(ACME_KEY).await.calls.watch_directives(pb::WatchDirectivesRequest::default()).await.unwrap().into_inner();
-    let mut globex_on_b = b.client(GLOBEX_KEY).await.calls.watch_directives(pb::WatchDirectivesRequest::default()).await.unwrap().into_inner();
+    let mut acme_on_b = b
+        .client(ACME_KEY)
+        .await
+        .calls
+        .watch_directives(pb::WatchDirectivesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut globex_on_b = b
+        .client(GLOBEX_KEY)
+        .await
+        .calls
+        .watch_directives(pb::WatchDirectivesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     tokio::time::sleep(Duration::from_millis(300)).await; // the streams are subscribed
     let mut on_a = a.client(ACME_KEY).await;
     let mut latencies = Vec::new();
@@ -405,19 +427,35 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
         };
         let sent_at = Instant::now();
         on_a.calls.send_directive(send).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), acme_on_b.message()).await.expect("reached replica B").unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), acme_on_b.message())
+            .await
+            .expect("reached replica B")
+            .unwrap()
+            .unwrap();
         latencies.push(sent_at.elapsed());
-        assert_eq!((got.call_id.as_str(), got.user_id.as_str(), got.target.as_str()), (call.call_id.as_str(), "acme.dana", "+49 30 555 0199"));
+        assert_eq!(
+            (got.call_id.as_str(), got.user_id.as_str(), got.target.as_str()),
+            (call.call_id.as_str(), "acme.dana", "+49 30 555 0199")
+        );
     }
     latencies.sort();
-    eprintln!("directive A -> stream on B (SendDirective sent to received): median {:?}, max {:?} over {}", latencies[2], latencies[4], latencies.len());
+    eprintln!(
+        "directive A -> stream on B (SendDirective sent to received): median {:?}, max {:?} over {}",
+        latencies[2],
+        latencies[4],
+        latencies.len()
+    );
     // Another tenant cannot direct acme's call through any replica.
     let call = on_a.calls.resolve_call(ring(&phone(9))).await.unwrap().into_inner();
     let hostile = b
         .client(GLOBEX_KEY)
         .await
         .calls
-        .send_directive(pb::SendDirectiveRequest { call_id: call.call_id, action: pb::DirectiveAction::Reject as i32, ..Default::default() })
+        .send_directive(pb::SendDirectiveRequest {
+            call_id: call.call_id,
+            action: pb::DirectiveAction::Reject as i32,
+            ..Default::default()
+        })
         .await;
     assert!(hostile.is_err(), "another tenant directed acme's call: {hostile:?}");
     let leaked = tokio::time::timeout(Duration::from_millis(1500), globex_on_b.message()).await;
@@ -443,7 +481,9 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     let diag = || diagnose(&store, &logs);
     blocking(|| wait_for("the other replica to sync the book", 60, || contacts(&store) == expected("v1"), diag));
     radicale.change_every_card("v2");
-    blocking(|| wait_for("the other replica to sync the changed book", 60, || contacts(&store) == expected("v2"), diag));
+    blocking(|| {
+        wait_for("the other replica to sync the changed book", 60, || contacts(&store) == expected("v2"), diag)
+    });
     // The sleeper wakes with v1 change sets in hand.
     replicas[sleeper].signal(libc::SIGCONT);
     let log = replicas[sleeper].log.clone();

@@ -163,7 +163,8 @@ pub async fn serve(
                 options.lookups.as_ref().map_or_else(|| store.clone(), |l| l.0.clone()),
                 hub,
                 stop_rx.clone(),
-            ).with_metrics(metrics.clone()),
+            )
+            .with_metrics(metrics.clone()),
         )
         .max_decoding_message_size(limit),
         auth.clone(),

@@ -200,7 +200,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let ldap = match config.ldap.listen {
         Some(addr) => {
-            let mut state = contactbridge::ldap::LdapState::new(lookup_store.clone(), store.clone(), config.ldap.size_limit);
+            let mut state =
+                contactbridge::ldap::LdapState::new(lookup_store.clone(), store.clone(), config.ldap.size_limit);
             if let (Some(cert), Some(key)) = (&config.ldap.tls_cert, &config.ldap.tls_key) {
                 state = state.with_tls(cert, key)?;
             }

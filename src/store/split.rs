@@ -26,8 +26,8 @@
 //! `standby_url` elsewhere or remove it.
 
 use super::{
-    ApplyStats, AssignTarget, CallStore, Capabilities, CollectionScope, CollectionState, IndexBatch,
-    IndexStore, RecordRef, Result, Store, StoredContact, TimeWindow, UserStore,
+    ApplyStats, AssignTarget, CallStore, Capabilities, CollectionScope, CollectionState, IndexBatch, IndexStore,
+    RecordRef, Result, Store, StoredContact, TimeWindow, UserStore,
 };
 use crate::model::{BusySpan, CallId, CallRecord, HandlingCode, UserId, UserProfile};
 use chrono::{DateTime, Utc};

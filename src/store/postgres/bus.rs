@@ -39,7 +39,6 @@ pub const INLINE_MAX: usize = 5_600;
 /// Messages waiting for the publisher thread before `publish` refuses more.
 const OUTGOING_MAX: usize = 4_096;
 
-
 /// The application name the bus's connections show in `pg_stat_activity`.
 pub const APPLICATION: &str = "contactbridge-bus";
 
@@ -117,11 +116,16 @@ impl PgBus {
     pub fn listen_generation(&self) -> u64 {
         self.listening.load(Ordering::Relaxed)
     }
-
 }
 
 /// Publishes one message, reconnecting once after a dropped connection.
-fn publish_one(client: &mut Option<postgres::Client>, url: &str, origin: &str, topic: &str, payload: &[u8]) -> Result<()> {
+fn publish_one(
+    client: &mut Option<postgres::Client>,
+    url: &str,
+    origin: &str,
+    topic: &str,
+    payload: &[u8],
+) -> Result<()> {
     for attempt in 0..2 {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
             *client = Some(connect(url).map_err(|e| pg("reconnecting the bus", e))?);
@@ -138,23 +142,23 @@ fn publish_one(client: &mut Option<postgres::Client>, url: &str, origin: &str, t
     unreachable!("the second attempt returns")
 }
 
-    fn notify(client: &mut postgres::Client, origin: &str, topic: &str, payload: &[u8]) -> Result<()> {
-        if payload.len() <= INLINE_MAX {
-            let text = format!("{origin}\n{topic}\n{}", base64::engine::general_purpose::STANDARD.encode(payload));
-            client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).map_err(|e| pg("publishing on the bus", e))?;
-            return Ok(());
-        }
-        let mut tx = client.transaction().map_err(|e| pg("publishing on the bus", e))?;
-        tx.execute("DELETE FROM bus_payloads WHERE at < now() - interval '1 minute'", &[])
-            .map_err(|e| pg("removing old bus payloads", e))?;
-        let id: i64 = tx
-            .query_one("INSERT INTO bus_payloads (payload) VALUES ($1) RETURNING id", &[&payload])
-            .map_err(|e| pg("publishing a large payload on the bus", e))?
-            .get(0);
-        let text = format!("{origin}\n{topic}\n@{id}");
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).map_err(|e| pg("publishing on the bus", e))?;
-        tx.commit().map_err(|e| pg("publishing on the bus", e))
+fn notify(client: &mut postgres::Client, origin: &str, topic: &str, payload: &[u8]) -> Result<()> {
+    if payload.len() <= INLINE_MAX {
+        let text = format!("{origin}\n{topic}\n{}", base64::engine::general_purpose::STANDARD.encode(payload));
+        client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).map_err(|e| pg("publishing on the bus", e))?;
+        return Ok(());
     }
+    let mut tx = client.transaction().map_err(|e| pg("publishing on the bus", e))?;
+    tx.execute("DELETE FROM bus_payloads WHERE at < now() - interval '1 minute'", &[])
+        .map_err(|e| pg("removing old bus payloads", e))?;
+    let id: i64 = tx
+        .query_one("INSERT INTO bus_payloads (payload) VALUES ($1) RETURNING id", &[&payload])
+        .map_err(|e| pg("publishing a large payload on the bus", e))?
+        .get(0);
+    let text = format!("{origin}\n{topic}\n@{id}");
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).map_err(|e| pg("publishing on the bus", e))?;
+    tx.commit().map_err(|e| pg("publishing on the bus", e))
+}
 
 impl EventBus for PgBus {
     fn origin(&self) -> &str {
@@ -167,9 +171,10 @@ impl EventBus for PgBus {
         }
         // Handed to the publisher thread: the caller (a request handler) never waits on the server.
         self.outgoing.try_send((topic.to_string(), payload.to_vec())).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => {
-                StoreError::Backend { doing: "publishing on the bus", cause: "the publish queue is full (the database is not keeping up)".into() }
-            }
+            std::sync::mpsc::TrySendError::Full(_) => StoreError::Backend {
+                doing: "publishing on the bus",
+                cause: "the publish queue is full (the database is not keeping up)".into(),
+            },
             std::sync::mpsc::TrySendError::Disconnected(_) => {
                 StoreError::Backend { doing: "publishing on the bus", cause: "the publisher thread has stopped".into() }
             }
@@ -191,8 +196,7 @@ fn listen(
 ) {
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
-        let client = connect(url)
-            .and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c));
+        let client = connect(url).and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c));
         let mut client = match client {
             Ok(c) => c,
             Err(e) => {

@@ -52,9 +52,14 @@ pub(crate) fn check_fence<C: postgres::GenericClient>(
     s: &mut super::kv::Session<'_, C>,
     fence: &crate::store::Fence,
 ) -> Result<()> {
-    let held = s.query("checking the sync lease", FENCE_SQL, &[&fence.account, &fence.holder, &(fence.token as i64)])?;
+    let held =
+        s.query("checking the sync lease", FENCE_SQL, &[&fence.account, &fence.holder, &(fence.token as i64)])?;
     if held.is_empty() {
-        return Err(StoreError::Fenced { account: fence.account.clone(), holder: fence.holder.clone(), token: fence.token });
+        return Err(StoreError::Fenced {
+            account: fence.account.clone(),
+            holder: fence.holder.clone(),
+            token: fence.token,
+        });
     }
     Ok(())
 }

@@ -88,7 +88,12 @@ impl PgOptions {
     pub const DEFAULT_POOL_SIZE: u32 = 8;
 
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), pool_size: Self::DEFAULT_POOL_SIZE, connect_timeout: Duration::from_secs(5), standby_url: None }
+        Self {
+            url: url.into(),
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            connect_timeout: Duration::from_secs(5),
+            standby_url: None,
+        }
     }
 }
 
@@ -189,7 +194,8 @@ impl PgStore {
         let mut store = Self::connect(options, dir)?;
         store.with(|c| schema::migrate(c))?;
         if let Some(standby) = &options.standby_url {
-            let standby = Self::connect(&PgOptions { url: standby.clone(), standby_url: None, ..options.clone() }, dir)?;
+            let standby =
+                Self::connect(&PgOptions { url: standby.clone(), standby_url: None, ..options.clone() }, dir)?;
             tracing::info!(url = %standby.url(), "lookups read from the hot standby");
             Arc::get_mut(&mut store.inner).expect("not shared yet").standby = Some(standby);
         }

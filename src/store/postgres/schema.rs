@@ -19,10 +19,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "index and user data as ordered key/value tables (sled's layout), call records",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "index and user data as ordered key/value tables (sled's layout), call records",
+        sql: "
         CREATE TABLE index_kv (k bytea PRIMARY KEY, v bytea NOT NULL);
         CREATE TABLE user_kv (k bytea PRIMARY KEY, v bytea NOT NULL);
         CREATE TABLE calls (
@@ -35,10 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX calls_by_user ON calls (user_id, at_us DESC, id DESC);
         CREATE INDEX calls_by_caller ON calls (user_id, caller_key, at_us DESC, id DESC);
     ",
-}, Migration {
-    version: 2,
-    description: "sync leases (one row per account: holder, fencing token, expiry) and the bus's large payloads",
-    sql: "
+    },
+    Migration {
+        version: 2,
+        description: "sync leases (one row per account: holder, fencing token, expiry) and the bus's large payloads",
+        sql: "
         CREATE TABLE sync_leases (
             account text PRIMARY KEY,
             holder text,
@@ -51,7 +53,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             payload bytea NOT NULL
         );
     ",
-}];
+    },
+];
 
 /// The advisory lock key migrations run under (any constant nobody else uses).
 const MIGRATION_LOCK: i64 = 0x6362_5f6d_6967_7261; // "cb_migra"
