@@ -76,8 +76,11 @@ pub trait LeaseStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct LocalLeases {
     /// account → (holder, token, expires); the token survives release.
-    leases: Mutex<HashMap<String, (Option<String>, u64, DateTime<Utc>)>>,
+    leases: Mutex<HashMap<String, Entry>>,
 }
+
+/// An account's lease: holder (`None` once released), token, expiry.
+type Entry = (Option<String>, u64, DateTime<Utc>);
 
 fn expiry(ttl: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)

@@ -192,7 +192,7 @@ impl PgStore {
     /// `dir` is the data directory (kept for [`crate::store::Maintenance::dir`]).
     pub fn open(options: &PgOptions, dir: &Path) -> Result<Self> {
         let mut store = Self::connect(options, dir)?;
-        store.with(|c| schema::migrate(c))?;
+        store.with(schema::migrate)?;
         if let Some(standby) = &options.standby_url {
             let standby =
                 Self::connect(&PgOptions { url: standby.clone(), standby_url: None, ..options.clone() }, dir)?;
