@@ -127,10 +127,17 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     }
     // Syncs run apart from the runtime serving lookups (src/sync/runtime.rs).
     let sync_runtime = contactbridge::sync::SyncRuntime::new().context("starting the sync runtime")?;
-    let registry = Arc::new(
-        contactbridge::accounts::Registry::open(store.clone(), &config)?
-            .with_sync_runtime(sync_runtime.handle().clone()),
-    );
+    let mut registry =
+        contactbridge::accounts::Registry::open(store.clone(), &config)?.with_sync_runtime(sync_runtime.handle().clone());
+    let leasing = replication.as_ref().map(|r| contactbridge::sync::lease::Leasing {
+        store: r.leases.clone(),
+        holder: replica.clone(),
+        ttl: config.sync.lease_ttl(),
+    });
+    if let Some(l) = &leasing {
+        registry = registry.with_leasing(l.clone());
+    }
+    let registry = Arc::new(registry);
     let options = ServerOptions {
         accounts: Some(registry.clone()),
         web_logins: Some(contactbridge::web::auth::WebLogins {
@@ -148,12 +155,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
-    if let Some(r) = &replication {
-        scheduler = scheduler.with_leasing(contactbridge::sync::lease::Leasing {
-            store: r.leases.clone(),
-            holder: replica.clone(),
-            ttl: config.sync.lease_ttl(),
-        });
+    if let Some(l) = leasing {
+        scheduler = scheduler.with_leasing(l);
     }
     let scheduler = scheduler.spawn_on(sync_runtime.handle());
     // Damage found in the index while serving: rebuild it now, not at the next cron time.
