@@ -86,3 +86,44 @@ async fn pump(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalBus;
+    use std::time::Duration;
+
+    fn chat(text: &str) -> Arc<WebEvent> {
+        Arc::new(WebEvent::Chat {
+            call_id: crate::calls::CallId("c1".into()),
+            user: crate::user::UserId::parse("acme.alice").unwrap(),
+            text: text.into(),
+            by: "acme.bob".into(),
+            at: chrono::Utc::now(),
+        })
+    }
+
+    /// What one replica's window sends reaches the other replica's streams once, and its own once.
+    #[tokio::test]
+    async fn an_event_sent_on_one_replica_reaches_the_streams_of_the_other_once() {
+        let (stop, stopping) = watch::channel(false);
+        let bus = LocalBus::new("a");
+        let (mut a, mut b) = (Fanout::new(16), Fanout::new(16));
+        a.attach(Arc::new(bus.clone()), stopping.clone());
+        b.attach(Arc::new(bus.replica("b")), stopping);
+        let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
+        assert_eq!(a.send(chat("hello")).unwrap(), 1, "this replica's stream");
+        let got = tokio::time::timeout(Duration::from_secs(5), on_b.recv()).await.unwrap().unwrap();
+        assert!(matches!(&*got, WebEvent::Chat { text, .. } if text == "hello"), "{got:?}");
+        assert!(matches!(&*on_a.recv().await.unwrap(), WebEvent::Chat { .. }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(on_a.try_recv().is_err(), "the sender's stream got its own event twice");
+        assert!(on_b.try_recv().is_err());
+        // Garbage from the bus is dropped; the pump goes on.
+        bus.publish(Fanout::TOPIC, b"\\xff not json").unwrap();
+        a.send(chat("after")).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), on_b.recv()).await.unwrap().unwrap();
+        assert!(matches!(&*got, WebEvent::Chat { text, .. } if text == "after"), "{got:?}");
+        stop.send_replace(true);
+    }
+}
