@@ -246,6 +246,25 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Bytes the contacts take in `index_kv`: their entries and their phone and email keys, as
+    /// stored (`pg_column_size`, before the B-tree's own pages; for benchmarks, a full scan).
+    pub fn contact_entries_size(&self) -> Result<u64> {
+        self.with(|c| {
+            let row = c
+                .client
+                .query_one(
+                    "SELECT coalesce(sum(pg_column_size(k) + pg_column_size(v) + 28), 0)::bigint FROM index_kv \
+                     WHERE get_byte(k, 0) IN (112, 101) \
+                        OR (get_byte(k, 0) = 114 AND get_byte(v, 9) = 99)",
+                    &[],
+                )
+                .map_err(|e| pg("measuring the contacts", e))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+}
+
 /// A PostgreSQL failure while doing something: the server's message (never the URL's password).
 pub(crate) fn pg(doing: &'static str, e: postgres::Error) -> StoreError {
     StoreError::Backend { doing, cause: kv::describe(&e).into() }
