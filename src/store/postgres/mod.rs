@@ -197,6 +197,11 @@ impl PgStore {
             r2d2::Pool::builder()
                 .max_size(options.pool_size.max(1))
                 .min_idle(Some(1))
+                // r2d2 would check every connection with a query of its own when it is taken: a
+                // second round trip per store call. A connection found closed when it is given
+                // back is dropped instead (`has_broken`); after a server restart each idle
+                // connection fails the one call that finds it closed.
+                .test_on_check_out(false)
                 .connection_timeout(options.connect_timeout)
                 .error_handler(Box::new(last_error.clone()))
                 .build(manager)
