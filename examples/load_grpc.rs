@@ -309,6 +309,7 @@ fn main() -> anyhow::Result<()> {
     // A server of the run's own when no URL is given (stopped when the run ends).
     let mut _server = None;
     let mut _database = None;
+    let mut pg_store = None;
     let store: Arc<dyn Backend> = match args.store {
         StoreArg::Sled => Arc::new(SledStore::open_with(&config.data_dir, &config.store.options())?),
         StoreArg::Postgres => {
@@ -322,7 +323,9 @@ fn main() -> anyhow::Result<()> {
                     url
                 }
             };
-            Arc::new(PgStore::open(&PgOptions { pool_size: args.pg_pool, ..PgOptions::new(url) }, dir.path())?)
+            let pg = Arc::new(PgStore::open(&PgOptions { pool_size: args.pg_pool, ..PgOptions::new(url) }, dir.path())?);
+            pg_store = Some(pg.clone());
+            pg
         }
     };
     let kind = if args.store == StoreArg::Sled { BackendKind::Sled } else { BackendKind::Postgres };
@@ -347,6 +350,29 @@ fn main() -> anyhow::Result<()> {
         "store size: {:.1} MiB, {:.0} bytes per contact (with its share of mail and events)",
         store.size_on_disk() as f64 / (1 << 20) as f64,
         store.size_on_disk() as f64 / contacts
+    );
+    if let Some(pg) = &pg_store {
+        let (index, contacts_only) = (pg.index_size()?, pg.contact_entries_size()?);
+        println!(
+            "PostgreSQL index_kv (pg_total_relation_size): {:.1} MiB = {:.0} bytes per contact with its share of mail \
+             and events; contact entries and their keys alone: {:.0} bytes per contact",
+            index as f64 / (1 << 20) as f64,
+            index as f64 / contacts,
+            contacts_only as f64 / contacts
+        );
+    }
+    // One store call that is one point query (`profile`): the backend's round trip.
+    let mut point = new_hist();
+    let someone = contactbridge::user::UserId::parse("user0").map_err(anyhow::Error::msg)?;
+    for _ in 0..5000 {
+        let t = Instant::now();
+        store.profile(&someone)?;
+        point.saturating_record((t.elapsed().as_nanos() as u64).max(1));
+    }
+    println!(
+        "UserStore::profile (one point query), back to back: p50 {:.1} us, p99 {:.1} us",
+        point.value_at_quantile(0.5) as f64 / 1000.0,
+        point.value_at_quantile(0.99) as f64 / 1000.0
     );
     let key = auth::create_key(store.as_ref(), "load", Scope::Tsps, "load_grpc")?.text;
 

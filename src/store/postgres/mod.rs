@@ -31,15 +31,18 @@
 //! # Client crate: `postgres` (synchronous) with an `r2d2` pool
 //!
 //! The store traits are synchronous ([`crate::store`] says why), so the
-//! client is the synchronous `postgres` crate (sfackler's, the
+//! client is the synchronous `postgres` crate (sfackler's: the
 //! `tokio-postgres` protocol implementation driven by a small runtime of its
-//! own per connection) in an `r2d2` pool. Measured on this machine (2 cores,
-//! busy), a point query (`SELECT v FROM user_kv WHERE k = $1`, prepared) takes
-//! a median of about 60 µs round trip from a synchronous caller; running
-//! `tokio-postgres` through a shared runtime's `Handle::block_on` instead
-//! adds a cross-thread wake-up per query, and `sqlx` would need the same
-//! bridge plus its own runtime glue. Each pooled connection caches its
-//! prepared statements (one round trip per query, not two).
+//! own per connection) in an `r2d2` pool: a store call is the query and
+//! nothing else, with no bridge from synchronous code into a shared async
+//! runtime (`tokio-postgres` would need `Handle::block_on` from outside the
+//! runtime, plus a hop to a runtime thread per query; `sqlx` the same, and
+//! its compile-time checks do not fit a key/value schema). Each pooled
+//! connection caches its prepared statements (one round trip per query, not
+//! two). Measured (`load_grpc --store postgres`, BENCHMARKS.md, machine busy
+//! with other builds, load average 8–10 on 2 cores): a point query through
+//! the store (`UserStore::profile`) takes p50 128 µs round trip; the
+//! alternatives were not measured side by side.
 //!
 //! A synchronous client must not run its own runtime inside tokio's (that
 //! panics: "Cannot start a runtime from within a runtime"). Every call goes
@@ -229,6 +232,11 @@ impl PgStore {
             r2d2::Pool::builder()
                 .max_size(options.pool_size.max(1))
                 .min_idle(Some(1))
+                // r2d2 would check every connection with a query of its own when it is taken: a
+                // second round trip per store call. A connection found closed when it is given
+                // back is dropped instead (`has_broken`); after a server restart each idle
+                // connection fails the one call that finds it closed.
+                .test_on_check_out(false)
                 .connection_timeout(options.connect_timeout)
                 .error_handler(Box::new(last_error.clone()))
                 .build(manager)
@@ -282,6 +290,25 @@ impl PgStore {
                 .client
                 .query_one("SELECT pg_total_relation_size('index_kv')", &[])
                 .map_err(|e| pg("measuring the index", e))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+}
+
+impl PgStore {
+    /// Bytes the contacts take in `index_kv`: their entries and their phone and email keys, as
+    /// stored (`pg_column_size`, before the B-tree's own pages; for benchmarks, a full scan).
+    pub fn contact_entries_size(&self) -> Result<u64> {
+        self.with(|c| {
+            let row = c
+                .client
+                .query_one(
+                    "SELECT coalesce(sum(pg_column_size(k) + pg_column_size(v) + 28), 0)::bigint FROM index_kv \
+                     WHERE get_byte(k, 0) IN (112, 101) \
+                        OR (get_byte(k, 0) = 114 AND get_byte(v, 9) = 99)",
+                    &[],
+                )
+                .map_err(|e| pg("measuring the contacts", e))?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }

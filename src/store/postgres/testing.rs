@@ -318,10 +318,13 @@ while :; do
 done"#,
         idle = IDLE_STOP.as_secs()
     );
-    let mut c = Command::new("setsid");
-    c.args(["sh", "-c", &script, "cb-pg-watchdog"]).arg(root);
+    // Detached twice (a background job of a shell that exits at once): it outlives this process
+    // and is nobody's zombie.
+    let mut c = Command::new("sh");
+    c.args(["-c", r#"setsid sh -c "$1" cb-pg-watchdog "$2" </dev/null >/dev/null 2>&1 &"#, "sh", &script]).arg(root);
     c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    c.spawn().expect("starting the shared server's watchdog (setsid, sh)");
+    let started = c.status().expect("starting the shared server's watchdog (sh, setsid)");
+    assert!(started.success(), "starting the shared server's watchdog: {started}");
 }
 
 /// Waits until `check` holds, up to `limit`.

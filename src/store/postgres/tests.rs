@@ -189,3 +189,27 @@ fn the_store_answers_inline_inside_either_kind_of_tokio_runtime() {
     // The last handle dropped inside a runtime closes the pool's connections without a panic.
     current.block_on(async move { drop(store) });
 }
+
+#[test]
+fn after_a_server_restart_the_pool_recovers_and_nothing_committed_is_lost() {
+    let server = PgServer::start();
+    let db = server.create_database();
+    let store = PgStore::open(&PgOptions { pool_size: 2, ..PgOptions::new(db.url.clone()) }, Path::new("")).unwrap();
+    store.put_profile(&profile("alice"), &["e:+4930111".into()]).unwrap();
+    server.stop();
+    assert!(store.profile(&user("alice")).is_err(), "a stopped server answered");
+    server.start_again();
+    // Each pooled connection that went down with the server fails the one call that finds it closed.
+    let mut failures = 0;
+    let found = loop {
+        match store.user_by_called_number("e:+4930111") {
+            Ok(found) => break found,
+            Err(e) => {
+                failures += 1;
+                assert!(failures <= 2, "still failing after the restart: {e}");
+            }
+        }
+    };
+    assert_eq!(found, Some(user("alice")));
+    assert!(store.profile(&user("alice")).unwrap().is_some());
+}
