@@ -52,6 +52,18 @@
 //! extractor and admin RPCs call the store inline), on a scoped thread of its
 //! own on a current-thread runtime.
 //!
+//! # Several replicas
+//!
+//! [`lease`]: sync leases (one row per account in `sync_leases`, expiry on the
+//! server's clock, a fencing token checked `FOR SHARE` in every fenced
+//! commit's transaction). [`bus`]: live events between replicas (`LISTEN` on a
+//! dedicated connection, `NOTIFY` from a publisher thread, large payloads
+//! through `bus_payloads`; what is lost across a dropped connection).
+//! `standby_url` ([`PgOptions::standby_url`]): lookups read a hot standby
+//! through [`crate::store::split`], which says what a lookup sees during
+//! replication lag: the primary's data as it was that long ago, whole
+//! transactions only; call records always on the primary.
+//!
 //! # Secrets and logs
 //!
 //! Account secrets are stored sealed, as on sled (`user_kv`, prefix `S`).
