@@ -457,7 +457,11 @@ impl Registry {
         match run_leased(leasing, id, self.sync_inner(id, progress, false)).await {
             Leased::Ran(r) => r,
             Leased::HeldElsewhere { holder } => {
-                tracing::info!(account = id, holder = holder.as_deref().unwrap_or("?"), "the account is syncing on another replica");
+                tracing::info!(
+                    account = id,
+                    holder = holder.as_deref().unwrap_or("?"),
+                    "the account is syncing on another replica"
+                );
                 Err(AccountError::Busy(id.to_string()))
             }
             Leased::Lost => Err(AccountError::Invalid(format!(

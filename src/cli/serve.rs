@@ -127,8 +127,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     }
     // Syncs run apart from the runtime serving lookups (src/sync/runtime.rs).
     let sync_runtime = contactbridge::sync::SyncRuntime::new().context("starting the sync runtime")?;
-    let mut registry =
-        contactbridge::accounts::Registry::open(store.clone(), &config)?.with_sync_runtime(sync_runtime.handle().clone());
+    let mut registry = contactbridge::accounts::Registry::open(store.clone(), &config)?
+        .with_sync_runtime(sync_runtime.handle().clone());
     let leasing = replication.as_ref().map(|r| contactbridge::sync::lease::Leasing {
         store: r.leases.clone(),
         holder: replica.clone(),
