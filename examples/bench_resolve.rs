@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     let shape = bench_index::Shape { tenant: "bench", users, mail_per_user, events_per_user };
     // Reusing, the calls are drawn from the same distribution, not the same sequence.
     if !args.reuse {
-        bench_index::build(&store, &shape, now, &mut rng)?;
+        bench_index::build(store.as_ref(), &shape, now, &mut rng)?;
     }
     store.flush()?;
     let build_secs = built.elapsed().as_secs_f64();

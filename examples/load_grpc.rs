@@ -35,6 +35,11 @@
 //! cargo run --release --example load_grpc -- --during-sync
 //! cargo run --release --example load_grpc -- --during-sync --sync-on serving   # as before issue 16
 //! ```
+//!
+//! `--store postgres` (issue 11, section 4): the same on the PostgreSQL backend, on
+//! `--pg-url` or, without one, on a PostgreSQL server this process starts in a
+//! temporary directory (Debian's, as the tests do: `store::postgres::testing`).
+//! The index size per contact is then the index table's `pg_total_relation_size`.
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -46,7 +51,7 @@ use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::config::Config;
 use contactbridge::live::CallHub;
 use contactbridge::resolve::{CallQuery, Resolver};
-use contactbridge::store::{SledStore, Store};
+use contactbridge::store::{Backend, BackendKind, PgOptions, PgStore, SledStore, Store};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,6 +92,21 @@ struct Args {
     /// How much nicer the sync runtime's threads run [default: the product's, SYNC_NICE].
     #[arg(long, requires = "during_sync")]
     sync_nice: Option<i32>,
+    /// The backend: `sled` (in a temporary directory) or `postgres`.
+    #[arg(long, default_value = "sled")]
+    store: StoreArg,
+    /// PostgreSQL database for `--store postgres` [default: a server started for the run].
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// PostgreSQL connections (`[store.postgres] pool_size`).
+    #[arg(long, default_value_t = PgOptions::DEFAULT_POOL_SIZE)]
+    pg_pool: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum StoreArg {
+    Sled,
+    Postgres,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -286,10 +306,33 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // The product's default configuration: store options as `serve` opens the store with.
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    let store = Arc::new(SledStore::open_with(&config.data_dir, &config.store.options())?);
+    // A server of the run's own when no URL is given (stopped when the run ends).
+    let mut _server = None;
+    let mut _database = None;
+    let mut pg_store = None;
+    let store: Arc<dyn Backend> = match args.store {
+        StoreArg::Sled => Arc::new(SledStore::open_with(&config.data_dir, &config.store.options())?),
+        StoreArg::Postgres => {
+            let url = match &args.pg_url {
+                Some(u) => u.clone(),
+                None => {
+                    let server = contactbridge::store::postgres::testing::PgServer::start();
+                    let db = server.create_database();
+                    let url = db.url.clone();
+                    (_server, _database) = (Some(server), Some(db));
+                    url
+                }
+            };
+            let pg = Arc::new(PgStore::open(&PgOptions { pool_size: args.pg_pool, ..PgOptions::new(url) }, dir.path())?);
+            pg_store = Some(pg.clone());
+            pg
+        }
+    };
+    let kind = if args.store == StoreArg::Sled { BackendKind::Sled } else { BackendKind::Postgres };
+    println!("store: {kind:?}");
     let built = Instant::now();
     bench_index::build(
-        &store,
+        store.as_ref(),
         &bench_index::Shape { tenant: "load", users, mail_per_user, events_per_user },
         Utc::now(),
         &mut bench_index::Rng(7),
@@ -300,6 +343,36 @@ fn main() -> anyhow::Result<()> {
         users * mail_per_user,
         users * events_per_user,
         built.elapsed().as_secs_f64()
+    );
+    let contacts = (users * bench_index::CONTACTS_PER_USER) as f64;
+    store.flush()?;
+    println!(
+        "store size: {:.1} MiB, {:.0} bytes per contact (with its share of mail and events)",
+        store.size_on_disk() as f64 / (1 << 20) as f64,
+        store.size_on_disk() as f64 / contacts
+    );
+    if let Some(pg) = &pg_store {
+        let (index, contacts_only) = (pg.index_size()?, pg.contact_entries_size()?);
+        println!(
+            "PostgreSQL index_kv (pg_total_relation_size): {:.1} MiB = {:.0} bytes per contact with its share of mail \
+             and events; contact entries and their keys alone: {:.0} bytes per contact",
+            index as f64 / (1 << 20) as f64,
+            index as f64 / contacts,
+            contacts_only as f64 / contacts
+        );
+    }
+    // One store call that is one point query (`profile`): the backend's round trip.
+    let mut point = new_hist();
+    let someone = contactbridge::user::UserId::parse("user0").map_err(anyhow::Error::msg)?;
+    for _ in 0..5000 {
+        let t = Instant::now();
+        store.profile(&someone)?;
+        point.saturating_record((t.elapsed().as_nanos() as u64).max(1));
+    }
+    println!(
+        "UserStore::profile (one point query), back to back: p50 {:.1} us, p99 {:.1} us",
+        point.value_at_quantile(0.5) as f64 / 1000.0,
+        point.value_at_quantile(0.99) as f64 / 1000.0
     );
     let key = auth::create_key(store.as_ref(), "load", Scope::Tsps, "load_grpc")?.text;
 
@@ -341,10 +414,17 @@ fn main() -> anyhow::Result<()> {
     // The server on its own runtime, as in `contactbridge serve`.
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let server = server_rt.block_on(async {
-        let hub = CallHub::new(store.clone());
-        RunningServer::start(store.clone(), store.clone(), hub, "127.0.0.1:0".parse()?, None, ServerOptions::default())
-            .await
-            .context("starting the server")
+        let hub = CallHub::new(store.clone() as Arc<dyn Store>);
+        RunningServer::start(
+            store.clone() as Arc<dyn Store>,
+            store.clone() as Arc<dyn contactbridge::store::ApiKeyStore>,
+            hub,
+            "127.0.0.1:0".parse()?,
+            None,
+            ServerOptions::default(),
+        )
+        .await
+        .context("starting the server")
     })?;
     let addr = server.addr;
 
@@ -407,7 +487,7 @@ fn sync_file(f: usize, cards: usize) -> String {
 async fn during_sync(
     args: &Args,
     config: &Config,
-    store: &Arc<SledStore>,
+    store: &Arc<dyn Backend>,
     client: &BridgeClient,
     qs: &Arc<Vec<pb::ResolveCallRequest>>,
     serving: &tokio::runtime::Handle,
@@ -431,7 +511,10 @@ async fn during_sync(
         SyncOn::Sync => sync_runtime.handle().clone(),
         SyncOn::Serving => serving.clone(),
     };
-    let registry = Arc::new(Registry::open(store.clone(), config)?.with_sync_runtime(runtime));
+    let registry = Arc::new(
+        Registry::open(store.clone() as Arc<dyn contactbridge::store::RegistryStore>, config)?
+            .with_sync_runtime(runtime),
+    );
     registry.add(AccountSpec::new("bulk", owner.id.clone(), SourceKind::Files { path: folder.path().into() }))?;
 
     let rate = args.rates.first().copied().unwrap_or(1000);

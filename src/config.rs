@@ -232,9 +232,13 @@ fn pair<'a>(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Which backend keeps the data: `sled` (embedded, in `data_dir`; the only one so far).
+    /// Which backend keeps the data: `sled` (embedded, in `data_dir`) or `postgres` (a database
+    /// server several replicas can share; needs `[store.postgres]`).
     #[serde(default)]
     pub backend: crate::store::BackendKind,
+    /// The PostgreSQL database, for `backend = "postgres"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresConfig>,
     /// sled's page cache for the index, in MiB; user data gets an eighth (16–128 MiB).
     /// Memory use follows it; lookups slow down when the index's hot part does not fit.
     pub cache_mb: u64,
@@ -259,6 +263,39 @@ fn default_reserve_mb() -> u64 {
     crate::store::StoreOptions::DEFAULT_RESERVE_BYTES >> 20
 }
 
+/// `[store.postgres]`: where the PostgreSQL backend keeps the data.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection URL, e.g. `postgres://contactbridge:PASSWORD@db.example:5432/contactbridge` (libpq's
+    /// URL or key=value form). Logs and errors show it without the password; keep this file readable
+    /// by the service only, or set it through the environment (`CONTACTBRIDGE_STORE__POSTGRES__URL`).
+    pub url: String,
+    /// Connections each replica keeps open to the server.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// A read-only hot standby of the database (streaming replication): lookups
+    /// (ResolveCall, GetCallerContext) read the index and user data there; writes
+    /// and call records stay on `url`. See docs in `store::split` for what a
+    /// lookup sees during replication lag.
+    #[serde(default)]
+    pub standby_url: Option<String>,
+}
+
+fn default_pool_size() -> u32 {
+    crate::store::PgOptions::DEFAULT_POOL_SIZE
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &crate::store::postgres::redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("standby_url", &self.standby_url.as_deref().map(crate::store::postgres::redact_url))
+            .finish()
+    }
+}
+
 impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
@@ -270,7 +307,16 @@ impl StoreConfig {
 
     /// How [`crate::store::open`] opens the store in `dir`.
     pub fn open_options(&self, dir: &Path) -> crate::store::OpenOptions {
-        crate::store::OpenOptions { backend: self.backend, dir: dir.to_path_buf(), sled: self.options() }
+        crate::store::OpenOptions {
+            backend: self.backend,
+            dir: dir.to_path_buf(),
+            sled: self.options(),
+            postgres: self.postgres.as_ref().map(|p| crate::store::PgOptions {
+                pool_size: p.pool_size,
+                standby_url: p.standby_url.clone(),
+                ..crate::store::PgOptions::new(p.url.clone())
+            }),
+        }
     }
 }
 
@@ -281,6 +327,23 @@ pub struct SyncConfig {
     pub default_schedule: String,
     /// At most this many accounts sync at once.
     pub max_concurrent: usize,
+    /// With several replicas on one PostgreSQL database: how long an account's
+    /// sync lease holds without renewal (renewed every third of it), that is
+    /// how long a dead replica's syncs wait before another replica takes them
+    /// over (seconds, at least 1).
+    #[serde(default = "SyncConfig::default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl SyncConfig {
+    fn default_lease_secs() -> u64 {
+        30
+    }
+
+    /// [`SyncConfig::lease_secs`] as a duration.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_secs.max(1))
+    }
 }
 
 /// How the servers keep connections alive, and how long shutdown waits for them.
@@ -329,9 +392,14 @@ impl Default for Config {
                 tls_client_ca: None,
             },
             web: WebConfig { listen: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None, public_url: None },
-            sync: SyncConfig { default_schedule: "0 */15 * * * *".into(), max_concurrent: 4 },
+            sync: SyncConfig {
+                default_schedule: "0 */15 * * * *".into(),
+                max_concurrent: 4,
+                lease_secs: SyncConfig::default_lease_secs(),
+            },
             store: StoreConfig {
                 backend: crate::store::BackendKind::Sled,
+                postgres: None,
                 cache_mb: crate::store::StoreOptions::DEFAULT_CACHE_MB,
                 call_sync_ms: default_call_sync_ms(),
                 reserve_mb: default_reserve_mb(),
@@ -508,9 +576,15 @@ mod store_tests {
     #[test]
     fn the_call_sync_interval_is_bounded() {
         let at = |ms| {
-            StoreConfig { backend: crate::store::BackendKind::Sled, cache_mb: 1, call_sync_ms: ms, reserve_mb: 0 }
-                .options()
-                .call_sync_interval
+            StoreConfig {
+                backend: crate::store::BackendKind::Sled,
+                postgres: None,
+                cache_mb: 1,
+                call_sync_ms: ms,
+                reserve_mb: 0,
+            }
+            .options()
+            .call_sync_interval
         };
         assert_eq!(at(200), std::time::Duration::from_millis(200));
         assert_eq!(at(0), std::time::Duration::from_millis(1), "0 would spin the sync thread");

@@ -85,7 +85,17 @@ fn render(schema: &Value) -> String {
             let _ = writeln!(out, "{d}\n");
         }
         let inner = section.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-        table(&mut out, name, inner.iter().map(|(k, v)| (k.as_str(), v)));
+        let (leaves, tables): (Vec<_>, Vec<_>) = inner.iter().partition(|(_, v)| v.get("properties").is_none());
+        table(&mut out, name, leaves.iter().map(|(k, v)| (k.as_str(), *v)));
+        // A table inside a section (`[store.postgres]`).
+        for (sub, node) in tables {
+            let _ = writeln!(out, "### `[{name}.{sub}]`\n");
+            if let Some(d) = node.get("description").and_then(Value::as_str) {
+                let _ = writeln!(out, "{d}\n");
+            }
+            let rows = node.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+            table(&mut out, &format!("{name}.{sub}"), rows.iter().map(|(k, v)| (k.as_str(), v)));
+        }
     }
     out
 }

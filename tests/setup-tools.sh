@@ -88,3 +88,15 @@ if ! "$tools/venv/bin/python" -c 'import ldap3' >/dev/null 2>&1; then
 fi
 
 echo "setup-tools: ready in $tools" >&2
+
+# The PostgreSQL backend's tests (src/store/postgres/testing.rs): Debian's
+# postgresql server, started by the tests in a temporary directory. It refuses
+# to run as root, so as root the tests run it as the unprivileged user cbtest.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup-tools: installing Debian postgresql (apt-get)" >&2
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >/dev/null
+fi
+if [ "$(id -u)" = 0 ] && ! id cbtest >/dev/null 2>&1; then
+  echo "setup-tools: creating the system user cbtest (runs the tests' PostgreSQL servers)" >&2
+  useradd --system --no-create-home --shell /usr/sbin/nologin cbtest
+fi

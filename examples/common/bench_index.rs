@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use contactbridge::connector::*;
-use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore};
+use contactbridge::store::{Backend, CollectionScope, IndexBatch};
 use contactbridge::sync::Indexer;
 use contactbridge::user::{self, UserId, UserProfile};
 use std::collections::HashMap;
@@ -65,7 +65,7 @@ pub struct Shape<'a> {
 }
 
 /// Builds the index through the sync path (indexer + atomic batches).
-pub fn build(store: &SledStore, shape: &Shape<'_>, now: DateTime<Utc>, rng: &mut Rng) -> anyhow::Result<()> {
+pub fn build(store: &dyn Backend, shape: &Shape<'_>, now: DateTime<Utc>, rng: &mut Rng) -> anyhow::Result<()> {
     for u in 0..shape.users {
         let mut p = UserProfile::new(UserId::parse(&format!("user{u}")).map_err(anyhow::Error::msg)?, shape.tenant);
         p.called_numbers = vec![called(u)];

@@ -91,6 +91,8 @@ pub struct Registry {
     sync_runtime: Option<tokio::runtime::Handle>,
     /// (account, contact record id) → when its drive was last searched for it.
     searched: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// Sync leases for syncs started by hand, with several replicas on one store.
+    leasing: Option<crate::sync::lease::Leasing>,
 }
 
 /// Drive searches after a scheduled sync: for the contacts of calls in these last days …
@@ -135,6 +137,7 @@ impl Registry {
             running: Mutex::new(HashMap::new()),
             sync_runtime: None,
             searched: Mutex::default(),
+            leasing: None,
         }
     }
 
@@ -142,6 +145,13 @@ impl Registry {
     /// [`crate::sync::SyncRuntime`], apart from the runtime serving lookups).
     pub fn with_sync_runtime(self, runtime: tokio::runtime::Handle) -> Self {
         Self { sync_runtime: Some(runtime), ..self }
+    }
+
+    /// Syncs started by hand ([`Registry::sync`]) take the account's lease too
+    /// (several replicas on one store; scheduled syncs take it in the scheduler):
+    /// one held by another replica fails with [`AccountError::Busy`].
+    pub fn with_leasing(self, leasing: crate::sync::lease::Leasing) -> Self {
+        Self { leasing: Some(leasing), ..self }
     }
 
     /// The runtime for syncs started in the background: the one given with
@@ -552,7 +562,25 @@ impl Registry {
 
     /// [`Registry::sync`], reporting into `progress` (e.g. for a progress bar).
     pub async fn sync_with(&self, id: &str, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
-        self.sync_inner(id, progress, false).await
+        use crate::sync::lease::{run_leased, Leased};
+        let Some(leasing) = &self.leasing else { return self.sync_inner(id, progress, false).await };
+        self.get(id)?;
+        match run_leased(leasing, id, self.sync_inner(id, progress, false)).await {
+            Leased::Ran(r) => r,
+            Leased::HeldElsewhere { holder } => {
+                tracing::info!(
+                    account = id,
+                    holder = holder.as_deref().unwrap_or("?"),
+                    "the account is syncing on another replica"
+                );
+                Err(AccountError::Busy(id.to_string()))
+            }
+            Leased::Lost => Err(AccountError::Invalid(format!(
+                "the sync of account {} stopped: another replica took the account over",
+                crate::connector::echo(id)
+            ))),
+            Leased::Failed(e) => Err(AccountError::Invalid(e)),
+        }
     }
 
     /// A scheduled sync: collections backing off after failures are left out until
@@ -970,6 +998,10 @@ impl Runner for Registry {
                 })
             })
             .collect()
+    }
+
+    fn last_finished(&self, account: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.store.run_record(account).ok().flatten().and_then(|r| r.finished)
     }
 
     /// Complete and partial syncs are successes for the scheduler: the account keeps

@@ -22,7 +22,7 @@ pub mod panics;
 mod server;
 
 pub use auth::{ApiKeyStore, Principal, Scope};
-pub use server::{grpc_layers, serve, RunningServer, ServeError, ServerOptions, TlsFiles};
+pub use server::{grpc_layers, serve, LookupStore, RunningServer, ServeError, ServerOptions, TlsFiles};
 
 /// The generated protobuf types, clients and servers of `contactbridge.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

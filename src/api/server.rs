@@ -57,6 +57,19 @@ pub struct ServerOptions {
     pub web_logins: Option<crate::web::auth::WebLogins>,
     /// Keepalives and the shutdown deadline.
     pub connections: ConnectionsConfig,
+    /// The store `ResolveCall` and `GetCallerContext` run on, when not the
+    /// server's (reads from a hot standby: [`crate::store::split`]).
+    pub lookups: Option<LookupStore>,
+}
+
+/// The lookup path's store ([`ServerOptions::lookups`]).
+#[derive(Clone)]
+pub struct LookupStore(pub Arc<dyn Store>);
+
+impl std::fmt::Debug for LookupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupStore")
+    }
 }
 
 impl Default for ServerOptions {
@@ -67,6 +80,7 @@ impl Default for ServerOptions {
             accounts: None,
             web_logins: None,
             connections: ConnectionsConfig::default(),
+            lookups: None,
         }
     }
 }
@@ -145,7 +159,12 @@ pub async fn serve(
     let limit = options.max_request_bytes;
     let call_handling = InterceptedService::new(
         pb::call_handling_server::CallHandlingServer::new(
-            CallHandlingService::new(store.clone(), hub, stop_rx.clone()).with_metrics(metrics.clone()),
+            CallHandlingService::new(
+                options.lookups.as_ref().map_or_else(|| store.clone(), |l| l.0.clone()),
+                hub,
+                stop_rx.clone(),
+            )
+            .with_metrics(metrics.clone()),
         )
         .max_decoding_message_size(limit),
         auth.clone(),

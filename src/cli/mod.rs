@@ -165,6 +165,10 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
 /// Opens the configured backend in the configured data directory.
 pub(crate) fn open(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
     use anyhow::Context as _;
-    contactbridge::store::open(&config.store.open_options(&config.data_dir))
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    contactbridge::store::open(&config.store.open_options(&config.data_dir)).with_context(|| {
+        match config.store.backend {
+            contactbridge::store::BackendKind::Sled => format!("opening the store in {}", config.data_dir.display()),
+            contactbridge::store::BackendKind::Postgres => "opening the PostgreSQL store".to_string(),
+        }
+    })
 }

@@ -92,7 +92,15 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             client_ca: config.grpc.tls_client_ca.clone(),
         }),
     };
-    let options = ServerOptions { tls: grpc_tls, connections: config.connections.clone(), ..ServerOptions::default() };
+    // Lookups from a hot standby, if configured (src/store/split.rs).
+    let lookups = store.lookup_view();
+    let lookup_store: Arc<dyn contactbridge::store::Store> = lookups.clone().unwrap_or_else(|| store.clone());
+    let options = ServerOptions {
+        tls: grpc_tls,
+        connections: config.connections.clone(),
+        lookups: lookups.clone().map(contactbridge::api::LookupStore),
+        ..ServerOptions::default()
+    };
     let web_tls = match config.web.tls().map_err(anyhow::Error::msg)? {
         Some((cert, key)) => {
             Some(contactbridge::web::tls::server_config(cert, key).context("TLS for the web listener")?)
@@ -102,18 +110,35 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
     println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     println!("notification window on {web_base}");
-    let hub = CallHub::new(store.clone());
+    // Several replicas on one database: leases for the syncs, a bus for live events.
+    let replica = contactbridge::sync::lease::Leasing::replica_id();
+    let replication = store.replication(&replica).context("connecting to the other replicas")?;
+    let hub = match &replication {
+        Some(r) => CallHub::with_bus(store.clone(), r.bus.clone()),
+        None => CallHub::new(store.clone()),
+    };
     let mut web_state =
         contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone()).with_accounts(store.clone());
+    if let Some(r) = &replication {
+        tracing::info!(replica = %replica, "serving as one of several replicas on the shared store");
+        web_state = web_state.with_bus(r.bus.clone());
+    }
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);
     }
     // Syncs run apart from the runtime serving lookups (src/sync/runtime.rs).
     let sync_runtime = contactbridge::sync::SyncRuntime::new().context("starting the sync runtime")?;
-    let registry = Arc::new(
-        contactbridge::accounts::Registry::open(store.clone(), &config)?
-            .with_sync_runtime(sync_runtime.handle().clone()),
-    );
+    let mut registry = contactbridge::accounts::Registry::open(store.clone(), &config)?
+        .with_sync_runtime(sync_runtime.handle().clone());
+    let leasing = replication.as_ref().map(|r| contactbridge::sync::lease::Leasing {
+        store: r.leases.clone(),
+        holder: replica.clone(),
+        ttl: config.sync.lease_ttl(),
+    });
+    if let Some(l) = &leasing {
+        registry = registry.with_leasing(l.clone());
+    }
+    let registry = Arc::new(registry);
     let options = ServerOptions {
         accounts: Some(registry.clone()),
         web_logins: Some(contactbridge::web::auth::WebLogins {
@@ -123,15 +148,18 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }),
         ..options
     };
-    let scheduler = contactbridge::sync::scheduler::Scheduler::new(
+    let mut scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry.clone(),
         Arc::new(contactbridge::sync::scheduler::SystemClock),
         contactbridge::sync::scheduler::SchedulerOptions {
             max_concurrent: config.sync.max_concurrent,
             ..Default::default()
         },
-    )
-    .spawn_on(sync_runtime.handle());
+    );
+    if let Some(l) = leasing {
+        scheduler = scheduler.with_leasing(l);
+    }
+    let scheduler = scheduler.spawn_on(sync_runtime.handle());
     // Damage found in the index while serving: rebuild it now, not at the next cron time.
     let rebuild = tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(
         store.clone(),
@@ -193,7 +221,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
             println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
             Some(tokio::spawn(contactbridge::http_lookup::serve(
-                contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone()),
+                contactbridge::http_lookup::LookupState::new(lookup_store.clone(), store.clone(), hub.clone()),
                 l,
                 stopped(&stop),
             )))
@@ -202,7 +230,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let ldap = match config.ldap.listen {
         Some(addr) => {
-            let mut state = contactbridge::ldap::LdapState::new(store.clone(), store.clone(), config.ldap.size_limit);
+            let mut state =
+                contactbridge::ldap::LdapState::new(lookup_store.clone(), store.clone(), config.ldap.size_limit);
             if let (Some(cert), Some(key)) = (&config.ldap.tls_cert, &config.ldap.tls_key) {
                 state = state.with_tls(cert, key)?;
             }

@@ -31,6 +31,25 @@ pub trait Maintenance: Send + Sync {
     fn export_user_data(&self) -> UserDataExport;
     /// Replaces all user data of this running store with a backup's content.
     fn import_user_data(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()>;
+    /// For a store several replicas share (PostgreSQL): the sync leases and
+    /// the event bus of replica `replica`. `None` (sled): one process holds
+    /// the store, nothing to coordinate.
+    fn replication(&self, replica: &str) -> Result<Option<Replication>> {
+        let _ = replica;
+        Ok(None)
+    }
+    /// The store the lookup path runs on when it differs from this one (reads
+    /// from a hot standby: [`super::split`]).
+    fn lookup_view(&self) -> Option<Arc<dyn super::Store>> {
+        None
+    }
+}
+
+/// What replicas sharing one store coordinate through ([`Maintenance::replication`]).
+#[derive(Clone)]
+pub struct Replication {
+    pub leases: Arc<dyn super::LeaseStore>,
+    pub bus: Arc<dyn super::EventBus>,
 }
 
 /// What `backup` could read.
@@ -52,6 +71,12 @@ pub fn restore(options: &OpenOptions, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<
             let (store, aside) = super::SledStore::restore_user_data(&options.dir, &options.sled, entries)?;
             Ok((Arc::new(store), aside))
         }
+        BackendKind::Postgres => {
+            // The database is not a file to move aside: the replacement is one transaction.
+            let store = open(options)?;
+            store.import_user_data(entries)?;
+            Ok((store, None))
+        }
     }
 }
 
@@ -68,6 +93,8 @@ pub enum BackendKind {
     /// The embedded sled databases in the data directory.
     #[default]
     Sled,
+    /// A PostgreSQL database (`[store.postgres]`), which several replicas may share.
+    Postgres,
 }
 
 /// How [`open`] opens the store.
@@ -78,12 +105,20 @@ pub struct OpenOptions {
     pub dir: PathBuf,
     /// sled's settings.
     pub sled: super::StoreOptions,
+    /// PostgreSQL's settings (required for [`BackendKind::Postgres`]).
+    pub postgres: Option<super::PgOptions>,
 }
 
 /// Opens (or creates) the backend `options` names.
 pub fn open(options: &OpenOptions) -> Result<Arc<dyn Backend>> {
     match options.backend {
         BackendKind::Sled => Ok(Arc::new(super::SledStore::open_with(&options.dir, &options.sled)?)),
+        BackendKind::Postgres => {
+            let pg = options.postgres.as_ref().ok_or_else(|| {
+                super::StoreError::Invalid("[store] backend = \"postgres\" needs a [store.postgres] url".into())
+            })?;
+            Ok(Arc::new(super::PgStore::open(pg, &options.dir)?))
+        }
     }
 }
 
@@ -178,6 +213,7 @@ mod tests {
             backend: BackendKind::Sled,
             dir: dir.path().to_path_buf(),
             sled: crate::store::StoreOptions::default(),
+            postgres: None,
         };
         let store = open(&options).unwrap();
         assert_eq!(store.dir(), dir.path());

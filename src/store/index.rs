@@ -10,6 +10,16 @@ use std::collections::HashMap;
 pub trait IndexStore: Send + Sync {
     /// Applies one batch and its checkpoint atomically: both or neither.
     fn apply(&self, batch: &IndexBatch) -> Result<ApplyStats>;
+    /// [`IndexStore::apply`] under a sync lease: a backend shared by several
+    /// processes checks `fence` in the commit's own transaction and fails with
+    /// [`super::StoreError::Fenced`], writing nothing, when the lease is no
+    /// longer the writer's ([`super::lease`]). The default (sled: one process
+    /// holds the data directory, so no other replica can have taken over)
+    /// applies unconditionally.
+    fn apply_fenced(&self, batch: &IndexBatch, fence: &super::Fence) -> Result<ApplyStats> {
+        let _ = fence;
+        self.apply(batch)
+    }
     /// The state (checkpoint, snapshot, status) of one collection.
     fn collection_state(&self, scope: &CollectionScope) -> Result<Option<CollectionState>>;
     /// Records the outcome of a sync attempt that did not go through `apply`

@@ -22,7 +22,8 @@
 //! `http_lookup`, `ldap` or `live` (`tests/layers.rs` fails if it does). The
 //! rest of the bridge holds the store as a trait object: [`Store`] for the
 //! lookup path, [`Backend`] for the whole of it, opened by [`open`] with the
-//! backend the configuration names (`[store] backend = "sled"`). A backend is
+//! backend the configuration names (`[store] backend = "sled"`, or
+//! `"postgres"` with a `[store.postgres]` table: [`postgres`]). A backend is
 //! a folder beside `sled/` implementing the traits; it must pass
 //! [`conformance`], the behaviour tests every backend runs.
 //!
@@ -46,6 +47,7 @@
 mod accounts;
 mod api_keys;
 mod backend;
+pub mod bus;
 mod calls;
 mod codec;
 mod compact;
@@ -54,21 +56,27 @@ pub mod conformance;
 pub mod derive;
 mod index;
 pub(crate) mod keys;
+pub mod lease;
+pub mod postgres;
 pub mod sled;
+pub mod split;
 mod types;
 mod users;
 mod web_tokens;
 
+pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{SledStore, StoreOptions};
 /// Where a record lives; defined in [`crate::model`].
 pub use crate::model::RecordRef;
 pub use accounts::{AccountStore, CollectionBackoff, RegistryStore, RunRecord};
 pub use api_keys::{ApiKeyStore, Scope, StoredKey};
 pub use backend::{
-    offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, UserDataExport,
+    offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, Replication, UserDataExport,
 };
+pub use bus::{BusMessage, EventBus, LocalBus};
 pub use calls::CallStore;
 pub use index::IndexStore;
+pub use lease::{Fence, Lease, LeaseStore, LocalLeases};
 pub use types::*;
 pub use users::UserStore;
 pub use web_tokens::{StoredWebToken, TokenKind, WebTokenStore};
@@ -95,6 +103,10 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A commit under a sync lease that is no longer held ([`lease`]): another
+    /// replica took the account over; nothing of the batch was written.
+    #[error("the sync lease of account {account} (token {token}) is no longer held by {holder}: another replica has taken the account over")]
+    Fenced { account: String, holder: String, token: u64 },
     #[error("the data directory {path} is in use by another contactbridge process (stop it, or use its gRPC API)")]
     Locked { path: String },
 }

@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod indexer;
 pub mod notifications;
+pub mod lease;
 pub mod runtime;
 pub mod scheduler;
 mod sink;

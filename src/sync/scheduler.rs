@@ -69,6 +69,14 @@ pub trait Runner: Send + Sync + 'static {
     fn scheduled(&self) -> Result<Vec<Scheduled>, String>;
     /// One sync of the account. `Err` with a message when it failed.
     async fn run(&self, account: &str) -> Result<(), String>;
+    /// When the account's last sync finished, on any replica (the shared
+    /// store's run record), read fresh: a replica that takes an account's
+    /// lease skips the run when a sync has finished since the schedule's
+    /// latest occurrence (another replica served it). `None`: unknown.
+    fn last_finished(&self, account: &str) -> Option<DateTime<Utc>> {
+        let _ = account;
+        None
+    }
 }
 
 /// How the scheduler behaves.
@@ -146,6 +154,8 @@ struct Inner {
     resync: Mutex<Resync>,
     /// The last pass of [`Scheduler::resync_all`] that has finished.
     resynced: watch::Sender<u64>,
+    /// Sync leases, when several replicas share the store ([`Scheduler::with_leasing`]).
+    leasing: std::sync::OnceLock<super::lease::Leasing>,
 }
 
 /// The scheduler. Cheap to clone; [`Scheduler::spawn`] starts it.
@@ -167,8 +177,20 @@ impl Scheduler {
                 wake: Notify::new(),
                 resync: Mutex::default(),
                 resynced: watch::Sender::new(0),
+                leasing: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Runs every sync under the account's lease ([`super::lease`]), for
+    /// several replicas on one store: a run whose account another replica
+    /// holds is tried again after `leasing.ttl` (it takes over when the holder
+    /// died, and skips when the holder finished the run meanwhile); a run
+    /// whose schedule occurrence another replica already served is skipped.
+    /// Call before [`Scheduler::spawn`]; a second call is ignored.
+    pub fn with_leasing(self, leasing: super::lease::Leasing) -> Self {
+        let _ = self.inner.leasing.set(leasing);
+        self
     }
 
     /// Every scheduled account's state.
@@ -377,15 +399,25 @@ impl Scheduler {
             st.last_started = Some(started);
         }
         tracing::info!(account = %a.id, "scheduled sync starting");
-        let result = inner.runner.run(&a.id).await;
+        let result = match inner.leasing.get() {
+            None => Some(inner.runner.run(&a.id).await),
+            Some(leasing) => self.run_leased(leasing, &a, resync.is_some()).await,
+        };
         drop(permit);
         let now = inner.clock.now();
-        let next = self.next_run(&a, now);
+        let mut next = self.next_run(&a, now);
         let mut states = inner.states.lock().expect("scheduler state lock");
         let st = states.entry(a.id.clone()).or_default();
         st.running = false;
-        st.last_finished = Some(now);
         match result {
+            None => {
+                // Another replica holds or held it: look again once its lease may have lapsed.
+                let ttl = inner.leasing.get().map(|l| l.ttl).unwrap_or_default();
+                next = Some(now + chrono::Duration::from_std(ttl).unwrap_or_default()).min(next).or(next);
+            }
+            Some(_) => st.last_finished = Some(now),
+        }
+        match result.unwrap_or(Ok(())) {
             Ok(()) => {
                 st.consecutive_failures = 0;
                 st.backoff_until = None;
@@ -408,6 +440,40 @@ impl Scheduler {
         }
         drop(r);
         inner.wake.notify_one();
+    }
+}
+
+impl Scheduler {
+    /// One run under the account's lease. `None`: not run here (another
+    /// replica holds the lease, or already served this occurrence, or took
+    /// the account over mid-run).
+    async fn run_leased(
+        &self,
+        leasing: &super::lease::Leasing,
+        a: &Scheduled,
+        forced: bool,
+    ) -> Option<Result<(), String>> {
+        use super::lease::{run_leased, Leased};
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let sync = async {
+            let finished = inner.runner.last_finished(&a.id);
+            // A sync finished after the schedule's latest occurrence: nothing is due.
+            if !forced && finished.is_some_and(|f| a.schedule.next_after(f).is_ok_and(|n| n > now)) {
+                tracing::info!(account = %a.id, finished = ?finished, "another replica has already synced this account for this occurrence");
+                return None;
+            }
+            Some(inner.runner.run(&a.id).await)
+        };
+        match run_leased(leasing, &a.id, sync).await {
+            Leased::Ran(r) => r,
+            Leased::HeldElsewhere { holder } => {
+                tracing::info!(account = %a.id, holder = holder.as_deref().unwrap_or("?"), "another replica is syncing this account");
+                None
+            }
+            Leased::Lost => None,
+            Leased::Failed(e) => Some(Err(e)),
+        }
     }
 }
 

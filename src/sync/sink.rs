@@ -39,6 +39,7 @@ impl ChangeSink for IndexSink<'_> {
         // always to the end (a sync cancelled meanwhile never leaves a
         // half-applied batch; the store applies a batch atomically).
         let rejected = changes.rejected.len();
+        let fence = super::lease::current_fence();
         let stats = super::runtime::off_the_workers(|| {
             let batch = IndexBatch {
                 scope: self.scope.clone(),
@@ -50,7 +51,10 @@ impl ChangeSink for IndexSink<'_> {
                 snapshot: changes.snapshot,
                 at: chrono::Utc::now(),
             };
-            self.store.apply(&batch)
+            match &fence {
+                Some(fence) => self.store.apply_fenced(&batch, fence),
+                None => self.store.apply(&batch),
+            }
         })
         .map_err(|e| Error::local(format!("committing a change set: {e}")))?;
         self.totals.upserted += stats.upserted;

@@ -20,7 +20,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 /// A call as the notification card shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CallView {
     pub call_id: CallId,
     /// Whose call it is.
@@ -93,7 +93,7 @@ impl CallView {
 }
 
 /// One server-sent event; its SSE event name is the `type`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WebEvent {
     /// The stream is open and subscribed: calls from now on arrive.

@@ -34,6 +34,7 @@ pub mod auth;
 mod calls;
 mod error;
 mod events;
+mod fanout;
 mod guard;
 mod lookup;
 pub mod notifications;
@@ -53,7 +54,7 @@ use std::future::IntoFuture as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// What the handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -62,7 +63,7 @@ pub struct WebState {
     tokens: Arc<dyn WebTokenStore>,
     hub: Arc<CallHub>,
     /// Directives and chat messages, for every open event stream (each filters by what its viewer may see).
-    events: broadcast::Sender<Arc<WebEvent>>,
+    events: fanout::Fanout,
     /// Turns true when the server stops: event streams end so shutdown does not wait on them.
     stopping: Arc<watch::Sender<bool>>,
     /// Sessions, their lifetime, TLS: see [`Sessions`].
@@ -93,7 +94,7 @@ impl WebState {
             store,
             tokens,
             hub,
-            events: broadcast::channel(CallHub::CAPACITY).0,
+            events: fanout::Fanout::new(CallHub::CAPACITY),
             stopping: Arc::new(watch::channel(false).0),
             sessions: Sessions {
                 valid: auth::SESSION_VALID,
@@ -125,6 +126,14 @@ impl WebState {
     /// [`WebState::RECHECK`]; at least 10 ms).
     pub fn with_recheck_interval(mut self, every: std::time::Duration) -> Self {
         self.sessions.recheck = every.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// Reaches, and is reached from, the other replicas' windows on `bus`
+    /// (events sent by one replica's handlers open on every replica). Call
+    /// on a tokio runtime.
+    pub fn with_bus(mut self, bus: Arc<dyn crate::store::EventBus>) -> Self {
+        self.events.attach(bus, self.stopping.subscribe());
         self
     }
 

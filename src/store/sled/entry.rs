@@ -20,7 +20,7 @@ const HEADER: usize = 1 + 8 + 1;
 
 /// What reads need of an entry.
 #[derive(Debug)]
-pub(super) struct Read {
+pub(in crate::store) struct Read {
     pub record: Record,
     pub code: Option<HandlingCode>,
 }
@@ -33,14 +33,19 @@ struct Head {
 
 /// How the secondary keys of an entry are found again.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) enum KeySource {
+pub(in crate::store) enum KeySource {
     /// `derive::secondary_keys(record, region)`, the region by its code.
     Derived(Option<String>),
     /// The keys, as written.
     Given(Vec<Vec<u8>>),
 }
 
-pub(super) fn encode(generation: u64, record: &Record, code: Option<&HandlingCode>, keys: &KeySource) -> Vec<u8> {
+pub(in crate::store) fn encode(
+    generation: u64,
+    record: &Record,
+    code: Option<&HandlingCode>,
+    keys: &KeySource,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(codec::VERSION);
     out.extend_from_slice(&generation.to_be_bytes());
@@ -56,7 +61,7 @@ fn head(bytes: &[u8]) -> Result<(Head, &[u8]), StoreError> {
 }
 
 /// The record (with the id its key holds) and its handling code.
-pub(super) fn read(bytes: &[u8], id: &RecordId) -> Result<Read, StoreError> {
+pub(in crate::store) fn read(bytes: &[u8], id: &RecordId) -> Result<Read, StoreError> {
     let (head, _) = head(bytes)?;
     let code = match head.code {
         Some(c) => Some(HandlingCode::parse(&c).map_err(|e| corrupt(&format!("handling code: {e}")))?),
@@ -66,30 +71,30 @@ pub(super) fn read(bytes: &[u8], id: &RecordId) -> Result<Read, StoreError> {
 }
 
 /// The source's version (etag) of the record.
-pub(super) fn version(bytes: &[u8]) -> Result<Option<String>, StoreError> {
+pub(in crate::store) fn version(bytes: &[u8]) -> Result<Option<String>, StoreError> {
     Ok(head(bytes)?.0.record.version().map(str::to_string))
 }
 
 /// The record and how to find its secondary keys.
-pub(super) fn keys(bytes: &[u8], id: &RecordId) -> Result<(Record, KeySource), StoreError> {
+pub(in crate::store) fn keys(bytes: &[u8], id: &RecordId) -> Result<(Record, KeySource), StoreError> {
     let (head, rest) = head(bytes)?;
     let source = postcard::from_bytes(rest).map_err(|e| corrupt(&format!("key source: {e}")))?;
     Ok((head.record.into_record(id.clone()).map_err(|e| corrupt(&e))?, source))
 }
 
 /// The same entry with another generation (for records a snapshot retained).
-pub(super) fn with_generation(bytes: &[u8], generation: u64) -> Vec<u8> {
+pub(in crate::store) fn with_generation(bytes: &[u8], generation: u64) -> Vec<u8> {
     let mut out = bytes.to_vec();
     out[1..9].copy_from_slice(&generation.to_be_bytes());
     out
 }
 
-pub(super) fn generation(bytes: &[u8]) -> Result<u64, StoreError> {
+pub(in crate::store) fn generation(bytes: &[u8]) -> Result<u64, StoreError> {
     check(bytes)?;
     Ok(u64::from_be_bytes(bytes[1..9].try_into().expect("header length checked")))
 }
 
-pub(super) fn kind(bytes: &[u8]) -> Result<RecordKind, StoreError> {
+pub(in crate::store) fn kind(bytes: &[u8]) -> Result<RecordKind, StoreError> {
     check(bytes)?;
     RecordKind::ALL.into_iter().find(|k| kind_byte(*k) == bytes[9]).ok_or_else(|| corrupt("unknown record kind"))
 }

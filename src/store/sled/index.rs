@@ -19,9 +19,9 @@ use std::collections::{HashMap, HashSet};
 /// Occurrences up to this long are "short" (`t` keys): the status scan looks
 /// back only this far for them. Longer ones (`T` keys: multi-day leave,
 /// conferences) are rare and scanned back [`MAX_OCCURRENCE_DAYS`].
-const SHORT_OCCURRENCE_HOURS: i64 = 24;
+pub(in crate::store) const SHORT_OCCURRENCE_HOURS: i64 = 24;
 /// Longer occurrences than this are found through out-of-office, not the calendar.
-const MAX_OCCURRENCE_DAYS: i64 = 62;
+pub(in crate::store) const MAX_OCCURRENCE_DAYS: i64 = 62;
 
 impl IndexDb {
     fn state_key(scope: &CollectionScope) -> Vec<u8> {
@@ -147,7 +147,7 @@ impl IndexDb {
 }
 
 /// The secondary keys a stored entry has: derived again from the record, or as listed.
-fn stored_keys(user: &str, r: &RecordRef, value: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub(in crate::store) fn stored_keys(user: &str, r: &RecordRef, value: &[u8]) -> Result<Vec<Vec<u8>>> {
     let (record, source) = entry::keys(value, &r.id)?;
     Ok(match source {
         KeySource::Given(list) => list,
@@ -165,7 +165,7 @@ fn stored_keys(user: &str, r: &RecordRef, value: &[u8]) -> Result<Vec<Vec<u8>>> 
 }
 
 /// The secondary key (and its value) for one derived key of a record.
-fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>) {
+pub(in crate::store) fn secondary(user: &str, r: &RecordRef, sk: &SecondaryKey) -> (Vec<u8>, Vec<u8>) {
     let (acc, col, id) = (r.account.as_str(), r.collection.as_str(), r.id.as_str());
     match sk {
         // The kind is in the record: the key's value is empty.
@@ -201,7 +201,7 @@ fn busy_byte(b: BusyStatus) -> &'static str {
     }
 }
 
-fn parse_busy(s: &[u8]) -> BusyStatus {
+pub(in crate::store) fn parse_busy(s: &[u8]) -> BusyStatus {
     match s {
         b"f" => BusyStatus::Free,
         b"t" => BusyStatus::Tentative,
@@ -211,7 +211,7 @@ fn parse_busy(s: &[u8]) -> BusyStatus {
     }
 }
 
-fn check_scope(scope: &CollectionScope) -> Result<()> {
+pub(in crate::store) fn check_scope(scope: &CollectionScope) -> Result<()> {
     keys::check_part("account", &scope.account).map_err(StoreError::Invalid)?;
     keys::check_part("collection", &scope.collection).map_err(StoreError::Invalid)
 }

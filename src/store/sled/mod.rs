@@ -23,12 +23,12 @@ mod accounts;
 mod api_keys;
 mod backend;
 mod backup;
-mod calls;
-mod entry;
-mod index;
+pub(in crate::store) mod calls;
+pub(in crate::store) mod entry;
+pub(in crate::store) mod index;
 mod repair;
 mod upgrade;
-mod users;
+pub(in crate::store) mod users;
 mod web_tokens;
 
 pub use crate::store::UserDataExport;

@@ -28,12 +28,12 @@ use crate::store::{codec, AssignTarget, CallStore, RecordRef, Result, StoreError
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct ProfileEntry {
-    profile: UserProfile,
-    called_keys: Vec<String>,
+pub(in crate::store) struct ProfileEntry {
+    pub(in crate::store) profile: UserProfile,
+    pub(in crate::store) called_keys: Vec<String>,
 }
 
-fn target_token(t: &AssignTarget) -> String {
+pub(in crate::store) fn target_token(t: &AssignTarget) -> String {
     match t {
         AssignTarget::Contact(r) => format!("c:{}", r.to_token()),
         AssignTarget::Number(k) => format!("n:{k}"),
@@ -41,7 +41,7 @@ fn target_token(t: &AssignTarget) -> String {
 }
 
 /// A stored profile; criteria written before their caps existed are clamped to them.
-fn decode_profile(v: &[u8]) -> Result<ProfileEntry> {
+pub(in crate::store) fn decode_profile(v: &[u8]) -> Result<ProfileEntry> {
     let mut entry: ProfileEntry = codec::decode("profile", v)?;
     entry.profile.context = entry.profile.context.clamped();
     Ok(entry)

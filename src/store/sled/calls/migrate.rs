@@ -14,12 +14,12 @@ const BY_CALLER: [u8; 2] = [b'h', keys::SEP];
 const BY_ID: [u8; 2] = [b'i', keys::SEP];
 
 /// Whether a users-tree key is one of the old call entries.
-pub(in crate::store::sled) fn is_call_entry(k: &[u8]) -> bool {
+pub(in crate::store) fn is_call_entry(k: &[u8]) -> bool {
     [CALL, BY_CALLER, BY_ID].iter().any(|p| k.starts_with(p))
 }
 
 /// A call as the old entries it was kept in: `c`, `i`, and `h` if it has a caller key.
-pub(in crate::store::sled) fn old_entries(call: &CallRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(in crate::store) fn old_entries(call: &CallRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
     let (u, t, id) = (keys::user(&call.user), keys::time(call.at), call.id.as_str());
     let main = key(b'c', &[u, &t, id]);
     let mut out = vec![(main.clone(), codec::encode(call)), (key(b'i', &[id]), main)];
@@ -30,9 +30,7 @@ pub(in crate::store::sled) fn old_entries(call: &CallRecord) -> Vec<(Vec<u8>, Ve
 }
 
 /// The calls among a backup's entries (`h` and `i` are derived from them and dropped).
-pub(in crate::store::sled) fn calls_in<'a>(
-    entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<Vec<CallRecord>> {
+pub(in crate::store) fn calls_in<'a>(entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Vec<CallRecord>> {
     entries.filter(|(k, _)| k.starts_with(&CALL)).map(|(_, v)| codec::decode("call record", v)).collect()
 }
 

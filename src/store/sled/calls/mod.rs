@@ -39,7 +39,7 @@
 
 mod frame;
 mod index;
-pub(super) mod migrate;
+pub(in crate::store) mod migrate;
 #[cfg(test)]
 mod tests;
 
