@@ -465,6 +465,7 @@ pub fn dialable(number: &str) -> Result<String, LiveError> {
         )));
     }
     Ok(n.to_string())
+}
 
 /// A ringing call's decision as far as its call record tells (for a call
 /// another replica resolved; see the module docs for what is not carried).

@@ -424,6 +424,7 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
             action: pb::DirectiveAction::Forward as i32,
             target: "+49 30 555 0199".into(),
             by: "attendant:desk".into(),
+            ..Default::default()
         };
         let sent_at = Instant::now();
         on_a.calls.send_directive(send).await.unwrap();
