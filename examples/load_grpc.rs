@@ -323,7 +323,8 @@ fn main() -> anyhow::Result<()> {
                     url
                 }
             };
-            let pg = Arc::new(PgStore::open(&PgOptions { pool_size: args.pg_pool, ..PgOptions::new(url) }, dir.path())?);
+            let pg =
+                Arc::new(PgStore::open(&PgOptions { pool_size: args.pg_pool, ..PgOptions::new(url) }, dir.path())?);
             pg_store = Some(pg.clone());
             pg
         }

@@ -41,7 +41,7 @@
 //! connection caches its prepared statements (one round trip per query, not
 //! two). Measured (`load_grpc --store postgres`, BENCHMARKS.md, machine busy
 //! with other builds, load average 8–10 on 2 cores): a point query through
-//! the store (`UserStore::profile`) takes p50 128 µs round trip; the
+//! the store (`UserStore::profile`) takes p50 110–130 µs round trip; the
 //! alternatives were not measured side by side.
 //!
 //! A synchronous client must not run its own runtime inside tokio's (that
