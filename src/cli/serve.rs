@@ -41,6 +41,7 @@ pub const DEMO_ADMIN_KEY: &str = "demo-admin-key";
 pub struct DemoArgs {
     /// The demo folder (default: share/contactbridge/demo beside an installed binary, else examples/demo of the source tree).
     #[arg(long)]
+    #[arg(value_parser = super::session::path_arg)]
     demo_dir: Option<PathBuf>,
 }
 
@@ -52,7 +53,7 @@ pub async fn demo(config: Config, args: DemoArgs) -> anyhow::Result<()> {
 async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(contactbridge::demo::default_dir);
     let s = contactbridge::demo::load(store, &dir, chrono::Utc::now()).await?;
-    println!(
+    outln!(
         "demo: user {:?} ({}) answers on {}; {} records loaded, {} rejected (from {})",
         s.profile.id.as_str(),
         s.profile.display_name,
@@ -66,11 +67,20 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let store = super::open(&config)?;
+    // The CLI of the same user (or root) runs its commands here while the store is ours.
+    let admin = match super::admin_socket::Listener::bind(&config.data_dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(error = %e, dir = %config.data_dir.display(),
+                "no admin socket: the CLI cannot reach this server (its commands then report the store in use)");
+            None
+        }
+    };
     if args.demo {
         load_demo(store.as_ref(), args.demo_dir).await?;
         auth::put_fixed_key(store.as_ref(), DEMO_TSPS_KEY, "demo", Scope::Tsps, "demo (serve --demo)")?;
         auth::put_fixed_key(store.as_ref(), DEMO_ADMIN_KEY, "demo", Scope::Admin, "demo (serve --demo)")?;
-        println!("demo: API keys {DEMO_TSPS_KEY:?} (scope tsps) and {DEMO_ADMIN_KEY:?} (scope admin), tenant \"demo\"");
+        outln!("demo: API keys {DEMO_TSPS_KEY:?} (scope tsps) and {DEMO_ADMIN_KEY:?} (scope admin), tenant \"demo\"");
     }
     let listener = tokio::net::TcpListener::bind(config.grpc.listen)
         .await
@@ -100,8 +110,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
-    println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
-    println!("notification window on {web_base}");
+    outln!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
+    outln!("notification window on {web_base}");
     let hub = CallHub::new(store.clone());
     let mut web_state = contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone());
     if let Some(tls) = web_tls {
@@ -122,6 +132,16 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }),
         ..options
     };
+    let stop = Arc::new(tokio::sync::watch::channel(false).0);
+    let stopped = |stop: &Arc<tokio::sync::watch::Sender<bool>>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin = admin.map(|l| {
+        tokio::spawn(l.serve(store.clone(), registry.clone(), config.clone(), super::dispatch_boxed, stopped(&stop)))
+    });
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry,
         Arc::new(contactbridge::sync::scheduler::SystemClock),
@@ -140,13 +160,6 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     // One stop for all three: the signal, or the gRPC server failing. From
     // then on each part has the shutdown grace (config `connections`).
     let grace = config.connections.shutdown_grace();
-    let stop = Arc::new(tokio::sync::watch::channel(false).0);
-    let stopped = |stop: &Arc<tokio::sync::watch::Sender<bool>>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
     tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -164,7 +177,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
-            println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
+            outln!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
             Some(tokio::spawn(contactbridge::http_lookup::serve(
                 contactbridge::http_lookup::LookupState::new(store.clone(), store.clone(), hub.clone()),
                 l,
@@ -181,7 +194,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             }
             let l =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for LDAP on {addr}"))?;
-            println!(
+            outln!(
                 "LDAP directory on ldap://{}{}",
                 l.local_addr()?,
                 if config.ldap.tls_cert.is_some() { " (StartTLS)" } else { "" }
@@ -220,6 +233,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         ended.context("the HTTP lookup failed")?;
     }
     ended_within("LDAP", ldap, grace).await;
+    ended_within("admin socket", admin, grace).await;
     // A commit that is running when the syncs are dropped completes before the store is flushed.
     sync_runtime.close().await;
     served?;

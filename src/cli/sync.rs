@@ -7,7 +7,6 @@ use contactbridge::config::Config;
 use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
 use contactbridge::sync::SyncOutcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ pub struct Args {
     /// (some collections or mailboxes failed while the others synced, or some accounts
     /// failed while others synced); 1 when nothing synced (every account failed).
     #[arg(long)]
-    once: bool,
+    pub(crate) once: bool,
     /// Only this account (with --once: also when it is disabled); repeat for several.
     #[arg(long = "account", requires = "once")]
     accounts: Vec<String>,
@@ -40,7 +39,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         match sync_one(&registry, id).await {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
-                eprintln!("{id}: {e:#}");
+                errln!("{id}: {e:#}");
                 outcomes.push(SyncOutcome::Failed);
             }
         }
@@ -70,7 +69,7 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
     let progress = ProgressHandle::default();
     let bar = ProgressBar::with_draw_target(
         None,
-        if std::io::stdout().is_terminal() { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
+        if super::session::stdout_is_terminal() { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} collections, {msg} ({elapsed})")
@@ -99,7 +98,7 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
     }
     let t = report.totals();
     let outcome = report.outcome();
-    println!(
+    outln!(
         "{id}: {} collections, {} records written, {} removed, {} failed ({})",
         report.collections.len(),
         t.upserted,
@@ -116,7 +115,7 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
                 }
                 _ => c.collection.name.clone(),
             };
-            eprintln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
+            errln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
         }
     }
     Ok(outcome)
@@ -129,7 +128,7 @@ async fn foreground(registry: Arc<Registry>, config: &Config) -> anyhow::Result<
     let handle = Scheduler::new(registry, Arc::new(SystemClock), options).spawn();
     let rebuild =
         tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(store, handle.scheduler().clone()));
-    println!("syncing on schedule; Ctrl-C stops");
+    outln!("syncing on schedule; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
     rebuild.abort();
     handle.shutdown(Duration::from_secs(30)).await;
