@@ -326,8 +326,11 @@ fn talk(stream: std::os::unix::net::UnixStream, command: &Command) -> anyhow::Re
         let reply: Reply = serde_json::from_str(&text).context("an unreadable answer from the server")?;
         match reply {
             Reply::Out(t) => {
-                print!("{t}");
-                std::io::stdout().flush()?;
+                let mut stdout = std::io::stdout().lock();
+                // A reader that left (`| head`) ends the client quietly, not with a panic.
+                if stdout.write_all(t.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+                    return Ok(EXIT_FAILED);
+                }
             }
             Reply::Err(t) => eprint!("{t}"),
             Reply::Data(t) => match &mut file {
