@@ -5,6 +5,7 @@
 //! with the data directory's key ([`crate::secrets`]) and stored apart, and put
 //! back only in memory to build a connector.
 
+pub mod metrics;
 mod progress;
 mod reach;
 mod registry;

@@ -58,6 +58,10 @@ pub struct PartCheck {
 pub const COLLECTION_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(60);
 pub const COLLECTION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
+fn seconds_since(t: DateTime<Utc>) -> f64 {
+    (Utc::now() - t).to_std().unwrap_or_default().as_secs_f64()
+}
+
 fn collection_backoff(failures: u32) -> chrono::Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
     chrono::Duration::from_std(COLLECTION_BACKOFF_BASE.saturating_mul(factor).min(COLLECTION_BACKOFF_MAX))
@@ -89,6 +93,8 @@ pub struct Registry {
     running: Mutex<HashMap<String, ProgressHandle>>,
     /// Where syncs started in the background run ([`Registry::sync_runtime`]).
     sync_runtime: Option<tokio::runtime::Handle>,
+    /// Every sync's outcome, for the metrics endpoint.
+    metrics: Arc<super::metrics::SyncMetrics>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -125,7 +131,13 @@ impl Registry {
             limits: AccountsConfig::default(),
             running: Mutex::new(HashMap::new()),
             sync_runtime: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The sync metrics (`serve` registers them on its metrics endpoint).
+    pub fn sync_metrics(&self) -> &Arc<super::metrics::SyncMetrics> {
+        &self.metrics
     }
 
     /// Runs the syncs started in the background on `runtime` (`serve`: the
@@ -480,6 +492,17 @@ impl Registry {
         let report = match outcome {
             Ok(r) => r,
             Err(e) => {
+                let kind = match &e {
+                    AccountError::Source { kind, .. } => *kind,
+                    _ => ErrorKind::Local,
+                };
+                self.metrics.observe(
+                    spec.source.name(),
+                    sync::SyncOutcome::Failed,
+                    seconds_since(started),
+                    (0, 0),
+                    [kind],
+                );
                 run.started = Some(started);
                 run.finished = Some(Utc::now());
                 run.error = Some(e.to_string());
@@ -525,6 +548,13 @@ impl Registry {
             }
         }
         let outcome = report.outcome();
+        self.metrics.observe(
+            spec.source.name(),
+            outcome,
+            seconds_since(started),
+            (totals.upserted as u64, (totals.deleted + totals.swept) as u64),
+            report.error.iter().chain(report.collections.iter().filter_map(|c| c.error.as_ref())).map(|e| e.kind),
+        );
         run.outcome = Some(outcome);
         match outcome {
             sync::SyncOutcome::Complete => {
