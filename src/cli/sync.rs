@@ -22,6 +22,10 @@ pub struct Args {
     /// Only this account (with --once: also when it is disabled); repeat for several.
     #[arg(long = "account", requires = "once")]
     accounts: Vec<String>,
+    /// Discover each account's collections again (new address books, calendars, folders)
+    /// instead of syncing those the last complete sync found (re-found daily anyway).
+    #[arg(long, requires = "once")]
+    rediscover: bool,
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
@@ -36,7 +40,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in &ids {
-        match sync_one(&registry, id).await {
+        match sync_one(&registry, id, args.rediscover).await {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
                 errln!("{id}: {e:#}");
@@ -65,7 +69,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     .into())
 }
 
-async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> {
+async fn sync_one(registry: &Registry, id: &str, rediscover: bool) -> anyhow::Result<SyncOutcome> {
     let progress = ProgressHandle::default();
     let bar = ProgressBar::with_draw_target(
         None,
@@ -77,7 +81,12 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
             .progress_chars("=> "),
     );
     bar.set_prefix(id.to_string());
-    let sync = registry.sync_with(id, progress.clone());
+    let sync = async {
+        match rediscover {
+            true => registry.sync_rediscovering(id, progress.clone()).await,
+            false => registry.sync_with(id, progress.clone()).await,
+        }
+    };
     tokio::pin!(sync);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let report = loop {
