@@ -9,11 +9,23 @@
 //! Radicale; the bridge also parses, normalises and indexes every card and commits
 //! it with its checkpoint; vdirsyncer writes each card to a file.
 //!
+//! `graph` as the first argument instead: an organisation-wide Graph account of four
+//! mailboxes against the fake Graph (connectors/graph/tests/support), synced as the
+//! engine runs it (mailboxes and collections one after another), next to curl
+//! fetching the same contact delta pages (same page size) one after another: the
+//! server's own time for the data; the bridge also lists each mailbox's other
+//! (empty) collections.
+//!
 //! ```sh
 //! python3 -m venv .tools/bench-venv && .tools/bench-venv/bin/pip install vdirsyncer
 //! CONTACTBRIDGE_TOOLS=/path/to/.tools VDIRSYNCER=.tools/bench-venv/bin/vdirsyncer \
 //!   cargo run --release --example bench_sync_e2e -- [cards=10000] [rounds=3]
+//! cargo run --release --example bench_sync_e2e -- graph [contacts=10000] [rounds=3]
 //! ```
+
+#[path = "../connectors/graph/tests/support/fake_graph.rs"]
+#[allow(dead_code)]
+mod fake_graph;
 
 use contactbridge::accounts::{AccountSpec, Registry, SourceKind};
 use contactbridge::secrets::SecretKey;
@@ -152,7 +164,120 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+const MAILBOXES: [&str; 4] =
+    ["dana@contoso.example", "otto@contoso.example", "mia@contoso.example", "max@contoso.example"];
+
+/// The engine as it runs an organisation-wide Graph account: a fresh data directory, a first sync, a no-change one.
+async fn graph_bridge(fake: &fake_graph::FakeGraph) -> (Duration, Duration, usize) {
+    use contactbridge_graph::{Credential, GraphAccount, Secret};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    user::put_profile(store.as_ref(), &UserProfile::new(UserId::parse("acme.bench").unwrap(), "acme")).unwrap();
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
+    let credential = Credential::ClientSecret { secret: Secret::new(fake_graph::CLIENT_SECRET) };
+    let mut g = GraphAccount::new(
+        fake_graph::TENANT,
+        fake_graph::CLIENT_ID,
+        credential,
+        MAILBOXES.iter().map(|m| m.to_string()).collect(),
+    );
+    g.authority = fake.authority();
+    g.graph_base = fake.base.clone();
+    g.https_only = false;
+    registry.add(AccountSpec::new("graph", UserId::parse("acme.bench").unwrap(), SourceKind::Graph(g))).unwrap();
+    let t = Instant::now();
+    let first = registry.sync("graph").await.unwrap();
+    let full = t.elapsed();
+    assert_eq!(first.failed(), 0, "{first:?}");
+    let t = Instant::now();
+    let again = registry.sync("graph").await.unwrap();
+    let none = t.elapsed();
+    assert_eq!(again.failed(), 0);
+    (full, none, first.totals().upserted)
+}
+
+/// curl: a token, then every mailbox's contact delta pages, one request after another.
+fn graph_curl(fake: &fake_graph::FakeGraph) -> (Duration, usize) {
+    let curl = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new("curl").args(["-sS", "--fail"]).args(args).output().expect("curl");
+        assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let t = Instant::now();
+    let token = curl(&[
+        "-d",
+        &format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://graph.microsoft.com/.default",
+            fake_graph::CLIENT_ID,
+            fake_graph::CLIENT_SECRET
+        ),
+        &format!("{}/{}/oauth2/v2.0/token", fake.authority(), fake_graph::TENANT),
+    ])["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auth = format!("Authorization: Bearer {token}");
+    let mut items = 0;
+    for m in MAILBOXES {
+        let mut url = format!("{}/users/{m}/contacts/delta", fake.base);
+        loop {
+            let page = curl(&["-H", &auth, "-H", "Prefer: odata.maxpagesize=200", &url]);
+            items += page["value"].as_array().map_or(0, Vec::len);
+            match page["@odata.nextLink"].as_str() {
+                Some(next) => url = next.to_string(),
+                None => break,
+            }
+        }
+    }
+    (t.elapsed(), items)
+}
+
+fn graph(contacts: usize, rounds: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let fake = rt.block_on(fake_graph::FakeGraph::start());
+    for (n, m) in MAILBOXES.iter().enumerate() {
+        let per = contacts / MAILBOXES.len();
+        fake.put_many(
+            &format!("{m}/contacts"),
+            (0..per).map(|i| {
+                let k = n * per + i;
+                fake_graph::contact(
+                    &format!("c{k}"),
+                    &format!("Person {k}"),
+                    &format!("+49 30 {:07}", 1_000_000 + k),
+                    &format!("p{k}@x.example"),
+                    &[],
+                )
+            }),
+        );
+    }
+    rt.block_on(graph_bridge(&fake));
+    let (mut ours, mut nones, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (full, none, n) = rt.block_on(graph_bridge(&fake));
+        println!("round {round} bridge  first sync {full:>8.2?}  no-change {none:>8.2?}  ({n} records)");
+        let (curl, items) = graph_curl(&fake);
+        println!("round {round} curl    contact delta pages {curl:>8.2?}  ({items} items)");
+        ours.push(full);
+        nones.push(none);
+        theirs.push(curl);
+    }
+    let (of, on, tc) = (median(ours), median(nones), median(theirs));
+    println!(
+        "median of {rounds}: Graph first sync bridge {of:.2?} vs curl's pages {tc:.2?} ({:.2}x the server's time); \
+         no-change {on:.2?}",
+        of.as_secs_f64() / tc.as_secs_f64()
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("graph") {
+        let mut args = std::env::args().skip(2);
+        let contacts: usize = args.next().map(|a| a.parse().expect("contacts")).unwrap_or(10_000);
+        let rounds: usize = args.next().map(|a| a.parse().expect("rounds")).unwrap_or(3);
+        return graph(contacts, rounds);
+    }
     let mut args = std::env::args().skip(1);
     let cards: usize = args.next().map(|a| a.parse().expect("cards")).unwrap_or(10_000);
     let rounds: usize = args.next().map(|a| a.parse().expect("rounds")).unwrap_or(3);
