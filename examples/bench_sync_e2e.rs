@@ -24,7 +24,6 @@
 //! ```
 
 #[path = "../connectors/graph/tests/support/fake_graph.rs"]
-#[allow(dead_code)]
 mod fake_graph;
 
 use contactbridge::accounts::{AccountSpec, Registry, SourceKind};
