@@ -109,11 +109,12 @@ impl Listener {
         registry: Arc<Registry>,
         config: Config,
         run: Run,
+        runtime: tokio::runtime::Handle,
         stop: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stop);
         let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT));
-        let host = Arc::new(Host { store, registry, config, run, owner: self.owner });
+        let host = Arc::new(Host { store, registry, config, run, runtime, owner: self.owner });
         loop {
             tokio::select! {
                 () = &mut stop => break,
@@ -141,6 +142,8 @@ struct Host {
     registry: Arc<Registry>,
     config: Config,
     run: Run,
+    /// Where commands run: the sync runtime, apart from the one serving lookups.
+    runtime: tokio::runtime::Handle,
     owner: u32,
 }
 
@@ -230,7 +233,11 @@ impl Host {
             registry: self.registry.clone(),
         });
         tracing::info!("admin socket: running a command for a client");
-        let result = session::scope(session, (self.run)(cli.command, self.config.clone())).await;
+        let command = session::scope(session, (self.run)(cli.command, self.config.clone()));
+        let result = match self.runtime.spawn(command).await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("the command ended abnormally (see the server's log): {e}")),
+        };
         answering.abort();
         let (code, message) = super::outcome(result);
         if let Some(m) = message {

@@ -140,7 +140,14 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
     };
     let admin = admin.map(|l| {
-        tokio::spawn(l.serve(store.clone(), registry.clone(), config.clone(), super::dispatch_boxed, stopped(&stop)))
+        tokio::spawn(l.serve(
+            store.clone(),
+            registry.clone(),
+            config.clone(),
+            super::dispatch_boxed,
+            sync_runtime.handle().clone(),
+            stopped(&stop),
+        ))
     });
     let scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry,
