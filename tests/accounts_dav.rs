@@ -4,7 +4,7 @@
 //! contact found by the resolver from a differently written number.
 
 use chrono::Utc;
-use contactbridge::accounts::{AccountError, AccountSpec, Registry, SourceKind};
+use contactbridge::accounts::{AccountError, AccountSpec, AccountStore as _, Registry, SourceKind};
 use contactbridge::connector::ErrorKind;
 use contactbridge::resolve::{CallQuery, Resolver};
 use contactbridge::secrets::SecretKey;
@@ -197,4 +197,54 @@ async fn carddav_and_caldav_accounts_sync_from_radicale_into_the_index_and_the_r
             }
         }
     }
+}
+
+/// Discovery (principal, home set, collections: on Radicale the costly part of a
+/// no-change sync) is kept from a complete sync to the next; a collection gone at
+/// the source, or `sync --once --rediscover`, has it done again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_kept_while_syncs_succeed_and_redone_when_a_collection_is_gone_or_on_request() {
+    let server = Radicale::start(|home| {
+        collection(
+            home,
+            "contacts",
+            "VADDRESSBOOK",
+            &[("erika.vcf", card("erika", "Erika Mustermann", "0170 1234567"))],
+        );
+    });
+    let home = server.dir.path().join("collections/collection-root").join(USER);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
+    user::put_profile(store.as_ref(), &dana).unwrap();
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
+    registry.add(dav("carddav", &server.url(), PASSWORD)).unwrap();
+    let names = |r: &contactbridge::sync::AccountSyncReport| {
+        let mut n: Vec<String> = r.collections.iter().map(|c| c.collection.name.clone()).collect();
+        n.sort();
+        n
+    };
+
+    let first = registry.sync("dana-carddav").await.unwrap();
+    assert_eq!((names(&first), first.totals().upserted), (vec!["contacts".to_string()], 1), "{first:?}");
+    // An address book added at the source: the next syncs use what discovery found.
+    collection(&home, "more", "VADDRESSBOOK", &[("hans.vcf", card("hans", "Hans Schmidt", "0170 7654321"))]);
+    let kept = registry.sync("dana-carddav").await.unwrap();
+    assert_eq!((names(&kept), kept.totals().upserted), (vec!["contacts".to_string()], 0), "{kept:?}");
+    assert!(store.run_record("dana-carddav").unwrap().unwrap().discovered.is_some());
+    // On request: discovered again, the new address book synced.
+    let again = registry.sync_rediscovering("dana-carddav", Default::default()).await.unwrap();
+    assert_eq!(names(&again), vec!["contacts".to_string(), "more".to_string()], "{again:?}");
+    assert_eq!(again.totals().upserted, 1);
+
+    // An address book gone at the source: that sync fails for it (and keeps nothing),
+    // the next discovers again and is complete.
+    std::fs::remove_dir_all(home.join("more")).unwrap();
+    let gone = registry.sync("dana-carddav").await.unwrap();
+    assert_eq!(gone.failed(), 1, "{gone:?}");
+    assert_eq!(store.run_record("dana-carddav").unwrap().unwrap().discovered, None);
+    let after = registry.sync("dana-carddav").await.unwrap();
+    assert_eq!((names(&after), after.failed()), (vec!["contacts".to_string()], 0), "{after:?}");
+    assert_eq!(after.outcome(), contactbridge::sync::SyncOutcome::Complete);
 }

@@ -7,6 +7,7 @@
 
 mod codes;
 pub mod notify;
+pub mod metrics;
 mod progress;
 mod reach;
 mod registry;

@@ -35,7 +35,7 @@ impl ProgressHandle {
         });
     }
 
-    fn update(&self, f: impl FnOnce(&mut Progress)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Progress)) {
         f(&mut self.0.lock().expect("progress lock"));
     }
 }

@@ -58,6 +58,24 @@ pub struct PartCheck {
 pub const COLLECTION_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(60);
 pub const COLLECTION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
+/// Past this age, a sync discovers the account's collections again even when all went well
+/// (collections added at the source show up within it; `sync --once --rediscover` at once).
+pub const DISCOVERY_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// A hash of the account's settings (without its secret): discovery's results depend on them.
+fn settings_fingerprint(spec: &AccountSpec) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut source = spec.source.clone();
+    source.take_secret();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&source).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+fn seconds_since(t: DateTime<Utc>) -> f64 {
+    (Utc::now() - t).to_std().unwrap_or_default().as_secs_f64()
+}
+
 fn collection_backoff(failures: u32) -> chrono::Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
     chrono::Duration::from_std(COLLECTION_BACKOFF_BASE.saturating_mul(factor).min(COLLECTION_BACKOFF_MAX))
@@ -93,6 +111,8 @@ pub struct Registry {
     searched: Mutex<HashMap<(String, String), DateTime<Utc>>>,
     /// Sync leases for syncs started by hand, with several replicas on one store.
     leasing: Option<crate::sync::lease::Leasing>,
+    /// Every sync's outcome, for the metrics endpoint.
+    metrics: Arc<super::metrics::SyncMetrics>,
 }
 
 /// Drive searches after a scheduled sync: for the contacts of calls in these last days …
@@ -138,7 +158,13 @@ impl Registry {
             sync_runtime: None,
             searched: Mutex::default(),
             leasing: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The sync metrics (`serve` registers them on its metrics endpoint).
+    pub fn sync_metrics(&self) -> &Arc<super::metrics::SyncMetrics> {
+        &self.metrics
     }
 
     /// Runs the syncs started in the background on `runtime` (`serve`: the
@@ -562,10 +588,30 @@ impl Registry {
 
     /// [`Registry::sync`], reporting into `progress` (e.g. for a progress bar).
     pub async fn sync_with(&self, id: &str, progress: ProgressHandle) -> Result<AccountSyncReport, AccountError> {
+        self.sync_leased(id, progress, false).await
+    }
+
+    /// [`Registry::sync_with`], discovering the account's collections again first
+    /// (new address books, calendars or folders at the source), not from what the last sync found.
+    pub async fn sync_rediscovering(
+        &self,
+        id: &str,
+        progress: ProgressHandle,
+    ) -> Result<AccountSyncReport, AccountError> {
+        self.sync_leased(id, progress, true).await
+    }
+
+    /// A sync started by hand, under the account's lease when replicas share the store.
+    async fn sync_leased(
+        &self,
+        id: &str,
+        progress: ProgressHandle,
+        rediscover: bool,
+    ) -> Result<AccountSyncReport, AccountError> {
         use crate::sync::lease::{run_leased, Leased};
-        let Some(leasing) = &self.leasing else { return self.sync_inner(id, progress, false).await };
+        let Some(leasing) = &self.leasing else { return self.sync_inner(id, progress, false, rediscover).await };
         self.get(id)?;
-        match run_leased(leasing, id, self.sync_inner(id, progress, false)).await {
+        match run_leased(leasing, id, self.sync_inner(id, progress, false, rediscover)).await {
             Leased::Ran(r) => r,
             Leased::HeldElsewhere { holder } => {
                 tracing::info!(
@@ -586,7 +632,7 @@ impl Registry {
     /// A scheduled sync: collections backing off after failures are left out until
     /// their backoff ends (unless every collection is), the others sync.
     pub async fn sync_scheduled(&self, id: &str) -> Result<AccountSyncReport, AccountError> {
-        let report = self.sync_inner(id, ProgressHandle::default(), true).await?;
+        let report = self.sync_inner(id, ProgressHandle::default(), true, false).await?;
         self.search_for_recent_callers(id).await;
         Ok(report)
     }
@@ -640,6 +686,7 @@ impl Registry {
         id: &str,
         progress: ProgressHandle,
         honour_backoff: bool,
+        rediscover: bool,
     ) -> Result<AccountSyncReport, AccountError> {
         let spec = self.get(id)?;
         let _guard = {
@@ -661,10 +708,31 @@ impl Registry {
         } else {
             HashMap::new()
         };
-        let outcome = self.sync_spec(&spec, progress, &backing_off).await;
-        let report = match outcome {
+        // What discovery found last time, while the syncs since went well and the settings are the same.
+        let settings = settings_fingerprint(&spec);
+        let cached = run.discovered.take().filter(|d| {
+            !rediscover
+                && d.settings == settings
+                && run.outcome == Some(sync::SyncOutcome::Complete)
+                && started - d.at < DISCOVERY_MAX_AGE
+                && started >= d.at
+        });
+        let outcome =
+            self.sync_spec(&spec, progress, &backing_off, cached.as_ref().map(|d| d.collections.clone())).await;
+        let (report, listing) = match outcome {
             Ok(r) => r,
             Err(e) => {
+                let kind = match &e {
+                    AccountError::Source { kind, .. } => *kind,
+                    _ => ErrorKind::Local,
+                };
+                self.metrics.observe(
+                    spec.source.name(),
+                    sync::SyncOutcome::Failed,
+                    seconds_since(started),
+                    (0, 0),
+                    [kind],
+                );
                 run.started = Some(started);
                 run.finished = Some(Utc::now());
                 run.error = Some(e.to_string());
@@ -710,6 +778,20 @@ impl Registry {
             }
         }
         let outcome = report.outcome();
+        // Kept only after a complete sync: a collection gone (404), moved (301) or failing
+        // otherwise, or the listing failing, has the next sync discover again.
+        run.discovered = (outcome == sync::SyncOutcome::Complete).then(|| crate::store::Discovered {
+            at: cached.map_or(started, |d| d.at),
+            settings,
+            collections: listing,
+        });
+        self.metrics.observe(
+            spec.source.name(),
+            outcome,
+            seconds_since(started),
+            (totals.upserted as u64, (totals.deleted + totals.swept) as u64),
+            report.error.iter().chain(report.collections.iter().filter_map(|c| c.error.as_ref())).map(|e| e.kind),
+        );
         run.outcome = Some(outcome);
         match outcome {
             sync::SyncOutcome::Complete => {
@@ -733,19 +815,28 @@ impl Registry {
         spec: &AccountSpec,
         progress: ProgressHandle,
         backing_off: &HashMap<String, (u32, DateTime<Utc>)>,
-    ) -> Result<AccountSyncReport, AccountError> {
+        cached: Option<Vec<contactbridge_connector::Collection>>,
+    ) -> Result<(AccountSyncReport, Vec<contactbridge_connector::Collection>), AccountError> {
         progress.mark_started(Utc::now());
         let built = self.build(spec)?;
-        let tracked = Tracked { inner: built.connector.as_ref(), progress };
-        let listed = tracked.collections().await;
+        let tracked = Tracked { inner: built.connector.as_ref(), progress: progress.clone() };
+        let listed = match cached {
+            Some(c) => {
+                tracing::debug!(account = %spec.id, collections = c.len(), "collections as the last sync found them");
+                progress.update(|p| p.collections_total = Some(c.len()));
+                Ok(c)
+            }
+            None => tracked.collections().await,
+        };
         self.keep_rotated_token(spec, &built)?;
         let collections = match listed {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(account = %spec.id, error = %e, "listing collections failed");
-                return Ok(AccountSyncReport { error: Some(e), collections: Vec::new() });
+                return Ok((AccountSyncReport { error: Some(e), collections: Vec::new() }, Vec::new()));
             }
         };
+        let listing = collections.clone();
         let mut report = AccountSyncReport::default();
         let all_backing_off = collections.iter().all(|c| backing_off.contains_key(&c.id));
         let collections: Vec<_> = if all_backing_off {
@@ -802,7 +893,7 @@ impl Registry {
             tracing::info!(account = %spec.id, written, failed, "handling codes written back");
         }
         self.keep_rotated_token(spec, &built)?;
-        Ok(report)
+        Ok((report, listing))
     }
 
     /// The indexer for `user`'s part of an account: the user's profile, the

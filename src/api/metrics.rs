@@ -83,7 +83,8 @@ impl Default for Metrics {
         let latency = Family::<Labels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.000_025, 2.0, 19))) as fn() -> Histogram,
         );
-        let mut registry = Registry::with_prefix("contactbridge_grpc");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("contactbridge_grpc");
         registry.register("requests", "gRPC requests by method and status code", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -106,11 +107,17 @@ impl Default for Metrics {
              waits for a worker thread before request_duration_seconds starts counting",
             lateness.clone(),
         );
-        Self { registry, requests, latency, calls_not_recorded, lateness, known: known_methods() }
+        Self { registry: root, requests, latency, calls_not_recorded, lateness, known: known_methods() }
     }
 }
 
 impl Metrics {
+    /// Adds the sync metrics (`contactbridge_sync_*`, src/accounts/metrics.rs).
+    pub fn with_sync(mut self, sync: &crate::accounts::metrics::SyncMetrics) -> Self {
+        sync.register(self.registry.sub_registry_with_prefix("contactbridge_sync"));
+        self
+    }
+
     /// The `method` label for a request path: the path if the server serves it, else [`UNKNOWN_METHOD`].
     pub fn method_label(&self, path: &str) -> String {
         if self.known.contains(path) { path } else { UNKNOWN_METHOD }.to_string()

@@ -140,7 +140,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(match &options.accounts {
+        Some(registry) => Metrics::default().with_sync(registry.sync_metrics()),
+        None => Metrics::default(),
+    });
     // Measures how long ready tasks wait for a worker of this runtime; ends with `serve` (the set is dropped).
     let mut probe = tokio::task::JoinSet::new();
     probe.spawn(metrics.clone().probe_lateness());

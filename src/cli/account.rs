@@ -60,6 +60,7 @@ pub enum Command {
 pub struct SecretArgs {
     /// Read the secret from this file (trailing newline removed).
     #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = super::session::path_arg)]
     secret_file: Option<PathBuf>,
     /// Read the secret from this environment variable.
     #[arg(long, value_name = "VAR")]
@@ -114,12 +115,14 @@ pub enum Add {
         client_id: String,
         /// File holding the client secret.
         #[arg(long, value_name = "FILE", required_unless_present_any = ["client_secret_env", "certificate_key_file"])]
+        #[arg(value_parser = super::session::path_arg)]
         client_secret_file: Option<PathBuf>,
         /// Environment variable holding the client secret.
         #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
         client_secret_env: Option<String>,
         /// Instead of a client secret: the certificate's RSA private key (PEM), with --certificate-thumbprint.
         #[arg(long, value_name = "FILE", requires = "certificate_thumbprint", conflicts_with_all = ["client_secret_file", "client_secret_env"])]
+        #[arg(value_parser = super::session::path_arg)]
         certificate_key_file: Option<PathBuf>,
         /// The certificate's SHA-1 thumbprint in hex, as the Azure portal shows it.
         #[arg(long, value_name = "HEX", requires = "certificate_key_file")]
@@ -182,6 +185,7 @@ pub enum Add {
         #[command(flatten)]
         common: Common,
         /// The file or folder.
+        #[arg(value_parser = super::session::path_arg)]
         path: PathBuf,
     },
 }
@@ -201,6 +205,7 @@ pub struct DavArgs {
     username: Option<String>,
     /// File holding the password.
     #[arg(long, value_name = "FILE", requires = "username")]
+    #[arg(value_parser = super::session::path_arg)]
     password_file: Option<PathBuf>,
     /// Environment variable holding the password.
     #[arg(long, value_name = "VAR", requires = "username", conflicts_with = "password_file")]
@@ -210,9 +215,11 @@ pub struct DavArgs {
     bearer_env: Option<String>,
     /// File holding a bearer token.
     #[arg(long, value_name = "FILE", conflicts_with = "username")]
+    #[arg(value_parser = super::session::path_arg)]
     bearer_file: Option<PathBuf>,
     /// Extra CA certificates (PEM) to trust, for a server with a private CA.
     #[arg(long)]
+    #[arg(value_parser = super::session::path_arg)]
     ca_file: Option<PathBuf>,
     /// Only collections whose name matches (`*` wildcards); repeat for several.
     #[arg(long)]
@@ -252,9 +259,9 @@ fn read_secret(file: Option<&PathBuf>, env: Option<&String>, prompt: Option<&str
         let text = std::fs::read_to_string(f).with_context(|| format!("reading the secret from {}", f.display()))?;
         text.trim_end_matches(['\r', '\n']).to_string()
     } else if let Some(v) = env {
-        std::env::var(v).with_context(|| format!("environment variable {v} is not set"))?
+        super::session::env_var(v).with_context(|| format!("environment variable {v} is not set"))?
     } else if let Some(p) = prompt {
-        rpassword::prompt_password(p).context("reading the secret from the terminal")?
+        super::session::prompt_password(p).context("reading the secret from the terminal")?
     } else {
         return Ok(None);
     };
@@ -438,6 +445,9 @@ fn dav(d: DavArgs, carddav: bool) -> anyhow::Result<AccountSpec> {
 
 /// Opens the store and the registry for a data directory.
 pub(crate) fn registry(config: &Config) -> anyhow::Result<Arc<Registry>> {
+    if let Some(served) = super::session::served_registry() {
+        return Ok(served);
+    }
     let store = super::open(config)?;
     Ok(Arc::new(Registry::open(store, config)?))
 }
@@ -447,14 +457,14 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Add(add) => {
             let spec = registry.add(build(*add)?)?;
-            println!(
+            outln!(
                 "account {} ({}) added for {}; schedule {}",
                 spec.id,
                 spec.source.name(),
                 spec.user,
                 registry.schedule_of(&spec).cron
             );
-            println!("check it with `contactbridge account test {}`", spec.id);
+            outln!("check it with `contactbridge account test {}`", spec.id);
         }
         Command::List => {
             for a in registry.list()? {
@@ -470,7 +480,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                         (None, None) => "never synced".into(),
                     },
                 };
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     a.id,
                     a.source.name(),
@@ -481,7 +491,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Show { id } => print!("{}", show(&registry.status(&id)?)),
+        Command::Show { id } => out!("{}", show(&registry.status(&id)?)),
         Command::Test { id } => {
             let parts = registry.test_parts(&id).await?;
             let failed = parts.iter().filter(|p| p.error.is_some()).count();
@@ -490,18 +500,18 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                     if let Some((_, message)) = &only.error {
                         return Err(super::Exit::new(super::EXIT_FAILED, message.clone()).into());
                     }
-                    println!("account {id}: credentials accepted, server reachable");
+                    outln!("account {id}: credentials accepted, server reachable");
                     return Ok(());
                 }
             }
             for p in &parts {
                 match &p.error {
-                    None => println!("{}: ok", p.part),
-                    Some((_, message)) => println!("{}: FAILED: {message}", p.part),
+                    None => outln!("{}: ok", p.part),
+                    Some((_, message)) => outln!("{}: FAILED: {message}", p.part),
                 }
             }
             if failed == 0 {
-                println!("account {id}: credentials accepted, all {} mailboxes reachable", parts.len());
+                outln!("account {id}: credentials accepted, all {} mailboxes reachable", parts.len());
             } else if failed == parts.len() {
                 return Err(super::Exit::new(
                     super::EXIT_FAILED,
@@ -518,19 +528,19 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         }
         Command::Remove { id } => {
             let n = registry.remove(&id)?;
-            println!("account {id} removed with {n} records");
+            outln!("account {id} removed with {n} records");
         }
         Command::Enable { id } => {
             registry.set_enabled(&id, true)?;
-            println!("account {id} enabled");
+            outln!("account {id} enabled");
         }
         Command::Disable { id } => {
             registry.set_enabled(&id, false)?;
-            println!("account {id} disabled");
+            outln!("account {id} disabled");
         }
         Command::Adopt { id } => {
             registry.adopt(&id)?;
-            println!("account {id} is the operator's: [accounts] limits no longer apply");
+            outln!("account {id} is the operator's: [accounts] limits no longer apply");
         }
         Command::SetSecret { id, secret } => {
             let spec = registry.get(&id)?;
@@ -539,12 +549,12 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 read_secret(secret.secret_file.as_ref(), secret.secret_env.as_ref(), Some(&format!("{name}: ")))?
                     .context("no secret given")?;
             registry.set_secret(&id, &value)?;
-            println!("account {id}: {name} replaced");
+            outln!("account {id}: {name} replaced");
         }
         Command::SetSchedule { id, cron, time_zone } => {
             let schedule = if cron == "default" { None } else { Some(Schedule::new(&cron, &time_zone)?) };
             let spec = registry.set_schedule(&id, schedule)?;
-            println!("account {id} syncs on {}", registry.schedule_of(&spec).cron);
+            outln!("account {id} syncs on {}", registry.schedule_of(&spec).cron);
         }
     }
     Ok(())

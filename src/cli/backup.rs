@@ -24,17 +24,15 @@ fn unhex(s: &str) -> anyhow::Result<Vec<u8>> {
 /// Writes every entry that can be read; fails (after writing them) when some could not be.
 pub fn backup(store: &dyn Backend, file: &Path) -> anyhow::Result<()> {
     let export = store.export_user_data();
-    let mut out =
-        std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?);
+    let mut out = super::session::OutFile::create(file).with_context(|| format!("creating {}", file.display()))?;
     for (k, v) in &export.entries {
         serde_json::to_writer(&mut out, &Line { key: hex(k), value: hex(v) })?;
         out.write_all(b"\n")?;
     }
-    out.flush()?;
-    out.get_ref().sync_all().with_context(|| format!("writing {}", file.display()))?;
-    println!("wrote {} entries of user data to {}", export.entries.len(), file.display());
+    out.finish().with_context(|| format!("writing {}", file.display()))?;
+    outln!("wrote {} entries of user data to {}", export.entries.len(), file.display());
     for gap in &export.unreadable {
-        println!("could not read {gap}");
+        outln!("could not read {gap}");
     }
     anyhow::ensure!(
         export.unreadable.is_empty(),
@@ -56,9 +54,9 @@ pub fn restore(config: &Config, file: &Path) -> anyhow::Result<()> {
     let (store, aside) = contactbridge::store::restore(&config.store.open_options(&config.data_dir), &entries)
         .with_context(|| format!("restoring into {}", config.data_dir.display()))?;
     store.flush()?;
-    println!("restored {} entries of user data from {}", entries.len(), file.display());
+    outln!("restored {} entries of user data from {}", entries.len(), file.display());
     if let Some(aside) = aside {
-        println!("the user data it replaced is kept in {} (delete it when satisfied)", aside.display());
+        outln!("the user data it replaced is kept in {} (delete it when satisfied)", aside.display());
     }
     Ok(())
 }

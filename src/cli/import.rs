@@ -19,6 +19,7 @@ pub struct Args {
     account: Option<String>,
     /// Files (.vcf, .ics) or folders to import.
     #[arg(required = true)]
+    #[arg(value_parser = super::session::path_arg)]
     paths: Vec<PathBuf>,
 }
 
@@ -39,7 +40,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         let target = sync::SyncTarget { account: &account, user: &user, owners: &owners, indexer: &indexer };
         let report = sync::sync_account(store.as_ref() as &dyn IndexStore, &connector, &target).await;
         if let Some(e) = &report.error {
-            eprintln!("{}: {e}", path.display());
+            errln!("{}: {e}", path.display());
             failed += 1;
         }
         for c in &report.collections {
@@ -48,10 +49,10 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             rejected += c.rejected;
             match &c.error {
                 Some(e) => {
-                    eprintln!("{}: {e}", c.collection.id);
+                    errln!("{}: {e}", c.collection.id);
                     failed += 1;
                 }
-                None => println!(
+                None => outln!(
                     "{}: {} imported, {} removed, {} skipped as malformed or too large",
                     c.collection.id,
                     s.upserted,
@@ -66,7 +67,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
                     collection: c.collection.id.clone(),
                 })? {
                     for r in state.rejected.iter().rev().take(c.rejected).rev() {
-                        eprintln!("  skipped {}: {}", r.id, r.reason);
+                        errln!("  skipped {}: {}", r.id, r.reason);
                     }
                 }
             }

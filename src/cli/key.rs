@@ -30,19 +30,19 @@ pub fn run(store: &dyn Backend, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create { tenant, scope, label } => {
             let key = auth::create_key(store, &tenant, scope, &label)?;
-            eprintln!("created {scope} key {} for tenant {tenant:?}; it is shown once:", key.stored.id);
-            println!("{}", key.text);
+            errln!("created {scope} key {} for tenant {tenant:?}; it is shown once:", key.stored.id);
+            outln!("{}", key.text);
         }
         Command::List { tenant } => {
             for k in store.keys(tenant.as_deref())? {
-                println!("{}\t{}\t{}\t{}\t{}", k.id, k.tenant, k.scope, k.created.format("%Y-%m-%d %H:%M"), k.label);
+                outln!("{}\t{}\t{}\t{}\t{}", k.id, k.tenant, k.scope, k.created.format("%Y-%m-%d %H:%M"), k.label);
             }
         }
         Command::Delete { id } => {
             if !store.delete_key(&id)? {
                 anyhow::bail!("no key with id {id:?}");
             }
-            println!("deleted key {id}");
+            outln!("deleted key {id}");
         }
     }
     Ok(())

@@ -66,13 +66,13 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "decision": decision_json, "context": context }))?
         );
     } else {
-        print!("{}", output::decision(&decision, &profile));
-        print!("{}", output::context(&context, &profile, at));
+        out!("{}", output::decision(&decision, &profile));
+        out!("{}", output::context(&context, &profile, at));
     }
     Ok(())
 }
@@ -95,7 +95,7 @@ mod remote {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        eprintln!("(the store is in use by the server; asking it at {addr})");
+        errln!("(the store is in use by the server; asking it at {addr})");
         let mut client = BridgeClient::connect(&format!("http://{addr}"), key).await?;
         let ts = prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 };
         let d = client
@@ -121,9 +121,9 @@ mod remote {
             .map(|r| r.into_inner())
             .unwrap_or_default();
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&json(&d, &ctx))?);
+            outln!("{}", serde_json::to_string_pretty(&json(&d, &ctx))?);
         } else {
-            print!("{}", text(&d, &ctx));
+            out!("{}", text(&d, &ctx));
         }
         Ok(())
     }

@@ -1,6 +1,9 @@
 //! Command-line interface (clap). Each subcommand lives in its own module.
 
+#[macro_use]
+mod session;
 mod account;
+mod admin_socket;
 mod backup;
 mod import;
 mod key;
@@ -88,17 +91,25 @@ pub fn main() -> ExitCode {
     // A server logs what it does; a one-shot command only what went wrong.
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     init_logging(config.log.format, default_level);
-    match run(cli, config) {
-        Ok(()) => ExitCode::SUCCESS,
+    // A running server on this data directory runs the command (src/cli/admin_socket.rs).
+    let data_dir = cli.data_dir.as_deref().unwrap_or(&config.data_dir);
+    if let Some(code) = admin_socket::client(&cli.command, data_dir) {
+        return code;
+    }
+    let (code, message) = outcome(run(cli, config));
+    if let Some(m) = message {
+        eprintln!("{m}");
+    }
+    ExitCode::from(code)
+}
+
+/// A command's exit status and error message, the same in the CLI and through the admin socket.
+fn outcome(result: anyhow::Result<()>) -> (u8, Option<String>) {
+    match result {
+        Ok(()) => (0, None),
         Err(e) => match e.downcast_ref::<Exit>() {
-            Some(exit) => {
-                eprintln!("error: {}", exit.message);
-                ExitCode::from(exit.code)
-            }
-            None => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
+            Some(exit) => (exit.code, Some(format!("error: {}", exit.message))),
+            None => (EXIT_FAILED, Some(format!("error: {e:#}"))),
         },
     }
 }
@@ -146,8 +157,21 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         config.data_dir = d;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
-        match cli.command {
+    rt.block_on(dispatch(cli.command, config))
+}
+
+/// [`dispatch`] for the admin socket.
+fn dispatch_boxed(
+    command: Command,
+    config: Config,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> {
+    Box::pin(dispatch(command, config))
+}
+
+/// Runs a command: in this process, or in `serve` for a client of the admin socket.
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    {
+        match command {
             Command::Serve(a) => serve::run(config, a).await,
             Command::Demo(a) => serve::demo(config, a).await,
             Command::Import(a) => import::run(config, a).await,
@@ -159,12 +183,15 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             Command::Backup { file } => backup::backup(open(&config)?.as_ref(), &file),
             Command::Restore { file } => backup::restore(&config, &file),
         }
-    })
+    }
 }
 
 /// Opens the configured backend in the configured data directory.
 pub(crate) fn open(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
     use anyhow::Context as _;
+    if let Some(served) = session::served_store() {
+        return Ok(served);
+    }
     contactbridge::store::open(&config.store.open_options(&config.data_dir)).with_context(|| {
         match config.store.backend {
             contactbridge::store::BackendKind::Sled => format!("opening the store in {}", config.data_dir.display()),

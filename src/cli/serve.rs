@@ -41,6 +41,7 @@ pub const DEMO_ADMIN_KEY: &str = "demo-admin-key";
 pub struct DemoArgs {
     /// The demo folder (default: share/contactbridge/demo beside an installed binary, else examples/demo of the source tree).
     #[arg(long)]
+    #[arg(value_parser = super::session::path_arg)]
     demo_dir: Option<PathBuf>,
 }
 
@@ -52,7 +53,7 @@ pub async fn demo(config: Config, args: DemoArgs) -> anyhow::Result<()> {
 async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(contactbridge::demo::default_dir);
     let s = contactbridge::demo::load(store, &dir, chrono::Utc::now()).await?;
-    println!(
+    outln!(
         "demo: user {:?} ({}) answers on {}; {} records loaded, {} rejected (from {})",
         s.profile.id.as_str(),
         s.profile.display_name,
@@ -66,11 +67,20 @@ async fn load_demo(store: &dyn Store, dir: Option<PathBuf>) -> anyhow::Result<()
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let store = super::open(&config)?;
+    // The CLI of the same user (or root) runs its commands here while the store is ours.
+    let admin = match super::admin_socket::Listener::bind(&config.data_dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(error = %e, dir = %config.data_dir.display(),
+                "no admin socket: the CLI cannot reach this server (its commands then report the store in use)");
+            None
+        }
+    };
     if args.demo {
         load_demo(store.as_ref(), args.demo_dir).await?;
         auth::put_fixed_key(store.as_ref(), DEMO_TSPS_KEY, "demo", Scope::Tsps, "demo (serve --demo)")?;
         auth::put_fixed_key(store.as_ref(), DEMO_ADMIN_KEY, "demo", Scope::Admin, "demo (serve --demo)")?;
-        println!("demo: API keys {DEMO_TSPS_KEY:?} (scope tsps) and {DEMO_ADMIN_KEY:?} (scope admin), tenant \"demo\"");
+        outln!("demo: API keys {DEMO_TSPS_KEY:?} (scope tsps) and {DEMO_ADMIN_KEY:?} (scope admin), tenant \"demo\"");
     }
     let listener = tokio::net::TcpListener::bind(config.grpc.listen)
         .await
@@ -108,8 +118,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
-    println!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
-    println!("notification window on {web_base}");
+    outln!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
+    outln!("notification window on {web_base}");
     // Several replicas on one database: leases for the syncs, a bus for live events.
     let replica = contactbridge::sync::lease::Leasing::replica_id();
     let replication = store.replication(&replica).context("connecting to the other replicas")?;
@@ -148,6 +158,23 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }),
         ..options
     };
+    let stop = Arc::new(tokio::sync::watch::channel(false).0);
+    let stopped = |stop: &Arc<tokio::sync::watch::Sender<bool>>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin = admin.map(|l| {
+        tokio::spawn(l.serve(
+            store.clone(),
+            registry.clone(),
+            config.clone(),
+            super::dispatch_boxed,
+            sync_runtime.handle().clone(),
+            stopped(&stop),
+        ))
+    });
     let mut scheduler = contactbridge::sync::scheduler::Scheduler::new(
         registry.clone(),
         Arc::new(contactbridge::sync::scheduler::SystemClock),
@@ -169,13 +196,6 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     // One stop for all three: the signal, or the gRPC server failing. From
     // then on each part has the shutdown grace (config `connections`).
     let grace = config.connections.shutdown_grace();
-    let stop = Arc::new(tokio::sync::watch::channel(false).0);
-    let stopped = |stop: &Arc<tokio::sync::watch::Sender<bool>>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
     // Graph change notifications (web.public_url): subscriptions kept by the notifier,
     // notifications received by the web server, syncs run by the scheduler.
     let notifier = match config.web.public_url().map_err(anyhow::Error::msg)? {
@@ -195,7 +215,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             });
             web_state = web_state
                 .with_notifications(contactbridge::web::notifications::Receiver::new(subscriptions.clone(), on_action));
-            println!("Graph change notifications to {public_url}");
+            outln!("Graph change notifications to {public_url}");
             let notifier =
                 Arc::new(contactbridge::accounts::notify::Notifier::new(registry.clone(), subscriptions, &public_url));
             Some(tokio::spawn(notifier.run(woken, stopped(&stop))))
@@ -219,7 +239,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening for the HTTP lookup on {addr}"))?;
-            println!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
+            outln!("HTTP lookup on http://{}/lookup/v1/", l.local_addr()?);
             Some(tokio::spawn(contactbridge::http_lookup::serve(
                 contactbridge::http_lookup::LookupState::new(lookup_store.clone(), store.clone(), hub.clone()),
                 l,
@@ -237,7 +257,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             }
             let l =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for LDAP on {addr}"))?;
-            println!(
+            outln!(
                 "LDAP directory on ldap://{}{}",
                 l.local_addr()?,
                 if config.ldap.tls_cert.is_some() { " (StartTLS)" } else { "" }
@@ -279,6 +299,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         ended.context("the HTTP lookup failed")?;
     }
     ended_within("LDAP", ldap, grace).await;
+    ended_within("admin socket", admin, grace).await;
     // A commit that is running when the syncs are dropped completes before the store is flushed.
     sync_runtime.close().await;
     served?;

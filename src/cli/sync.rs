@@ -7,7 +7,6 @@ use contactbridge::config::Config;
 use contactbridge::sync::scheduler::{Scheduler, SchedulerOptions, SystemClock};
 use contactbridge::sync::SyncOutcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +18,14 @@ pub struct Args {
     /// (some collections or mailboxes failed while the others synced, or some accounts
     /// failed while others synced); 1 when nothing synced (every account failed).
     #[arg(long)]
-    once: bool,
+    pub(crate) once: bool,
     /// Only this account (with --once: also when it is disabled); repeat for several.
     #[arg(long = "account", requires = "once")]
     accounts: Vec<String>,
+    /// Discover each account's collections again (new address books, calendars, folders)
+    /// instead of syncing those the last complete sync found (re-found daily anyway).
+    #[arg(long, requires = "once")]
+    rediscover: bool,
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
@@ -37,10 +40,10 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in &ids {
-        match sync_one(&registry, id).await {
+        match sync_one(&registry, id, args.rediscover).await {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
-                eprintln!("{id}: {e:#}");
+                errln!("{id}: {e:#}");
                 outcomes.push(SyncOutcome::Failed);
             }
         }
@@ -66,11 +69,11 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     .into())
 }
 
-async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> {
+async fn sync_one(registry: &Registry, id: &str, rediscover: bool) -> anyhow::Result<SyncOutcome> {
     let progress = ProgressHandle::default();
     let bar = ProgressBar::with_draw_target(
         None,
-        if std::io::stdout().is_terminal() { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
+        if super::session::stdout_is_terminal() { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} collections, {msg} ({elapsed})")
@@ -78,7 +81,12 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
             .progress_chars("=> "),
     );
     bar.set_prefix(id.to_string());
-    let sync = registry.sync_with(id, progress.clone());
+    let sync = async {
+        match rediscover {
+            true => registry.sync_rediscovering(id, progress.clone()).await,
+            false => registry.sync_with(id, progress.clone()).await,
+        }
+    };
     tokio::pin!(sync);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let report = loop {
@@ -99,7 +107,7 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
     }
     let t = report.totals();
     let outcome = report.outcome();
-    println!(
+    outln!(
         "{id}: {} collections, {} records written, {} removed, {} failed ({})",
         report.collections.len(),
         t.upserted,
@@ -116,7 +124,7 @@ async fn sync_one(registry: &Registry, id: &str) -> anyhow::Result<SyncOutcome> 
                 }
                 _ => c.collection.name.clone(),
             };
-            eprintln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
+            errln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
         }
     }
     Ok(outcome)
@@ -129,7 +137,7 @@ async fn foreground(registry: Arc<Registry>, config: &Config) -> anyhow::Result<
     let handle = Scheduler::new(registry, Arc::new(SystemClock), options).spawn();
     let rebuild =
         tokio::spawn(contactbridge::sync::scheduler::rebuild_index_on_damage(store, handle.scheduler().clone()));
-    println!("syncing on schedule; Ctrl-C stops");
+    outln!("syncing on schedule; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
     rebuild.abort();
     handle.shutdown(Duration::from_secs(30)).await;

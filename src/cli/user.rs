@@ -19,6 +19,7 @@ pub enum Command {
         id: Option<String>,
         /// Read the whole profile from this TOML file instead.
         #[arg(long, conflicts_with = "id")]
+        #[arg(value_parser = super::session::path_arg)]
         file: Option<PathBuf>,
         #[arg(long, required_unless_present = "file")]
         tenant: Option<String>,
@@ -136,12 +137,12 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                 bail!("user {} exists already; change it with the other `user` subcommands", profile.id);
             }
             user::put_profile(store, &profile)?;
-            println!("added user {} (tenant {})", profile.id, profile.tenant);
+            outln!("added user {} (tenant {})", profile.id, profile.tenant);
         }
-        Command::Show { id } => print!("{}", toml::to_string_pretty(&load(store, &id)?)?),
+        Command::Show { id } => out!("{}", toml::to_string_pretty(&load(store, &id)?)?),
         Command::List => {
             for p in store.profiles()? {
-                println!("{}\t{}\t{}\t{}", p.id, p.tenant, p.display_name, p.called_numbers.join(", "));
+                outln!("{}\t{}\t{}\t{}", p.id, p.tenant, p.display_name, p.called_numbers.join(", "));
             }
         }
         Command::Remove { id } => {
@@ -149,7 +150,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             if !store.delete_user(&user)? {
                 bail!("user {user} does not exist");
             }
-            println!("removed user {user}");
+            outln!("removed user {user}");
         }
         Command::SetMethod { id, code, status, method, target } => {
             let mut p = load(store, &id)?;
@@ -172,7 +173,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             };
             p.handling.set(code, status, method);
             user::put_profile(store, &p)?;
-            println!("updated the handling table of {}", p.id);
+            outln!("updated the handling table of {}", p.id);
         }
         Command::Status { id, status, duration } => {
             let mut p = load(store, &id)?;
@@ -184,7 +185,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
                 p.manual_status = Some(ManualStatus { status, until });
             }
             user::put_profile(store, &p)?;
-            println!("status of {} is now {:?}", p.id, p.manual_status.map(|m| m.status.as_str()).unwrap_or("derived"));
+            outln!("status of {} is now {:?}", p.id, p.manual_status.map(|m| m.status.as_str()).unwrap_or("derived"));
         }
         Command::Assign { id, number, contact, code, clear } => {
             let p = load(store, &id)?;
@@ -206,7 +207,7 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             };
             let outcome =
                 contactbridge::accounts::assign_code(store, &p.id, &target, code.as_ref(), chrono::Utc::now())?;
-            println!("{}; {outcome}", if clear { "assignment removed" } else { "assigned" });
+            outln!("{}; {outcome}", if clear { "assignment removed" } else { "assigned" });
         }
         Command::LoginLink { id, valid, base_url } => {
             let user = parse_user(&id)?;
@@ -219,8 +220,8 @@ pub fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
             )?;
             let scheme = if config.web.tls_cert.is_some() { "https" } else { "http" };
             let base = base_url.unwrap_or_else(|| format!("{scheme}://{}", config.web.listen));
-            println!("{}{}", base.trim_end_matches('/'), contactbridge::web::auth::login_path(&token));
-            eprintln!("valid once, until {}", token.expires.to_rfc3339());
+            outln!("{}{}", base.trim_end_matches('/'), contactbridge::web::auth::login_path(&token));
+            errln!("valid once, until {}", token.expires.to_rfc3339());
         }
     }
     Ok(())

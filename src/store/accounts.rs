@@ -31,6 +31,20 @@ pub struct RunRecord {
     /// out until its backoff ends, while the account's other collections sync on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backoff: BTreeMap<String, CollectionBackoff>,
+    /// What discovery found (the collections, after the account's filters), kept while
+    /// syncs succeed, so that a sync need not discover them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<Discovered>,
+}
+
+/// An account's collections as discovery found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovered {
+    pub at: DateTime<Utc>,
+    /// The account's settings it was found with ([`crate::model::AccountSpec`]'s source, without
+    /// its secret, hashed): changed settings discover again.
+    pub settings: u64,
+    pub collections: Vec<contactbridge_connector::Collection>,
 }
 
 /// A collection's failures in a row and when the scheduler tries it again.
