@@ -586,6 +586,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_change_of_a_call_on_one_replica_reaches_the_windows_on_another() {
+        let (_dir, a, b) = two_replicas();
+        let mut windows_on_b = b.watch_changes();
+        let mut windows_on_a = a.watch_changes();
+        let record = a
+            .report(
+                &CallId("c-alice".into()),
+                CallEventKind::Answered,
+                Some("desk".into()),
+                Some("acme"),
+                Utc::now(),
+            )
+            .unwrap();
+        let on_b = next(&mut windows_on_b).await;
+        assert_eq!((on_b.tenant.as_str(), &on_b.record), ("acme", &record), "the whole change crosses");
+        assert_eq!(next(&mut windows_on_a).await.record, record);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(windows_on_b.try_recv().is_err(), "delivered twice on the other replica");
+        assert!(windows_on_a.try_recv().is_err(), "the sender's own message came back over the bus");
+    }
+
+    #[tokio::test]
     async fn a_call_announced_on_one_replica_rings_on_another_rebuilt_from_the_call_record() {
         let (_dir, a, b) = two_replicas();
         let mut alice_on_b = b.watch_calls(&user("acme.alice"));

@@ -129,9 +129,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let mut web_state =
         contactbridge::web::WebState::new(store.clone(), store.clone(), hub.clone()).with_accounts(store.clone());
-    if let Some(r) = &replication {
+    if replication.is_some() {
         tracing::info!(replica = %replica, "serving as one of several replicas on the shared store");
-        web_state = web_state.with_bus(r.bus.clone());
     }
     if let Some(tls) = web_tls {
         web_state = web_state.with_tls(tls);

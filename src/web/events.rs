@@ -135,17 +135,6 @@ impl WebEvent {
             Self::Update { .. } => "update",
         }
     }
-
-    /// The user whose call this is about.
-    fn user(&self) -> &UserId {
-        match self {
-            Self::Ready { user }
-            | Self::Directive { user, .. }
-            | Self::Chat { user, .. }
-            | Self::Update { user, .. } => user,
-            Self::Call(c) => &c.user,
-        }
-    }
 }
 
 impl WebEvent {
@@ -213,10 +202,6 @@ pub async fn stream(
         });
         streams.push(calls.boxed());
     }
-    let (s, b) = (session.clone(), behind.clone());
-    let shared = BroadcastStream::new(state.events.subscribe())
-        .filter_map(move |r| futures::future::ready(lagged(r, &b).filter(|e| s.viewer.may_see(e.user()).is_some())));
-    streams.push(shared.boxed());
     // Every change of a call the viewer may see (directives, chat, what the phone system reported),
     // whoever made it: this window, another one, gRPC SendDirective or ReportCallEvent.
     let (s, b) = (session.clone(), behind.clone());

@@ -34,7 +34,6 @@ pub mod auth;
 mod calls;
 mod error;
 mod events;
-mod fanout;
 mod guard;
 mod lookup;
 pub mod notifications;
@@ -62,8 +61,6 @@ pub struct WebState {
     store: Arc<dyn Store>,
     tokens: Arc<dyn WebTokenStore>,
     hub: Arc<CallHub>,
-    /// Directives and chat messages, for every open event stream (each filters by what its viewer may see).
-    events: fanout::Fanout,
     /// Turns true when the server stops: event streams end so shutdown does not wait on them.
     stopping: Arc<watch::Sender<bool>>,
     /// Sessions, their lifetime, TLS: see [`Sessions`].
@@ -94,7 +91,6 @@ impl WebState {
             store,
             tokens,
             hub,
-            events: fanout::Fanout::new(CallHub::CAPACITY),
             stopping: Arc::new(watch::channel(false).0),
             sessions: Sessions {
                 valid: auth::SESSION_VALID,
@@ -126,14 +122,6 @@ impl WebState {
     /// [`WebState::RECHECK`]; at least 10 ms).
     pub fn with_recheck_interval(mut self, every: std::time::Duration) -> Self {
         self.sessions.recheck = every.max(std::time::Duration::from_millis(10));
-        self
-    }
-
-    /// Reaches, and is reached from, the other replicas' windows on `bus`
-    /// (events sent by one replica's handlers open on every replica). Call
-    /// on a tokio runtime.
-    pub fn with_bus(mut self, bus: Arc<dyn crate::store::EventBus>) -> Self {
-        self.events.attach(bus, self.stopping.subscribe());
         self
     }
 
