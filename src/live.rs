@@ -591,13 +591,7 @@ mod tests {
         let mut windows_on_b = b.watch_changes();
         let mut windows_on_a = a.watch_changes();
         let record = a
-            .report(
-                &CallId("c-alice".into()),
-                CallEventKind::Answered,
-                Some("desk".into()),
-                Some("acme"),
-                Utc::now(),
-            )
+            .report(&CallId("c-alice".into()), CallEventKind::Answered, Some("desk".into()), Some("acme"), Utc::now())
             .unwrap();
         let on_b = next(&mut windows_on_b).await;
         assert_eq!((on_b.tenant.as_str(), &on_b.record), ("acme", &record), "the whole change crosses");

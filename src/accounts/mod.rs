@@ -6,8 +6,8 @@
 //! back only in memory to build a connector.
 
 mod codes;
-pub mod notify;
 pub mod metrics;
+pub mod notify;
 mod progress;
 mod reach;
 mod registry;

@@ -9,8 +9,8 @@
 
 pub mod engine;
 pub mod indexer;
-pub mod notifications;
 pub mod lease;
+pub mod notifications;
 pub mod runtime;
 pub mod scheduler;
 mod sink;

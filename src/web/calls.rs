@@ -138,7 +138,11 @@ pub struct ContactView {
 }
 
 /// `code: state` of the user's write-back for the contact, if the account records one.
-pub(super) fn code_write_back(state: &WebState, user: &crate::user::UserId, at: &crate::store::RecordRef) -> Option<String> {
+pub(super) fn code_write_back(
+    state: &WebState,
+    user: &crate::user::UserId,
+    at: &crate::store::RecordRef,
+) -> Option<String> {
     use crate::model::{CodeWriteBack, WriteBackState};
     let spec = state.accounts.as_ref()?.account(&at.account).ok()??;
     let w = spec.code_write_backs.get(&CodeWriteBack::key(user, at))?;
