@@ -149,7 +149,7 @@ enum HubMessage {
     },
     /// A call changed (directive, chat, phone-system event): for the windows.
     Change {
-        change: CallChange,
+        change: Box<CallChange>,
     },
 }
 
@@ -194,7 +194,7 @@ impl CallHub {
 
     /// A change of a call: to this replica's windows and to the other replicas'.
     fn publish_change(&self, change: CallChange) {
-        self.publish(&HubMessage::Change { change: change.clone() });
+        self.publish(&HubMessage::Change { change: Box::new(change.clone()) });
         // No subscriber is fine: nobody has a window open.
         let _ = self.changes.send(Arc::new(change));
     }
@@ -228,7 +228,7 @@ impl CallHub {
                     hub.deliver_directive(&tenant, directive);
                 }
                 Ok(HubMessage::Change { change }) => {
-                    let _ = hub.changes.send(Arc::new(change));
+                    let _ = hub.changes.send(Arc::new(*change));
                 }
                 Ok(HubMessage::Call { user, call_id }) => {
                     if !hub.has_call_watchers(&user) {
