@@ -3,7 +3,8 @@
 //! other byte kept), survives the next sync, is removed again; a change of category at the source
 //! after the write wins; a server that is down leaves the write-back failed, retried by the next
 //! sync; another user cannot write to the contact. The same against the Graph connector's fake:
-//! the code becomes an Outlook category on the contact.
+//! the code becomes an Outlook category on the contact. And on Xandikos, which keeps the bytes it is
+//! given: the card changes by its category alone.
 
 #[path = "../connectors/graph/tests/support/fake_graph.rs"]
 mod fake_graph;
@@ -143,8 +144,9 @@ fn card_with(categories: &str) -> Vec<String> {
     lines(&CARD.replace("CATEGORIES:Friends", categories))
 }
 
-struct World {
-    server: Radicale,
+/// The bridge's side: a store with two users of two tenants, the registry with one CardDAV
+/// account of `acme.dana` that writes codes back (category VIP mapped to code vip), a resolver.
+struct Bridge {
     store: Arc<SledStore>,
     registry: Registry,
     resolver: Resolver,
@@ -152,9 +154,8 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-impl World {
-    async fn new() -> Self {
-        let server = Radicale::start();
+impl Bridge {
+    async fn new(url: String, credentials: Credentials) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         for (id, did) in [("acme.dana", DID), ("globex.otto", "+49 89 555000")] {
@@ -166,18 +167,15 @@ impl World {
         let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
         let registry = Registry::new(store.clone(), key, Schedule::new("*/15 * * * *", "UTC").unwrap());
         let dana = UserId::parse("acme.dana").unwrap();
-        let account = DavAccount::new(
-            Server::Url(server.url()),
-            Credentials::Basic { username: USER.into(), password: contactbridge_dav::Secret::new(PASSWORD) },
-        );
+        let account = DavAccount::new(Server::Url(url), credentials);
         let mut spec = AccountSpec::new(ACCOUNT, dana.clone(), SourceKind::CardDav(account));
         spec.write_back_codes = true;
         spec.category_codes.insert("VIP".into(), HandlingCode::parse("vip").unwrap());
         registry.add(spec).unwrap();
         let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
-        let w = Self { server, store, registry, resolver, dana, _dir: dir };
-        w.sync().await;
-        w
+        let b = Self { store, registry, resolver, dana, _dir: dir };
+        b.sync().await;
+        b
     }
 
     async fn sync(&self) {
@@ -212,6 +210,118 @@ impl World {
         let spec = self.store.account(ACCOUNT).unwrap().unwrap();
         spec.code_write_backs[&CodeWriteBack::key(&self.dana, &self.erika())].state.clone()
     }
+}
+
+/// A Radicale with the card and the bridge syncing it.
+struct World {
+    server: Radicale,
+    bridge: Bridge,
+}
+
+impl World {
+    async fn new() -> Self {
+        let server = Radicale::start();
+        let credentials =
+            Credentials::Basic { username: USER.into(), password: contactbridge_dav::Secret::new(PASSWORD) };
+        let bridge = Bridge::new(server.url(), credentials).await;
+        Self { server, bridge }
+    }
+}
+
+impl std::ops::Deref for World {
+    type Target = Bridge;
+    fn deref(&self) -> &Bridge {
+        &self.bridge
+    }
+}
+
+/// Xandikos (it keeps the bytes of the cards it is given) with its default address book, no
+/// authentication, killed on drop.
+struct Xandikos {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Xandikos {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(tool("xandikos"))
+            .arg("serve")
+            .arg("-d")
+            .arg(dir.path().join("data"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--defaults", "--no-detect-systemd", "-l", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start xandikos");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "xandikos did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, _dir: dir }
+    }
+
+    fn card_url(&self) -> String {
+        format!("http://127.0.0.1:{}/user/contacts/erika.vcf", self.port)
+    }
+
+    /// Writes the card as another client would.
+    async fn put(&self, card: &str) {
+        let response = reqwest::Client::new()
+            .put(self.card_url())
+            .header("Content-Type", "text/vcard")
+            .body(card.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "PUT: {}", response.status());
+    }
+
+    /// The card's bytes on the server.
+    async fn card(&self) -> String {
+        reqwest::get(self.card_url()).await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for Xandikos {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn xandikos_gets_the_category_byte_for_byte_and_a_later_change_there_wins() {
+    let server = Xandikos::start();
+    server.put(CARD).await;
+    let b = Bridge::new(format!("http://127.0.0.1:{}/", server.port), Credentials::None).await;
+    assert_eq!(b.call().handling_code.as_str(), "default");
+
+    assert_eq!(b.assign(Some("vip")), AssignOutcome::Pending { account: ACCOUNT.into() });
+    assert_eq!(b.call().handling_code.as_str(), "vip", "applies at once");
+    b.sync().await;
+    assert!(matches!(b.state(), WriteBackState::Written { .. }), "{:?}", b.state());
+    let with_vip = CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,VIP");
+    assert_eq!(server.card().await, with_vip, "only the category changed, every other byte kept");
+    b.sync().await;
+    assert!(matches!(b.state(), WriteBackState::Written { .. }), "{:?}", b.state());
+    assert_eq!(b.call().handling_code.as_str(), "vip", "survives the next sync");
+    assert_eq!(server.card().await, with_vip, "nothing written again");
+
+    // Another client takes VIP away after the bridge wrote it: the source wins.
+    let customers = CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,Customers");
+    server.put(&customers).await;
+    b.sync().await;
+    assert!(matches!(b.state(), WriteBackState::Superseded { .. }), "{:?}", b.state());
+    assert_eq!(b.call().handling_code.as_str(), "default", "the older local choice is gone");
+    assert_eq!(server.card().await, customers, "and not written again");
 }
 
 #[tokio::test]
