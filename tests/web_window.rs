@@ -793,3 +793,46 @@ async fn a_window_that_falls_behind_has_its_stream_ended_so_it_reconnects_and_ca
     // A new stream opens as usual.
     Events::open(&f, &demo).await;
 }
+
+#[tokio::test]
+async fn a_user_sets_a_handling_code_on_their_contact_in_the_window_and_nobody_else_can() {
+    use contactbridge::accounts::{AccountSpec, AccountStore as _, SourceKind};
+    let f = Fixture::new().await;
+    let demo = f.sign_in("demo").await;
+    let desk = f.sign_in("desk").await;
+    let bob = f.sign_in("bob").await;
+    // Erika's account writes codes back; the category Family carries the code family.
+    let at = f.ring(ERIKA).candidates[0].stored.at.clone();
+    let mut spec = AccountSpec::new(&at.account, uid("demo"), SourceKind::Files { path: "/nowhere".into() });
+    spec.write_back_codes = true;
+    spec.category_codes.insert("Family".into(), contactbridge::user::HandlingCode::parse("family").unwrap());
+    f.store.put_account(&spec, None).unwrap();
+    let (_, hits) = f.call("GET", "/api/search?q=Erika", Some(&demo), None).await;
+    let token = hits[0]["contact"].as_str().unwrap().to_string();
+    let set = |code: Value| json!({ "contact": token, "code": code });
+
+    let (s, r) = f.call("PUT", "/api/contact/code", Some(&demo), Some(set(json!("family")))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["code_write_back"], "family: pending, written with the next sync", "{r}");
+    assert_eq!(f.ring(ERIKA).handling_code.as_str(), "family", "applies to the next call at once");
+    let written = f.store.account(&at.account).unwrap().unwrap();
+    assert_eq!(written.code_write_backs.len(), 1, "the write-back waits for the next sync");
+
+    // The attendant sees Erika but may not set demo's codes; another tenant's user finds nothing.
+    for who in [&desk, &bob] {
+        let (s, _) = f.call("PUT", "/api/contact/code", Some(who), Some(set(json!("blocked")))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(f.ring(ERIKA).handling_code.as_str(), "family", "nothing changed");
+    // Hostile input: a code that is not one, a forged contact, no session.
+    let (s, e) = f.call("PUT", "/api/contact/code", Some(&demo), Some(set(json!("<b>vip</b>")))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let forged = json!({ "contact": "bm90LWEtdG9rZW4", "code": "vip" });
+    assert_eq!(f.call("PUT", "/api/contact/code", Some(&demo), Some(forged)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(f.call("PUT", "/api/contact/code", None, Some(set(json!("vip")))).await.0, StatusCode::UNAUTHORIZED);
+
+    // Removing it: the contact's code is the one its categories give again.
+    let (s, r) = f.call("PUT", "/api/contact/code", Some(&demo), Some(set(Value::Null))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_ne!(f.ring(ERIKA).handling_code.as_str(), "family");
+}

@@ -227,6 +227,61 @@ pub async fn contact(
 }
 
 #[derive(Debug, Deserialize)]
+pub struct SetCodeRequest {
+    /// A contact of the viewer's own, as a search returned it.
+    pub contact: String,
+    /// The handling code; `null` removes the viewer's code for the contact.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetCodeResponse {
+    /// What happened, in words: kept in the bridge only (and why), or pending write-back to the source.
+    pub outcome: String,
+    /// As shown with the contact (`vip: pending, written with the next sync`).
+    pub code_write_back: Option<String>,
+}
+
+/// `PUT /api/contact/code`: the viewer sets (or removes) their handling code for one of their own
+/// contacts. It applies at once; where the contact's account writes codes back, the mapped category
+/// is written to the source with the next sync ([`crate::accounts::assign_code`], the same path as
+/// the CLI and the admin API). Another user's contact, an attendant's included, is not found.
+pub async fn set_code(
+    State(state): State<WebState>,
+    session: Session,
+    Json(req): Json<SetCodeRequest>,
+) -> Result<Json<SetCodeResponse>, WebError> {
+    let code = match req.code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(crate::user::HandlingCode::parse(c).map_err(WebError::BadRequest)?),
+    };
+    let at = URL_SAFE_NO_PAD
+        .decode(req.contact.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| RecordRef::parse(&t))
+        .ok_or(WebError::NotFound)?;
+    let accounts = state.accounts.clone().ok_or_else(|| WebError::Internal("no account store".into()))?;
+    let work = state.clone();
+    let user = session.viewer.id().clone();
+    crate::store::offload(state.store.as_ref(), move || {
+        // Not the viewer's contact: it does not exist for them.
+        work.store.contact(&user, &at)?.ok_or(WebError::NotFound)?;
+        let target = crate::store::AssignTarget::Contact(at.clone());
+        let outcome = crate::accounts::assign_code(accounts.as_ref(), &user, &target, code.as_ref(), Utc::now())
+            .map_err(|e| match e {
+                crate::accounts::AccountError::Store(e) => WebError::from(e),
+                crate::accounts::AccountError::Invalid(m) => WebError::BadRequest(m),
+                other => WebError::Internal(other.to_string()),
+            })?;
+        let shown = super::calls::code_write_back(&work, &user, &at);
+        tracing::info!(user = %user, "handling code set from the window");
+        Ok(Json(SetCodeResponse { outcome: outcome.to_string(), code_write_back: shown }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
 pub struct DialRequest {
     /// Whose phone places the call (default: the viewer's; an attendant may name a user they attend).
     pub user: Option<String>,

@@ -17,6 +17,7 @@
 //! | `GET /api/history`             | calls of a user (`?user=`; default: all the viewer sees), per caller (`?caller=`) |
 //! | `GET /api/search?q=`           | contacts by name, company, number, email            |
 //! | `GET /api/contact`             | a contact's (or a bare number's) context            |
+//! | `PUT /api/contact/code`        | the viewer's handling code for one of their contacts (written back to the source where the account allows it) |
 //! | `POST /api/dial`               | a dial directive: call a number from the user's phone |
 //! | `GET /manifest.webmanifest`    | the web app manifest (installable app window)       |
 //! | `GET`, `PUT /api/criteria`     | the user's context criteria                         |
@@ -46,7 +47,7 @@ use crate::live::CallHub;
 use crate::shutdown::{bounded, CuttableListener, Drain};
 use crate::store::Store;
 use auth::WebTokenStore;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::future::Future;
 use std::future::IntoFuture as _;
@@ -66,7 +67,7 @@ pub struct WebState {
     /// Sessions, their lifetime, TLS: see [`Sessions`].
     sessions: Sessions,
     /// Accounts, for the write-back state of a handling code shown with the contact.
-    accounts: Option<Arc<dyn crate::store::AccountStore>>,
+    accounts: Option<Arc<dyn crate::store::RegistryStore>>,
     /// Graph's change notifications, when `web.public_url` is set.
     notifications: Option<notifications::Receiver>,
 }
@@ -104,7 +105,7 @@ impl WebState {
     }
 
     /// Shows with each contact how far writing its handling code back got ([`crate::accounts::assign_code`]).
-    pub fn with_accounts(mut self, accounts: Arc<dyn crate::store::AccountStore>) -> Self {
+    pub fn with_accounts(mut self, accounts: Arc<dyn crate::store::RegistryStore>) -> Self {
         self.accounts = Some(accounts);
         self
     }
@@ -175,6 +176,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/history", get(calls::history))
         .route("/api/search", get(lookup::search))
         .route("/api/contact", get(lookup::contact))
+        .route("/api/contact/code", put(lookup::set_code))
         .route("/api/dial", post(lookup::dial))
         .route("/manifest.webmanifest", get(assets::manifest))
         .route("/api/criteria", get(calls::criteria).put(calls::put_criteria))

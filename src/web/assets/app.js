@@ -361,6 +361,22 @@ async function dial(user, number) {
   status.scrollIntoView({ block: "nearest" });
 }
 
+// The viewer's handling code for one of their own contacts (written back to the source where the
+// account allows it; the line under the name tells how far that got).
+function codeForm(contact) {
+  const input = el("input", { type: "text", maxLength: 40, placeholder: "handling code, e.g. vip", "aria-label": "Handling code" });
+  const set = async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("PUT", "/api/contact/code", { contact, code: input.value.trim() || null });
+      $("ctx-code").textContent = r.code_write_back ? "Handling code " + r.code_write_back : r.outcome;
+    } catch (e) {
+      $("ctx-code").textContent = `Code not set: ${e.message}`;
+    }
+  };
+  return el("form", { class: "code", onsubmit: set }, input, el("button", { type: "submit" }, "Set code"));
+}
+
 // ---- search ----------------------------------------------------------------
 
 const looksLikeNumber = (q) => /^[+0-9 ()./-]+$/.test(q) && (q.match(/[0-9]/g) || []).length >= 3;
@@ -376,7 +392,7 @@ async function search(ev) {
     const many = allUsers().length > 1;
     const items = hits.map((h) => {
       const open = async () => showContext(await api("GET", `/api/contact?${new URLSearchParams({ user: h.user, contact: h.contact })}`),
-        h.name, dialButtons(h.user, h.phones));
+        h.name, [...dialButtons(h.user, h.phones), ...(h.user === state.me.user.id ? [codeForm(h.contact)] : [])]);
       return el("li", { class: "hit", tabindex: "0", role: "button", "data-user": h.user, onclick: open,
         onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } },
         el("span", { class: "who" }, h.name), h.company ? el("span", {}, ` — ${h.company}`) : null,

@@ -257,6 +257,14 @@ async function main() {
   const dial = await ph.next((l) => l.directive === "dial", "dial directive", 10000);
   if (dial.call_id !== "" || dial.user !== "demo" || !dial.target.replace(/\D/g, "").endsWith("1234567")) fail(`unexpected dial ${JSON.stringify(dial)}`);
   await expectText(user, "#search-status", "sent to the phone system (1)");
+  // A handling code set on the contact in the window (the demo account does not write codes back:
+  // kept in the bridge, and the window says so), then removed again.
+  for (const code of ["vip", ""]) {
+    await user.evaluate(() => { document.getElementById("ctx-code").textContent = ""; });
+    await user.fill("#ctx-actions form.code input", code);
+    await user.click("#ctx-actions form.code button");
+    await expectText(user, "#ctx-code", "does not write codes back");
+  }
   // The same over gRPC (SendDirective DIAL); a number that is none is INVALID_ARGUMENT.
   const g = await ph.send({ op: "dial", user_id: "demo", target: "+49 30 1234567" });
   if (g.error || g.delivered !== 1) fail(`gRPC DIAL: ${JSON.stringify(g)}`);
