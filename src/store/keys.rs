@@ -72,6 +72,63 @@ pub(crate) fn user(u: &UserId) -> &str {
     u.as_str()
 }
 
+/// What [`SpanningScan::next`] makes of one attendee key.
+pub(crate) enum Scan {
+    Skip,
+    Take(crate::model::RecordRef),
+    Stop,
+}
+
+/// Chooses, from attendee keys (`a` keys: last occurrence start in the key, first start in the
+/// value) read latest first from the window's start on, the events whose occurrences span into the
+/// window: all that go on past its end (at most [`SpanningScan::MAX_SPANNING`]), then up to `limit`
+/// that end inside it. Both backends read the keys their way and let this decide.
+pub(crate) struct SpanningScan {
+    to: String,
+    limit: usize,
+    spanning: usize,
+    inside: usize,
+}
+
+impl SpanningScan {
+    /// Recurring events with one person that go on past the window's end.
+    pub(crate) const MAX_SPANNING: usize = 1_000;
+
+    pub(crate) fn new(to: DateTime<Utc>, limit: usize) -> Self {
+        Self { to: time(to), limit, spanning: 0, inside: 0 }
+    }
+
+    pub(crate) fn next(&mut self, key: &[u8], value: &[u8]) -> Scan {
+        let parts = parts(key);
+        let n = parts.len();
+        if n < 4 {
+            return Scan::Skip;
+        }
+        let beyond = parts[n - 4] >= self.to.as_str();
+        // Keys written before the value held the first start: first = last.
+        let first = if value.is_empty() { parts[n - 4] } else { std::str::from_utf8(value).unwrap_or("") };
+        if first >= self.to.as_str() {
+            return Scan::Skip;
+        }
+        if beyond {
+            if self.spanning >= Self::MAX_SPANNING {
+                return Scan::Skip;
+            }
+            self.spanning += 1;
+        } else {
+            if self.inside >= self.limit {
+                return Scan::Stop;
+            }
+            self.inside += 1;
+        }
+        Scan::Take(crate::model::RecordRef {
+            account: parts[n - 3].into(),
+            collection: parts[n - 2].into(),
+            id: contactbridge_connector::RecordId::new(parts[n - 1]),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

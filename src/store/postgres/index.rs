@@ -487,36 +487,18 @@ fn events_spanning<C: GenericClient>(
     window: TimeWindow,
     limit: usize,
 ) -> Result<Vec<RecordRef>> {
-    const MAX_SPANNING: usize = 1_000;
     if window.from >= window.to || limit == 0 {
         return Ok(Vec::new());
     }
     let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
     let end = prefix_end(&pre);
-    let to = keys::time(window.to);
-    let (mut spanning, mut inside) = (0, 0);
+    let mut scan = keys::SpanningScan::new(window.to, limit);
     let mut out = Vec::new();
     for (k, v) in s.range(T, "scanning the index", &lo, end.as_deref(), true, None)? {
-        let parts = keys::parts(&k);
-        let n = parts.len();
-        let beyond = parts[n - 4] >= to.as_str();
-        let first = if v.is_empty() { parts[n - 4] } else { std::str::from_utf8(&v).unwrap_or("") };
-        if first >= to.as_str() {
-            continue;
-        }
-        if beyond {
-            if spanning >= MAX_SPANNING {
-                continue;
-            }
-            spanning += 1;
-        } else {
-            if inside >= limit {
-                break;
-            }
-            inside += 1;
-        }
-        if let Some(r) = tail_ref(&k) {
-            out.push(r);
+        match scan.next(&k, &v) {
+            keys::Scan::Skip => continue,
+            keys::Scan::Take(r) => out.push(r),
+            keys::Scan::Stop => break,
         }
     }
     Ok(out)

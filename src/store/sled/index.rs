@@ -101,46 +101,24 @@ impl IndexDb {
 impl IndexDb {
     /// Events under an attendee prefix (`a` keys: last occurrence start in the
     /// key, first in the value) whose occurrences span into `window`: all that
-    /// go on past its end (at most [`MAX_SPANNING`]), then up to `limit` that
+    /// go on past its end (at most [`keys::SpanningScan::MAX_SPANNING`]), then up to `limit` that
     /// end inside it, latest first.
     fn events_spanning(&self, pre: Vec<u8>, window: TimeWindow, limit: usize) -> Result<Vec<RecordRef>> {
-        /// Recurring events with one person that go on past the window's end.
-        const MAX_SPANNING: usize = 1_000;
         if window.from >= window.to || limit == 0 {
             return Ok(Vec::new());
         }
         let lo = [pre.as_slice(), keys::time(window.from).as_bytes()].concat();
         let mut end = pre.clone();
         *end.last_mut().expect("a prefix ends with a separator") += 1;
-        let to = keys::time(window.to);
-        let (mut spanning, mut inside) = (0, 0);
+        let mut scan = keys::SpanningScan::new(window.to, limit);
         let mut out = Vec::new();
         for kv in self.index.range(lo..end).rev() {
             let (k, v) = kv.map_err(|e| backend("scanning the index", e))?;
-            let parts = keys::parts(&k);
-            let n = parts.len();
-            let beyond = parts[n - 4] >= to.as_str();
-            // Keys written before the value held the first start: first = last.
-            let first = if v.is_empty() { parts[n - 4] } else { std::str::from_utf8(&v).unwrap_or("") };
-            if first >= to.as_str() {
-                continue;
+            match scan.next(&k, &v) {
+                keys::Scan::Skip => continue,
+                keys::Scan::Take(r) => out.push(r),
+                keys::Scan::Stop => break,
             }
-            if beyond {
-                if spanning >= MAX_SPANNING {
-                    continue;
-                }
-                spanning += 1;
-            } else {
-                if inside >= limit {
-                    break;
-                }
-                inside += 1;
-            }
-            out.push(RecordRef {
-                account: parts[n - 3].into(),
-                collection: parts[n - 2].into(),
-                id: RecordId::new(parts[n - 1]),
-            });
         }
         Ok(out)
     }
