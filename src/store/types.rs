@@ -112,6 +112,20 @@ pub struct CollectionState {
 impl CollectionState {
     /// How many rejected items are kept in the status.
     pub const MAX_REJECTED: usize = 100;
+
+    /// The state after `batch` commits (every backend writes it in the batch's transaction):
+    /// its checkpoint, the time of the change, no error, its rejected items (the newest kept).
+    pub fn committed(&mut self, batch: &IndexBatch) {
+        if let Some(cp) = &batch.checkpoint {
+            self.checkpoint = Some(cp.clone());
+        }
+        self.last_change = Some(batch.at);
+        self.last_error = None;
+        self.last_error_at = None;
+        self.rejected.extend(batch.rejected.iter().cloned());
+        let excess = self.rejected.len().saturating_sub(Self::MAX_REJECTED);
+        self.rejected.drain(..excess);
+    }
 }
 
 /// A contact as the index returns it.

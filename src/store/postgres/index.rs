@@ -180,15 +180,7 @@ fn apply<C: GenericClient>(s: &mut Session<'_, C>, b: &IndexBatch) -> Result<App
         state.generation = generation;
         state.open_snapshot = None;
     }
-    if let Some(cp) = &b.checkpoint {
-        state.checkpoint = Some(cp.clone());
-    }
-    state.last_change = Some(b.at);
-    state.last_error = None;
-    state.last_error_at = None;
-    state.rejected.extend(b.rejected.iter().cloned());
-    let excess = state.rejected.len().saturating_sub(CollectionState::MAX_REJECTED);
-    state.rejected.drain(..excess);
+    state.committed(b);
     changes.insert(state_key(&b.scope), Some(codec::encode(&state)));
     s.write(T, "applying a change set", changes)?;
     Ok(stats)

@@ -290,15 +290,7 @@ impl IndexStore for IndexDb {
             state.open_snapshot = None;
         }
 
-        if let Some(cp) = &b.checkpoint {
-            state.checkpoint = Some(cp.clone());
-        }
-        state.last_change = Some(b.at);
-        state.last_error = None;
-        state.last_error_at = None;
-        state.rejected.extend(b.rejected.iter().cloned());
-        let excess = state.rejected.len().saturating_sub(CollectionState::MAX_REJECTED);
-        state.rejected.drain(..excess);
+        state.committed(b);
         batch.insert(Self::state_key(&b.scope), codec::encode(&state));
 
         self.index.apply_batch(batch).map_err(|e| backend("applying a change set", e))?;
