@@ -65,19 +65,13 @@ fn name_of(line: &str) -> String {
     name.rsplit('.').next().unwrap_or(name).trim().to_ascii_uppercase()
 }
 
-/// See [`crate::add_vcard_category`].
-pub(crate) fn add_category(text: &str, category: &str) -> Result<String, ParseError> {
-    let category = category.trim();
-    if category.is_empty() {
-        return Err(ParseError::new("the category to add is empty"));
-    }
-    let lines = physical_lines(text);
-    let logical = logical_lines(&lines);
+/// The card's own `CATEGORIES` lines (not those of a card nested in it), whether a `BEGIN:VCARD`
+/// was seen, and the card's `END:VCARD` line (`None`: the card is cut off).
+fn categories_lines(logical: &[Logical]) -> (Vec<&Logical>, bool, Option<&Logical>) {
     let mut depth = 0usize;
     let mut begin_seen = false;
-    let mut first_categories: Option<&Logical> = None;
-    let mut end_line: Option<&Logical> = None;
-    for l in &logical {
+    let mut found = Vec::new();
+    for l in logical {
         let name = name_of(&l.text);
         let value = l.text.split_once(':').map(|(_, v)| v.trim().to_ascii_uppercase()).unwrap_or_default();
         match name.as_str() {
@@ -88,26 +82,43 @@ pub(crate) fn add_category(text: &str, category: &str) -> Result<String, ParseEr
             "END" if value == "VCARD" && depth > 0 => {
                 depth -= 1;
                 if depth == 0 {
-                    end_line = Some(l);
-                    break;
+                    return (found, begin_seen, Some(l));
                 }
             }
-            "CATEGORIES" if depth == 1 => {
-                if let Some(split) = split_line(&l.text) {
-                    let prop = Prop {
-                        params: split.params.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect(),
-                        value: split.value.to_string(),
-                        ..Default::default()
-                    };
-                    if split_unescaped(&decoded(&prop), ',').iter().any(|c| c.trim().eq_ignore_ascii_case(category)) {
-                        return Ok(text.to_string());
-                    }
-                }
-                first_categories.get_or_insert(l);
-            }
+            "CATEGORIES" if depth == 1 => found.push(l),
             _ => {}
         }
     }
+    (found, begin_seen, None)
+}
+
+/// A property line's value decoded (quoted-printable, charset) as the parser would.
+fn decoded_value(split: &crate::prepass::SplitLine<'_>) -> String {
+    let prop = Prop {
+        params: split.params.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect(),
+        value: split.value.to_string(),
+        ..Default::default()
+    };
+    decoded(&prop)
+}
+
+/// See [`crate::add_vcard_category`].
+pub(crate) fn add_category(text: &str, category: &str) -> Result<String, ParseError> {
+    let category = category.trim();
+    if category.is_empty() {
+        return Err(ParseError::new("the category to add is empty"));
+    }
+    let lines = physical_lines(text);
+    let logical = logical_lines(&lines);
+    let (categories, begin_seen, end_line) = categories_lines(&logical);
+    for l in &categories {
+        if let Some(split) = split_line(&l.text) {
+            if split_unescaped(&decoded_value(&split), ',').iter().any(|c| c.trim().eq_ignore_ascii_case(category)) {
+                return Ok(text.to_string());
+            }
+        }
+    }
+    let first_categories = categories.first().copied();
     if !begin_seen {
         return Err(ParseError::new("no BEGIN:VCARD found: not a vCard"));
     }
@@ -154,59 +165,29 @@ pub(crate) fn remove_category(text: &str, category: &str) -> Result<String, Pars
     }
     let lines = physical_lines(text);
     let logical = logical_lines(&lines);
-    let mut depth = 0usize;
-    let mut begin_seen = false;
-    let mut end_seen = false;
+    let (categories, begin_seen, end_line) = categories_lines(&logical);
     // (logical line, its replacement: `None` drops the line)
     let mut edits: Vec<(&Logical, Option<String>)> = Vec::new();
-    for l in &logical {
-        let name = name_of(&l.text);
-        let value = l.text.split_once(':').map(|(_, v)| v.trim().to_ascii_uppercase()).unwrap_or_default();
-        match name.as_str() {
-            "BEGIN" if value == "VCARD" => {
-                depth += 1;
-                begin_seen = true;
-            }
-            "END" if value == "VCARD" && depth > 0 => {
-                depth -= 1;
-                if depth == 0 {
-                    end_seen = true;
-                    break;
-                }
-            }
-            "CATEGORIES" if depth == 1 => {
-                let Some(split) = split_line(&l.text) else { continue };
-                let qp = l.text.split(':').next().unwrap_or_default().to_ascii_uppercase().contains("QUOTED-PRINTABLE");
-                let parts: Vec<String> = if qp {
-                    let prop = Prop {
-                        params: split.params.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect(),
-                        value: split.value.to_string(),
-                        ..Default::default()
-                    };
-                    split_raw(&decoded(&prop))
-                } else {
-                    split_raw(split.value)
-                };
-                let kept: Vec<&String> =
-                    parts.iter().filter(|p| !unescape(p.trim()).eq_ignore_ascii_case(category)).collect();
-                if kept.len() == parts.len() {
-                    continue;
-                }
-                let head = &l.text[..l.text.len() - split.value.len()];
-                let replacement = (!kept.iter().all(|p| p.trim().is_empty())).then(|| {
-                    let values: Vec<String> =
-                        kept.iter().map(|p| if qp { encode(&unescape(p), true) } else { p.to_string() }).collect();
-                    format!("{head}{}", values.join(","))
-                });
-                edits.push((l, replacement));
-            }
-            _ => {}
+    for l in categories {
+        let Some(split) = split_line(&l.text) else { continue };
+        let qp = l.text.split(':').next().unwrap_or_default().to_ascii_uppercase().contains("QUOTED-PRINTABLE");
+        let parts: Vec<String> = if qp { split_raw(&decoded_value(&split)) } else { split_raw(split.value) };
+        let kept: Vec<&String> = parts.iter().filter(|p| !unescape(p.trim()).eq_ignore_ascii_case(category)).collect();
+        if kept.len() == parts.len() {
+            continue;
         }
+        let head = &l.text[..l.text.len() - split.value.len()];
+        let replacement = (!kept.iter().all(|p| p.trim().is_empty())).then(|| {
+            let values: Vec<String> =
+                kept.iter().map(|p| if qp { encode(&unescape(p), true) } else { p.to_string() }).collect();
+            format!("{head}{}", values.join(","))
+        });
+        edits.push((l, replacement));
     }
     if !begin_seen {
         return Err(ParseError::new("no BEGIN:VCARD found: not a vCard"));
     }
-    if !end_seen {
+    if end_line.is_none() {
         return Err(ParseError::new("missing END:VCARD (the card is cut off)"));
     }
     let mut out = String::with_capacity(text.len());
