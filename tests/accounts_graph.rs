@@ -352,3 +352,103 @@ async fn the_cli_registers_graph_test_servers_and_tells_complete_partial_and_fai
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Exit status") && help.contains("partial"), "{help}");
 }
+
+/// `account add graph --device-code`: the delegated sign-in from the CLI, against the fake
+/// identity provider's device-code endpoints (the npm mock has none). The user is shown the
+/// page and the code, the CLI waits through "authorization pending", and the refresh token
+/// lands sealed; a sign-in that does not finish in time adds nothing; a refresh token from
+/// a file works the same; options that cannot go together are refused.
+#[tokio::test]
+async fn the_cli_signs_a_delegated_account_in_by_device_code() {
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let run = |args: Vec<String>| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_contactbridge"))
+                .arg("--data-dir")
+                .arg(&d)
+                .args(&args)
+                .env_remove("CONTACTBRIDGE_CONFIG")
+                .env_remove("CONTACTBRIDGE_SECRET_KEY")
+                .output()
+                .unwrap()
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let out = run(args(&["user", "add", "acme.dana", "--tenant", "acme", "--region", "DE", "--number", "+4930901820"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let add = |id: &str, extra: &[&str]| {
+        let mut a = args(&["account", "add", "graph", "--id", id, "--user", "acme.dana"]);
+        a.extend(args(&["--tenant", fake_graph::TENANT, "--client-id", fake_graph::CLIENT_ID]));
+        a.extend(args(&["--mailbox", "dana@contoso.example", "--authority", &fake.authority()]));
+        a.extend(args(&["--graph-base", &fake.base, "--allow-plain-http"]));
+        a.extend(args(extra));
+        a
+    };
+
+    fake.set_device_pending(2);
+    let out = run(add("dana-delegated", &["--device-code"])).await.unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("open https://microsoft.com/devicelogin and enter the code FJKLSLDJX"),
+        "the user is told where to sign in: {stdout}"
+    );
+    assert_eq!(fake.stats().device_polls, 3, "two 'authorization pending' answers, then the tokens");
+    let show = text(&run(args(&["account", "show", "dana-delegated"])).await.unwrap().stdout);
+    assert!(show.contains("refresh token"), "{show}");
+    let sync = run(args(&["sync", "--once", "--account", "dana-delegated"])).await.unwrap();
+    assert_eq!(sync.status.code(), Some(0), "{}\n{}", text(&sync.stdout), text(&sync.stderr));
+    let found = run(args(&["lookup", "--called", "+4930901820", "--cli", "+49301234567"])).await.unwrap();
+    assert!(text(&found.stdout).contains("Erika Muster"), "{}", text(&found.stdout));
+
+    // The user never signs in: after the timeout nothing is added.
+    fake.set_device_pending(10_000);
+    let slow = run(add("dana-slow", &["--device-code", "--sign-in-timeout-secs", "2"])).await.unwrap();
+    assert!(!slow.status.success());
+    assert!(text(&slow.stderr).contains("did not finish"), "{}", text(&slow.stderr));
+    let shown = run(args(&["account", "show", "dana-slow"])).await.unwrap();
+    assert!(!shown.status.success(), "a sign-in that did not finish adds no account");
+    fake.set_device_pending(0);
+
+    // A refresh token obtained elsewhere, from a file; an empty file is refused.
+    fake.issue_refresh_token("0.AR8A-from-file-7731");
+    let token_file = dir.path().join("refresh-token");
+    std::fs::write(&token_file, "0.AR8A-from-file-7731\n").unwrap();
+    let out = run(add("dana-file", &["--refresh-token-file", token_file.to_str().unwrap()])).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sync = run(args(&["sync", "--once", "--account", "dana-file"])).await.unwrap();
+    assert_eq!(sync.status.code(), Some(0), "{}", text(&sync.stderr));
+    std::fs::write(&token_file, "").unwrap();
+    let empty = run(add("dana-empty", &["--refresh-token-file", token_file.to_str().unwrap()])).await.unwrap();
+    assert!(!empty.status.success() && text(&empty.stderr).contains("empty"), "{}", text(&empty.stderr));
+
+    // Two credentials at once are refused before anything is asked.
+    let polls = fake.stats().device_polls;
+    let both =
+        run(add("dana-both", &["--device-code", "--refresh-token-file", token_file.to_str().unwrap()])).await.unwrap();
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    assert!(text(&both.stderr).contains("cannot be used with"), "{}", text(&both.stderr));
+    assert_eq!(fake.stats().device_polls, polls);
+
+    // No refresh token lies in clear anywhere in the data directory.
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p != token_file {
+                let bytes = std::fs::read(&p).unwrap();
+                let needle: &[u8] = b"0.AR8A-";
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{}", p.display());
+            }
+        }
+    }
+}

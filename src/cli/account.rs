@@ -13,6 +13,7 @@ use contactbridge_dav::{Credentials, DavAccount, Server};
 use contactbridge_graph::{Credential, GraphAccount};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -100,10 +101,11 @@ pub struct Common {
 
 #[derive(clap::Subcommand)]
 pub enum Add {
-    /// Microsoft 365 through Microsoft Graph (app-only client credentials).
+    /// Microsoft 365 through Microsoft Graph: app-only (client secret or certificate) for
+    /// the listed mailboxes, or delegated for one user (--device-code sign-in, or a refresh
+    /// token from --refresh-token-file / --refresh-token-env).
     ///
-    /// The client secret is read from --client-secret-file or --client-secret-env,
-    /// never from the command line.
+    /// Secrets are read from files or environment variables, never from the command line.
     Graph {
         #[command(flatten)]
         common: Common,
@@ -114,7 +116,7 @@ pub enum Add {
         #[arg(long)]
         client_id: String,
         /// File holding the client secret.
-        #[arg(long, value_name = "FILE", required_unless_present_any = ["client_secret_env", "certificate_key_file"])]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["client_secret_env", "certificate_key_file", "device_code", "refresh_token_file", "refresh_token_env"])]
         #[arg(value_parser = super::session::path_arg)]
         client_secret_file: Option<PathBuf>,
         /// Environment variable holding the client secret.
@@ -127,6 +129,20 @@ pub enum Add {
         /// The certificate's SHA-1 thumbprint in hex, as the Azure portal shows it.
         #[arg(long, value_name = "HEX", requires = "certificate_key_file")]
         certificate_thumbprint: Option<String>,
+        /// Delegated access: sign the user in now by the device-code flow (prints the page to
+        /// open and the code to enter, then waits); the refresh token is stored sealed.
+        #[arg(long, conflicts_with_all = ["client_secret_file", "client_secret_env", "certificate_key_file", "refresh_token_file", "refresh_token_env"])]
+        device_code: bool,
+        /// How long --device-code waits for the sign-in, in seconds (default 900, the code's life at Entra).
+        #[arg(long, value_name = "SECS", requires = "device_code")]
+        sign_in_timeout_secs: Option<u64>,
+        /// Delegated access with a refresh token obtained elsewhere: the file holding it.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["client_secret_file", "client_secret_env", "certificate_key_file", "refresh_token_env"])]
+        #[arg(value_parser = super::session::path_arg)]
+        refresh_token_file: Option<PathBuf>,
+        /// Delegated access with a refresh token obtained elsewhere: the environment variable holding it.
+        #[arg(long, value_name = "VAR", conflicts_with_all = ["client_secret_file", "client_secret_env", "certificate_key_file"])]
+        refresh_token_env: Option<String>,
         /// A mailbox (UPN or object id) to sync; repeat for several.
         #[arg(long = "mailbox", required = true)]
         mailboxes: Vec<String>,
@@ -293,7 +309,18 @@ fn spec(common: &Common, source: SourceKind) -> anyhow::Result<AccountSpec> {
     Ok(spec)
 }
 
-fn build(add: Add) -> anyhow::Result<AccountSpec> {
+/// How long a device-code sign-in waits when not told: the life of a code at Entra ID.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// An account built from the options, and whether the user must sign in first
+/// (`--device-code`: how long to wait for it).
+struct Built {
+    spec: AccountSpec,
+    sign_in: Option<Duration>,
+}
+
+fn build(add: Add) -> anyhow::Result<Built> {
+    let mut sign_in = None;
     let spec = match add {
         Add::Graph {
             common,
@@ -303,6 +330,10 @@ fn build(add: Add) -> anyhow::Result<AccountSpec> {
             client_secret_env,
             certificate_key_file,
             certificate_thumbprint,
+            device_code,
+            sign_in_timeout_secs,
+            refresh_token_file,
+            refresh_token_env,
             mailboxes,
             maps,
             authority,
@@ -319,7 +350,15 @@ fn build(add: Add) -> anyhow::Result<AccountSpec> {
             retry_max_wait_secs,
             retry_base_backoff_ms,
         } => {
+            let refresh_token = read_secret(refresh_token_file.as_ref(), refresh_token_env.as_ref(), None)?;
             let credential = match (&certificate_key_file, certificate_thumbprint) {
+                _ if device_code => {
+                    sign_in = Some(sign_in_timeout_secs.map_or(SIGN_IN_TIMEOUT, Duration::from_secs));
+                    Credential::DeviceCode { refresh_token: contactbridge_graph::Secret::default() }
+                }
+                _ if refresh_token.is_some() => Credential::DeviceCode {
+                    refresh_token: contactbridge_graph::Secret::new(refresh_token.unwrap_or_default()),
+                },
                 (Some(key), Some(thumbprint)) => {
                     let pem = read_secret(Some(key), None, None)?.context("the certificate key file is empty")?;
                     Credential::Certificate { private_key_pem: contactbridge_graph::Secret::new(pem), thumbprint }
@@ -366,7 +405,27 @@ fn build(add: Add) -> anyhow::Result<AccountSpec> {
             with_settings(spec(&common, SourceKind::Files { path })?, common.settings.as_deref())?
         }
     };
-    Ok(spec)
+    Ok(Built { spec, sign_in })
+}
+
+/// The device-code sign-in of a delegated Graph account: shows the page and the code on
+/// the terminal (not in the logs), waits for the user, and puts the refresh token into
+/// the account.
+async fn sign_in(spec: &mut AccountSpec, timeout: Duration) -> anyhow::Result<()> {
+    let SourceKind::Graph(g) = &mut spec.source else { return Ok(()) };
+    let login = contactbridge_graph::DeviceLogin::start(g).await.context("starting the device-code sign-in")?;
+    outln!("To sign in, open {} and enter the code {}", login.verification_uri(), login.user_code());
+    outln!("waiting for the sign-in (at most {} s)...", timeout.as_secs());
+    let tokens = login.finish(timeout).await.context("the device-code sign-in did not finish")?;
+    let Some(refresh_token) = tokens.refresh_token else {
+        bail!(
+            "the identity provider signed the user in but gave no refresh token: the scopes must include \
+             offline_access (given: {})",
+            g.effective_scopes().join(" ")
+        );
+    };
+    g.credential = Credential::DeviceCode { refresh_token };
+    Ok(())
 }
 
 /// Applies `--settings` (the admin API's settings JSON) over an account built from options:
@@ -456,7 +515,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     let registry = registry(&config)?;
     match command {
         Command::Add(add) => {
-            let spec = registry.add(build(*add)?)?;
+            let Built { mut spec, sign_in: wait } = build(*add)?;
+            if let Some(timeout) = wait {
+                sign_in(&mut spec, timeout).await?;
+            }
+            let spec = registry.add(spec)?;
             outln!(
                 "account {} ({}) added for {}; schedule {}",
                 spec.id,
