@@ -280,6 +280,13 @@ pub struct PostgresConfig {
     /// lookup sees during replication lag.
     #[serde(default)]
     pub standby_url: Option<String>,
+    /// The CA certificate(s) (PEM) the server's TLS certificate must chain to (a private CA, or
+    /// the server's own self-signed certificate); unset: the public web roots. Whether TLS is
+    /// used is the URL's `sslmode`: `prefer` (default) when the server offers it, `require`
+    /// always, `disable` never. When TLS is used the certificate is always verified and must
+    /// name the URL's host (stricter than libpq's `require`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_pool_size() -> u32 {
@@ -292,6 +299,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("url", &crate::store::postgres::redact_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("standby_url", &self.standby_url.as_deref().map(crate::store::postgres::redact_url))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -314,6 +322,7 @@ impl StoreConfig {
             postgres: self.postgres.as_ref().map(|p| crate::store::PgOptions {
                 pool_size: p.pool_size,
                 standby_url: p.standby_url.clone(),
+                ca_file: p.ca_file.clone(),
                 ..crate::store::PgOptions::new(p.url.clone())
             }),
         }

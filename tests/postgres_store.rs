@@ -89,3 +89,90 @@ fn a_server_down_at_start_fails_naming_the_url_without_its_password() {
     assert!(!stderr.contains("cbtest-password"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("cbtest-password"));
 }
+
+/// A CA (its PEM) and, when `server` is given, a certificate for that name signed by it (PEM, key PEM).
+fn pki(server: Option<&str>) -> (String, Option<(String, String)>) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = server.map(|name| {
+        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().unwrap();
+        (p.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+    });
+    (ca_pem, leaf)
+}
+
+/// TLS to PostgreSQL, at the store's connection: a server that refuses every connection
+/// without TLS (so each success below was encrypted), a certificate for `localhost` from
+/// the operator's CA. Trusted through `ca_file`: the binary works, and so does the bus's own
+/// connection. The adversary on the path: a certificate from another CA, or none of the
+/// operator's configured, or the right CA for another name — each refused with a message
+/// that says what to do, the password never shown. A garbage `ca_file` is a clear error.
+#[test]
+fn tls_to_postgresql_is_verified_against_the_configured_ca() {
+    use contactbridge::store::{Maintenance as _, PgOptions, PgStore};
+    let server = PgServer::start();
+    let (ca, leaf) = pki(Some("localhost"));
+    let (cert, key) = leaf.unwrap();
+    let (other_ca, _) = pki(None);
+    server.require_tls(&cert, &key);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, other_ca_file, garbage) =
+        (dir.path().join("ca.pem"), dir.path().join("other-ca.pem"), dir.path().join("garbage.pem"));
+    std::fs::write(&ca_file, &ca).unwrap();
+    std::fs::write(&other_ca_file, &other_ca).unwrap();
+    std::fs::write(&garbage, "-----BEGIN NOTHING-----\nnot a certificate\n").unwrap();
+    let url =
+        |host: &str, mode: &str| format!("postgres://postgres:cbtest-password@{host}:{}/postgres{mode}", server.port());
+    let run = |url: &str, ca: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_contactbridge"));
+        c.arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["user", "list"])
+            .env_remove("CONTACTBRIDGE_CONFIG")
+            .env("CONTACTBRIDGE_STORE__BACKEND", "postgres")
+            .env("CONTACTBRIDGE_STORE__POSTGRES__URL", url)
+            .env("CONTACTBRIDGE_STORE__POSTGRES__POOL_SIZE", "1");
+        if let Some(ca) = ca {
+            c.env("CONTACTBRIDGE_STORE__POSTGRES__CA_FILE", ca);
+        }
+        let out = c.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    for mode in ["", "?sslmode=require"] {
+        let (ok, err) = run(&url("localhost", mode), Some(&ca_file));
+        assert!(ok, "trusted through ca_file ({mode:?}): {err}");
+    }
+    for (u, ca, why) in [
+        (url("localhost", ""), None, "no ca_file: the public roots do not know the operator's CA"),
+        (url("localhost", "?sslmode=require"), Some(other_ca_file.as_path()), "another CA's trust"),
+        (url("127.0.0.1", "?sslmode=require"), Some(ca_file.as_path()), "the certificate names another host"),
+    ] {
+        let (ok, err) = run(&u, ca);
+        assert!(!ok, "{why}: refused");
+        assert!(err.contains("not trusted") && err.contains("ca_file"), "{why}: {err}");
+        assert!(!err.contains("cbtest-password"), "{why}: the password stays out: {err}");
+    }
+    let (ok, err) = run(&url("localhost", "?sslmode=disable"), Some(&ca_file));
+    assert!(!ok && err.contains("no encryption"), "the server takes nothing unencrypted, so the above was TLS: {err}");
+    let (ok, err) = run(&url("localhost", ""), Some(&garbage));
+    assert!(!ok && err.contains("ca_file") && err.contains("garbage.pem"), "{err}");
+
+    // The bus's connections (LISTEN and NOTIFY) are made with the same TLS set-up.
+    let options = PgOptions {
+        pool_size: 1,
+        ca_file: Some(ca_file.clone()),
+        ..PgOptions::new(url("localhost", "?sslmode=require"))
+    };
+    let store = PgStore::open(&options, Path::new("")).expect("trusted through ca_file");
+    let replication =
+        store.replication("replica-tls").expect("the bus connects over TLS").expect("PostgreSQL replicates");
+    drop(replication);
+}

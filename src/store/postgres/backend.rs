@@ -33,7 +33,10 @@ impl Maintenance for PgStore {
     fn replication(&self, replica: &str) -> Result<Option<crate::store::Replication>> {
         Ok(Some(crate::store::Replication {
             leases: std::sync::Arc::new(super::lease::PgLeases::new(self.clone())),
-            bus: std::sync::Arc::new(super::bus::PgBus::connect(&self.inner.connect_url, replica)?),
+            bus: std::sync::Arc::new(super::bus::PgBus::open(
+                super::bus::Server { url: self.inner.connect_url.clone(), tls: self.inner.tls.clone() },
+                replica.to_string(),
+            )?),
         }))
     }
 

@@ -23,6 +23,7 @@
 //! (the sender's own replica has delivered it locally already).
 
 use super::pg;
+use super::tls::Tls;
 use crate::store::bus::BUS_CAPACITY;
 use crate::store::{BusMessage, EventBus, Result, StoreError};
 use base64::Engine as _;
@@ -42,16 +43,25 @@ const OUTGOING_MAX: usize = 4_096;
 /// The application name the bus's connections show in `pg_stat_activity`.
 pub const APPLICATION: &str = "contactbridge-bus";
 
-fn connect(url: &str) -> std::result::Result<postgres::Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse()?;
-    config.application_name(APPLICATION);
-    config.connect(postgres::NoTls)
+/// Where the bus connects: the store's URL and TLS set-up.
+#[derive(Clone)]
+pub(crate) struct Server {
+    pub url: String,
+    pub tls: Tls,
+}
+
+impl Server {
+    fn connect(&self) -> std::result::Result<postgres::Client, postgres::Error> {
+        let mut config: postgres::Config = self.url.parse()?;
+        config.application_name(APPLICATION);
+        config.connect(self.tls.clone())
+    }
 }
 
 /// The bus on PostgreSQL.
 pub struct PgBus {
     origin: String,
-    url: String,
+    server: Server,
     /// To the publisher thread (one, so messages go out in order).
     outgoing: std::sync::mpsc::SyncSender<(String, Vec<u8>)>,
     tx: broadcast::Sender<Arc<BusMessage>>,
@@ -69,21 +79,26 @@ impl Drop for PgBus {
 impl PgBus {
     /// Connects to the database of `url` (migrated by [`super::PgStore::open`]:
     /// the `bus_payloads` table) and starts the listener and publisher threads.
+    /// TLS as the URL's `sslmode` says, verified against the public web roots
+    /// ([`super::PgStore`]'s bus uses the store's own TLS set-up).
     pub fn connect(url: &str, origin: impl Into<String>) -> Result<Self> {
-        let origin = origin.into();
+        Self::open(Server { url: url.to_string(), tls: super::tls::connector(None)? }, origin.into())
+    }
+
+    pub(crate) fn open(server: Server, origin: String) -> Result<Self> {
         if origin.contains('\n') {
             return Err(StoreError::Invalid("a replica id cannot contain a line break".into()));
         }
-        let publisher = super::off_runtime(|| connect(url)).map_err(|e| pg("connecting the bus", e))?;
+        let publisher = super::off_runtime(|| server.connect()).map_err(|e| pg("connecting the bus", e))?;
         let (outgoing, queue) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(OUTGOING_MAX);
         {
-            let (origin, url) = (origin.clone(), url.to_string());
+            let (origin, server) = (origin.clone(), server.clone());
             std::thread::Builder::new()
                 .name("bus-publish".into())
                 .spawn(move || {
                     let mut client = Some(publisher);
                     for (topic, payload) in queue {
-                        if let Err(e) = publish_one(&mut client, &url, &origin, &topic, &payload) {
+                        if let Err(e) = publish_one(&mut client, &server, &origin, &topic, &payload) {
                             tracing::warn!(error = %e, topic, "a message for the other replicas was not published");
                         }
                     }
@@ -92,18 +107,19 @@ impl PgBus {
         }
         let bus = Self {
             origin,
-            url: url.to_string(),
+            server,
             outgoing,
             tx: broadcast::channel(BUS_CAPACITY).0,
             stop: Arc::default(),
             listening: Arc::default(),
         };
-        let (url, tx, stop, listening) = (bus.url.clone(), bus.tx.clone(), bus.stop.clone(), bus.listening.clone());
+        let (server, tx, stop, listening) =
+            (bus.server.clone(), bus.tx.clone(), bus.stop.clone(), bus.listening.clone());
         let first = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let signal = first.clone();
         std::thread::Builder::new()
             .name("bus-listen".into())
-            .spawn(move || listen(&url, &tx, &stop, &listening, &signal))
+            .spawn(move || listen(&server, &tx, &stop, &listening, &signal))
             .map_err(|e| StoreError::Backend { doing: "starting the bus listener", cause: Box::new(e) })?;
         // Wait (a little) until listening, so what is published after connect() returns is heard.
         let (lock, ready) = &*first;
@@ -121,14 +137,14 @@ impl PgBus {
 /// Publishes one message, reconnecting once after a dropped connection.
 fn publish_one(
     client: &mut Option<postgres::Client>,
-    url: &str,
+    server: &Server,
     origin: &str,
     topic: &str,
     payload: &[u8],
 ) -> Result<()> {
     for attempt in 0..2 {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
-            *client = Some(connect(url).map_err(|e| pg("reconnecting the bus", e))?);
+            *client = Some(server.connect().map_err(|e| pg("reconnecting the bus", e))?);
         }
         let c = client.as_mut().expect("connected above");
         match notify(c, origin, topic, payload) {
@@ -188,7 +204,7 @@ impl EventBus for PgBus {
 
 /// The listener thread: listens, reconnecting after a drop, until `stop`.
 fn listen(
-    url: &str,
+    server: &Server,
     tx: &broadcast::Sender<Arc<BusMessage>>,
     stop: &AtomicBool,
     listening: &std::sync::atomic::AtomicU64,
@@ -196,7 +212,7 @@ fn listen(
 ) {
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
-        let client = connect(url).and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c));
+        let client = server.connect().and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c));
         let mut client = match client {
             Ok(c) => c,
             Err(e) => {

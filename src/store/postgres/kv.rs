@@ -2,8 +2,9 @@
 //! statements) and the ordered key/value operations both tables share.
 
 use super::pg;
+use super::tls::Tls;
 use crate::store::Result;
-use postgres::{GenericClient, NoTls, Statement};
+use postgres::{GenericClient, Statement};
 use std::collections::{BTreeMap, HashMap};
 
 /// A pooled connection and its prepared statements.
@@ -32,11 +33,12 @@ impl Conn {
 
 pub(crate) struct Manager {
     config: postgres::Config,
+    tls: Tls,
 }
 
 impl Manager {
-    pub fn new(config: postgres::Config) -> Self {
-        Self { config }
+    pub fn new(config: postgres::Config, tls: Tls) -> Self {
+        Self { config, tls }
     }
 }
 
@@ -45,7 +47,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn { client: self.config.connect(NoTls)?, stmts: HashMap::new() })
+        Ok(Conn { client: self.config.connect(self.tls.clone())?, stmts: HashMap::new() })
     }
 
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
@@ -95,6 +97,10 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
                 s.push_str(": ");
                 s.push_str(&cause.to_string());
                 source = cause.source();
+            }
+            if let Some(hint) = super::tls::hint(&s) {
+                s.push_str(": ");
+                s.push_str(hint);
             }
             s
         }

@@ -78,6 +78,7 @@ pub mod lease;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
+mod tls;
 mod users;
 
 use super::{Result, StoreError};
@@ -97,6 +98,9 @@ pub struct PgOptions {
     /// A read-only hot standby of the same database for lookups
     /// ([`crate::store::split`]); `None`: lookups read the primary.
     pub standby_url: Option<String>,
+    /// The CA certificate(s) (PEM) the server's TLS certificate must chain to; `None`: the
+    /// public web roots. Whether TLS is used is the URL's `sslmode` (module [`tls`] docs).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PgOptions {
@@ -108,6 +112,7 @@ impl PgOptions {
             pool_size: Self::DEFAULT_POOL_SIZE,
             connect_timeout: Duration::from_secs(5),
             standby_url: None,
+            ca_file: None,
         }
     }
 }
@@ -119,6 +124,7 @@ impl std::fmt::Debug for PgOptions {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("standby_url", &self.standby_url.as_deref().map(redact_url))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -191,6 +197,8 @@ struct Inner {
     url: String,
     /// The URL as configured (with its password), for the bus's own connections.
     connect_url: String,
+    /// The TLS set-up every connection (pool and bus) is made with.
+    tls: tls::Tls,
     /// The read-only standby lookups read from, if configured.
     standby: Option<PgStore>,
 }
@@ -231,7 +239,8 @@ impl PgStore {
             StoreError::Invalid(format!("[store.postgres] url {url} is not a PostgreSQL connection URL: {e}"))
         })?;
         config.connect_timeout(options.connect_timeout);
-        let manager = kv::Manager::new(config);
+        let tls = tls::connector(options.ca_file.as_deref())?;
+        let manager = kv::Manager::new(config, tls.clone());
         let unreachable = |cause: String| StoreError::Backend {
             doing: "connecting to PostgreSQL",
             cause: format!("{url}: {cause}").into(),
@@ -261,6 +270,7 @@ impl PgStore {
                 dir: dir.to_path_buf(),
                 url: url.clone(),
                 connect_url: options.url.clone(),
+                tls,
                 standby: None,
             }),
         };

@@ -178,6 +178,29 @@ impl PgServer {
         standby
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM) and refuses every
+    /// connection without it (`hostnossl … reject` first in `pg_hba.conf`), then
+    /// restarts the server on its port.
+    pub fn require_tls(&self, cert_pem: &str, key_pem: &str) {
+        let data = self.root.join("data");
+        std::fs::write(data.join("server.crt"), cert_pem).unwrap();
+        std::fs::write(data.join("server.key"), key_pem).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = data.join("postgresql.conf");
+        let mut all = std::fs::read_to_string(&conf).unwrap();
+        all.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, all).unwrap();
+        let hba = data.join("pg_hba.conf");
+        let all = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("hostnossl all all 0.0.0.0/0 reject\n{all}")).unwrap();
+        hand_over(&self.root);
+        self.stop();
+        self.start_again();
+    }
+
     /// Stops the server (fast shutdown: connections are closed).
     pub fn stop(&self) {
         let mut c = as_server_user(&bin_dir().join("pg_ctl"));
