@@ -271,3 +271,112 @@ async fn lifecycle_notifications_renew_recreate_and_removal_unsubscribes() {
 fn watch(account: &str, mailbox: &str, part: &str) -> contactbridge::sync::notifications::Watch {
     contactbridge::sync::notifications::Watch { account: account.into(), mailbox: mailbox.into(), part: part.into() }
 }
+
+/// Two replicas on one PostgreSQL store, each with its own notifier, table and web
+/// server, Graph posting to one public URL that a load balancer may hand to either:
+/// reconciling at once they subscribe once (the lease, and the table in the store); a
+/// notification for what replica A subscribed counts on replica B; a forged one does
+/// not; and a restarted replica still knows every subscription (no re-subscribing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_subscribe_once_and_each_accepts_what_another_subscribed() {
+    use contactbridge::store::postgres::testing::shared_database;
+    use contactbridge::store::{Maintenance as _, PgOptions, PgStore};
+    use contactbridge::sync::lease::Leasing;
+    use contactbridge::sync::notifications::changes_url;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let fake = FakeGraph::start().await;
+    fake.put(&format!("{DANA}/contacts"), contact("c1", "Erika Muster", "+49 30 1111111", "e@x.example", &[]));
+    let db = shared_database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_file(&dir.path().join("secret.key"), true).unwrap();
+    let open = || {
+        let options = PgOptions { pool_size: 2, ..PgOptions::new(db.url.clone()) };
+        Arc::new(tokio::task::block_in_place(|| PgStore::open(&options, dir.path())).unwrap())
+    };
+    let yearly = Schedule::new("0 0 1 1 *", "UTC").unwrap();
+    let (store_a, store_b) = (open(), open());
+    let mut p = UserProfile::new(UserId::parse("contoso.dana").unwrap(), "contoso");
+    p.called_numbers = vec!["+49 30 901820".into()];
+    tokio::task::block_in_place(|| user::put_profile(store_a.as_ref(), &p)).unwrap();
+
+    struct Replica {
+        subscriptions: Arc<Subscriptions>,
+        notifier: Arc<Notifier>,
+        web: String,
+        accepted: Arc<AtomicU64>,
+    }
+    // Both notifiers give Graph replica A's address as the public URL (the load balancer's).
+    let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = url::Url::parse(&format!("http://{}", listener_a.local_addr().unwrap())).unwrap();
+    let replica = |store: Arc<PgStore>, name: &str, listener: tokio::net::TcpListener| {
+        let leases = tokio::task::block_in_place(|| store.replication(name)).unwrap().unwrap().leases;
+        let registry = Arc::new(Registry::new(store.clone(), key.clone(), yearly.clone()).with_leasing(Leasing {
+            store: leases,
+            holder: name.to_string(),
+            ttl: Duration::from_secs(30),
+        }));
+        let subscriptions =
+            Arc::new(tokio::task::block_in_place(|| Subscriptions::shared(store.clone(), &changes_url(&public))));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        let on_action = Arc::new(move |_: Action| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let hub = CallHub::new(store.clone() as Arc<dyn Store>);
+        let state = WebState::new(store.clone(), store.clone(), hub)
+            .with_notifications(Receiver::new(subscriptions.clone(), on_action));
+        let web = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(contactbridge::web::serve(state, listener, std::future::pending(), Duration::from_secs(1)));
+        let notifier = Arc::new(Notifier::new(registry.clone(), subscriptions.clone(), &public));
+        (registry, Replica { subscriptions, notifier, web, accepted })
+    };
+    let (registry_a, a) = replica(store_a.clone(), "replica-a", listener_a);
+    let (_registry_b, b) =
+        replica(store_b.clone(), "replica-b", tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let mut dana =
+        AccountSpec::new("dana-m365", UserId::parse("contoso.dana").unwrap(), graph_account(&fake, "contoso", DANA));
+    dana.schedule = Some(yearly.clone());
+    tokio::task::block_in_place(|| registry_a.add(dana)).unwrap();
+
+    tokio::join!(a.notifier.reconcile(), b.notifier.reconcile());
+    a.notifier.reconcile().await;
+    b.notifier.reconcile().await;
+    let subs = fake.subscriptions();
+    assert_eq!(subs.len(), 3, "one subscription per part, not one per replica: {subs:?}");
+
+    let post = |web: String, body: serde_json::Value| async move {
+        reqwest::Client::new().post(format!("{web}{CHANGES}")).json(&body).send().await.unwrap().status().as_u16()
+    };
+    let note = |id: &str, state: &str| {
+        json!({ "value": [{ "subscriptionId": id, "clientState": state, "changeType": "updated",
+            "resource": format!("users/{DANA}/contacts/c1"), "tenantId": "contoso" }] })
+    };
+    let contacts = subs.iter().find(|s| s.resource.ends_with("/contacts")).unwrap();
+    let state = contacts.client_state.clone().unwrap();
+    for replica in [&a, &b] {
+        assert_eq!(post(replica.web.clone(), note(&contacts.id, &state)).await, 202);
+        assert_eq!(post(replica.web.clone(), note(&contacts.id, "forged-state")).await, 202);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.accepted.load(Ordering::Relaxed), 1, "{:?}", a.subscriptions.counts());
+    assert_eq!(b.accepted.load(Ordering::Relaxed), 1, "B counts what A subscribed: {:?}", b.subscriptions.counts());
+    assert_eq!(b.subscriptions.counts().rejected, 1);
+
+    // A restart: a new table from the store knows every subscription; reconciling adds none.
+    let restarted =
+        Arc::new(tokio::task::block_in_place(|| Subscriptions::shared(store_b.clone(), &changes_url(&public))));
+    let n: contactbridge::sync::notifications::Notifications =
+        serde_json::from_value(note(&contacts.id, &state)).unwrap();
+    assert!(restarted.check(&n.value[0]).is_some());
+    b.notifier.reconcile().await;
+    assert_eq!(fake.subscriptions().len(), 3);
+
+    // web.public_url changed: the next pass replaces every subscription (deleted at Graph).
+    let moved = url::Url::parse(&b.web).unwrap();
+    let table = Arc::new(tokio::task::block_in_place(|| Subscriptions::shared(store_b.clone(), &changes_url(&moved))));
+    let registry = Arc::new(Registry::new(store_b.clone(), key.clone(), yearly.clone()));
+    Notifier::new(registry, table, &moved).reconcile().await;
+    let now = fake.subscriptions();
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(now.iter().all(|s| s.notification_url == changes_url(&moved)), "{now:?}");
+}

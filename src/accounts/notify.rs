@@ -6,11 +6,16 @@
 //! disabled. Accepted notifications reach the scheduler
 //! ([`crate::sync::scheduler::Scheduler::sync_soon`]) through the web route.
 //!
-//! The subscription table lives in memory: after a restart the bridge
-//! subscribes again, and the old subscriptions (whose `clientState` is gone)
-//! are ignored until Graph lets them expire (at most [`LIFETIME`]). A removed
-//! account's subscriptions are deleted at the next check ([`RECONCILE_EVERY`])
-//! with the connector they were made with.
+//! The subscription table is kept in the store ([`Subscriptions::shared`]): it
+//! survives a restart, and with several replicas on one store each knows every
+//! subscription, so a notification counts on whichever replica the load balancer
+//! hands it to. Creating, renewing and deleting run under one lease
+//! ([`LEASE`], the sync leases' store): one replica at a time reconciles, each
+//! pass starting from the store's table, so replicas never subscribe twice. A
+//! lifecycle notification received while another replica reconciles waits for the
+//! lease a little ([`HANDLE_TRIES`]) and is otherwise left to the next pass. A
+//! removed account's subscriptions are deleted at the next check
+//! ([`RECONCILE_EVERY`]) with the connector they were made with.
 
 use super::Registry;
 use crate::sync::notifications::{new_client_state, Action, Subscriptions, Watch};
@@ -28,6 +33,12 @@ pub const LIFETIME: Duration = Duration::days(3);
 pub const RENEW_AHEAD: Duration = Duration::days(1);
 /// How often subscriptions are checked against the accounts when nothing asks sooner.
 pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// The lease one replica at a time reconciles under (a name no account id takes: ids
+/// cannot start with `~`... and should one, it only takes turns with this).
+pub const LEASE: &str = "~graph-notifications";
+/// How often a lifecycle notification asks for the lease, a second apart, before it is
+/// left to the next reconciliation.
+pub const HANDLE_TRIES: u32 = 5;
 
 /// Creates, renews and deletes the subscriptions.
 pub struct Notifier {
@@ -47,7 +58,7 @@ impl Notifier {
         Self {
             registry,
             subscriptions,
-            changes_url: format!("{base}{}", crate::sync::notifications::CHANGES_PATH),
+            changes_url: crate::sync::notifications::changes_url(public_url),
             lifecycle_url: format!("{base}{}", crate::sync::notifications::LIFECYCLE_PATH),
             connectors: Default::default(),
         }
@@ -86,10 +97,48 @@ impl Notifier {
         }
     }
 
-    /// Brings the subscriptions in line with the accounts: creates the missing,
-    /// renews the expiring (re-creates those Graph no longer has), deletes those
-    /// of accounts removed, disabled or no longer holding the mailbox.
+    /// Runs `work` under [`LEASE`] when replicas share the store (after reading the
+    /// store's table: the last pass may have been another replica's); `false` when
+    /// another replica holds it.
+    async fn leased<F: std::future::Future<Output = ()>>(&self, work: F) -> bool {
+        let Some(leasing) = self.registry.leasing() else {
+            work.await;
+            return true;
+        };
+        let subscriptions = self.subscriptions.clone();
+        let run = async move {
+            subscriptions.reload();
+            work.await
+        };
+        match crate::sync::lease::run_leased(leasing, LEASE, run).await {
+            crate::sync::lease::Leased::Ran(()) => true,
+            crate::sync::lease::Leased::HeldElsewhere { holder } => {
+                tracing::debug!(holder = ?holder, "another replica is reconciling the change-notification subscriptions");
+                false
+            }
+            crate::sync::lease::Leased::Lost => {
+                tracing::warn!("the change-notification lease was lost during a pass; the next pass finishes it");
+                true
+            }
+            crate::sync::lease::Leased::Failed(e) => {
+                tracing::warn!(error = %e, "the change-notification lease could not be taken");
+                true
+            }
+        }
+    }
+
+    /// Brings the subscriptions in line with the accounts (under the lease, see
+    /// [`Notifier::reconcile_now`]).
     pub async fn reconcile(&self) {
+        if self.registry.leasing().is_none() {
+            self.subscriptions.reload();
+        }
+        self.leased(self.reconcile_now()).await;
+    }
+
+    /// Creates the missing, renews the expiring (re-creates those Graph no longer has),
+    /// deletes those of accounts removed, disabled or no longer holding the mailbox.
+    async fn reconcile_now(&self) {
         let now = Utc::now();
         let accounts = match self.registry.list() {
             Ok(a) => a,
@@ -105,6 +154,16 @@ impl Notifier {
                     for p in PARTS {
                         wanted.insert((spec.id.clone(), m.to_ascii_lowercase(), p.to_string()));
                     }
+                }
+            }
+        }
+        // Made for another public URL: deleted at Graph, made again below.
+        for (id, w) in self.subscriptions.pointing_elsewhere() {
+            tracing::info!(account = %w.account, mailbox = %w.mailbox, part = %w.part, "web.public_url changed: subscribing again");
+            self.subscriptions.remove(&id);
+            if let Some(c) = self.connector(&w.account) {
+                if let Err(e) = c.unsubscribe(&w.mailbox, &id).await {
+                    tracing::info!(account = %w.account, error = %e, "deleting a Graph subscription failed; it lapses at its expiration");
                 }
             }
         }
@@ -173,8 +232,18 @@ impl Notifier {
         }
     }
 
-    /// Handles what a lifecycle notification asked for.
+    /// Handles what a lifecycle notification asked for, under the lease.
     pub async fn handle(&self, action: Action) {
+        for _ in 0..HANDLE_TRIES {
+            if self.leased(self.handle_now(action.clone())).await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        tracing::info!("another replica held the change-notification lease; the next reconciliation handles the lifecycle notification");
+    }
+
+    async fn handle_now(&self, action: Action) {
         match action {
             Action::Renew(id, w) => self.renew(&id, &w).await,
             Action::Recreate(id, w) => {

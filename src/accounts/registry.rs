@@ -180,6 +180,11 @@ impl Registry {
         Self { leasing: Some(leasing), ..self }
     }
 
+    /// How this replica takes leases, when several replicas share the store.
+    pub fn leasing(&self) -> Option<&crate::sync::lease::Leasing> {
+        self.leasing.as_ref()
+    }
+
     /// The runtime for syncs started in the background: the one given with
     /// [`Registry::with_sync_runtime`], else the current one.
     pub fn sync_runtime(&self) -> tokio::runtime::Handle {

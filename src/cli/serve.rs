@@ -200,7 +200,8 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let notifier = match config.web.public_url().map_err(anyhow::Error::msg)? {
         Some(public_url) => {
             use contactbridge::sync::notifications::{Action, Subscriptions};
-            let subscriptions = Arc::new(Subscriptions::new());
+            let changes_url = contactbridge::sync::notifications::changes_url(&public_url);
+            let subscriptions = Arc::new(Subscriptions::shared(store.clone(), &changes_url));
             let (wake, woken) = tokio::sync::mpsc::channel(64);
             let sched = scheduler.scheduler().clone();
             let on_action = Arc::new(move |action: Action| match &action {

@@ -1,6 +1,7 @@
 //! Registered accounts as stored: their settings (secret taken out), their
-//! sealed secrets, and the outcome of their last sync. Kept with user data
-//! (backed up). Sealing and syncing are `accounts`' and `secrets`'.
+//! sealed secrets, the outcome of their last sync, and the Graph change-notification
+//! subscriptions made for them. Kept with user data (backed up). Sealing and
+//! syncing are `accounts`' and `secrets`'.
 
 use super::{Result, Store};
 use crate::model::AccountSpec;
@@ -54,6 +55,23 @@ pub struct CollectionBackoff {
     pub until: DateTime<Utc>,
 }
 
+/// A Graph change-notification subscription the bridge made (stored under Graph's
+/// subscription id), shared by every replica on the store so that a notification
+/// counts whichever replica receives it. Only the SHA-256 of its `clientState` is
+/// kept, never the state itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub account: String,
+    pub mailbox: String,
+    /// `contacts`, `events` or `messages`.
+    pub part: String,
+    pub state_hash: [u8; 32],
+    pub expires: DateTime<Utc>,
+    /// Where Graph sends its notifications (`web.public_url` when it was made): one
+    /// made for another URL is replaced.
+    pub notification_url: String,
+}
+
 /// Account storage. Secrets are opaque sealed bytes here (sealed by `secrets`).
 pub trait AccountStore: Send + Sync {
     /// Stores an account (its secret already taken out) and, if given, its sealed secret.
@@ -66,6 +84,12 @@ pub trait AccountStore: Send + Sync {
     fn delete_account(&self, id: &str) -> Result<bool>;
     fn run_record(&self, id: &str) -> Result<Option<RunRecord>>;
     fn put_run_record(&self, id: &str, run: &RunRecord) -> Result<()>;
+    /// Every change-notification subscription, by Graph's subscription id.
+    fn subscriptions(&self) -> Result<Vec<(String, SubscriptionRecord)>>;
+    /// One subscription (`None` for an unknown or malformed id).
+    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>>;
+    fn put_subscription(&self, id: &str, s: &SubscriptionRecord) -> Result<()>;
+    fn delete_subscription(&self, id: &str) -> Result<()>;
 }
 
 /// Storage the account registry runs on: the index, user data and accounts.

@@ -68,7 +68,7 @@ pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{SledStore, StoreOptions};
 /// Where a record lives; defined in [`crate::model`].
 pub use crate::model::RecordRef;
-pub use accounts::{AccountStore, CollectionBackoff, Discovered, RegistryStore, RunRecord};
+pub use accounts::{AccountStore, CollectionBackoff, Discovered, RegistryStore, RunRecord, SubscriptionRecord};
 pub use api_keys::{ApiKeyStore, Scope, StoredKey};
 pub use backend::{
     offload, open, restore, Backend, BackendKind, Capabilities, Maintenance, OpenOptions, Replication, UserDataExport,

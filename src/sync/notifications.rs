@@ -8,13 +8,23 @@
 //! comes from our table, not from the notification). Everything else is counted and
 //! dropped, and the sender is answered the same way (202) either way, so it learns
 //! nothing about which subscriptions exist.
+//!
+//! With [`Subscriptions::shared`] the table is kept in the store too (only the hashes),
+//! so that it survives a restart and every replica on a shared store knows what any of
+//! them subscribed: Graph posts to `web.public_url`, and a load balancer may hand that
+//! to any replica. A replica that does not know an id looks it up in the store — at
+//! most [`LOOKUPS_PER_SECOND`] times a second, so a flood of invented ids costs the
+//! database little (a genuine notification lost to that limit is caught up by the
+//! account's schedule).
 
+use crate::store::{AccountStore, SubscriptionRecord};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Where change notifications are sent (below `web.public_url`).
 pub const CHANGES_PATH: &str = "/graph/notifications";
@@ -23,6 +33,14 @@ pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
 
 /// The most notifications one request may carry; Graph batches far fewer.
 pub const MAX_PER_REQUEST: usize = 1000;
+
+/// Where Graph sends change notifications for a bridge at `public_url`.
+pub fn changes_url(public_url: &url::Url) -> String {
+    format!("{}{CHANGES_PATH}", public_url.as_str().trim_end_matches('/'))
+}
+
+/// Store look-ups of subscription ids this replica does not know, per second at most.
+pub const LOOKUPS_PER_SECOND: u32 = 50;
 
 /// What one subscription watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +56,30 @@ struct Entry {
     watch: Watch,
     state_hash: [u8; 32],
     expires: DateTime<Utc>,
+    /// The notification URL it was made with.
+    url: String,
+}
+
+impl Entry {
+    fn record(&self) -> SubscriptionRecord {
+        SubscriptionRecord {
+            account: self.watch.account.clone(),
+            mailbox: self.watch.mailbox.clone(),
+            part: self.watch.part.clone(),
+            state_hash: self.state_hash,
+            expires: self.expires,
+            notification_url: self.url.clone(),
+        }
+    }
+
+    fn from_record(r: SubscriptionRecord) -> Self {
+        Self {
+            watch: Watch { account: r.account, mailbox: r.mailbox, part: r.part },
+            state_hash: r.state_hash,
+            expires: r.expires,
+            url: r.notification_url,
+        }
+    }
 }
 
 /// One item of a notification request's `value` (change or lifecycle notification).
@@ -78,11 +120,26 @@ pub struct Counts {
 }
 
 /// The subscriptions the bridge holds, by Graph's subscription id.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Subscriptions {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Where the table is kept for restarts and the other replicas ([`Subscriptions::shared`]).
+    store: Option<Arc<dyn AccountStore>>,
+    /// The notification URL new subscriptions are made with.
+    url: String,
+    /// Look-ups of unknown ids in the current second: (second started, count).
+    lookups: Mutex<Option<(Instant, u32)>>,
     accepted: AtomicU64,
     rejected: AtomicU64,
+}
+
+impl std::fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriptions")
+            .field("held", &self.entries.lock().map(|e| e.len()).unwrap_or(0))
+            .field("shared", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn hash(state: &str) -> [u8; 32] {
@@ -98,26 +155,94 @@ pub fn new_client_state() -> String {
 }
 
 impl Subscriptions {
+    /// A table in this process only (tests; a bridge without a store to share).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A table kept in `store` as well, loaded from it now, for subscriptions that
+    /// notify `url` ([`changes_url`]; those of another URL are listed by
+    /// [`Subscriptions::pointing_elsewhere`] to be replaced).
+    pub fn shared(store: Arc<dyn AccountStore>, url: &str) -> Self {
+        let subs = Self { store: Some(store), url: url.to_string(), ..Self::default() };
+        subs.reload();
+        subs
+    }
+
+    /// Replaces what this replica holds in memory by the store's table (a no-op without a
+    /// store): done before each reconciliation, which another replica may have done last.
+    pub fn reload(&self) {
+        let Some(store) = &self.store else { return };
+        match store.subscriptions() {
+            Ok(all) => {
+                let fresh = all.into_iter().map(|(id, r)| (id, Entry::from_record(r))).collect();
+                *self.entries.lock().expect("subscriptions lock") = fresh;
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the change-notification subscriptions failed"),
+        }
+    }
+
+    fn keep(&self, id: &str, entry: &Entry) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.put_subscription(id, &entry.record()) {
+                tracing::warn!(error = %e, "storing a change-notification subscription failed; other replicas ignore its notifications");
+            }
+        }
+    }
+
     /// Records a subscription Graph created, with the `clientState` it was created with.
     pub fn insert(&self, id: &str, watch: Watch, client_state: &str, expires: DateTime<Utc>) {
-        let entry = Entry { watch, state_hash: hash(client_state), expires };
+        let entry = Entry { watch, state_hash: hash(client_state), expires, url: self.url.clone() };
+        self.keep(id, &entry);
         self.entries.lock().expect("subscriptions lock").insert(id.to_string(), entry);
     }
 
     /// A renewed subscription's new expiration.
     pub fn renewed(&self, id: &str, expires: DateTime<Utc>) {
-        if let Some(e) = self.entries.lock().expect("subscriptions lock").get_mut(id) {
-            e.expires = expires;
+        let entry = {
+            let mut entries = self.entries.lock().expect("subscriptions lock");
+            entries.get_mut(id).map(|e| {
+                e.expires = expires;
+                e.clone()
+            })
+        };
+        if let Some(e) = entry {
+            self.keep(id, &e);
         }
     }
 
     /// Forgets a subscription (deleted, or replaced).
     pub fn remove(&self, id: &str) -> Option<Watch> {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.delete_subscription(id) {
+                tracing::warn!(error = %e, "deleting a change-notification subscription from the store failed");
+            }
+        }
         self.entries.lock().expect("subscriptions lock").remove(id).map(|e| e.watch)
+    }
+
+    /// An id this replica does not hold, from the store (within the look-up budget).
+    fn look_up(&self, id: &str) -> Option<Entry> {
+        let store = self.store.as_ref()?;
+        if id.is_empty() || id.len() > 128 {
+            return None;
+        }
+        {
+            let mut window = self.lookups.lock().expect("look-up budget lock");
+            let now = Instant::now();
+            match window.as_mut() {
+                Some((start, n)) if now.duration_since(*start).as_secs() < 1 => {
+                    if *n >= LOOKUPS_PER_SECOND {
+                        return None;
+                    }
+                    *n += 1;
+                }
+                _ => *window = Some((now, 1)),
+            }
+        }
+        let entry = Entry::from_record(store.subscription(id).ok()??);
+        self.entries.lock().expect("subscriptions lock").insert(id.to_string(), entry.clone());
+        Some(entry)
     }
 
     /// The subscriptions of `account` (to delete them when it is removed).
@@ -128,6 +253,13 @@ impl Subscriptions {
             .filter(|(_, e)| e.watch.account == account)
             .map(|(id, e)| (id.clone(), e.watch.clone()))
             .collect()
+    }
+
+    /// Subscriptions made for another notification URL than this table's (`web.public_url`
+    /// changed), to delete and make again.
+    pub fn pointing_elsewhere(&self) -> Vec<(String, Watch)> {
+        let entries = self.entries.lock().expect("subscriptions lock");
+        entries.iter().filter(|(_, e)| e.url != self.url).map(|(id, e)| (id.clone(), e.watch.clone())).collect()
     }
 
     /// Subscriptions expiring before `before`, to renew.
@@ -143,9 +275,9 @@ impl Subscriptions {
 
     /// What one notification asks for, if it is ours and genuine; counted either way.
     pub fn check(&self, n: &Notification) -> Option<Action> {
+        let known = self.entries.lock().expect("subscriptions lock").get(&n.subscription_id).cloned();
         let action = {
-            let entries = self.entries.lock().expect("subscriptions lock");
-            entries.get(&n.subscription_id).and_then(|e| {
+            known.or_else(|| self.look_up(&n.subscription_id)).and_then(|e| {
                 let genuine = n.client_state.as_deref().is_some_and(|s| s.len() <= 256 && hash(s) == e.state_hash);
                 genuine.then(|| {
                     let w = e.watch.clone();
@@ -197,6 +329,32 @@ mod tests {
         assert_eq!(subs.check(&Notification { subscription_id: "sub-a".into(), ..Default::default() }), None);
         assert_eq!(subs.check(&note("sub-a", &"x".repeat(100_000))), None);
         assert_eq!(subs.counts(), Counts { accepted: 1, rejected: 4 });
+    }
+
+    /// A subscription another replica stored after this table was loaded is looked up;
+    /// a flood of invented ids spends the look-up budget (and nothing more), after
+    /// which even a genuine unknown id waits for the next second.
+    #[test]
+    fn unknown_ids_are_looked_up_in_the_store_within_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let here = Subscriptions::shared(store.clone(), "https://b.example/n");
+        let elsewhere = Subscriptions::shared(store.clone(), "https://b.example/n");
+        elsewhere.insert("sub-new", watch("acc"), "state", Utc::now());
+        for n in 0..LOOKUPS_PER_SECOND {
+            assert_eq!(here.check(&note(&format!("invented-{n}"), "state")), None);
+        }
+        assert_eq!(here.check(&note("sub-new", "state")), None, "over the budget: not looked up");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(here.check(&note("sub-new", "state")), Some(Action::Sync(watch("acc"))));
+        assert_eq!(here.check(&note("sub-new", "forged")), None, "known now, and still checked");
+        elsewhere.remove("sub-new");
+        let restarted = Subscriptions::shared(store.clone(), "https://b.example/n");
+        assert_eq!(restarted.check(&note("sub-new", "state")), None, "removed from the store too");
+        restarted.insert("sub-old-url", watch("acc"), "s2", Utc::now());
+        let moved = Subscriptions::shared(store, "https://new.example/n");
+        assert_eq!(moved.pointing_elsewhere(), vec![("sub-old-url".to_string(), watch("acc"))]);
+        assert!(restarted.pointing_elsewhere().is_empty());
     }
 
     #[test]

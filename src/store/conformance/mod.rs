@@ -66,6 +66,7 @@ macro_rules! store_conformance {
             api_keys_round_trip_are_listed_by_tenant_and_deleted,
             web_tokens_round_trip_and_expired_ones_are_purged,
             accounts_round_trip_with_sealed_secrets_and_outcomes,
+            subscriptions_round_trip_are_listed_and_deleted,
             export_and_import_round_trip_user_data,
         );
     };

@@ -3,7 +3,7 @@
 use super::support::*;
 use super::Factory;
 use crate::model::{AccountSpec, SourceKind};
-use crate::store::{RunRecord, Scope, StoredKey, StoredWebToken, TokenKind};
+use crate::store::{RunRecord, Scope, StoredKey, StoredWebToken, SubscriptionRecord, TokenKind};
 
 fn key(id: &str, tenant: &str) -> StoredKey {
     StoredKey {
@@ -106,4 +106,37 @@ pub fn accounts_round_trip_with_sealed_secrets_and_outcomes(new: Factory) {
     assert_eq!(s.sealed_secret("files-a").unwrap(), None);
     assert_eq!(s.run_record("files-a").unwrap(), None);
     assert!(s.account("acme/dav-b").unwrap().is_some(), "other accounts stay");
+}
+
+/// Change-notification subscriptions read back by Graph's id, are listed, replaced
+/// (renewed) and deleted; an id with a NUL byte is refused for writing and unknown for reading.
+pub fn subscriptions_round_trip_are_listed_and_deleted(new: Factory) {
+    let s = new();
+    let sub = |account: &str, part: &str, n: u8| SubscriptionRecord {
+        account: account.into(),
+        mailbox: "dana@contoso.example".into(),
+        part: part.into(),
+        state_hash: [n; 32],
+        expires: t(i64::from(n)),
+        notification_url: "https://bridge.example/graph/notifications".into(),
+    };
+    assert_eq!(s.subscriptions().unwrap(), vec![]);
+    assert_eq!(s.subscription("7f1b").unwrap(), None);
+    s.put_subscription("7f1b", &sub("acme/m365", "contacts", 1)).unwrap();
+    s.put_subscription("90ac", &sub("other/m365", "events", 2)).unwrap();
+    assert_eq!(s.subscription("7f1b").unwrap(), Some(sub("acme/m365", "contacts", 1)));
+    s.put_subscription("7f1b", &sub("acme/m365", "contacts", 3)).unwrap();
+    let mut all = s.subscriptions().unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        all,
+        vec![("7f1b".into(), sub("acme/m365", "contacts", 3)), ("90ac".into(), sub("other/m365", "events", 2))]
+    );
+    s.delete_subscription("7f1b").unwrap();
+    s.delete_subscription("7f1b").unwrap();
+    assert_eq!(s.subscription("7f1b").unwrap(), None);
+    assert_eq!(s.subscriptions().unwrap().len(), 1);
+    assert!(s.put_subscription("a\0b", &sub("acme/m365", "contacts", 4)).is_err());
+    assert_eq!(s.subscription("a\0b").unwrap(), None);
+    s.delete_subscription("a\0b").unwrap();
 }

@@ -10,7 +10,7 @@ use crate::store::keys::{self, check_part, key, prefix};
 use crate::store::sled::users::{decode_profile, target_token, ProfileEntry};
 use crate::store::{
     codec, AccountStore, ApiKeyStore, AssignTarget, CallStore, RecordRef, Result, RunRecord, StoreError, StoredKey,
-    StoredWebToken, TimeWindow, UserStore, WebTokenStore,
+    StoredWebToken, SubscriptionRecord, TimeWindow, UserStore, WebTokenStore,
 };
 use chrono::{DateTime, Utc};
 use postgres::GenericClient;
@@ -209,6 +209,7 @@ impl CallStore for PgStore {
 const ACCOUNT: u8 = b'A';
 const SECRET: u8 = b'S';
 const RUN: u8 = b'R';
+const SUBSCRIPTION: u8 = b'N';
 
 impl AccountStore for PgStore {
     fn put_account(&self, spec: &AccountSpec, sealed_secret: Option<&[u8]>) -> Result<()> {
@@ -267,6 +268,41 @@ impl AccountStore for PgStore {
     fn put_run_record(&self, id: &str, run: &RunRecord) -> Result<()> {
         check_part("account id", id).map_err(StoreError::Invalid)?;
         self.with(|c| c.session().put(T, "writing a sync outcome", key(RUN, &[id]), codec::encode(run)))
+    }
+
+    fn subscriptions(&self) -> Result<Vec<(String, SubscriptionRecord)>> {
+        self.with(|c| {
+            c.session()
+                .scan_prefix(T, "listing subscriptions", &prefix(SUBSCRIPTION, &[]))?
+                .into_iter()
+                .map(|(k, v)| {
+                    let id = keys::parts(&k).first().map(|p| p.to_string()).unwrap_or_default();
+                    Ok((id, codec::decode("subscription", &v)?))
+                })
+                .collect()
+        })
+    }
+
+    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
+        if check_part("subscription id", id).is_err() {
+            return Ok(None);
+        }
+        decode_opt(
+            "subscription",
+            self.with(|c| c.session().get(T, "reading a subscription", &key(SUBSCRIPTION, &[id])))?,
+        )
+    }
+
+    fn put_subscription(&self, id: &str, s: &SubscriptionRecord) -> Result<()> {
+        check_part("subscription id", id).map_err(StoreError::Invalid)?;
+        self.with(|c| c.session().put(T, "writing a subscription", key(SUBSCRIPTION, &[id]), codec::encode(s)))
+    }
+
+    fn delete_subscription(&self, id: &str) -> Result<()> {
+        if check_part("subscription id", id).is_err() {
+            return Ok(());
+        }
+        self.with(|c| c.session().remove(T, "deleting a subscription", &key(SUBSCRIPTION, &[id]))).map(drop)
     }
 }
 

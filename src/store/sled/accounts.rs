@@ -5,15 +5,17 @@
 //! | `A`    | account id | account settings, secret taken out           |
 //! | `S`    | account id | the sealed secret (XChaCha20-Poly1305 bytes) |
 //! | `R`    | account id | the last sync's outcome                      |
+//! | `N`    | Graph subscription id | a change-notification subscription |
 
 use super::{backend, SledStore};
 use crate::model::AccountSpec;
 use crate::store::keys::{check_part, key, prefix};
-use crate::store::{codec, AccountStore, Result, RunRecord, StoreError};
+use crate::store::{codec, AccountStore, Result, RunRecord, StoreError, SubscriptionRecord};
 
 const ACCOUNT: u8 = b'A';
 const SECRET: u8 = b'S';
 const RUN: u8 = b'R';
+const SUBSCRIPTION: u8 = b'N';
 
 impl SledStore {
     fn flush_users(&self, doing: &'static str) -> Result<()> {
@@ -88,4 +90,46 @@ impl AccountStore for SledStore {
         self.users.insert(key(RUN, &[id]), codec::encode(run)).map_err(|e| backend("writing a sync outcome", e))?;
         self.flush_users("flushing a sync outcome")
     }
+
+    fn subscriptions(&self) -> Result<Vec<(String, SubscriptionRecord)>> {
+        self.users
+            .scan_prefix(prefix(SUBSCRIPTION, &[]))
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| backend("listing subscriptions", e))?;
+                Ok((subscription_id(&k), codec::decode("subscription", &v)?))
+            })
+            .collect()
+    }
+
+    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
+        if check_part("subscription id", id).is_err() {
+            return Ok(None);
+        }
+        self.users
+            .get(key(SUBSCRIPTION, &[id]))
+            .map_err(|e| backend("reading a subscription", e))?
+            .map(|v| codec::decode("subscription", &v))
+            .transpose()
+    }
+
+    fn put_subscription(&self, id: &str, s: &SubscriptionRecord) -> Result<()> {
+        check_part("subscription id", id).map_err(StoreError::Invalid)?;
+        self.users
+            .insert(key(SUBSCRIPTION, &[id]), codec::encode(s))
+            .map_err(|e| backend("writing a subscription", e))?;
+        self.flush_users("flushing a subscription")
+    }
+
+    fn delete_subscription(&self, id: &str) -> Result<()> {
+        if check_part("subscription id", id).is_err() {
+            return Ok(());
+        }
+        self.users.remove(key(SUBSCRIPTION, &[id])).map_err(|e| backend("deleting a subscription", e))?;
+        self.flush_users("flushing a subscription")
+    }
+}
+
+/// The subscription id of a key under [`SUBSCRIPTION`].
+fn subscription_id(k: &[u8]) -> String {
+    crate::store::keys::parts(k).first().map(|p| p.to_string()).unwrap_or_default()
 }
