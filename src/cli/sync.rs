@@ -118,11 +118,13 @@ async fn sync_one(registry: &Registry, id: &str, rediscover: bool) -> anyhow::Re
     let spec = registry.get(id)?;
     for c in report.collections.iter().filter(|c| c.error.is_some()) {
         if let Some(e) = &c.error {
+            // The server names its collections: quoted, control characters escaped, cut short.
+            use contactbridge::connector::echo;
             let part = match &c.collection.owner {
                 Some(owner) if !c.collection.name.contains(owner.as_str()) => {
-                    format!("{} ({owner})", c.collection.name)
+                    format!("{} ({})", echo(&c.collection.name), echo(owner))
                 }
-                _ => c.collection.name.clone(),
+                _ => echo(&c.collection.name).to_string(),
             };
             errln!("  {part}: {}", contactbridge::accounts::explain(&spec, e));
         }
