@@ -3,6 +3,10 @@
 //! (files), and per account and collection against a real Radicale and the fake Graph
 //! (throttling, a fenced mailbox): values, the cap on series, removal, hostile names.
 
+#[path = "../connectors/graph/tests/support/fake_graph.rs"]
+#[allow(dead_code)]
+mod fake_graph;
+
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -399,4 +403,105 @@ fn series_per_account_and_collection_from_radicale_are_capped_escaped_and_remove
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(!body.contains("contactbridge_sync"), "{body}");
+}
+
+/// Per collection from the fake Graph: the waits a throttling Graph (429 + Retry-After)
+/// caused are counted on the collection that waited, and a mailbox fenced off by policy
+/// (403) is asked once in a sync — its other collections fail for the same reason
+/// without a request, each counted as a forbidden error — while the other mailbox syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_throttling_waits_and_a_fenced_mailbox_per_collection() {
+    use fake_graph::{RetryForm, ThrottleMode};
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.put("mia@contoso.example/contacts", fake_graph::contact("c2", "Mia Muster", "030 7654321", "m@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, fake_graph::CLIENT_SECRET).unwrap();
+    let serve = std::sync::Arc::new(Serve::start(&data, &[]));
+    let run = |args: Vec<String>, code: i32| {
+        let serve = serve.clone();
+        tokio::task::spawn_blocking(move || serve.cb(&args.iter().map(String::as_str).collect::<Vec<_>>(), code))
+    };
+    let add = |id: &str, mailboxes: &[&str]| {
+        let mut a: Vec<String> = ["account", "add", "graph", "--id", id, "--user", "demo"].map(String::from).into();
+        a.extend(["--tenant", fake_graph::TENANT, "--client-id", fake_graph::CLIENT_ID].map(String::from));
+        a.extend(["--client-secret-file".into(), secret.to_str().unwrap().into()]);
+        for m in mailboxes {
+            a.extend(["--mailbox".to_string(), m.to_string()]);
+        }
+        a.extend(["--authority".into(), fake.authority(), "--graph-base".into(), fake.base.clone()]);
+        a.push("--allow-plain-http".into());
+        a
+    };
+    run(add("g-throttled", &["mia@contoso.example"]), 0).await.unwrap();
+    run(add("g-fenced", &["dana@contoso.example", "otto@contoso.example"]), 0).await.unwrap();
+    let sync = |id: &str, code: i32| run(["sync", "--once", "--account", id].map(String::from).into(), code);
+
+    // First sync complete (the listing is kept); then Graph throttles the next two requests.
+    sync("g-throttled", 0).await.unwrap();
+    fake.throttle(ThrottleMode::Next(2), RetryForm::Seconds(1));
+    sync("g-throttled", 0).await.unwrap();
+    assert_eq!(fake.stats().throttled, 2);
+    let serve2 = serve.clone();
+    let labels = tokio::task::spawn_blocking(move || serve2.pseudonyms("g-throttled")).await.unwrap();
+    assert_eq!(labels.len(), 6, "{labels:?}");
+    let m = scrape(serve.metrics);
+    let series = |name: &str, account: &str, c: &str, kind: &str, extra: &str| {
+        format!(
+            "contactbridge_sync_collection_{name}{{account=\"{account}\",collection=\"{c}\",collection_kind=\"{kind}\"{extra}}}"
+        )
+    };
+    let mut waits = 0.0;
+    let mut waited = 0.0;
+    for (id, c) in &labels {
+        let kind = if id.ends_with("/contacts") { "address_book" } else { continue };
+        waits += value(&m, &series("throttle_waits_total", "g-throttled", c, kind, "")).unwrap();
+        waited += value(&m, &series("throttle_wait_seconds_total", "g-throttled", c, kind, "")).unwrap();
+        assert_eq!(value(&m, &series("records_total", "g-throttled", c, kind, ",op=\"upserted\"")), Some(1.0), "{m}");
+    }
+    assert_eq!(waits, 2.0, "both waits on the contacts collection, which waited:\n{m}");
+    assert!((2.0..2.5).contains(&waited), "{waited}\n{m}");
+    let all_waits: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("contactbridge_sync_collection_throttle_waits_total{account=\"g-throttled\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(all_waits, 2.0, "no other collection waited:\n{m}");
+
+    // The fenced mailbox: asked by the listing and by its first collection, then left out.
+    fake.reset_stats();
+    sync("g-fenced", 2).await.unwrap();
+    let stats = fake.stats();
+    let otto = stats.by_mailbox.get("otto@contoso.example").copied().unwrap_or(0);
+    assert!(otto <= 2, "the fenced mailbox was asked {otto} times: {stats:?}");
+    assert!(stats.by_mailbox.get("dana@contoso.example").copied().unwrap_or(0) >= 6, "{stats:?}");
+    let serve2 = serve.clone();
+    let labels = tokio::task::spawn_blocking(move || serve2.pseudonyms("g-fenced")).await.unwrap();
+    assert_eq!(labels.len(), 12, "{labels:?}");
+    let m = scrape(serve.metrics);
+    for (id, c) in &labels {
+        let forbidden = m
+            .lines()
+            .filter(|l| l.starts_with(&format!("contactbridge_sync_collection_errors_total{{account=\"g-fenced\",collection=\"{c}\"")))
+            .filter(|l| l.contains("error=\"forbidden\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        let success = m.lines().any(|l| {
+            l.starts_with(&format!(
+                "contactbridge_sync_collection_last_success_timestamp_seconds{{account=\"g-fenced\",collection=\"{c}\""
+            ))
+        });
+        if id.starts_with("otto@") {
+            assert_eq!((forbidden, success), (1.0, false), "{id}:\n{m}");
+        } else {
+            assert_eq!((forbidden, success), (0.0, true), "{id}:\n{m}");
+        }
+    }
+    assert_eq!(value(&m, r#"contactbridge_sync_account_errors_total{account="g-fenced",error="forbidden"}"#), None);
+    for leak in ["otto", "dana", "contoso.example"] {
+        assert!(!m.contains(leak), "{leak} in the metrics:\n{m}");
+    }
 }
