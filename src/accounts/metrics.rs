@@ -464,3 +464,63 @@ impl SyncMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contactbridge_connector::{CollectionKind, Throttling};
+
+    fn render(m: &SyncMetrics) -> String {
+        let mut r = prometheus_client::registry::Registry::default();
+        m.register(r.sub_registry_with_prefix("contactbridge_sync"));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        out
+    }
+
+    fn sync(id: &str) -> CollectionSync<'_> {
+        CollectionSync {
+            id,
+            kind: CollectionKind::AddressBook,
+            seconds: 0.5,
+            upserted: 3,
+            removed: 1,
+            error: None,
+            throttling: Throttling { waits: 2, waited: std::time::Duration::from_millis(1500) },
+        }
+    }
+
+    /// Account ids are checked before they get here; should one with quotes, newlines and
+    /// braces arrive all the same, the exposition escapes it and stays one line per sample.
+    #[test]
+    fn a_hostile_account_label_is_escaped() {
+        let m = SyncMetrics::default();
+        let hostile = format!("a\"}} 1\n# TYPE x counter\n{{\\{}", "x".repeat(10_000));
+        m.observe_collection(&hostile, &sync("/dav/ann@example.com/book/"));
+        let out = render(&m);
+        assert!(!out.contains("ann@example.com"), "{out}");
+        assert!(!out.contains("\n# TYPE x counter"), "{out}");
+        let line = out.lines().find(|l| l.starts_with("contactbridge_sync_collection_throttle_waits_total{")).unwrap();
+        assert!(line.contains(r#"account="a\"} 1\n# TYPE x counter\n{\\xxx"#), "{line}");
+        assert!(line.ends_with(" 2"), "{line}");
+    }
+
+    #[test]
+    fn the_cap_counts_accounts_and_collections_and_removal_frees_room() {
+        let m = SyncMetrics::with_max_collection_series(3);
+        m.observe_collection("a", &sync("one"));
+        m.observe_collection("a", &sync("two"));
+        m.observe_collection("a", &sync("three"));
+        m.observe_account("b", 1.0, None, true);
+        assert_eq!(m.dropped.get(), 2);
+        assert!(!render(&m).contains(&collection_label("a", "three")));
+        m.retain_collections("a", ["one"]);
+        assert!(!render(&m).contains(&collection_label("a", "two")));
+        m.observe_account("b", 1.0, None, true);
+        assert!(render(&m).contains(r#"account="b""#));
+        m.forget_account("a");
+        let out = render(&m);
+        assert!(!out.contains(r#"account="a""#), "{out}");
+        assert_eq!(m.tracked.lock().unwrap().values().map(|c| 1 + c.len()).sum::<usize>(), 1);
+    }
+}

@@ -454,11 +454,15 @@ mod tests {
             Server::Url(url.clone()),
             Credentials::Basic { username: "ann".into(), password: Secret::new("pw") },
         );
-        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap();
+        let tally = ThrottleTally::default();
+        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap().counting_throttling(tally.clone());
         let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+        // Both waits counted: Retry-After 0, then 2 s of backoff for the 503 without one.
+        let counted = tally.get();
+        assert_eq!((counted.waits, counted.waited), (2, Duration::from_secs(2)));
         let heads = peer.await.unwrap();
         assert_eq!(heads.len(), 3);
         assert!(heads.iter().all(|h| h.to_lowercase().contains("authorization: basic yw5uonb3")), "{heads:?}");
