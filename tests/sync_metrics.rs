@@ -4,7 +4,6 @@
 //! (throttling, a fenced mailbox): values, the cap on series, removal, hostile names.
 
 #[path = "../connectors/graph/tests/support/fake_graph.rs"]
-#[allow(dead_code)]
 mod fake_graph;
 
 use std::io::{Read as _, Write as _};
@@ -315,7 +314,12 @@ fn series_per_account_and_collection_from_radicale_are_capped_escaped_and_remove
     let hostile_folder = "evil-book";
     let hostile_name = format!("{}\"}} 1\n# TYPE x counter\n{}", "{\"\\\n".repeat(2500), "z".repeat(100));
     let radicale = Radicale::start(|home| {
-        address_book(home, "book", "Kunden", &[("m1", "Mia Metric", "+49 30 1111 2222"), ("m2", "Max Metric", "+49 30 1111 3333")]);
+        address_book(
+            home,
+            "book",
+            "Kunden",
+            &[("m1", "Mia Metric", "+49 30 1111 2222"), ("m2", "Max Metric", "+49 30 1111 3333")],
+        );
         address_book(home, hostile_folder, &hostile_name, &[("h1", "Hanna Hostile", "+49 30 1111 4444")]);
     });
     let dir = tempfile::tempdir().unwrap();
@@ -485,7 +489,11 @@ async fn graph_throttling_waits_and_a_fenced_mailbox_per_collection() {
     for (id, c) in &labels {
         let forbidden = m
             .lines()
-            .filter(|l| l.starts_with(&format!("contactbridge_sync_collection_errors_total{{account=\"g-fenced\",collection=\"{c}\"")))
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "contactbridge_sync_collection_errors_total{{account=\"g-fenced\",collection=\"{c}\""
+                ))
+            })
             .filter(|l| l.contains("error=\"forbidden\""))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>();

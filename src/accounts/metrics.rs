@@ -367,7 +367,9 @@ impl SyncMetrics {
         let a = Account { account: account.to_string() };
         self.account_last_duration.get_or_create(&a).set(seconds);
         if let Some(e) = error {
-            self.account_errors.get_or_create(&AccountError { account: account.to_string(), error: error_label(e) }).inc();
+            self.account_errors
+                .get_or_create(&AccountError { account: account.to_string(), error: error_label(e) })
+                .inc();
         }
         if complete {
             self.account_last_success.get_or_create(&a).set(now_seconds());
@@ -384,12 +386,8 @@ impl SyncMetrics {
         let part = Part { account: account.to_string(), collection, collection_kind };
         self.part_last_duration.get_or_create(&part).set(sync.seconds);
         for (op, n) in [("upserted", sync.upserted), ("removed", sync.removed)] {
-            let labels = PartOp {
-                account: part.account.clone(),
-                collection: part.collection.clone(),
-                collection_kind,
-                op,
-            };
+            let labels =
+                PartOp { account: part.account.clone(), collection: part.collection.clone(), collection_kind, op };
             self.part_records.get_or_create(&labels).inc_by(n);
         }
         match sync.error {

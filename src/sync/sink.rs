@@ -26,7 +26,16 @@ pub struct IndexSink<'a> {
 
 impl<'a> IndexSink<'a> {
     pub fn new(store: &'a dyn IndexStore, scope: CollectionScope, indexer: &'a Indexer) -> Self {
-        Self { store, scope, indexer, totals: ApplyStats::default(), rejected: 0, batches: 0, occurrences: 0, throttling: Default::default() }
+        Self {
+            store,
+            scope,
+            indexer,
+            totals: ApplyStats::default(),
+            rejected: 0,
+            batches: 0,
+            occurrences: 0,
+            throttling: Default::default(),
+        }
     }
 }
 
