@@ -85,9 +85,7 @@ pub async fn sync_account(
         }
     };
     let mut report = AccountSyncReport::default();
-    // Mailbox → (the collection whose 403 fenced it, that error's message); mailboxes with a collection synced.
-    let mut fenced: HashMap<String, (String, String)> = HashMap::new();
-    let mut reached: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut fences = super::fence::Fences::default();
     for collection in collections {
         let user = match &collection.owner {
             None => Some(target.user.clone()),
@@ -107,11 +105,7 @@ pub async fn sync_account(
             });
             continue;
         };
-        if let Some((first, message)) = collection.owner.as_ref().and_then(|o| fenced.get(o)) {
-            let error = Error::new(
-                ErrorKind::Forbidden,
-                format!("not tried: its mailbox refused {} in this sync ({message})", crate::connector::echo(first)),
-            );
+        if let Some(error) = fences.refusal(&collection) {
             tracing::info!(account = target.account, collection = %collection.id, "mailbox fenced off: collection left out");
             let scope = CollectionScope {
                 user: user.clone(),
@@ -142,17 +136,7 @@ pub async fn sync_account(
         let (stats, rejected, batches, error, throttling) =
             sync_collection(store, connector, &collection, scope, target.indexer).await;
         let duration = started.elapsed();
-        if let Some(owner) = &collection.owner {
-            match &error {
-                None => {
-                    reached.insert(owner.clone());
-                }
-                Some(e) if e.kind == ErrorKind::Forbidden && !reached.contains(owner) => {
-                    fenced.entry(owner.clone()).or_insert_with(|| (collection.id.clone(), e.message.clone()));
-                }
-                Some(_) => {}
-            }
-        }
+        fences.observe(&collection, error.as_ref());
         report.collections.push(CollectionReport {
             collection,
             user: Some(user),
