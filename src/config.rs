@@ -139,6 +139,17 @@ pub struct WebConfig {
 pub struct MetricsConfig {
     /// `host:port` for `GET /metrics`, or `off`. `serve --metrics-listen` overrides.
     pub listen: MetricsListen,
+    /// At most this many accounts and collections together get their own sync series
+    /// (`contactbridge_sync_account_*`, `contactbridge_sync_collection_*`; each counts
+    /// one, each holds about 6–15 series). Past it, syncs are counted only by connector
+    /// kind and in `contactbridge_sync_series_dropped_total`. Removed accounts and
+    /// collections no longer listed free their room.
+    #[serde(default = "default_max_collection_series")]
+    pub max_collection_series: usize,
+}
+
+fn default_max_collection_series() -> usize {
+    crate::accounts::metrics::DEFAULT_MAX_COLLECTION_SERIES
 }
 
 /// An address to listen on, or `off`.
@@ -413,7 +424,10 @@ impl Default for Config {
                 call_sync_ms: default_call_sync_ms(),
                 reserve_mb: default_reserve_mb(),
             },
-            metrics: MetricsConfig { listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())) },
+            metrics: MetricsConfig {
+                listen: MetricsListen(Some(([127, 0, 0, 1], 9464).into())),
+                max_collection_series: default_max_collection_series(),
+            },
             accounts: AccountsConfig::default(),
             connections: ConnectionsConfig::default(),
             lookup: LookupConfig::default(),

@@ -63,6 +63,10 @@ impl ChangeSink for CountingSink<'_> {
         });
         Ok(())
     }
+
+    fn throttled(&mut self, waits: contactbridge_connector::Throttling) {
+        self.inner.throttled(waits);
+    }
 }
 
 #[async_trait]

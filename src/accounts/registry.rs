@@ -203,7 +203,8 @@ impl Registry {
         let key = SecretKey::load_or_create(&config.data_dir)?;
         let schedule =
             Schedule::new(&config.sync.default_schedule, "UTC").map_err(|e| AccountError::Invalid(e.to_string()))?;
-        Ok(Self::new(store, key, schedule).with_limits(config.accounts.clone()))
+        let metrics = super::metrics::SyncMetrics::with_max_collection_series(config.metrics.max_collection_series);
+        Ok(Self { metrics: Arc::new(metrics), ..Self::new(store, key, schedule).with_limits(config.accounts.clone()) })
     }
 
     pub fn store(&self) -> &Arc<dyn RegistryStore> {
@@ -310,6 +311,7 @@ impl Registry {
             removed += self.store.remove_account(&user, &spec.id)?;
         }
         self.store.delete_account(id)?;
+        self.metrics.forget_account(id);
         tracing::info!(account = %id, records = removed, "account removed");
         Ok(removed)
     }
@@ -738,6 +740,7 @@ impl Registry {
                     (0, 0),
                     [kind],
                 );
+                self.metrics.observe_account(id, seconds_since(started), Some(kind), false);
                 run.started = Some(started);
                 run.finished = Some(Utc::now());
                 run.error = Some(e.to_string());
@@ -783,6 +786,10 @@ impl Registry {
             }
         }
         let outcome = report.outcome();
+        if report.error.is_none() {
+            // The account's collections as listed: series of those gone go too.
+            self.metrics.retain_collections(id, listing.iter().map(|c| c.id.as_str()));
+        }
         // Kept only after a complete sync: a collection gone (404), moved (301) or failing
         // otherwise, or the listing failing, has the next sync discover again.
         run.discovered = (outcome == sync::SyncOutcome::Complete).then(|| crate::store::Discovered {
@@ -797,6 +804,7 @@ impl Registry {
             (totals.upserted as u64, (totals.deleted + totals.swept) as u64),
             report.error.iter().chain(report.collections.iter().filter_map(|c| c.error.as_ref())).map(|e| e.kind),
         );
+        self.observe_parts(id, &report, &backing_off, seconds_since(started));
         run.outcome = Some(outcome);
         match outcome {
             sync::SyncOutcome::Complete => {
@@ -809,6 +817,38 @@ impl Registry {
         }
         self.store.put_run_record(id, &run)?;
         Ok(report)
+    }
+
+    /// The per-account and per-collection sync metrics of a sync (collections left out
+    /// while backing off were not synced: not recorded).
+    fn observe_parts(
+        &self,
+        id: &str,
+        report: &AccountSyncReport,
+        backing_off: &HashMap<String, (u32, DateTime<Utc>)>,
+        seconds: f64,
+    ) {
+        let outcome = report.outcome();
+        self.metrics.observe_account(
+            id,
+            seconds,
+            report.error.as_ref().map(|e| e.kind),
+            outcome == sync::SyncOutcome::Complete,
+        );
+        for c in report.collections.iter().filter(|c| !backing_off.contains_key(&c.collection.id)) {
+            self.metrics.observe_collection(
+                id,
+                &super::metrics::CollectionSync {
+                    id: &c.collection.id,
+                    kind: c.collection.kind,
+                    seconds: c.duration.as_secs_f64(),
+                    upserted: c.stats.upserted as u64,
+                    removed: (c.stats.deleted + c.stats.swept) as u64,
+                    error: c.error.as_ref().map(|e| e.kind),
+                    throttling: c.throttling,
+                },
+            );
+        }
     }
 
     /// Syncs every collection of the account, each user's collections with that
@@ -867,6 +907,8 @@ impl Registry {
                     stats: Default::default(),
                     rejected: 0,
                     batches: 0,
+                    throttling: Default::default(),
+                    duration: Default::default(),
                 });
             }
             due

@@ -729,6 +729,12 @@ fn show(s: &AccountStatus) -> String {
             None => format!("ok, last change {}", time(c.state.last_change)),
         };
         let _ = writeln!(out, "  {} [{}]  {status}", c.collection, c.user);
+        // The pseudonym the sync metrics label this collection with.
+        let _ = writeln!(
+            out,
+            "    metrics collection=\"{}\"",
+            contactbridge::accounts::metrics::collection_label(&s.spec.id, &c.collection)
+        );
         if !c.state.rejected.is_empty() {
             let _ = writeln!(
                 out,

@@ -3,7 +3,7 @@
 use super::{IndexSink, Indexer};
 use crate::store::{ApplyStats, CollectionScope, IndexStore};
 use crate::user::UserId;
-use contactbridge_connector::{Collection, Connector, Error, ErrorKind, SyncRequest};
+use contactbridge_connector::{Collection, Connector, Error, ErrorKind, SyncRequest, Throttling};
 use std::collections::HashMap;
 
 /// Whose index an account's collections go to.
@@ -26,6 +26,10 @@ pub struct CollectionReport {
     pub rejected: usize,
     pub batches: usize,
     pub error: Option<Error>,
+    /// How often and how long the connector waited for the source throttling it.
+    pub throttling: Throttling,
+    /// How long the collection's sync took.
+    pub duration: std::time::Duration,
 }
 
 /// What happened to an account.
@@ -64,7 +68,10 @@ impl AccountSyncReport {
 }
 
 /// Syncs every collection of an account, one after the other. A collection
-/// whose owner maps to no user is skipped with an error in the report.
+/// whose owner maps to no user is skipped with an error in the report. A mailbox
+/// fenced off by policy (its first collection tried in this run answers 403, none
+/// has synced) is not asked again in this run: its other collections fail for
+/// the same reason at once, while the other mailboxes go on.
 pub async fn sync_account(
     store: &dyn IndexStore,
     connector: &dyn Connector,
@@ -78,6 +85,7 @@ pub async fn sync_account(
         }
     };
     let mut report = AccountSyncReport::default();
+    let mut fences = super::fence::Fences::default();
     for collection in collections {
         let user = match &collection.owner {
             None => Some(target.user.clone()),
@@ -92,17 +100,53 @@ pub async fn sync_account(
                 rejected: 0,
                 batches: 0,
                 error: Some(error),
+                throttling: Throttling::default(),
+                duration: std::time::Duration::ZERO,
             });
             continue;
         };
+        if let Some(error) = fences.refusal(&collection) {
+            tracing::info!(account = target.account, collection = %collection.id, "mailbox fenced off: collection left out");
+            let scope = CollectionScope {
+                user: user.clone(),
+                account: target.account.to_string(),
+                collection: collection.id.clone(),
+            };
+            if let Err(se) = store.set_collection_error(&scope, Some(error.to_string()), chrono::Utc::now()) {
+                tracing::error!(error = %se, "could not record a sync error");
+            }
+            report.collections.push(CollectionReport {
+                collection,
+                user: Some(user),
+                stats: ApplyStats::default(),
+                rejected: 0,
+                batches: 0,
+                error: Some(error),
+                throttling: Throttling::default(),
+                duration: std::time::Duration::ZERO,
+            });
+            continue;
+        }
         let scope = CollectionScope {
             user: user.clone(),
             account: target.account.to_string(),
             collection: collection.id.clone(),
         };
-        let (stats, rejected, batches, error) =
+        let started = std::time::Instant::now();
+        let (stats, rejected, batches, error, throttling) =
             sync_collection(store, connector, &collection, scope, target.indexer).await;
-        report.collections.push(CollectionReport { collection, user: Some(user), stats, rejected, batches, error });
+        let duration = started.elapsed();
+        fences.observe(&collection, error.as_ref());
+        report.collections.push(CollectionReport {
+            collection,
+            user: Some(user),
+            stats,
+            rejected,
+            batches,
+            error,
+            throttling,
+            duration,
+        });
     }
     report
 }
@@ -117,7 +161,7 @@ async fn sync_collection(
     collection: &Collection,
     scope: CollectionScope,
     indexer: &Indexer,
-) -> (ApplyStats, usize, usize, Option<Error>) {
+) -> (ApplyStats, usize, usize, Option<Error>, Throttling) {
     let mut sink = IndexSink::new(store, scope.clone(), indexer);
     let mut resumes = 0;
     let result = loop {
@@ -147,5 +191,5 @@ async fn sync_collection(
             tracing::error!(error = %se, "could not record a sync error");
         }
     }
-    (sink.totals, sink.rejected, sink.batches, result.err())
+    (sink.totals, sink.rejected, sink.batches, result.err(), sink.throttling)
 }

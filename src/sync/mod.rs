@@ -8,6 +8,7 @@
 //! failing collection is recorded in its status and does not stop the others.
 
 pub mod engine;
+mod fence;
 pub mod indexer;
 pub mod lease;
 pub mod notifications;

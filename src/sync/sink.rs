@@ -20,11 +20,22 @@ pub struct IndexSink<'a> {
     pub batches: usize,
     /// Calendar occurrences indexed so far through this sink.
     pub occurrences: usize,
+    /// Throttling waits the connector reported.
+    pub throttling: contactbridge_connector::Throttling,
 }
 
 impl<'a> IndexSink<'a> {
     pub fn new(store: &'a dyn IndexStore, scope: CollectionScope, indexer: &'a Indexer) -> Self {
-        Self { store, scope, indexer, totals: ApplyStats::default(), rejected: 0, batches: 0, occurrences: 0 }
+        Self {
+            store,
+            scope,
+            indexer,
+            totals: ApplyStats::default(),
+            rejected: 0,
+            batches: 0,
+            occurrences: 0,
+            throttling: Default::default(),
+        }
     }
 }
 
@@ -63,6 +74,10 @@ impl ChangeSink for IndexSink<'_> {
         self.rejected += rejected;
         self.batches += 1;
         Ok(())
+    }
+
+    fn throttled(&mut self, waits: contactbridge_connector::Throttling) {
+        self.throttling += waits;
     }
 }
 

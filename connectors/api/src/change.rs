@@ -107,6 +107,12 @@ impl KnownVersions for std::collections::HashMap<RecordId, String> {
 #[async_trait]
 pub trait ChangeSink: Send {
     async fn apply(&mut self, changes: ChangeSet) -> Result<(), Error>;
+
+    /// The connector tells how long this sync waited for the source throttling it (once,
+    /// when the collection's sync ends, also when it fails). Sinks that wrap another pass it on.
+    fn throttled(&mut self, waits: crate::Throttling) {
+        let _ = waits;
+    }
 }
 
 /// A sink that keeps every change set in memory: for tests and dry runs.

@@ -25,6 +25,7 @@ mod error;
 pub mod net;
 mod record;
 mod secret;
+mod throttle;
 
 pub use change::{ChangeSet, ChangeSink, Checkpoint, KnownVersions, NoKnownVersions, Rejected, Snapshot, VecSink};
 pub use connector::{Collection, CollectionKind, Connector, SyncRequest};
@@ -36,3 +37,4 @@ pub use record::{
     PhoneKind, PhoneNumber, PhotoRef, Record, RecordId, RecordKind, FORMAT_VERSION,
 };
 pub use secret::Secret;
+pub use throttle::{ThrottleTally, Throttling};

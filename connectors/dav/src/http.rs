@@ -9,6 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use contactbridge_connector::Error;
 use contactbridge_connector::NetPolicy;
+use contactbridge_connector::ThrottleTally;
 use http::{header::AUTHORIZATION, HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -192,6 +193,8 @@ pub struct DavHttp {
     timeout: Duration,
     network_retries: u32,
     network_backoff: Duration,
+    /// Where throttling waits are counted (one collection's sync), if anywhere.
+    throttle: Option<ThrottleTally>,
 }
 
 impl std::fmt::Debug for DavHttp {
@@ -233,7 +236,13 @@ impl DavHttp {
             timeout,
             network_retries: NETWORK_RETRIES,
             network_backoff: NETWORK_BACKOFF,
+            throttle: None,
         })
+    }
+
+    /// This transport, counting its throttling waits into `tally` (a collection's sync).
+    pub fn counting_throttling(&self, tally: ThrottleTally) -> Self {
+        Self { throttle: Some(tally), ..self.clone() }
     }
 }
 
@@ -329,6 +338,9 @@ impl tower_service::Service<Request<String>> for DavHttp {
                         attempt += 1;
                         tracing::info!(status, ?wait, attempt, "throttled by the server: waiting");
                         tokio::time::sleep(wait).await;
+                        if let Some(tally) = &this.throttle {
+                            tally.record(wait);
+                        }
                         continue;
                     }
                 }
@@ -442,11 +454,15 @@ mod tests {
             Server::Url(url.clone()),
             Credentials::Basic { username: "ann".into(), password: Secret::new("pw") },
         );
-        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap();
+        let tally = ThrottleTally::default();
+        let mut http = DavHttp::new(&account, None, NetPolicy::open()).unwrap().counting_throttling(tally.clone());
         let response = http.call(Request::get(&url).body(String::new()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+        // Both waits counted: Retry-After 0, then 2 s of backoff for the 503 without one.
+        let counted = tally.get();
+        assert_eq!((counted.waits, counted.waited), (2, Duration::from_secs(2)));
         let heads = peer.await.unwrap();
         assert_eq!(heads.len(), 3);
         assert!(heads.iter().all(|h| h.to_lowercase().contains("authorization: basic yw5uonb3")), "{heads:?}");

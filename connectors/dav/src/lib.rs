@@ -36,7 +36,7 @@ pub use http::{DavHttp, TokenSource, TransportError};
 
 use async_trait::async_trait;
 use contactbridge_connector::{
-    ChangeSink, Collection, CollectionKind, Connector, Contact, Error, NetPolicy, SyncRequest,
+    ChangeSink, Collection, CollectionKind, Connector, Contact, Error, NetPolicy, SyncRequest, ThrottleTally,
 };
 use contactbridge_formats::Window;
 use std::sync::Arc;
@@ -148,8 +148,11 @@ impl Connector for DavConnector {
     }
 
     async fn sync(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+        // The discovered client, counting this collection's throttling waits for the sink.
+        let tally = ThrottleTally::default();
+        let dav = Dav::new(self.client().await?.base_url.clone(), self.http.counting_throttling(tally.clone()));
         let run = sync::CollectionSync {
-            dav: self.client().await?,
+            dav: &dav,
             kind: self.kind,
             batch_size: self.account.batch_size,
             use_sync_collection: self.account.sync_collection,
@@ -157,7 +160,9 @@ impl Connector for DavConnector {
             today: chrono::Utc::now().date_naive(),
             collection: request.collection,
         };
-        run.run(request, sink).await
+        let result = run.run(request, sink).await;
+        sink.throttled(tally.get());
+        result
     }
 
     async fn write_handling_code(

@@ -3,7 +3,7 @@
 
 use crate::auth::{GraphApp, TokenCache, TokenSource};
 use crate::config::{GraphAccount, RetryPolicy};
-use contactbridge_connector::{Error, ErrorKind};
+use contactbridge_connector::{Error, ErrorKind, ThrottleTally};
 use graph_http::api_impl::RequestHandler;
 use graph_rs_sdk::http::BodyRead;
 use graph_rs_sdk::http::{Method, Url};
@@ -134,8 +134,30 @@ impl GraphHttp {
         Page::from_json(self.send(mailbox, what, make).await?)
     }
 
+    /// [`GraphHttp::page`], counting throttling waits into `tally`.
+    pub async fn page_counting(
+        &self,
+        mailbox: &str,
+        what: &str,
+        make: MakeRequest<'_>,
+        tally: &ThrottleTally,
+    ) -> Result<Page, Error> {
+        Page::from_json(self.send_counting(mailbox, what, make, Some(tally)).await?)
+    }
+
     /// Sends a request with retries and returns its JSON body (`Null` when empty).
     pub async fn send(&self, mailbox: &str, what: &str, make: MakeRequest<'_>) -> Result<Value, Error> {
+        self.send_counting(mailbox, what, make, None).await
+    }
+
+    /// [`GraphHttp::send`], counting the waits for a throttling Graph (429/503/504) into `tally`.
+    pub async fn send_counting(
+        &self,
+        mailbox: &str,
+        what: &str,
+        make: MakeRequest<'_>,
+        tally: Option<&ThrottleTally>,
+    ) -> Result<Value, Error> {
         let limit = self.limit(mailbox);
         let mut reauthenticated = false;
         let mut attempt = 0u32;
@@ -186,6 +208,9 @@ impl GraphHttp {
                         attempt,
                         "Graph throttled; waiting"
                     );
+                    if let Some(tally) = tally {
+                        tally.record(wait);
+                    }
                     wait
                 }
                 Ok((status, _, body)) => return Err(status_error(what, status, &body)),

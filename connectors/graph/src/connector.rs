@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{Duration as Days, DurationRound, Utc};
 use contactbridge_connector::{
     ChangeSet, ChangeSink, Checkpoint, Collection, CollectionKind, Connector, Contact, Error, ErrorKind, MailDirection,
-    Rejected, Snapshot, SyncRequest,
+    Rejected, Snapshot, SyncRequest, ThrottleTally,
 };
 use graph_rs_sdk::http::{Method, Url};
 use graph_rs_sdk::{GraphClient, ODataQuery};
@@ -101,14 +101,14 @@ impl GraphConnector {
     /// The id of the mailbox's default contacts folder (the `parentFolderId` of one of its
     /// contacts), so that its delta uses the documented `contactFolders/{id}/contacts/delta`.
     /// `None` while the folder is empty. Asked once per mailbox and process.
-    async fn default_contacts_folder(&self, mailbox: &str) -> Result<Option<String>, Error> {
+    async fn default_contacts_folder(&self, mailbox: &str, throttle: &ThrottleTally) -> Result<Option<String>, Error> {
         let key = mailbox.to_ascii_lowercase();
         if let Some(id) = self.default_folders.lock().await.get(&key) {
             return Ok(Some(id.clone()));
         }
         let what = format!("default contacts folder of {mailbox}");
         let make = |g: &GraphClient| g.user(mailbox).contacts().list_contacts().top("1").select(&["id,parentFolderId"]);
-        let body = self.http.send(mailbox, &what, &make).await?;
+        let body = self.http.send_counting(mailbox, &what, &make, Some(throttle)).await?;
         let id = body.pointer("/value/0/parentFolderId").and_then(Value::as_str).map(str::to_string);
         if let Some(id) = &id {
             self.default_folders.lock().await.insert(key, id.clone());
@@ -161,6 +161,7 @@ impl GraphConnector {
         part: &Part,
         since: Option<Checkpoint>,
         sink: &mut dyn ChangeSink,
+        throttle: &ThrottleTally,
     ) -> Result<(), Error> {
         let page_size = self.account.page_size;
         let now = Utc::now();
@@ -172,7 +173,7 @@ impl GraphConnector {
                     Part::ContactFolder(f) => Some(f.clone()),
                     // Documented delta is per folder; `/contacts/delta` (undocumented, but
                     // served) only while the default folder's id is unknown (it is empty).
-                    _ => self.default_contacts_folder(mailbox).await?,
+                    _ => self.default_contacts_folder(mailbox, throttle).await?,
                 };
                 let what = format!("contacts of {mailbox}");
                 let initial = move |g: &GraphClient| {
@@ -190,6 +191,7 @@ impl GraphConnector {
                     window_start: None,
                     stale: &no_roll,
                     map: &map::contact,
+                    throttle,
                 };
                 delta::run(&self.http, job, since, sink).await
             }
@@ -218,6 +220,7 @@ impl GraphConnector {
                     window_start: Some(start),
                     stale: &stale,
                     map: &map::event,
+                    throttle,
                 };
                 delta::run(&self.http, job, since, sink).await
             }
@@ -250,6 +253,7 @@ impl GraphConnector {
                     window_start: Some(since_date),
                     stale: &stale,
                     map: &map,
+                    throttle,
                 };
                 delta::run(&self.http, job, since, sink).await
             }
@@ -265,10 +269,11 @@ impl GraphConnector {
                     window_start: None,
                     stale: &no_roll,
                     map: &map::drive_item,
+                    throttle,
                 };
                 delta::run(&self.http, job, since, sink).await
             }
-            Part::Settings => self.sync_settings(mailbox, sink).await,
+            Part::Settings => self.sync_settings(mailbox, sink, throttle).await,
         }
     }
 
@@ -283,7 +288,12 @@ impl GraphConnector {
     }
 
     /// Out-of-office: one small document, listed whole every sync.
-    async fn sync_settings(&self, mailbox: &str, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+    async fn sync_settings(
+        &self,
+        mailbox: &str,
+        sink: &mut dyn ChangeSink,
+        throttle: &ThrottleTally,
+    ) -> Result<(), Error> {
         let what = format!("automatic replies of {mailbox}");
         let make = |g: &GraphClient| {
             g.user(mailbox)
@@ -291,7 +301,7 @@ impl GraphConnector {
                 .get_automatic_replies_setting()
                 .header(HeaderName::from_static("prefer"), prefer_utc())
         };
-        let body = self.http.send(mailbox, &what, &make).await?;
+        let body = self.http.send_counting(mailbox, &what, &make, Some(throttle)).await?;
         let mut changes = ChangeSet {
             snapshot: Some(Snapshot::WHOLE),
             checkpoint: Some(Checkpoint::new(json!({"listed_at": Utc::now()}).to_string())),
@@ -374,7 +384,10 @@ impl Connector for GraphConnector {
 
     async fn sync(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
         let (mailbox, part) = self.split(request.collection)?;
-        self.sync_delta(mailbox, &part, request.since, sink).await
+        let throttle = ThrottleTally::default();
+        let result = self.sync_delta(mailbox, &part, request.since, sink, &throttle).await;
+        sink.throttled(throttle.get());
+        result
     }
 
     async fn write_handling_code(

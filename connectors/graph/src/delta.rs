@@ -55,6 +55,8 @@ pub struct DeltaJob<'a> {
     /// Whether the stored state must be dropped for a new snapshot (the window rolled).
     pub stale: &'a (dyn Fn(&DeltaState) -> bool + Send + Sync),
     pub map: &'a (dyn Fn(&Value) -> Item + Send + Sync),
+    /// Where throttling waits are counted.
+    pub throttle: &'a contactbridge_connector::ThrottleTally,
 }
 
 enum Next<'a> {
@@ -154,7 +156,7 @@ async fn fetch(http: &GraphHttp, job: &DeltaJob<'_>, next: Next<'_>) -> Result<c
             let make = |g: &graph_rs_sdk::GraphClient| {
                 (job.initial)(g).header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone())
             };
-            http.page(job.mailbox, job.what, &make).await
+            http.page_counting(job.mailbox, job.what, &make, job.throttle).await
         }
         Next::Link(link) => {
             let url = http.follow(link)?;
@@ -162,7 +164,7 @@ async fn fetch(http: &GraphHttp, job: &DeltaJob<'_>, next: Next<'_>) -> Result<c
                 GraphHttp::custom(g, Method::GET, &url, None)
                     .header(reqwest::header::HeaderName::from_static("prefer"), prefer_value.clone())
             };
-            http.page(job.mailbox, job.what, &make).await
+            http.page_counting(job.mailbox, job.what, &make, job.throttle).await
         }
     }
 }
