@@ -54,8 +54,8 @@ pub fn fails(data: &Path, args: &[&str]) -> String {
 }
 
 /// `serve --demo` on a data directory (gRPC and web on free ports, no metrics), killed when
-/// dropped; started once its admin socket answers.
-pub struct Serve(pub Child);
+/// dropped; started once its admin socket answers. Its stderr goes to `<data>.log` ([`Serve::log`]).
+pub struct Serve(pub Child, std::path::PathBuf);
 
 impl Serve {
     pub fn start(data: &Path) -> Self {
@@ -73,19 +73,24 @@ impl Serve {
             .envs(env.iter().copied())
             .env_remove("CONTACTBRIDGE_CONFIG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(data.with_extension("log")).unwrap())
             .spawn()
             .unwrap();
-        let mut serve = Serve(child);
+        let mut serve = Serve(child, data.with_extension("log"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while UnixStream::connect(data.join("admin.sock")).is_err() {
             if let Some(status) = serve.0.try_wait().unwrap() {
-                panic!("serve exited with {status} before opening its admin socket");
+                panic!("serve exited with {status} before opening its admin socket: {}", serve.log());
             }
             assert!(Instant::now() < deadline, "serve never opened its admin socket");
             std::thread::sleep(Duration::from_millis(50));
         }
         serve
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
     }
 
     pub fn kill9(&mut self) {
