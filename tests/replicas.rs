@@ -450,6 +450,37 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     assert_eq!(blocking(|| contacts(&store)), expected("v2"), "a stale replica overwrote the newer sync");
 }
 
+/// A primary and a streaming standby (`pg_basebackup -R`) of one database, its schema made
+/// before the copy; the store writing to the primary with `standby_url` set, its lookup view,
+/// and Dana (with her called number) on it. Destructured `primary` first, so that the locals
+/// drop the other way round: the store first, the servers last.
+struct WithStandby {
+    store: PgStore,
+    view: Arc<dyn contactbridge::store::Store>,
+    dana: UserProfile,
+    db: TestDatabase,
+    standby: contactbridge::store::postgres::testing::PgServer,
+    primary: contactbridge::store::postgres::testing::PgServer,
+}
+
+impl WithStandby {
+    fn start(connect_timeout: Duration) -> Self {
+        let primary = contactbridge::store::postgres::testing::PgServer::start();
+        let db = primary.create_database();
+        drop(PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap()); // schema before the copy
+        let standby = primary.start_standby();
+        let options =
+            PgOptions { standby_url: Some(standby.url(&db.name)), connect_timeout, ..PgOptions::new(db.url.clone()) };
+        let store = PgStore::open(&options, Path::new("")).unwrap();
+        let view = Arc::new(store.lookup_view().expect("a standby is configured"));
+        let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
+        dana.called_numbers = vec![DID.into()];
+        dana.region = Some("DE".into());
+        user::put_profile(&store, &dana).unwrap();
+        Self { store, view, dana, db, standby, primary }
+    }
+}
+
 /// Lookups from a real streaming standby (`pg_basebackup -R`), writes to the
 /// primary: with replay paused (replication lag), a lookup answers from the
 /// state before the lag, and the call it records still lands on the primary;
@@ -457,20 +488,8 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
 #[test]
 fn lookups_read_a_hot_standby_and_see_the_primary_as_it_was_during_lag() {
     use contactbridge::resolve::{CallQuery, Resolver};
-    use contactbridge::store::postgres::testing::PgServer;
     use contactbridge::store::{CallStore, Store, UserStore};
-    let primary = PgServer::start();
-    let db = primary.create_database();
-    let first = PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap(); // schema before the copy
-    drop(first);
-    let standby = primary.start_standby();
-    let options = PgOptions { standby_url: Some(standby.url(&db.name)), ..PgOptions::new(db.url.clone()) };
-    let store = PgStore::open(&options, Path::new("")).unwrap();
-    let view: Arc<dyn Store> = Arc::new(store.lookup_view().expect("a standby is configured"));
-    let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
-    dana.called_numbers = vec![DID.into()];
-    dana.region = Some("DE".into());
-    user::put_profile(&store, &dana).unwrap();
+    let WithStandby { primary: _primary, standby, db, dana, view, store } = WithStandby::start(Duration::from_secs(5));
     let book = |version: &str, cards: usize| contactbridge::store::IndexBatch {
         scope: contactbridge::store::CollectionScope {
             user: dana.id.clone(),
@@ -555,21 +574,9 @@ fn lookups_read_a_hot_standby_and_see_the_primary_as_it_was_during_lag() {
 #[test]
 fn lookups_fail_with_a_clear_error_when_the_standby_is_killed() {
     use contactbridge::resolve::{CallQuery, Resolver};
-    use contactbridge::store::postgres::testing::PgServer;
     use contactbridge::store::Store;
-    let primary = PgServer::start();
-    let db = primary.create_database();
-    drop(PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap()); // schema before the copy
-    let standby = primary.start_standby();
     let connect_timeout = Duration::from_secs(2);
-    let options =
-        PgOptions { standby_url: Some(standby.url(&db.name)), connect_timeout, ..PgOptions::new(db.url.clone()) };
-    let store = PgStore::open(&options, Path::new("")).unwrap();
-    let view: Arc<dyn Store> = Arc::new(store.lookup_view().expect("a standby is configured"));
-    let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
-    dana.called_numbers = vec![DID.into()];
-    dana.region = Some("DE".into());
-    user::put_profile(&store, &dana).unwrap();
+    let WithStandby { primary: _primary, standby, db: _db, dana, view, store } = WithStandby::start(connect_timeout);
     let card = contactbridge::connector::Record::Contact(contactbridge::connector::Contact {
         id: contactbridge::connector::RecordId::new("card-1"),
         display_name: name(1, "v1"),

@@ -36,11 +36,14 @@ def generate(out_dir: pathlib.Path) -> None:
 
 def load(out_dir) -> _types.SimpleNamespace:
     """Generates the stubs into out_dir and imports them: .pb (call_handling_pb2),
-    .rpc (call_handling_pb2_grpc) and .types (types_pb2)."""
+    .rpc (call_handling_pb2_grpc), .types (types_pb2), .admin (admin_pb2) and
+    .admin_rpc (admin_pb2_grpc)."""
     generate(pathlib.Path(out_dir))
     sys.path.insert(0, str(out_dir))
     return _types.SimpleNamespace(
         pb=importlib.import_module("contactbridge.v1.call_handling_pb2"),
         rpc=importlib.import_module("contactbridge.v1.call_handling_pb2_grpc"),
         types=importlib.import_module("contactbridge.v1.types_pb2"),
+        admin=importlib.import_module("contactbridge.v1.admin_pb2"),
+        admin_rpc=importlib.import_module("contactbridge.v1.admin_pb2_grpc"),
     )
