@@ -12,89 +12,14 @@ use contactbridge::store::{SledStore, Store};
 use contactbridge::sync::scheduler::Schedule;
 use contactbridge::user::{self, UserId, UserProfile};
 use contactbridge_dav::{Credentials, DavAccount, Server};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use support::radicale::{collection, Radicale};
+
+mod support;
 
 const USER: &str = "dana";
 const PASSWORD: &str = "Radicale-Otter-5521";
 const DID: &str = "+49 30 901820";
-
-fn tool(name: &str) -> PathBuf {
-    let tools = std::env::var_os("CONTACTBRIDGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let path = tools.join("venv/bin").join(name);
-    assert!(path.exists(), "{} is missing: run tests/setup-tools.sh", path.display());
-    path
-}
-
-/// Radicale on a free loopback port with htpasswd (plain) auth, killed on drop.
-/// Collections are seeded straight into its storage folder before it starts.
-struct Radicale {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Radicale {
-    fn start(seed: impl FnOnce(&Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
-        seed(&dir.path().join("collections/collection-root").join(USER));
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("radicale"))
-            .arg("--server-hosts")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--storage-filesystem-folder")
-            .arg(dir.path().join("collections"))
-            .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
-            .arg("--auth-htpasswd-filename")
-            .arg(dir.path().join("users"))
-            .args(["--logging-level", "warning"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start radicale");
-        let mut r = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = r.child.try_wait().unwrap() {
-                panic!("radicale exited with {status}: {}", r.log());
-            }
-            assert!(Instant::now() < deadline, "radicale did not start: {}", r.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Radicale {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn collection(home: &Path, name: &str, tag: &str, items: &[(&str, String)]) {
-    let dir = home.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(".Radicale.props"), format!(r#"{{"tag": "{tag}", "D:displayname": "{name}"}}"#)).unwrap();
-    for (file, text) in items {
-        std::fs::write(dir.join(file), text).unwrap();
-    }
-}
 
 fn card(uid: &str, name: &str, tel: &str) -> String {
     format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nTEL;TYPE=CELL:{tel}\r\nCATEGORIES:VIP\r\nEND:VCARD\r\n")
@@ -120,7 +45,7 @@ fn dav(kind: &str, url: &str, password: &str) -> AccountSpec {
 
 #[tokio::test]
 async fn carddav_and_caldav_accounts_sync_from_radicale_into_the_index_and_the_resolver_finds_the_caller() {
-    let server = Radicale::start(|home| {
+    let server = Radicale::start(USER, PASSWORD, |home| {
         collection(
             home,
             "contacts",
@@ -204,7 +129,7 @@ async fn carddav_and_caldav_accounts_sync_from_radicale_into_the_index_and_the_r
 /// the source, or `sync --once --rediscover`, has it done again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_is_kept_while_syncs_succeed_and_redone_when_a_collection_is_gone_or_on_request() {
-    let server = Radicale::start(|home| {
+    let server = Radicale::start(USER, PASSWORD, |home| {
         collection(
             home,
             "contacts",
@@ -212,7 +137,7 @@ async fn discovery_is_kept_while_syncs_succeed_and_redone_when_a_collection_is_g
             &[("erika.vcf", card("erika", "Erika Mustermann", "0170 1234567"))],
         );
     });
-    let home = server.dir.path().join("collections/collection-root").join(USER);
+    let home = server.home();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");

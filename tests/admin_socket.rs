@@ -6,81 +6,12 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_contactbridge");
+use support::binary::{cb, cb_in, ok, text, Serve, BIN};
 
-/// A `serve --demo` on a data directory, killed when dropped.
-struct Serve(Child);
-
-impl Serve {
-    fn start(data: &Path) -> Self {
-        let child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["serve", "--demo", "--metrics-listen", "off"])
-            .env("CONTACTBRIDGE_GRPC__LISTEN", "127.0.0.1:0")
-            .env("CONTACTBRIDGE_WEB__LISTEN", "127.0.0.1:0")
-            .env_remove("CONTACTBRIDGE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let serve = Serve(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while UnixStream::connect(data.join("admin.sock")).is_err() {
-            assert!(Instant::now() < deadline, "serve never opened its admin socket");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serve
-    }
-
-    fn kill9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-
-    fn stop(mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        assert!(self.0.wait().unwrap().success());
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cb_in(cwd: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .current_dir(cwd)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("CONTACTBRIDGE_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn cb(data: &Path, args: &[&str]) -> Output {
-    cb_in(data, data, args, &[])
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let o = cb(data, args);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{args:?} failed: {out}\n{err}");
-    out
-}
+mod support;
 
 const VCARD: &str =
     "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:sock-1\r\nFN:Sophie Socket\r\nTEL:+49 30 7777 1234\r\nEND:VCARD\r\n";

@@ -1,30 +1,9 @@
 //! The `contactbridge` binary as a newcomer uses it.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use support::binary::{cb, fails, ok};
 
-fn cb(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_contactbridge"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("CONTACTBRIDGE_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = cb(data, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
-    stdout.into_owned()
-}
-
-fn fails(data: &Path, args: &[&str]) -> String {
-    let out = cb(data, args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod support;
 
 #[test]
 fn demo_then_lookup_with_a_cli_written_differently_from_the_stored_number() {

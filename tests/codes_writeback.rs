@@ -19,11 +19,12 @@ use contactbridge::store::{AccountStore, AssignTarget, RecordRef, SledStore, Sto
 use contactbridge::sync::scheduler::Schedule;
 use contactbridge::user::{self, HandlingCode, UserId, UserProfile};
 use contactbridge_dav::{Credentials, DavAccount, Server};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use support::radicale::{collection, Radicale};
+use support::xandikos::Xandikos;
+
+mod support;
 
 const USER: &str = "dana";
 const PASSWORD: &str = "Radicale-Otter-5521";
@@ -35,103 +36,14 @@ const CARD: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:erika\r\nFN:Erika Musterma
 X-ODD-THING;X-P=\"a:b,c\":a value long enough that the client folded it in an odd \r\n  place\r\n\
 TEL;TYPE=CELL:0170 1234567\r\nCATEGORIES:Friends\r\nNOTE:keep\\, me\r\nEND:VCARD\r\n";
 
-fn tool(name: &str) -> PathBuf {
-    let tools = std::env::var_os("CONTACTBRIDGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let path = tools.join("venv/bin").join(name);
-    assert!(path.exists(), "{} is missing: run tests/setup-tools.sh", path.display());
-    path
+/// The card as Radicale stores it, unfolded lines sorted: Radicale re-serialises what it is
+/// given (byte-for-byte edits are tested on Xandikos in connectors/dav/tests/sync.rs).
+fn stored_card(server: &Radicale) -> Vec<String> {
+    lines(&std::fs::read_to_string(card_path(server)).unwrap())
 }
 
-/// Radicale on a loopback port with htpasswd auth, killed on drop; can be stopped and started again
-/// on the same port and storage.
-struct Radicale {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Radicale {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
-        let book = dir.path().join("collections/collection-root").join(USER).join("contacts");
-        std::fs::create_dir_all(&book).unwrap();
-        std::fs::write(book.join(".Radicale.props"), r#"{"tag": "VADDRESSBOOK", "D:displayname": "contacts"}"#)
-            .unwrap();
-        std::fs::write(book.join("erika.vcf"), CARD).unwrap();
-        Self::rights(dir.path(), "RrWw");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Self { child: None, port, dir };
-        r.run();
-        r
-    }
-
-    /// Radicale's rights file: `RrWw` read and write, `Rr` read only.
-    fn rights(dir: &Path, permissions: &str) {
-        let rules = format!("[own]\nuser: .+\ncollection: {{user}}(/.*)?\npermissions: {permissions}\n\n[root]\nuser: .+\ncollection: \npermissions: R\n");
-        std::fs::write(dir.join("rights"), rules).unwrap();
-    }
-
-    /// Restarts the server with the card read only (or writable again).
-    fn read_only(&mut self, read_only: bool) {
-        self.stop();
-        Self::rights(self.dir.path(), if read_only { "Rr" } else { "RrWw" });
-        self.run();
-    }
-
-    fn run(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("radicale"))
-            .arg("--server-hosts")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--storage-filesystem-folder")
-            .arg(self.dir.path().join("collections"))
-            .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
-            .arg("--auth-htpasswd-filename")
-            .arg(self.dir.path().join("users"))
-            .args(["--rights-type", "from_file", "--rights-file"])
-            .arg(self.dir.path().join("rights"))
-            .args(["--logging-level", "warning"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start radicale");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "radicale did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The card as Radicale stores it, unfolded lines sorted: Radicale re-serialises what it is
-    /// given (byte-for-byte edits are tested on Xandikos in connectors/dav/tests/sync.rs).
-    fn card(&self) -> Vec<String> {
-        lines(&std::fs::read_to_string(self.card_path()).unwrap())
-    }
-
-    fn card_path(&self) -> PathBuf {
-        self.dir.path().join("collections/collection-root").join(USER).join("contacts/erika.vcf")
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Radicale {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn card_path(server: &Radicale) -> PathBuf {
+    server.home().join("contacts/erika.vcf")
 }
 
 fn lines(card: &str) -> Vec<String> {
@@ -220,7 +132,9 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let server = Radicale::start();
+        let server = Radicale::with_rights(USER, PASSWORD, "RrWw", |home| {
+            collection(home, "contacts", "VADDRESSBOOK", &[("erika.vcf", CARD.to_string())])
+        });
         let credentials =
             Credentials::Basic { username: USER.into(), password: contactbridge_dav::Secret::new(PASSWORD) };
         let bridge = Bridge::new(server.url(), credentials).await;
@@ -235,72 +149,32 @@ impl std::ops::Deref for World {
     }
 }
 
-/// Xandikos (it keeps the bytes of the cards it is given) with its default address book, no
-/// authentication, killed on drop.
-struct Xandikos {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// The card on Xandikos (it keeps the bytes of the cards it is given; its default address book).
+fn card_url(server: &Xandikos) -> String {
+    server.url("/user/contacts/erika.vcf")
 }
 
-impl Xandikos {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("xandikos"))
-            .arg("serve")
-            .arg("-d")
-            .arg(dir.path().join("data"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--defaults", "--no-detect-systemd", "-l", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start xandikos");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "xandikos did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port, _dir: dir }
-    }
-
-    fn card_url(&self) -> String {
-        format!("http://127.0.0.1:{}/user/contacts/erika.vcf", self.port)
-    }
-
-    /// Writes the card as another client would.
-    async fn put(&self, card: &str) {
-        let response = reqwest::Client::new()
-            .put(self.card_url())
-            .header("Content-Type", "text/vcard")
-            .body(card.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "PUT: {}", response.status());
-    }
-
-    /// The card's bytes on the server.
-    async fn card(&self) -> String {
-        reqwest::get(self.card_url()).await.unwrap().text().await.unwrap()
-    }
+/// Writes the card as another client would.
+async fn put(server: &Xandikos, card: &str) {
+    let response = reqwest::Client::new()
+        .put(card_url(server))
+        .header("Content-Type", "text/vcard")
+        .body(card.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "PUT: {}", response.status());
 }
 
-impl Drop for Xandikos {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The card's bytes on the server.
+async fn card_on(server: &Xandikos) -> String {
+    reqwest::get(card_url(server)).await.unwrap().text().await.unwrap()
 }
 
 #[tokio::test]
 async fn xandikos_gets_the_category_byte_for_byte_and_a_later_change_there_wins() {
     let server = Xandikos::start();
-    server.put(CARD).await;
+    put(&server, CARD).await;
     let b = Bridge::new(format!("http://127.0.0.1:{}/", server.port), Credentials::None).await;
     assert_eq!(b.call().handling_code.as_str(), "default");
 
@@ -309,19 +183,19 @@ async fn xandikos_gets_the_category_byte_for_byte_and_a_later_change_there_wins(
     b.sync().await;
     assert!(matches!(b.state(), WriteBackState::Written { .. }), "{:?}", b.state());
     let with_vip = CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,VIP");
-    assert_eq!(server.card().await, with_vip, "only the category changed, every other byte kept");
+    assert_eq!(card_on(&server).await, with_vip, "only the category changed, every other byte kept");
     b.sync().await;
     assert!(matches!(b.state(), WriteBackState::Written { .. }), "{:?}", b.state());
     assert_eq!(b.call().handling_code.as_str(), "vip", "survives the next sync");
-    assert_eq!(server.card().await, with_vip, "nothing written again");
+    assert_eq!(card_on(&server).await, with_vip, "nothing written again");
 
     // Another client takes VIP away after the bridge wrote it: the source wins.
     let customers = CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,Customers");
-    server.put(&customers).await;
+    put(&server, &customers).await;
     b.sync().await;
     assert!(matches!(b.state(), WriteBackState::Superseded { .. }), "{:?}", b.state());
     assert_eq!(b.call().handling_code.as_str(), "default", "the older local choice is gone");
-    assert_eq!(server.card().await, customers, "and not written again");
+    assert_eq!(card_on(&server).await, customers, "and not written again");
 }
 
 #[tokio::test]
@@ -333,11 +207,11 @@ async fn a_code_set_on_a_contact_is_written_to_the_card_survives_syncs_and_is_re
     // Applies at once, before any write.
     assert_eq!((w.call().handling_code.as_str(), w.call().code_source), ("vip", CodeSource::LocalContact));
     assert_eq!(w.state(), WriteBackState::Pending);
-    assert_eq!(w.server.card(), lines(CARD), "nothing written before the sync");
+    assert_eq!(stored_card(&w.server), lines(CARD), "nothing written before the sync");
 
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Written { .. }), "{:?}", w.state());
-    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"), "every other line kept");
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:Friends,VIP"), "every other line kept");
     // The next syncs read the category back: the code holds, nothing is written again.
     w.sync().await;
     w.sync().await;
@@ -349,7 +223,7 @@ async fn a_code_set_on_a_contact_is_written_to_the_card_survives_syncs_and_is_re
     assert_eq!(w.assign(None), AssignOutcome::Pending { account: ACCOUNT.into() });
     assert_eq!(w.call().handling_code.as_str(), "default", "the removal applies at once");
     w.sync().await;
-    assert_eq!(w.server.card(), lines(CARD));
+    assert_eq!(stored_card(&w.server), lines(CARD));
     w.sync().await;
     assert_eq!(w.call().handling_code.as_str(), "default");
 
@@ -358,7 +232,7 @@ async fn a_code_set_on_a_contact_is_written_to_the_card_survives_syncs_and_is_re
     assert_eq!(outcome, AssignOutcome::Local("no category is mapped to code family".into()));
     assert_eq!(w.state(), WriteBackState::LocalOnly { reason: "no category is mapped to code family".into() });
     w.sync().await;
-    assert_eq!(w.server.card(), lines(CARD));
+    assert_eq!(stored_card(&w.server), lines(CARD));
     assert_eq!(w.call().handling_code.as_str(), "family");
 }
 
@@ -367,9 +241,9 @@ async fn a_change_of_category_at_the_source_after_the_choice_wins() {
     let w = World::new().await;
     w.assign(Some("vip"));
     w.sync().await;
-    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"));
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:Friends,VIP"));
     // Someone takes VIP away in another client, after the bridge wrote it.
-    std::fs::write(w.server.card_path(), CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,Customers")).unwrap();
+    std::fs::write(card_path(&w.server), CARD.replace("CATEGORIES:Friends", "CATEGORIES:Friends,Customers")).unwrap();
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Superseded { .. }), "{:?}", w.state());
     let d = w.call();
@@ -378,15 +252,15 @@ async fn a_change_of_category_at_the_source_after_the_choice_wins() {
         ("default", CodeSource::KnownContact),
         "the local choice is gone"
     );
-    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,Customers"), "and not written again");
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:Friends,Customers"), "and not written again");
 
     // An older pending choice loses too: chosen, then the source sets VIP before the write-back ran.
     w.assign(Some("blocked"));
-    std::fs::write(w.server.card_path(), CARD.replace("CATEGORIES:Friends", "CATEGORIES:VIP")).unwrap();
+    std::fs::write(card_path(&w.server), CARD.replace("CATEGORIES:Friends", "CATEGORIES:VIP")).unwrap();
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Superseded { .. }), "{:?}", w.state());
     assert_eq!(w.call().handling_code.as_str(), "vip");
-    assert_eq!(w.server.card(), card_with("CATEGORIES:VIP"));
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:VIP"));
 }
 
 #[tokio::test]
@@ -401,7 +275,7 @@ async fn a_server_down_during_the_write_back_leaves_it_failed_and_the_next_sync_
     w.server.run();
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Written { .. }), "{:?}", w.state());
-    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"));
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:Friends,VIP"));
 }
 
 #[tokio::test]
@@ -410,7 +284,7 @@ async fn a_refused_write_is_failed_keeps_the_choice_and_is_retried_by_every_sync
     w.assign(Some("vip"));
     // The server still lists and serves the card but refuses the PUT (403): the sync succeeds,
     // the write-back fails.
-    w.server.read_only(true);
+    w.server.restart_with_rights("Rr");
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Failed { attempts: 1, .. }), "{:?}", w.state());
     let WriteBackState::Failed { error, .. } = w.state() else { unreachable!() };
@@ -418,11 +292,11 @@ async fn a_refused_write_is_failed_keeps_the_choice_and_is_retried_by_every_sync
     assert_eq!(w.call().handling_code.as_str(), "vip", "the user's choice still applies");
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Failed { attempts: 2, .. }), "{:?}", w.state());
-    assert_eq!(w.server.card(), lines(CARD));
-    w.server.read_only(false);
+    assert_eq!(stored_card(&w.server), lines(CARD));
+    w.server.restart_with_rights("RrWw");
     w.sync().await;
     assert!(matches!(w.state(), WriteBackState::Written { .. }), "{:?}", w.state());
-    assert_eq!(w.server.card(), card_with("CATEGORIES:Friends,VIP"));
+    assert_eq!(stored_card(&w.server), card_with("CATEGORIES:Friends,VIP"));
 }
 
 #[tokio::test]
@@ -439,7 +313,7 @@ async fn another_user_cannot_set_a_code_on_the_contact_nor_write_to_it() {
     let made_up = RecordRef { account: ACCOUNT.into(), collection: "/dana/contacts/".into(), id: RecordId::new("x") };
     assert!(assign_code(w.store.as_ref(), &w.dana, &AssignTarget::Contact(made_up), None, Utc::now()).is_err());
     w.sync().await;
-    assert_eq!(w.server.card(), lines(CARD));
+    assert_eq!(stored_card(&w.server), lines(CARD));
 }
 
 #[tokio::test]

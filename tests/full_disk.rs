@@ -18,6 +18,9 @@ use contactbridge::user::{self, UserId, UserProfile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use support::binary::cb;
+
+mod support;
 
 const DID: &str = "+49 30 901820";
 const RESERVE: u64 = 6 << 20;
@@ -91,16 +94,6 @@ fn call(store: &Arc<SledStore>, cli: &str) -> String {
         .resolve(&CallQuery { called: DID.into(), cli: cli.into(), tsps_call_id: None, at: Utc::now() })
         .unwrap();
     d.call_id.to_string()
-}
-
-fn cb(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_contactbridge"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("CONTACTBRIDGE_CONFIG")
-        .output()
-        .unwrap()
 }
 
 /// Fills the file system to the last byte; returns the filler's path.

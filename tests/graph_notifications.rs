@@ -9,6 +9,7 @@
 
 #[path = "../connectors/graph/tests/support/fake_graph.rs"]
 mod fake_graph;
+mod support;
 
 use contactbridge::accounts::notify::Notifier;
 use contactbridge::accounts::{AccountSpec, Registry, SourceKind};
@@ -379,4 +380,117 @@ async fn replicas_subscribe_once_and_each_accepts_what_another_subscribed() {
     let now = fake.subscriptions();
     assert_eq!(now.len(), 3, "{now:?}");
     assert!(now.iter().all(|s| s.notification_url == changes_url(&moved)), "{now:?}");
+}
+
+/// The notification routes of the real `serve` binary, over its HTTPS listener: accounts of two
+/// tenants registered with the CLI (their Graph is the fake, which trusts the test certificate),
+/// `web.public_url` set, so `serve` subscribes at start and the fake runs the validation handshake
+/// against it. Then, over the wire: the handshake echoes the token as text; a notification with
+/// the wrong clientState and one naming the other tenant's subscription are answered 202 and
+/// start no sync (the new contact is not found); an oversized body gets 413; the genuine
+/// notification makes the contact findable through the running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_binary_checks_notifications_on_its_https_listener() {
+    use support::binary::{cb, text, Serve};
+    let fake = FakeGraph::start().await;
+    fake.put(&format!("{DANA}/contacts"), contact("c1", "Erika Muster", "+49 30 1111111", "e@x.example", &[]));
+    fake.put(&format!("{OTTO}/contacts"), contact("c9", "Franz Huber", "+43 1 2222222", "f@x.example", &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    fake_graph::trust_root(cert.cert.pem().as_bytes());
+    let (authority, base) = (fake.authority(), fake.base.clone());
+    let cli = |args: Vec<&str>| {
+        let out = tokio::task::block_in_place(|| {
+            support::binary::cb_in(dir.path(), &data, &args, &[("CB_S", fake_graph::CLIENT_SECRET)])
+        });
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+        text(&out).0
+    };
+    for (user, tenant, did, mailbox) in
+        [("contoso.dana", "contoso", "+49 30 7001820", DANA), ("fabrikam.otto", "fabrikam", "+43 1 5334455", OTTO)]
+    {
+        cli(vec!["user", "add", user, "--tenant", tenant, "--number", did]);
+        let id = format!("{}-m365", &user[user.find('.').unwrap() + 1..]);
+        let add = format!(
+            "account add graph --id {id} --user {user} --tenant {tenant} --client-id {} --client-secret-env CB_S \
+             --mailbox {mailbox} --authority {authority} --graph-base {base} --allow-plain-http --region DE",
+            fake_graph::CLIENT_ID
+        );
+        cli(add.split_whitespace().chain(["--schedule", "0 0 1 1 *"]).collect());
+    }
+    cli(vec!["sync", "--once"]);
+    let port = support::tools::free_port();
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let (web_listen, public_url, cert_path, key_path) =
+        (format!("127.0.0.1:{port}"), format!("https://localhost:{port}"), p("cert.pem"), p("key.pem"));
+    let serve = tokio::task::block_in_place(|| {
+        Serve::start_with(
+            &data,
+            &[
+                ("CONTACTBRIDGE_WEB__LISTEN", &web_listen),
+                ("CONTACTBRIDGE_WEB__PUBLIC_URL", &public_url),
+                ("CONTACTBRIDGE_WEB__TLS_CERT", &cert_path),
+                ("CONTACTBRIDGE_WEB__TLS_KEY", &key_path),
+            ],
+        )
+    });
+    // serve subscribes at start: one subscription per mailbox and part, validated against it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let subscription = |mailbox: &str| {
+        let resource = format!("users/{mailbox}/contacts");
+        fake.subscriptions().into_iter().find(|s| s.resource == resource)
+    };
+    while subscription(DANA).is_none() || subscription(OTTO).is_none() {
+        assert!(Instant::now() < deadline, "serve did not subscribe: {:?}\n{}", fake.subscriptions(), serve.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (dana, otto) = (subscription(DANA).unwrap(), subscription(OTTO).unwrap());
+    assert_eq!(dana.notification_url, format!("{public_url}{CHANGES}"));
+    let finds = |did: &str, cli: &str| {
+        let out = tokio::task::block_in_place(|| cb(&data, &["lookup", "--called", did, "--cli", cli]));
+        text(&out).0
+    };
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let post = |body: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{public_url}{CHANGES}");
+        async move { client.post(url).json(&body).send().await.unwrap().status().as_u16() }
+    };
+
+    // The handshake: the token back as text, nothing else.
+    let r = client.post(format!("{public_url}{CHANGES}?validationToken=%3Cscript%3Ex")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), "<script>x");
+
+    // New contacts at both sources; forged notifications about them start no sync.
+    fake.put(&format!("{DANA}/contacts"), contact("c2", "Neu Kontakt", "+49 30 3333333", "n@x.example", &[]));
+    fake.put(&format!("{OTTO}/contacts"), contact("c8", "Otto Neu", "+43 1 4444444", "o@x.example", &[]));
+    let note = |id: &str, state: &str| {
+        json!({ "value": [{ "subscriptionId": id, "clientState": state, "changeType": "updated",
+            "resource": "users/x/contacts/c2", "tenantId": "contoso" }] })
+    };
+    assert_eq!(fake.notify(&format!("users/{DANA}/contacts"), "c2", Delivery::WrongClientState).await, [202]);
+    assert_eq!(post(note(&otto.id, dana.client_state.as_deref().unwrap())).await, 202, "another tenant's subscription");
+    assert_eq!(post(note(&dana.id, otto.client_state.as_deref().unwrap())).await, 202, "another tenant's secret");
+    let huge = json!({ "value": [{ "subscriptionId": "x".repeat(400 * 1024), "clientState": "y" }] });
+    assert_eq!(post(huge).await, 413);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!finds("+49 30 7001820", "+49 30 3333333").contains("Neu Kontakt"), "a forged notification synced");
+    assert!(!finds("+43 1 5334455", "+43 1 4444444").contains("Otto Neu"), "the other tenant's account synced");
+
+    // The genuine one: the contact is found through the running server.
+    assert_eq!(fake.notify(&format!("users/{DANA}/contacts"), "c2", Delivery::Once).await, [202]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !finds("+49 30 7001820", "+49 30 3333333").contains("Neu Kontakt") {
+        assert!(Instant::now() < deadline, "not findable after the genuine notification");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!finds("+43 1 5334455", "+43 1 4444444").contains("Otto Neu"), "the other tenant's account synced");
 }

@@ -9,13 +9,13 @@ use contactbridge::api::pb;
 use contactbridge::api::{RunningServer, ServerOptions};
 use contactbridge::connector::{Contact, PhoneKind, PhoneNumber, Record, RecordId};
 use contactbridge::live::CallHub;
-use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore};
-use contactbridge::sync::Indexer;
+use contactbridge::store::SledStore;
 use contactbridge::user::{self, UserId, UserProfile};
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::Code;
+
+mod support;
 
 const DEMO_DID: &str = "+49 30 901820";
 const ERIKA_CLI: &str = "+49301234567";
@@ -45,25 +45,13 @@ impl Bridge {
         olga.called_numbers = vec![OTHER_DID.into()];
         olga.region = Some("DE".into());
         user::put_profile(store.as_ref(), &olga).unwrap();
-        let indexer = Indexer::new(None, HashMap::new());
         let contact = Record::Contact(Contact {
             id: RecordId::new("c1"),
             display_name: "Secret Sam".into(),
             phones: vec![PhoneNumber::new("+49 89 1111111", PhoneKind::Work)],
             ..Default::default()
         });
-        store
-            .apply(&IndexBatch {
-                scope: CollectionScope { user: olga.id.clone(), account: "files".into(), collection: "c".into() },
-                upserts: vec![indexer.index(contact)],
-                deletions: vec![],
-                retained: vec![],
-                rejected: vec![],
-                checkpoint: None,
-                snapshot: None,
-                at: Utc::now(),
-            })
-            .unwrap();
+        support::index::put(store.as_ref(), &olga.id, "files", "c", vec![contact]);
 
         let key = |tenant: &str, scope| auth::create_key(store.as_ref(), tenant, scope, "test").unwrap().text;
         let (demo_tsps, demo_admin) = (key("demo", Scope::Tsps), key("demo", Scope::Admin));

@@ -13,10 +13,11 @@ use contactbridge::live::CallHub;
 use contactbridge::store::SledStore;
 use contactbridge::user::limits;
 use serde_json::json;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
+use support::binary::cb;
 use tonic::Code;
+
+mod support;
 
 struct Bridge {
     server: RunningServer,
@@ -216,28 +217,18 @@ async fn put_user_bounds_each_field_and_names_it() {
     b.server.stop().await.unwrap();
 }
 
-fn cli(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_contactbridge"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("CONTACTBRIDGE_CONFIG")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cli_durations_past_their_bound_are_refused_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(cli(d, &["user", "add", "acme.alice", "--tenant", "acme"]).status.success());
+    assert!(cb(d, &["user", "add", "acme.alice", "--tenant", "acme"]).status.success());
     let long = format!("{}d", "9".repeat(60_000));
     for duration in ["99999999999d", "9223372036854775807m", "99999999999999999999999h", "367d", long.as_str()] {
         for args in [
             vec!["user", "status", "acme.alice", "dnd", "--for", duration],
             vec!["user", "login-link", "acme.alice", "--valid", duration],
         ] {
-            let out = cli(d, &args);
+            let out = cb(d, &args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
@@ -245,15 +236,15 @@ fn cli_durations_past_their_bound_are_refused_without_a_panic() {
             assert!(stderr.len() < 300, "{} bytes", stderr.len());
         }
     }
-    assert!(cli(d, &["user", "status", "acme.alice", "dnd", "--for", "366d"]).status.success());
-    let out = cli(d, &["user", "status", "acme.alice", "dnd", "--for", "soon"]);
+    assert!(cb(d, &["user", "status", "acme.alice", "dnd", "--for", "366d"]).status.success());
+    let out = cb(d, &["user", "status", "acme.alice", "dnd", "--for", "soon"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("must look like 30m, 2h or 1d"));
     // A CLI-written profile keeps the same bounds as PutUser.
     let forwards: Vec<String> =
         (0..=limits::MAX_FORWARD_TARGETS).map(|i| format!("--forward=F{i}=+49301{i}")).collect();
     let mut args = vec!["user", "add", "acme.bob", "--tenant", "acme"];
     args.extend(forwards.iter().map(String::as_str));
-    let out = cli(d, &args);
+    let out = cb(d, &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("forward_targets"), "{stderr}");
 }

@@ -5,25 +5,10 @@
 
 use chrono::{Duration, Utc};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Instant;
+use support::binary::{cb, ok};
 
-fn cb(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_contactbridge"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("CONTACTBRIDGE_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = cb(data, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
-    stdout.into_owned()
-}
+mod support;
 
 /// The 385-byte event of issue 10: a secondly rule starting today. With an
 /// end one second later its instances touch (one continuous occurrence);

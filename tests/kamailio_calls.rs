@@ -19,18 +19,17 @@ use contactbridge::calls::{CallEventKind, CallRecord};
 use contactbridge::connector::{BusyStatus, CalendarEvent, Occurrence, Record, RecordId};
 use contactbridge::live::CallHub;
 use contactbridge::resolve::Status;
-use contactbridge::store::{CallStore, CollectionScope, IndexBatch, IndexStore, SledStore, TimeWindow, UserStore};
-use contactbridge::sync::Indexer;
+use contactbridge::store::{CallStore, SledStore, TimeWindow, UserStore};
 use contactbridge::user::{self, HandlingCode, HandlingMethod, HandlingRule, HandlingTable, Match, UserId};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use support::lookup::Fixture;
+use support::tools::{free_port, tools_dir};
 
 const DID: &str = "+4930901820";
 const MOBILE: &str = "+491701234567";
@@ -40,24 +39,14 @@ const COLD_CALLS: &str = "08001234567";
 const HANS: &str = "+49305550199";
 const STRANGER: &str = "+49409999999";
 
-fn tools() -> PathBuf {
-    std::env::var_os("CONTACTBRIDGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"))
-}
-
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A SIP port for baresip: it takes UDP and TCP on the port and TLS on the next one.
 fn free_sip_port() -> u16 {
     loop {
-        let p = free_tcp_port();
+        let p = free_port();
         if p < 65000 && UdpSocket::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
@@ -175,7 +164,7 @@ impl Agent {
     /// then ends after a second, when its audio file ends).
     fn start(name: &'static str, kamailio: &Kamailio, user: &str, register: bool, auto: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (sip, ctrl_port) = (free_sip_port(), free_tcp_port());
+        let (sip, ctrl_port) = (free_sip_port(), free_port());
         let wav = dir.path().join("second.wav");
         write_silence(&wav);
         let config = format!(
@@ -301,7 +290,7 @@ fn write_silence(path: &Path) {
 
 /// The sidecar (examples/kamailio/sidecar.py) in the tools' venv.
 fn start_sidecar(grpc: std::net::SocketAddr, key: &str, listen: u16, rpc: u16) -> Proc {
-    let python = tools().join("venv/bin/python");
+    let python = tools_dir().join("venv/bin/python");
     assert!(python.exists(), "{} is missing: run tests/setup-tools.sh", python.display());
     let child = Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kamailio/sidecar.py"))
@@ -342,18 +331,7 @@ impl Bridge {
             occurrences: vec![Occurrence { start: Utc::now() - Span::minutes(30), end: Utc::now() + Span::hours(2) }],
             ..Default::default()
         });
-        store
-            .apply(&IndexBatch {
-                scope: CollectionScope { user: dana.clone(), account: "files".into(), collection: "cal".into() },
-                upserts: vec![Indexer::new(None, HashMap::new()).index(meeting)],
-                deletions: vec![],
-                retained: vec![],
-                rejected: vec![],
-                checkpoint: None,
-                snapshot: None,
-                at: Utc::now(),
-            })
-            .unwrap();
+        support::index::put(store.as_ref(), &dana, "files", "cal", vec![meeting]);
         let mut profile = store.profile(&dana).unwrap().unwrap();
         let code = |c: &str| Match::Is(HandlingCode::parse(c).unwrap());
         profile.handling = HandlingTable {
@@ -447,7 +425,7 @@ fn kinds(c: &CallRecord) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_routes_real_calls_by_the_bridges_decisions() {
     let mut bridge = Bridge::start().await;
-    let sidecar_port = free_tcp_port();
+    let sidecar_port = free_port();
     let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
     let _sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
 
@@ -623,7 +601,7 @@ fn hostile_invite(k: &Kamailio, from: &str, n: u32) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     let bridge = Bridge::start().await;
-    let sidecar_port = free_tcp_port();
+    let sidecar_port = free_port();
     let k = Kamailio::start(&format!("http://{}", bridge.lookup), &bridge.key, sidecar_port);
     let sidecar = start_sidecar(bridge.grpc_addr, &bridge.key, sidecar_port, k.rpc);
     let _desk = Agent::start("desk", &k, DID, true, false);
@@ -727,7 +705,7 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
             keep.lock().unwrap().push(conn);
         }
     });
-    let k = Kamailio::start(&format!("http://{silent_addr}"), &bridge.key, free_tcp_port());
+    let k = Kamailio::start(&format!("http://{silent_addr}"), &bridge.key, free_port());
     let desk = Agent::start("desk", &k, DID, true, true);
     k.wait_registered(&[DID]);
     let mut erika = Agent::start("erika", &k, ERIKA, false, false);
@@ -741,8 +719,8 @@ async fn hostile_caller_ids_and_a_slow_or_dead_bridge_do_not_stop_calls() {
     assert!(slow >= Duration::from_millis(900) && slow < Duration::from_secs(4), "{slow:?}");
     drop(k);
 
-    let dead = free_tcp_port();
-    let k = Kamailio::start(&format!("http://127.0.0.1:{dead}"), &bridge.key, free_tcp_port());
+    let dead = free_port();
+    let k = Kamailio::start(&format!("http://127.0.0.1:{dead}"), &bridge.key, free_port());
     let desk = Agent::start("desk", &k, DID, true, true);
     k.wait_registered(&[DID]);
     let mut erika = Agent::start("erika", &k, ERIKA, false, false);

@@ -24,11 +24,14 @@ use contactbridge::sync::scheduler::Schedule;
 use contactbridge::user::{self, UserId, UserProfile};
 use contactbridge_dav::{Credentials, DavAccount, Server};
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::radicale::{collection, Radicale};
+
+mod support;
 
 const DAV_USER: &str = "dana";
 const DAV_PASSWORD: &str = "Radicale-Otter-5521";
@@ -44,78 +47,22 @@ const LINK_DELAY: Duration = Duration::from_millis(350);
 /// The replicas' sync lease (`[sync] lease_secs`).
 const LEASE_SECS: u64 = 2;
 
-fn tool(name: &str) -> PathBuf {
-    let tools = std::env::var_os("CONTACTBRIDGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let path = tools.join("venv/bin").join(name);
-    assert!(path.exists(), "{} is missing: run tests/setup-tools.sh", path.display());
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Blocking work (the `postgres` client, sleeps) from the test's async code.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// Radicale on a free port, its address book seeded before it starts; killed on drop.
-struct Radicale {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// Radicale with the address book `book` of `version`.
+fn radicale(version: &str) -> Radicale {
+    Radicale::start(DAV_USER, DAV_PASSWORD, |home| {
+        collection(home, "book", "VADDRESSBOOK", &[]);
+        write_cards(&home.join("book"), version);
+    })
 }
 
-impl Radicale {
-    fn start(version: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("users"), format!("{DAV_USER}:{DAV_PASSWORD}\n")).unwrap();
-        let book = Self::book_dir(dir.path());
-        std::fs::create_dir_all(&book).unwrap();
-        std::fs::write(book.join(".Radicale.props"), r#"{"tag": "VADDRESSBOOK", "D:displayname": "book"}"#).unwrap();
-        write_cards(&book, version);
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(tool("radicale"))
-            .arg("--server-hosts")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--storage-filesystem-folder")
-            .arg(dir.path().join("collections"))
-            .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
-            .arg("--auth-htpasswd-filename")
-            .arg(dir.path().join("users"))
-            .args(["--logging-level", "warning"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start radicale");
-        let r = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "radicale did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn book_dir(root: &Path) -> PathBuf {
-        root.join("collections/collection-root").join(DAV_USER).join("book")
-    }
-
-    /// Rewrites every card with `version` in its name.
-    fn change_every_card(&self, version: &str) {
-        write_cards(&Self::book_dir(self.dir.path()), version);
-    }
-}
-
-impl Drop for Radicale {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Rewrites every card with `version` in its name.
+fn change_every_card(radicale: &Radicale, version: &str) {
+    write_cards(&radicale.home().join("book"), version);
 }
 
 fn phone(i: usize) -> String {
@@ -341,7 +288,7 @@ fn ring(cli: &str) -> pb::ResolveCallRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_directs_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let radicale = Radicale::start("v1");
+    let radicale = radicale("v1");
     let link = slow_link(radicale.port).await;
     let db = shared_database();
     let key_file = dir.path().join("secret.key");
@@ -468,7 +415,7 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_newer_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let radicale = Radicale::start("v1");
+    let radicale = radicale("v1");
     let link = slow_link(radicale.port).await;
     let db = shared_database();
     let key_file = dir.path().join("secret.key");
@@ -481,7 +428,7 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     let logs: Vec<PathBuf> = replicas.iter().map(|r| r.log.clone()).collect();
     let diag = || diagnose(&store, &logs);
     blocking(|| wait_for("the other replica to sync the book", 60, || contacts(&store) == expected("v1"), diag));
-    radicale.change_every_card("v2");
+    change_every_card(&radicale, "v2");
     blocking(|| {
         wait_for("the other replica to sync the changed book", 60, || contacts(&store) == expected("v2"), diag)
     });
@@ -503,6 +450,37 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     assert_eq!(blocking(|| contacts(&store)), expected("v2"), "a stale replica overwrote the newer sync");
 }
 
+/// A primary and a streaming standby (`pg_basebackup -R`) of one database, its schema made
+/// before the copy; the store writing to the primary with `standby_url` set, its lookup view,
+/// and Dana (with her called number) on it. Destructured `primary` first, so that the locals
+/// drop the other way round: the store first, the servers last.
+struct WithStandby {
+    store: PgStore,
+    view: Arc<dyn contactbridge::store::Store>,
+    dana: UserProfile,
+    db: TestDatabase,
+    standby: contactbridge::store::postgres::testing::PgServer,
+    primary: contactbridge::store::postgres::testing::PgServer,
+}
+
+impl WithStandby {
+    fn start(connect_timeout: Duration) -> Self {
+        let primary = contactbridge::store::postgres::testing::PgServer::start();
+        let db = primary.create_database();
+        drop(PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap()); // schema before the copy
+        let standby = primary.start_standby();
+        let options =
+            PgOptions { standby_url: Some(standby.url(&db.name)), connect_timeout, ..PgOptions::new(db.url.clone()) };
+        let store = PgStore::open(&options, Path::new("")).unwrap();
+        let view = Arc::new(store.lookup_view().expect("a standby is configured"));
+        let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
+        dana.called_numbers = vec![DID.into()];
+        dana.region = Some("DE".into());
+        user::put_profile(&store, &dana).unwrap();
+        Self { store, view, dana, db, standby, primary }
+    }
+}
+
 /// Lookups from a real streaming standby (`pg_basebackup -R`), writes to the
 /// primary: with replay paused (replication lag), a lookup answers from the
 /// state before the lag, and the call it records still lands on the primary;
@@ -510,20 +488,8 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
 #[test]
 fn lookups_read_a_hot_standby_and_see_the_primary_as_it_was_during_lag() {
     use contactbridge::resolve::{CallQuery, Resolver};
-    use contactbridge::store::postgres::testing::PgServer;
     use contactbridge::store::{CallStore, Store, UserStore};
-    let primary = PgServer::start();
-    let db = primary.create_database();
-    let first = PgStore::open(&PgOptions::new(db.url.clone()), Path::new("")).unwrap(); // schema before the copy
-    drop(first);
-    let standby = primary.start_standby();
-    let options = PgOptions { standby_url: Some(standby.url(&db.name)), ..PgOptions::new(db.url.clone()) };
-    let store = PgStore::open(&options, Path::new("")).unwrap();
-    let view: Arc<dyn Store> = Arc::new(store.lookup_view().expect("a standby is configured"));
-    let mut dana = UserProfile::new(UserId::parse("acme.dana").unwrap(), "acme");
-    dana.called_numbers = vec![DID.into()];
-    dana.region = Some("DE".into());
-    user::put_profile(&store, &dana).unwrap();
+    let WithStandby { primary: _primary, standby, db, dana, view, store } = WithStandby::start(Duration::from_secs(5));
     let book = |version: &str, cards: usize| contactbridge::store::IndexBatch {
         scope: contactbridge::store::CollectionScope {
             user: dana.id.clone(),
@@ -599,4 +565,56 @@ fn lookups_read_a_hot_standby_and_see_the_primary_as_it_was_during_lag() {
     let standby_store = PgStore::open(&PgOptions::new(standby.url(&db.name)), Path::new(""));
     let refused = standby_store.and_then(|s| s.put_profile(&dana, &[]).map(|_| s));
     assert!(refused.is_err(), "the standby accepted a write");
+}
+
+/// The standby killed (SIGKILL of its postmaster, not paused): lookups fail with a store
+/// error naming the standby (its URL without the password), each within the connect
+/// timeout, and never move to the primary; the primary keeps taking writes and its own
+/// lookups answer.
+#[test]
+fn lookups_fail_with_a_clear_error_when_the_standby_is_killed() {
+    use contactbridge::resolve::{CallQuery, Resolver};
+    use contactbridge::store::Store;
+    let connect_timeout = Duration::from_secs(2);
+    let WithStandby { primary: _primary, standby, db: _db, dana, view, store } = WithStandby::start(connect_timeout);
+    let card = contactbridge::connector::Record::Contact(contactbridge::connector::Contact {
+        id: contactbridge::connector::RecordId::new("card-1"),
+        display_name: name(1, "v1"),
+        phones: vec![contactbridge::connector::PhoneNumber::new(phone(1), contactbridge::connector::PhoneKind::Mobile)],
+        ..Default::default()
+    });
+    support::index::put(&store, &dana.id, ACCOUNT, "book", vec![card]);
+    let query = || CallQuery { called: DID.into(), cli: phone(1), tsps_call_id: None, at: chrono::Utc::now() };
+    let on_standby = Resolver::new(view.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !on_standby.resolve(&query()).is_ok_and(|d| d.candidates.len() == 1) {
+        assert!(Instant::now() < deadline, "the standby never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // kill -9 the standby's postmaster (its backends end with it).
+    let pid = std::fs::read_to_string(standby.root().join("data/postmaster.pid")).unwrap();
+    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let standby_addr = format!("127.0.0.1:{}", standby.port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        let asked = Instant::now();
+        let answer = on_standby.resolve(&query());
+        let took = asked.elapsed();
+        assert!(took < connect_timeout + Duration::from_secs(3), "a lookup hung for {took:?} on the dead standby");
+        match answer {
+            Err(e) if e.to_string().contains(&standby_addr) => break e.to_string(),
+            // A pooled connection may still answer for a moment, or fail as closed first.
+            _ => assert!(Instant::now() < deadline, "lookups still answer 30 s after the standby was killed"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(error.contains("PostgreSQL connection"), "{error}");
+    assert!(!error.contains("cbtest-password"), "the password in an error: {error}");
+    // No silent fallback: still failing, while the primary takes writes and answers its own lookups.
+    assert!(on_standby.resolve(&query()).is_err(), "a lookup moved to the primary");
+    user::put_profile(&store, &dana).unwrap();
+    let d = Resolver::new(Arc::new(store.clone()) as Arc<dyn Store>).decide_for(&dana, &query()).unwrap();
+    assert_eq!(d.candidates.len(), 1, "the primary answers");
 }

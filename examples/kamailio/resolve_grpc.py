@@ -17,26 +17,19 @@ if os.environ.get("CB_SITE"):
 # grpcio's fork handlers are for Python's os.fork; Kamailio forks from C.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-import importlib  # noqa: E402
-from importlib.resources import files  # noqa: E402
-
 import KSR  # noqa: E402
 
-SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+# The stub generation shared with examples/python/resolve_call.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "python"))
+import cb_stubs  # noqa: E402
+
 METHODS = {1: "forward", 2: "ivr", 3: "notify", 4: "voicemail", 5: "attendant", 6: "reject"}
 
 
 def _stubs():
-    from grpc_tools import protoc
-
     out = tempfile.mkdtemp(prefix="cb-kamailio-stubs-")
-    protos = sorted(str(p.relative_to(SCHEMAS)) for p in (SCHEMAS / "contactbridge" / "v1").glob("*.proto"))
-    if protoc.main(["grpc_tools.protoc", f"-I{SCHEMAS}", f"-I{files('grpc_tools') / '_proto'}",
-                    f"--python_out={out}", f"--grpc_python_out={out}", *protos]) != 0:
-        raise RuntimeError("generating the stubs failed")
-    sys.path.insert(0, out)
-    return (importlib.import_module("contactbridge.v1.call_handling_pb2"),
-            importlib.import_module("contactbridge.v1.call_handling_pb2_grpc"))
+    stubs = cb_stubs.load(out)
+    return stubs.pb, stubs.rpc
 
 
 class Resolver:

@@ -23,7 +23,6 @@ request per INVITE, no threads in the worker).
 """
 
 import argparse
-import importlib
 import json
 import logging
 import pathlib
@@ -35,23 +34,14 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.resources import files
 
 import grpc
-from grpc_tools import protoc
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "schemas"
+# The stub generation shared with examples/python/resolve_call.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "python"))
+import cb_stubs  # noqa: E402
+
 log = logging.getLogger("sidecar")
-
-
-def generate_stubs(out_dir: pathlib.Path) -> None:
-    well_known = str(files("grpc_tools") / "_proto")
-    protos = sorted(str(p.relative_to(SCHEMAS)) for p in (SCHEMAS / "contactbridge" / "v1").glob("*.proto"))
-    args = ["grpc_tools.protoc", f"-I{SCHEMAS}", f"-I{well_known}", f"--python_out={out_dir}",
-            f"--grpc_python_out={out_dir}", *protos]
-    if protoc.main(args) != 0:
-        raise SystemExit("generating the Python stubs from schemas/ failed")
 
 
 class KamailioRpc:
@@ -214,11 +204,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="sidecar: %(message)s")
 
     with tempfile.TemporaryDirectory(prefix="contactbridge-stubs-") as tmp:
-        generate_stubs(pathlib.Path(tmp))
-        sys.path.insert(0, tmp)
-        pb = importlib.import_module("contactbridge.v1.call_handling_pb2")
-        rpc = importlib.import_module("contactbridge.v1.call_handling_pb2_grpc")
-        types = importlib.import_module("contactbridge.v1.types_pb2")
+        stubs = cb_stubs.load(tmp)
+        pb, rpc, types = stubs.pb, stubs.rpc, stubs.types
         # Reconnect within 2 s of the bridge coming back (grpcio's default waits up to 120 s).
         channel = grpc.insecure_channel(args.bridge, options=[
             ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),

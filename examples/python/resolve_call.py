@@ -13,34 +13,12 @@ GetCallerContext with an API key.
 """
 
 import argparse
-import importlib
-import pathlib
 import sys
 import tempfile
-from importlib.resources import files
 
 import grpc
-from grpc_tools import protoc
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "schemas"
-
-
-def generate_stubs(out_dir: pathlib.Path) -> None:
-    """Compiles the schemas into *_pb2.py and *_pb2_grpc.py modules in out_dir."""
-    well_known = str(files("grpc_tools") / "_proto")
-    protos = sorted(str(p.relative_to(SCHEMAS)) for p in (SCHEMAS / "contactbridge" / "v1").glob("*.proto"))
-    args = [
-        "grpc_tools.protoc",
-        f"-I{SCHEMAS}",
-        f"-I{well_known}",
-        f"--python_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("generating the Python stubs from schemas/ failed")
-
+import cb_stubs
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,11 +29,8 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="contactbridge-stubs-") as tmp:
-        generate_stubs(pathlib.Path(tmp))
-        sys.path.insert(0, tmp)
-        pb = importlib.import_module("contactbridge.v1.call_handling_pb2")
-        rpc = importlib.import_module("contactbridge.v1.call_handling_pb2_grpc")
-        types = importlib.import_module("contactbridge.v1.types_pb2")
+        stubs = cb_stubs.load(tmp)
+        pb, rpc, types = stubs.pb, stubs.rpc, stubs.types
 
         metadata = [("authorization", f"Bearer {args.key}")]
         with grpc.insecure_channel(args.addr) as channel:

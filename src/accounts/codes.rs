@@ -86,6 +86,10 @@ pub fn assign_code<S: RegistryStore + ?Sized>(
         None if !categories.is_empty() => Some(HandlingCode::well_known(HandlingCode::DEFAULT)),
         other => other.cloned(),
     };
+    // Two writes: the assignment, then the account's pending write-back. Should the second fail
+    // (a full disk, the server gone), the first is taken back: a code applied here that the source
+    // never gets, or loses at the next sync, would be half a change.
+    let before = store.assignment(user, target)?;
     store.assign(user, target, local.as_ref())?;
     spec.code_write_backs.insert(
         CodeWriteBack::key(user, at),
@@ -100,7 +104,12 @@ pub fn assign_code<S: RegistryStore + ?Sized>(
             state,
         },
     );
-    store.put_account(&spec, None)?;
+    if let Err(e) = store.put_account(&spec, None) {
+        if let Err(undo) = store.assign(user, target, before.as_ref()) {
+            tracing::error!(user = %user, error = %undo, "a handling code whose write-back could not be recorded stays set");
+        }
+        return Err(e.into());
+    }
     Ok(outcome)
 }
 

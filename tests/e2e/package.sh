@@ -16,7 +16,11 @@ e2e_name=package
 
 fail() { echo "package: $*" >&2; exit 1; }
 
-cargo deb --profile dev --fast --output "$tmp/contactbridge.deb" >"$tmp/deb.out" 2>&1 || { cat "$tmp/deb.out" >&2; fail "cargo deb failed"; }
+# Built as tests/run builds (`--workspace` with a dev target): the dependencies' features are then
+# the test build's, and nothing is compiled again. `--bin contactbridge` alone resolves them without
+# the dev-dependencies (tokio without test-util, ...) and rebuilds tokio and all that stands on it.
+cargo build --quiet --workspace --bin contactbridge --example tsps_simulator
+cargo deb --no-build --profile dev --fast --output "$tmp/contactbridge.deb" >"$tmp/deb.out" 2>&1 || { cat "$tmp/deb.out" >&2; fail "cargo deb failed"; }
 deb="$tmp/contactbridge.deb"
 
 dpkg-deb --info "$deb" >"$tmp/info"

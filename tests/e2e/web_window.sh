@@ -22,7 +22,10 @@ if ! "$py" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
   exit 1
 fi
 
-cargo build --quiet --bin contactbridge
+# Built as tests/run builds (`--workspace` with a dev target): the dependencies' features are then
+# the test build's, and nothing is compiled again. `--bin contactbridge` alone resolves them without
+# the dev-dependencies (tokio without test-util, ...) and rebuilds tokio and all that stands on it.
+cargo build --quiet --workspace --bin contactbridge --example tsps_simulator
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/contactbridge"
 
 e2e_name=web_window

@@ -7,10 +7,8 @@ use contactbridge::calls::{CallId, CallRecord};
 use contactbridge::connector::{Contact, PhoneKind, PhoneNumber, Record, RecordId};
 use contactbridge::live::CallHub;
 use contactbridge::store::CallStore;
-use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, SledStore, TimeWindow};
-use contactbridge::sync::Indexer;
+use contactbridge::store::{SledStore, TimeWindow};
 use contactbridge::user::{self, UserId, UserProfile};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -39,7 +37,6 @@ impl Fixture {
         olga.called_numbers = vec![OTHER_DID.into()];
         olga.region = Some("DE".into());
         user::put_profile(store.as_ref(), &olga).unwrap();
-        let indexer = Indexer::new(None, HashMap::new());
         let contact = Record::Contact(Contact {
             id: RecordId::new("c1"),
             display_name: "Secret Sam".into(),
@@ -47,18 +44,7 @@ impl Fixture {
             emails: vec!["sam@other.example".into()],
             ..Default::default()
         });
-        store
-            .apply(&IndexBatch {
-                scope: CollectionScope { user: olga.id.clone(), account: "files".into(), collection: "c".into() },
-                upserts: vec![indexer.index(contact)],
-                deletions: vec![],
-                retained: vec![],
-                rejected: vec![],
-                checkpoint: None,
-                snapshot: None,
-                at: Utc::now(),
-            })
-            .unwrap();
+        super::index::put(store.as_ref(), &olga.id, "files", "c", vec![contact]);
         let key = |tenant: &str, scope| auth::create_key(store.as_ref(), tenant, scope, "test").unwrap().text;
         let keys = [
             key("demo", Scope::Tsps),

@@ -3,14 +3,13 @@
 bridge through the Admin RPC IssueWebLogin (an admin key of the user's tenant)."""
 
 import argparse
-import importlib
 import pathlib
 import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "examples" / "python"))
-from resolve_call import generate_stubs  # noqa: E402
+import cb_stubs  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -22,10 +21,8 @@ def main() -> int:
     p.add_argument("user")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="contactbridge-stubs-") as tmp:
-        generate_stubs(pathlib.Path(tmp))
-        sys.path.insert(0, tmp)
-        pb = importlib.import_module("contactbridge.v1.admin_pb2")
-        rpc = importlib.import_module("contactbridge.v1.admin_pb2_grpc")
+        stubs = cb_stubs.load(tmp)
+        pb, rpc = stubs.admin, stubs.admin_rpc
         with grpc.insecure_channel(a.addr) as channel:
             r = rpc.AdminStub(channel).IssueWebLogin(
                 pb.IssueWebLoginRequest(user_id=a.user, valid_seconds=600),

@@ -14,7 +14,6 @@ the RPC was sent, ms since the epoch):
 An RPC error answers {"error": code, "message": …}."""
 
 import argparse
-import importlib
 import json
 import pathlib
 import sys
@@ -24,7 +23,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "examples" / "python"))
-from resolve_call import generate_stubs  # noqa: E402
+import cb_stubs  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -44,11 +43,8 @@ def main() -> int:
     a = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="contactbridge-stubs-") as tmp:
-        generate_stubs(pathlib.Path(tmp))
-        sys.path.insert(0, tmp)
-        pb = importlib.import_module("contactbridge.v1.call_handling_pb2")
-        rpc = importlib.import_module("contactbridge.v1.call_handling_pb2_grpc")
-        types = importlib.import_module("contactbridge.v1.types_pb2")
+        stubs = cb_stubs.load(tmp)
+        pb, rpc, types = stubs.pb, stubs.rpc, stubs.types
         md = [("authorization", f"Bearer {a.key}")]
         name = lambda e, v: e.Name(v).split("_", 2)[-1].lower()  # noqa: E731
         with grpc.insecure_channel(a.addr) as channel:

@@ -1004,8 +1004,21 @@ impl FakeGraph {
 /// Outlook resources (contacts, events, messages): at most 10,080 minutes.
 const MAX_SUBSCRIPTION_MINUTES: i64 = 10_080;
 
+/// A root certificate (PEM) the fake also trusts when it calls the bridge back (the validation
+/// handshake, notifications): for a bridge serving HTTPS with a test certificate.
+static TRUSTED_ROOT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Trusts `pem` for the calls back to the bridge, from now on, in this process (the first one given).
+pub fn trust_root(pem: &[u8]) {
+    let _ = TRUSTED_ROOT.set(pem.to_vec());
+}
+
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(pem) = TRUSTED_ROOT.get() {
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM certificate"));
+    }
+    client.build().unwrap()
 }
 
 /// `POST/PATCH/DELETE /subscriptions[/{id}]` as Graph documents them: creation
