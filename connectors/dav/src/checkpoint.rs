@@ -1,6 +1,7 @@
 //! What a DAV checkpoint holds: the sync token and ctag after a completed sync, or
 //! a resume position inside an unfinished full listing.
 
+use crate::probe::ProbeStats;
 use chrono::NaiveDate;
 use contactbridge_connector::{Checkpoint, Error};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,10 @@ pub struct DavCheckpoint {
     /// moves with time, unchanged events are not fetched again until this is old).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expanded_on: Option<NaiveDate>,
+    /// What the two ways to learn "nothing changed" cost on this collection
+    /// ([`crate::probe`]); absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeStats>,
 }
 
 /// A position inside a full listing. Items are processed in href order.
@@ -57,6 +62,11 @@ impl DavCheckpoint {
 
     pub fn expanded_on(mut self, date: Option<NaiveDate>) -> Self {
         self.expanded_on = date;
+        self
+    }
+
+    pub fn with_probe(mut self, probe: Option<ProbeStats>) -> Self {
+        self.probe = probe;
         self
     }
 

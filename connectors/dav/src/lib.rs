@@ -26,6 +26,7 @@ mod discovery;
 mod error;
 mod guard;
 mod http;
+pub mod probe;
 mod sync;
 mod writeback;
 

@@ -3,6 +3,7 @@
 //! one change set with the position to resume from.
 
 use crate::checkpoint::{DavCheckpoint, Resume};
+use crate::probe::{check_tag, Probe, ProbeStats};
 use crate::discovery::Dav;
 use crate::error::dav_error;
 use crate::http::TransportError;
@@ -14,6 +15,7 @@ use contactbridge_connector::{
 };
 use contactbridge_formats::Window;
 use futures::{StreamExt as _, TryStreamExt as _};
+use std::time::Instant;
 use libdav::caldav::GetCalendarResources;
 use libdav::carddav::GetAddressBookResources;
 use libdav::dav::{GetProperties, ListResources, SyncCollection, WebDavError};
@@ -80,7 +82,7 @@ impl CollectionSync<'_> {
             return self.full_listing(request.known, sink, None, None).await;
         }
         if let (Some(token), true) = (&state.sync_token, self.use_sync_collection) {
-            return self.incremental(token, request.known, sink, state.expanded_on).await;
+            return self.incremental(token, &state, request.known, sink).await;
         }
         if let Some(ctag) = &state.ctag {
             let current = self.ctag().await?;
@@ -102,22 +104,43 @@ impl CollectionSync<'_> {
         }
     }
 
-    /// sync-collection from `token`: fetch what changed, delete what went away.
+    /// With a sync token: the probe [`ProbeStats::next`] picks (the ctag first, the
+    /// REPORT, or both to measure them), then what changed is fetched and what went
+    /// away deleted. The figures go into the checkpoint of every sync.
     async fn incremental(
         &self,
         token: &str,
+        state: &DavCheckpoint,
         known: &dyn KnownVersions,
         sink: &mut dyn ChangeSink,
-        expanded_on: Option<NaiveDate>,
     ) -> Result<(), Error> {
+        let probe = ProbeStats::next(state.probe.as_ref(), state.ctag.is_some());
+        let (mut ctag, mut ctag_time, mut ctag_unchanged) = (state.ctag.clone(), None, false);
+        if probe != Probe::Report {
+            let started = Instant::now();
+            let current = self.ctag().await?;
+            ctag_time = Some(started.elapsed());
+            ctag_unchanged = current.is_some() && current == state.ctag;
+            if probe == Probe::Ctag && ctag_unchanged {
+                tracing::debug!(collection = %self.href(), "ctag unchanged");
+                let stats = ProbeStats::after(state.probe, probe, ctag_time, None, false);
+                let done = state.clone().with_probe(Some(stats)).encode();
+                return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
+            }
+            // Taken before the REPORT: a change after it moves the ctag again.
+            ctag = current;
+        }
+        let started = Instant::now();
         let response = match self.dav.request(SyncCollection::new(self.href()).with_sync_token(token)).await {
             Ok(response) => response,
             Err(e) if token_rejected(&e) => {
                 tracing::info!(collection = %self.href(), error = %e, "sync token rejected: full listing");
-                return self.full_listing(known, sink, None, expanded_on).await;
+                return self.full_listing(known, sink, None, state.expanded_on).await;
             }
             Err(e) => return Err(dav_error(&format!("sync-collection of {}", self.href()), e)),
         };
+        let report_time = started.elapsed();
+        check_tag("sync token", self.href(), &response.new_sync_token)?;
         let mut changed: Vec<String> = response
             .changed
             .into_iter()
@@ -129,13 +152,29 @@ impl CollectionSync<'_> {
         changed.sort();
         changed.dedup();
         let deletions: Vec<RecordId> = response.deleted.into_iter().map(RecordId::new).collect();
-        let done =
-            DavCheckpoint::completed(Some(response.new_sync_token.clone()), None).expanded_on(expanded_on).encode();
-        if changed.is_empty() && deletions.is_empty() {
-            if response.new_sync_token != token {
-                sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await?;
-            }
-            return Ok(());
+        let found = !changed.is_empty() || !deletions.is_empty();
+        let mut stats = ProbeStats::after(
+            state.probe,
+            probe,
+            ctag_time,
+            Some(report_time),
+            found || response.new_sync_token != token,
+        );
+        if probe == Probe::Both && ctag_unchanged && found {
+            tracing::warn!(collection = %self.href(), "the ctag stayed the same while items changed: not trusting it first");
+            stats.ctag_missed_a_change();
+        }
+        if probe == Probe::Report && found {
+            // Older than what was just applied: it could come back (ABA) and hide a change.
+            ctag = None;
+        }
+        tracing::debug!(collection = %self.href(), ?probe, ?ctag_time, ?report_time, "probed");
+        let done = DavCheckpoint::completed(Some(response.new_sync_token.clone()), ctag)
+            .expanded_on(state.expanded_on)
+            .with_probe(Some(stats))
+            .encode();
+        if !found {
+            return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
         }
         tracing::debug!(collection = %self.href(), changed = changed.len(), deleted = deletions.len(), "incremental");
         if changed.is_empty() {
@@ -282,6 +321,7 @@ impl CollectionSync<'_> {
         if self.use_sync_collection {
             match self.dav.request(SyncCollection::new(self.href())).await {
                 Ok(response) => {
+                    check_tag("sync token", self.href(), &response.new_sync_token)?;
                     // Radicale also lists deleted items (404) here: ignore them.
                     let items = response
                         .changed
@@ -320,7 +360,11 @@ impl CollectionSync<'_> {
             .request(GetProperties::new(self.href(), &properties))
             .await
             .map_err(|e| dav_error(&format!("reading the ctag of {}", self.href()), e))?;
-        Ok(response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty())))
+        let tag = response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty()));
+        if let Some(tag) = &tag {
+            check_tag("ctag", self.href(), tag)?;
+        }
+        Ok(tag)
     }
 
     /// One multiget request.
