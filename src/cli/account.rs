@@ -666,6 +666,11 @@ fn show(s: &AccountStatus) -> String {
             None => format!("ok, last change {}", time(c.state.last_change)),
         };
         let _ = writeln!(out, "  {} [{}]  {status}", c.collection, c.user);
+        if let (SourceKind::CardDav(_) | SourceKind::CalDav(_), Some(cp)) = (&a.source, &c.state.checkpoint) {
+            if let Some(probe) = contactbridge_dav::probe::describe(cp) {
+                let _ = writeln!(out, "    no-change check: {probe}");
+            }
+        }
         if !c.state.rejected.is_empty() {
             let _ = writeln!(
                 out,

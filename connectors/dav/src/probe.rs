@@ -155,6 +155,51 @@ pub fn check_tag(what: &str, collection: &str, tag: &str) -> Result<(), contactb
     Ok(())
 }
 
+/// One HTTP request as sent, for showing it or sending it with another client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRequest {
+    pub method: String,
+    /// Path (and query) on the server.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// The request a sync of the collection at `href` with `checkpoint` prefers for
+/// learning that nothing changed (the one its figures make cheaper; every
+/// [`REPROBE_EVERY`]th sync sends both). `None` when the checkpoint has no sync token.
+pub fn probe_request(href: &str, checkpoint: &contactbridge_connector::Checkpoint) -> Option<ProbeRequest> {
+    use libdav::requests::DavRequest as _;
+    let state = crate::DavCheckpoint::decode(checkpoint).ok()?;
+    let token = state.sync_token.as_deref()?;
+    let base: http::Uri = "http://server/".parse().expect("a valid URI");
+    let ctag_first = state.ctag.is_some() && state.probe.is_some_and(|s| s.prefers_ctag());
+    let request = if ctag_first {
+        libdav::dav::GetProperties::new(href, &crate::sync::CTAG_PROPERTIES).prepare_request(base)
+    } else {
+        libdav::dav::SyncCollection::new(href).with_sync_token(token).prepare_request(base)
+    }
+    .ok()?;
+    Some(ProbeRequest {
+        method: request.method().to_string(),
+        path: request.uri().path_and_query().map_or_else(|| href.to_string(), ToString::to_string),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: request.body().clone(),
+    })
+}
+
+/// For admins: how the collection with `checkpoint` learns that nothing changed
+/// ([`ProbeStats::describe`]); `None` before its first incremental sync.
+pub fn describe(checkpoint: &contactbridge_connector::Checkpoint) -> Option<String> {
+    let state = crate::DavCheckpoint::decode(checkpoint).ok()?;
+    state.sync_token.as_ref()?;
+    state.probe.map(|s| s.describe())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,9 @@ use libdav::{names, FetchedResource, PropertyName};
 pub(crate) static GETCTAG: PropertyName<'static, 'static> =
     PropertyName::new("http://calendarserver.org/ns/", "getctag");
 
+/// What the ctag probe asks for: getctag, else the collection's etag, else its sync-token.
+pub(crate) static CTAG_PROPERTIES: [&PropertyName<'static, 'static>; 3] = [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
+
 /// Multiget requests kept in flight while earlier batches are being applied.
 const PREFETCH: usize = 2;
 
@@ -354,10 +357,9 @@ impl CollectionSync<'_> {
 
     /// The collection's change tag: getctag, else its etag, else its sync-token property.
     async fn ctag(&self) -> Result<Option<String>, Error> {
-        let properties = [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
         let response = self
             .dav
-            .request(GetProperties::new(self.href(), &properties))
+            .request(GetProperties::new(self.href(), &CTAG_PROPERTIES))
             .await
             .map_err(|e| dav_error(&format!("reading the ctag of {}", self.href()), e))?;
         let tag = response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty()));
