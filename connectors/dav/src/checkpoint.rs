@@ -27,6 +27,10 @@ pub struct DavCheckpoint {
     /// ([`crate::probe`]); absent in older checkpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeStats>,
+    /// The context URL (RFC 6764) the collection was synced through: the next sync
+    /// uses it without looking up `.well-known` again, if it is on the account's origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// A position inside a full listing. Items are processed in href order.

@@ -124,6 +124,17 @@ impl DavConnector {
         writeback::update_card(self.client().await?, &collection.id, href, edit).await
     }
 
+    /// A client at the context URL a collection's checkpoint was synced through, if
+    /// it is on the origin of the account's URL (so no `.well-known` lookup is needed:
+    /// a sync that finds nothing new sends the server one request).
+    fn remembered_client(&self, checkpoint: &contactbridge_connector::Checkpoint) -> Option<Dav> {
+        let Server::Url(url) = &self.account.server else { return None };
+        let account: ::http::Uri = url.parse().ok()?;
+        let via: ::http::Uri = DavCheckpoint::decode(checkpoint).ok()?.via?.parse().ok()?;
+        let same_origin = via.scheme() == account.scheme() && via.authority() == account.authority();
+        same_origin.then(|| libdav::dav::WebDavClient::new(via, self.http.clone()))
+    }
+
     fn window(&self) -> Window {
         Window::around(chrono::Utc::now(), self.account.window.back_days, self.account.window.ahead_days)
     }
@@ -149,8 +160,16 @@ impl Connector for DavConnector {
     }
 
     async fn sync(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+        let remembered = match self.client.get() {
+            Some(_) => None,
+            None => request.since.as_ref().and_then(|cp| self.remembered_client(cp)),
+        };
+        let dav = match &remembered {
+            Some(dav) => dav,
+            None => self.client().await?,
+        };
         let run = sync::CollectionSync {
-            dav: self.client().await?,
+            dav,
             kind: self.kind,
             batch_size: self.account.batch_size,
             use_sync_collection: self.account.sync_collection,

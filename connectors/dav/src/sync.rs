@@ -3,10 +3,10 @@
 //! one change set with the position to resume from.
 
 use crate::checkpoint::{DavCheckpoint, Resume};
-use crate::probe::{check_tag, Probe, ProbeStats};
 use crate::discovery::Dav;
 use crate::error::dav_error;
 use crate::http::TransportError;
+use crate::probe::{check_tag, Probe, ProbeStats};
 use crate::DavKind;
 use chrono::NaiveDate;
 use contactbridge_connector::{
@@ -15,18 +15,19 @@ use contactbridge_connector::{
 };
 use contactbridge_formats::Window;
 use futures::{StreamExt as _, TryStreamExt as _};
-use std::time::Instant;
 use libdav::caldav::GetCalendarResources;
 use libdav::carddav::GetAddressBookResources;
 use libdav::dav::{GetProperties, ListResources, SyncCollection, WebDavError};
 use libdav::{names, FetchedResource, PropertyName};
+use std::time::Instant;
 
 /// `getctag` from the calendarserver.org namespace (Radicale, SabreDAV, iCloud...).
 pub(crate) static GETCTAG: PropertyName<'static, 'static> =
     PropertyName::new("http://calendarserver.org/ns/", "getctag");
 
 /// What the ctag probe asks for: getctag, else the collection's etag, else its sync-token.
-pub(crate) static CTAG_PROPERTIES: [&PropertyName<'static, 'static>; 3] = [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
+pub(crate) static CTAG_PROPERTIES: [&PropertyName<'static, 'static>; 3] =
+    [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
 
 /// Multiget requests kept in flight while earlier batches are being applied.
 const PREFETCH: usize = 2;
@@ -64,6 +65,12 @@ struct Batch {
 impl CollectionSync<'_> {
     fn href(&self) -> &str {
         &self.collection.id
+    }
+
+    /// A completed checkpoint, with the context URL it was synced through (the next
+    /// sync goes there without asking `.well-known` again).
+    fn encode(&self, state: DavCheckpoint) -> contactbridge_connector::Checkpoint {
+        DavCheckpoint { via: Some(self.dav.base_url().to_string()), ..state }.encode()
     }
 
     pub(crate) async fn run(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
@@ -127,7 +134,7 @@ impl CollectionSync<'_> {
             if probe == Probe::Ctag && ctag_unchanged {
                 tracing::debug!(collection = %self.href(), "ctag unchanged");
                 let stats = ProbeStats::after(state.probe, probe, ctag_time, None, false);
-                let done = state.clone().with_probe(Some(stats)).encode();
+                let done = self.encode(state.clone().with_probe(Some(stats)));
                 return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
             }
             // Taken before the REPORT: a change after it moves the ctag again.
@@ -172,10 +179,11 @@ impl CollectionSync<'_> {
             ctag = None;
         }
         tracing::debug!(collection = %self.href(), ?probe, ?ctag_time, ?report_time, "probed");
-        let done = DavCheckpoint::completed(Some(response.new_sync_token.clone()), ctag)
-            .expanded_on(state.expanded_on)
-            .with_probe(Some(stats))
-            .encode();
+        let done = self.encode(
+            DavCheckpoint::completed(Some(response.new_sync_token.clone()), ctag)
+                .expanded_on(state.expanded_on)
+                .with_probe(Some(stats)),
+        );
         if !found {
             return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
         }
@@ -249,9 +257,9 @@ impl CollectionSync<'_> {
         };
         let batches = self.plan(listing.items, &resume, known);
         tracing::debug!(collection = %self.href(), batches = batches.len(), resuming, "full listing");
-        let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone())
-            .expanded_on(resume.expanded_on)
-            .encode();
+        let done = self.encode(
+            DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone()).expanded_on(resume.expanded_on),
+        );
         if batches.is_empty() {
             let snapshot = Snapshot::WHOLE;
             return sink
