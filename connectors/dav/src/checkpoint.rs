@@ -107,5 +107,8 @@ mod tests {
         });
         assert_eq!(DavCheckpoint::decode(&resume.encode()).unwrap(), resume);
         assert!(DavCheckpoint::decode(&Checkpoint::new(b"nope".to_vec())).is_err());
+        // Written before the probe figures and the context URL were kept: still loads.
+        let old = DavCheckpoint::decode(&Checkpoint::new(br#"{"sync_token":"t","ctag":"c"}"#.to_vec())).unwrap();
+        assert_eq!((old.probe, old.via, old.ctag.as_deref()), (None, None, Some("c")));
     }
 }

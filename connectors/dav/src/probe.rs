@@ -23,6 +23,11 @@ pub const REPROBE_EVERY: u16 = 8;
 /// Weight of a new sample in the moving averages.
 const ALPHA: f64 = 0.25;
 
+/// Weight of the samples of a sync that measures both: the probe not chosen is
+/// measured only then, so its few samples count more (a changed server is noticed
+/// at the first re-probe).
+const ALPHA_BOTH: f64 = 0.5;
+
 /// Longest sync token or ctag kept from a server; longer ones are refused (they
 /// would bloat every checkpoint and every request).
 pub const MAX_TAG_BYTES: usize = 1024;
@@ -82,11 +87,12 @@ impl ProbeStats {
     pub fn after(stats: Option<Self>, probe: Probe, ctag: Option<Duration>, report: Option<Duration>, changed: bool) -> Self {
         let mut s = stats.unwrap_or_default();
         let first = stats.is_none();
+        let alpha = if probe == Probe::Both { ALPHA_BOTH } else { ALPHA };
         if let Some(t) = ctag {
-            s.ctag_us = average(s.ctag_us, micros(t));
+            s.ctag_us = average(s.ctag_us, micros(t), alpha);
         }
         if let Some(t) = report {
-            s.report_us = average(s.report_us, micros(t));
+            s.report_us = average(s.report_us, micros(t), alpha);
         }
         let sample = if changed { 1000.0 } else { 0.0 };
         s.change_permille = if first {
@@ -129,11 +135,11 @@ fn micros(t: Duration) -> u32 {
     u32::try_from(t.as_micros()).unwrap_or(u32::MAX).max(1)
 }
 
-fn average(old: u32, sample: u32) -> u32 {
+fn average(old: u32, sample: u32, alpha: f64) -> u32 {
     if old == 0 {
         return sample;
     }
-    (f64::from(old) + ALPHA * (f64::from(sample) - f64::from(old))).round().clamp(1.0, f64::from(u32::MAX)) as u32
+    (f64::from(old) + alpha * (f64::from(sample) - f64::from(old))).round().clamp(1.0, f64::from(u32::MAX)) as u32
 }
 
 /// Refuses a sync token or ctag from the server that is too long or holds control
@@ -146,7 +152,7 @@ pub fn check_tag(what: &str, collection: &str, tag: &str) -> Result<(), contactb
             tag.len()
         )));
     }
-    if tag.chars().any(char::is_control) {
+    if tag.chars().any(|c| c.is_control() && !c.is_whitespace()) {
         return Err(contactbridge_connector::Error::invalid_data(format!(
             "the server's {what} for {collection} holds control characters; nothing was changed, \
              the collection keeps its last state"
