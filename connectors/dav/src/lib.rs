@@ -15,6 +15,12 @@
 //!   full and applied as a [`contactbridge_connector::Snapshot`]: hrefs in sorted
 //!   order, unchanged etags reported as retained, the rest fetched with multiget in
 //!   batches, each batch one change set whose checkpoint says where to resume.
+//! - **Learning that nothing changed** ([`probe`]): with a sync token, either the
+//!   sync-collection REPORT, or a depth-0 PROPFIND for the ctag first and the REPORT
+//!   only if it moved, whichever the collection's measured figures (kept in its
+//!   checkpoint) make cheaper; both are sent every [`probe::REPROBE_EVERY`]th sync.
+//!   The checkpoint also keeps the context URL, so a sync on the account's origin
+//!   does not look up `.well-known` again: a sync that finds nothing sends one request.
 //! - **Write-back**: a handling code becomes a vCard category, stored with `If-Match`.
 //!
 //! HTTP is libdav over hyper-util and rustls (ring; the web PKI roots plus an

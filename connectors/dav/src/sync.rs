@@ -1,6 +1,13 @@
 //! Syncing one collection: incremental (sync-collection, or a ctag check) when the
 //! checkpoint allows, otherwise a full listing streamed in multiget batches, each
 //! one change set with the position to resume from.
+//!
+//! With a sync token, the probe [`crate::probe`] picks goes first: the ctag PROPFIND
+//! (ending the sync if the ctag is the one stored), the REPORT, or both to measure
+//! them. The ctag stored is always one read before the REPORT whose token is stored,
+//! so a change after that REPORT moves it; after a REPORT-only sync that applied
+//! changes it is dropped (an old ctag could come back and hide a change). Every
+//! sync commits its checkpoint with the updated figures (one small store write).
 
 use crate::checkpoint::{DavCheckpoint, Resume};
 use crate::discovery::Dav;
