@@ -84,7 +84,13 @@ impl ProbeStats {
 
     /// The figures after a sync that sent `probe`, took `ctag` / `report` for the
     /// requests it sent, and found a change (`changed`).
-    pub fn after(stats: Option<Self>, probe: Probe, ctag: Option<Duration>, report: Option<Duration>, changed: bool) -> Self {
+    pub fn after(
+        stats: Option<Self>,
+        probe: Probe,
+        ctag: Option<Duration>,
+        report: Option<Duration>,
+        changed: bool,
+    ) -> Self {
         let mut s = stats.unwrap_or_default();
         let first = stats.is_none();
         let alpha = if probe == Probe::Both { ALPHA_BOTH } else { ALPHA };
@@ -239,7 +245,9 @@ mod tests {
         assert!(!busy.prefers_ctag());
         busy.ctag_missed_a_change();
         assert_eq!(busy.change_permille, 1000);
-        assert!(busy.describe().starts_with("sync-collection REPORT (ctag PROPFIND 5.0 ms, REPORT 40 ms, changes in 100%"));
+        assert!(busy
+            .describe()
+            .starts_with("sync-collection REPORT (ctag PROPFIND 5.0 ms, REPORT 40 ms, changes in 100%"));
     }
 
     #[test]

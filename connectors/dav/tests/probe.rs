@@ -5,9 +5,9 @@
 //! within REPROBE_EVERY syncs, that huge tokens and ctags are refused with nothing
 //! lost, that old checkpoints load, and that one account's figures do not steer another's.
 
-mod support;
 #[path = "support/relay.rs"]
 mod relay;
+mod support;
 
 use contactbridge_connector::{Collection, CollectionKind, Connector, Error, SyncRequest};
 use contactbridge_dav::probe::{ProbeStats, REPROBE_EVERY};
