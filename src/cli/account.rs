@@ -735,6 +735,11 @@ fn show(s: &AccountStatus) -> String {
             "    metrics collection=\"{}\"",
             contactbridge::accounts::metrics::collection_label(&s.spec.id, &c.collection)
         );
+        if let (SourceKind::CardDav(_) | SourceKind::CalDav(_), Some(cp)) = (&a.source, &c.state.checkpoint) {
+            if let Some(probe) = contactbridge_dav::probe::describe(cp) {
+                let _ = writeln!(out, "    no-change check: {probe}");
+            }
+        }
         if !c.state.rejected.is_empty() {
             let _ = writeln!(
                 out,

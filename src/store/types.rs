@@ -114,12 +114,21 @@ impl CollectionState {
     pub const MAX_REJECTED: usize = 100;
 
     /// The state after `batch` commits (every backend writes it in the batch's transaction):
-    /// its checkpoint, the time of the change, no error, its rejected items (the newest kept).
+    /// its checkpoint, the time of the change (a batch that only moves the checkpoint, as a
+    /// sync that found nothing new commits, changes no record), no error, its rejected items
+    /// (the newest kept).
     pub fn committed(&mut self, batch: &IndexBatch) {
         if let Some(cp) = &batch.checkpoint {
             self.checkpoint = Some(cp.clone());
         }
-        self.last_change = Some(batch.at);
+        let checkpoint_only = batch.upserts.is_empty()
+            && batch.deletions.is_empty()
+            && batch.retained.is_empty()
+            && batch.snapshot.is_none()
+            && batch.rejected.is_empty();
+        if !checkpoint_only || self.last_change.is_none() {
+            self.last_change = Some(batch.at);
+        }
         self.last_error = None;
         self.last_error_at = None;
         self.rejected.extend(batch.rejected.iter().cloned());

@@ -3,7 +3,9 @@
 use super::{IndexSink, Indexer};
 use crate::store::{ApplyStats, CollectionScope, IndexStore};
 use crate::user::UserId;
-use contactbridge_connector::{Collection, Connector, Error, ErrorKind, SyncRequest, Throttling};
+use contactbridge_connector::{
+    Collection, Connector, Error, ErrorKind, KnownVersions, RecordId, SyncRequest, Throttling,
+};
 use std::collections::HashMap;
 
 /// Whose index an account's collections go to.
@@ -151,6 +153,25 @@ pub async fn sync_account(
     report
 }
 
+/// The versions the index holds for a collection, read on first use.
+struct LazyKnown<'a> {
+    store: &'a dyn IndexStore,
+    scope: &'a CollectionScope,
+    versions: std::sync::OnceLock<Result<HashMap<RecordId, String>, String>>,
+}
+
+impl KnownVersions for LazyKnown<'_> {
+    fn version(&self, id: &RecordId) -> Option<String> {
+        let versions = self.versions.get_or_init(|| {
+            self.store.known_versions(self.scope).map_err(|e| {
+                tracing::error!(collection = %self.scope.collection, error = %e, "reading the known versions failed");
+                e.to_string()
+            })
+        });
+        versions.as_ref().ok()?.get(id).cloned()
+    }
+}
+
 /// A collection sync cut off by the network after committing something is resumed from
 /// its checkpoint this many times within one sync (the connectors retry each request first).
 pub const RESUMES_PER_SYNC: usize = 5;
@@ -165,17 +186,20 @@ async fn sync_collection(
     let mut sink = IndexSink::new(store, scope.clone(), indexer);
     let mut resumes = 0;
     let result = loop {
-        let prepared = store
-            .collection_state(&scope)
-            .and_then(|state| Ok((state, store.known_versions(&scope)?)))
-            .map_err(|e| Error::local(format!("reading the sync state: {e}")));
-        let (state, known) = match prepared {
-            Ok(p) => p,
-            Err(e) => break Err(e),
+        let state = match store.collection_state(&scope) {
+            Ok(state) => state,
+            Err(e) => break Err(Error::local(format!("reading the sync state: {e}"))),
         };
+        // Read only if the connector asks (a sync that finds nothing new does not).
+        let known = LazyKnown { store, scope: &scope, versions: std::sync::OnceLock::new() };
         let before = sink.batches;
         let request = SyncRequest { collection, since: state.and_then(|s| s.checkpoint), known: &known };
-        match connector.sync(request, &mut sink).await {
+        let synced = connector.sync(request, &mut sink).await;
+        if let Some(Err(e)) = known.versions.get() {
+            // The connector fetched what it could not compare: nothing lost, but say so.
+            break synced.and(Err(Error::local(format!("reading the known versions: {e}"))));
+        }
+        match synced {
             // Cut off after progress: go on from the checkpoint just committed.
             Err(e) if e.kind == ErrorKind::Unreachable && sink.batches > before && resumes < RESUMES_PER_SYNC => {
                 resumes += 1;

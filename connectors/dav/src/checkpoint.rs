@@ -1,6 +1,7 @@
 //! What a DAV checkpoint holds: the sync token and ctag after a completed sync, or
 //! a resume position inside an unfinished full listing.
 
+use crate::probe::ProbeStats;
 use chrono::NaiveDate;
 use contactbridge_connector::{Checkpoint, Error};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,14 @@ pub struct DavCheckpoint {
     /// moves with time, unchanged events are not fetched again until this is old).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expanded_on: Option<NaiveDate>,
+    /// What the two ways to learn "nothing changed" cost on this collection
+    /// ([`crate::probe`]); absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeStats>,
+    /// The context URL (RFC 6764) the collection was synced through: the next sync
+    /// uses it without looking up `.well-known` again, if it is on the account's origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// A position inside a full listing. Items are processed in href order.
@@ -60,6 +69,11 @@ impl DavCheckpoint {
         self
     }
 
+    pub fn with_probe(mut self, probe: Option<ProbeStats>) -> Self {
+        self.probe = probe;
+        self
+    }
+
     pub fn resume(resume: Resume) -> Self {
         Self { snapshot: Some(resume), ..Default::default() }
     }
@@ -93,5 +107,8 @@ mod tests {
         });
         assert_eq!(DavCheckpoint::decode(&resume.encode()).unwrap(), resume);
         assert!(DavCheckpoint::decode(&Checkpoint::new(b"nope".to_vec())).is_err());
+        // Written before the probe figures and the context URL were kept: still loads.
+        let old = DavCheckpoint::decode(&Checkpoint::new(br#"{"sync_token":"t","ctag":"c"}"#.to_vec())).unwrap();
+        assert_eq!((old.probe, old.via, old.ctag.as_deref()), (None, None, Some("c")));
     }
 }

@@ -15,6 +15,12 @@
 //!   full and applied as a [`contactbridge_connector::Snapshot`]: hrefs in sorted
 //!   order, unchanged etags reported as retained, the rest fetched with multiget in
 //!   batches, each batch one change set whose checkpoint says where to resume.
+//! - **Learning that nothing changed** ([`probe`]): with a sync token, either the
+//!   sync-collection REPORT, or a depth-0 PROPFIND for the ctag first and the REPORT
+//!   only if it moved, whichever the collection's measured figures (kept in its
+//!   checkpoint) make cheaper; both are sent every [`probe::REPROBE_EVERY`]th sync.
+//!   The checkpoint also keeps the context URL, so a sync on the account's origin
+//!   does not look up `.well-known` again: a sync that finds nothing sends one request.
 //! - **Write-back**: a handling code becomes a vCard category, stored with `If-Match`.
 //!
 //! HTTP is libdav over hyper-util and rustls (ring; the web PKI roots plus an
@@ -26,6 +32,7 @@ mod discovery;
 mod error;
 mod guard;
 mod http;
+pub mod probe;
 mod sync;
 mod writeback;
 
@@ -123,6 +130,17 @@ impl DavConnector {
         writeback::update_card(self.client().await?, &collection.id, href, edit).await
     }
 
+    /// The context URL a collection's checkpoint was synced through, if it is on the
+    /// origin of the account's URL (so no `.well-known` lookup is needed: a sync that
+    /// finds nothing new sends the server one request).
+    fn remembered_context(&self, checkpoint: &contactbridge_connector::Checkpoint) -> Option<::http::Uri> {
+        let Server::Url(url) = &self.account.server else { return None };
+        let account: ::http::Uri = url.parse().ok()?;
+        let via: ::http::Uri = DavCheckpoint::decode(checkpoint).ok()?.via?.parse().ok()?;
+        let same_origin = via.scheme() == account.scheme() && via.authority() == account.authority();
+        same_origin.then_some(via)
+    }
+
     fn window(&self) -> Window {
         Window::around(chrono::Utc::now(), self.account.window.back_days, self.account.window.ahead_days)
     }
@@ -148,9 +166,19 @@ impl Connector for DavConnector {
     }
 
     async fn sync(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
-        // The discovered client, counting this collection's throttling waits for the sink.
+        // The context URL this collection was last synced through (no discovery for a
+        // sync that finds nothing new) or the discovered one; the client counts this
+        // collection's throttling waits for the sink.
+        let remembered = match self.client.get() {
+            Some(_) => None,
+            None => request.since.as_ref().and_then(|cp| self.remembered_context(cp)),
+        };
+        let base_url = match remembered {
+            Some(url) => url,
+            None => self.client().await?.base_url.clone(),
+        };
         let tally = ThrottleTally::default();
-        let dav = Dav::new(self.client().await?.base_url.clone(), self.http.counting_throttling(tally.clone()));
+        let dav = Dav::new(base_url, self.http.counting_throttling(tally.clone()));
         let run = sync::CollectionSync {
             dav: &dav,
             kind: self.kind,

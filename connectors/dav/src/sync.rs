@@ -1,11 +1,19 @@
 //! Syncing one collection: incremental (sync-collection, or a ctag check) when the
 //! checkpoint allows, otherwise a full listing streamed in multiget batches, each
 //! one change set with the position to resume from.
+//!
+//! With a sync token, the probe [`crate::probe`] picks goes first: the ctag PROPFIND
+//! (ending the sync if the ctag is the one stored), the REPORT, or both to measure
+//! them. The ctag stored is always one read before the REPORT whose token is stored,
+//! so a change after that REPORT moves it; after a REPORT-only sync that applied
+//! changes it is dropped (an old ctag could come back and hide a change). Every
+//! sync commits its checkpoint with the updated figures (one small store write).
 
 use crate::checkpoint::{DavCheckpoint, Resume};
 use crate::discovery::Dav;
 use crate::error::dav_error;
 use crate::http::TransportError;
+use crate::probe::{check_tag, Probe, ProbeStats};
 use crate::DavKind;
 use chrono::NaiveDate;
 use contactbridge_connector::{
@@ -18,10 +26,15 @@ use libdav::caldav::GetCalendarResources;
 use libdav::carddav::GetAddressBookResources;
 use libdav::dav::{GetProperties, ListResources, SyncCollection, WebDavError};
 use libdav::{names, FetchedResource, PropertyName};
+use std::time::Instant;
 
 /// `getctag` from the calendarserver.org namespace (Radicale, SabreDAV, iCloud...).
 pub(crate) static GETCTAG: PropertyName<'static, 'static> =
     PropertyName::new("http://calendarserver.org/ns/", "getctag");
+
+/// What the ctag probe asks for: getctag, else the collection's etag, else its sync-token.
+pub(crate) static CTAG_PROPERTIES: [&PropertyName<'static, 'static>; 3] =
+    [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
 
 /// Multiget requests kept in flight while earlier batches are being applied.
 const PREFETCH: usize = 2;
@@ -61,6 +74,12 @@ impl CollectionSync<'_> {
         &self.collection.id
     }
 
+    /// A completed checkpoint, with the context URL it was synced through (the next
+    /// sync goes there without asking `.well-known` again).
+    fn encode(&self, state: DavCheckpoint) -> contactbridge_connector::Checkpoint {
+        DavCheckpoint { via: Some(self.dav.base_url().to_string()), ..state }.encode()
+    }
+
     pub(crate) async fn run(&self, request: SyncRequest<'_>, sink: &mut dyn ChangeSink) -> Result<(), Error> {
         let state = match &request.since {
             Some(checkpoint) => match DavCheckpoint::decode(checkpoint) {
@@ -80,7 +99,7 @@ impl CollectionSync<'_> {
             return self.full_listing(request.known, sink, None, None).await;
         }
         if let (Some(token), true) = (&state.sync_token, self.use_sync_collection) {
-            return self.incremental(token, request.known, sink, state.expanded_on).await;
+            return self.incremental(token, &state, request.known, sink).await;
         }
         if let Some(ctag) = &state.ctag {
             let current = self.ctag().await?;
@@ -102,22 +121,43 @@ impl CollectionSync<'_> {
         }
     }
 
-    /// sync-collection from `token`: fetch what changed, delete what went away.
+    /// With a sync token: the probe [`ProbeStats::next`] picks (the ctag first, the
+    /// REPORT, or both to measure them), then what changed is fetched and what went
+    /// away deleted. The figures go into the checkpoint of every sync.
     async fn incremental(
         &self,
         token: &str,
+        state: &DavCheckpoint,
         known: &dyn KnownVersions,
         sink: &mut dyn ChangeSink,
-        expanded_on: Option<NaiveDate>,
     ) -> Result<(), Error> {
+        let probe = ProbeStats::next(state.probe.as_ref(), state.ctag.is_some());
+        let (mut ctag, mut ctag_time, mut ctag_unchanged) = (state.ctag.clone(), None, false);
+        if probe != Probe::Report {
+            let started = Instant::now();
+            let current = self.ctag().await?;
+            ctag_time = Some(started.elapsed());
+            ctag_unchanged = current.is_some() && current == state.ctag;
+            if probe == Probe::Ctag && ctag_unchanged {
+                tracing::debug!(collection = %self.href(), "ctag unchanged");
+                let stats = ProbeStats::after(state.probe, probe, ctag_time, None, false);
+                let done = self.encode(state.clone().with_probe(Some(stats)));
+                return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
+            }
+            // Taken before the REPORT: a change after it moves the ctag again.
+            ctag = current;
+        }
+        let started = Instant::now();
         let response = match self.dav.request(SyncCollection::new(self.href()).with_sync_token(token)).await {
             Ok(response) => response,
             Err(e) if token_rejected(&e) => {
                 tracing::info!(collection = %self.href(), error = %e, "sync token rejected: full listing");
-                return self.full_listing(known, sink, None, expanded_on).await;
+                return self.full_listing(known, sink, None, state.expanded_on).await;
             }
             Err(e) => return Err(dav_error(&format!("sync-collection of {}", self.href()), e)),
         };
+        let report_time = started.elapsed();
+        check_tag("sync token", self.href(), &response.new_sync_token)?;
         let mut changed: Vec<String> = response
             .changed
             .into_iter()
@@ -129,13 +169,30 @@ impl CollectionSync<'_> {
         changed.sort();
         changed.dedup();
         let deletions: Vec<RecordId> = response.deleted.into_iter().map(RecordId::new).collect();
-        let done =
-            DavCheckpoint::completed(Some(response.new_sync_token.clone()), None).expanded_on(expanded_on).encode();
-        if changed.is_empty() && deletions.is_empty() {
-            if response.new_sync_token != token {
-                sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await?;
-            }
-            return Ok(());
+        let found = !changed.is_empty() || !deletions.is_empty();
+        let mut stats = ProbeStats::after(
+            state.probe,
+            probe,
+            ctag_time,
+            Some(report_time),
+            found || response.new_sync_token != token,
+        );
+        if probe == Probe::Both && ctag_unchanged && found {
+            tracing::warn!(collection = %self.href(), "the ctag stayed the same while items changed: not trusting it first");
+            stats.ctag_missed_a_change();
+        }
+        if probe == Probe::Report && found {
+            // Older than what was just applied: it could come back (ABA) and hide a change.
+            ctag = None;
+        }
+        tracing::debug!(collection = %self.href(), ?probe, ?ctag_time, ?report_time, "probed");
+        let done = self.encode(
+            DavCheckpoint::completed(Some(response.new_sync_token.clone()), ctag)
+                .expanded_on(state.expanded_on)
+                .with_probe(Some(stats)),
+        );
+        if !found {
+            return sink.apply(ChangeSet { checkpoint: Some(done), ..Default::default() }).await;
         }
         tracing::debug!(collection = %self.href(), changed = changed.len(), deleted = deletions.len(), "incremental");
         if changed.is_empty() {
@@ -207,9 +264,9 @@ impl CollectionSync<'_> {
         };
         let batches = self.plan(listing.items, &resume, known);
         tracing::debug!(collection = %self.href(), batches = batches.len(), resuming, "full listing");
-        let done = DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone())
-            .expanded_on(resume.expanded_on)
-            .encode();
+        let done = self.encode(
+            DavCheckpoint::completed(resume.end_token.clone(), resume.end_ctag.clone()).expanded_on(resume.expanded_on),
+        );
         if batches.is_empty() {
             let snapshot = Snapshot::WHOLE;
             return sink
@@ -282,6 +339,7 @@ impl CollectionSync<'_> {
         if self.use_sync_collection {
             match self.dav.request(SyncCollection::new(self.href())).await {
                 Ok(response) => {
+                    check_tag("sync token", self.href(), &response.new_sync_token)?;
                     // Radicale also lists deleted items (404) here: ignore them.
                     let items = response
                         .changed
@@ -314,13 +372,16 @@ impl CollectionSync<'_> {
 
     /// The collection's change tag: getctag, else its etag, else its sync-token property.
     async fn ctag(&self) -> Result<Option<String>, Error> {
-        let properties = [&GETCTAG, &names::GETETAG, &names::SYNC_TOKEN];
         let response = self
             .dav
-            .request(GetProperties::new(self.href(), &properties))
+            .request(GetProperties::new(self.href(), &CTAG_PROPERTIES))
             .await
             .map_err(|e| dav_error(&format!("reading the ctag of {}", self.href()), e))?;
-        Ok(response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty())))
+        let tag = response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty()));
+        if let Some(tag) = &tag {
+            check_tag("ctag", self.href(), tag)?;
+        }
+        Ok(tag)
     }
 
     /// One multiget request.
