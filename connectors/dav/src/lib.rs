@@ -15,6 +15,8 @@
 //!   full and applied as a [`contactbridge_connector::Snapshot`]: hrefs in sorted
 //!   order, unchanged etags reported as retained, the rest fetched with multiget in
 //!   batches, each batch one change set whose checkpoint says where to resume.
+//!   The first sync of an address book fetches every card in one
+//!   `addressbook-query` instead (ctag taken first), applied in the same batches.
 //! - **Write-back**: a handling code becomes a vCard category, stored with `If-Match`.
 //!
 //! HTTP is libdav over hyper-util and rustls (ring; the web PKI roots plus an
@@ -26,6 +28,7 @@ mod discovery;
 mod error;
 mod guard;
 mod http;
+mod query;
 mod sync;
 mod writeback;
 
