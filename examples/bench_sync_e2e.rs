@@ -7,17 +7,26 @@
 //! vdirsyncer status and folder): a first (full) sync, then a no-change sync.
 //! Equal work: both fetch every card of one address book over HTTP from the same
 //! Radicale; the bridge also parses, normalises and indexes every card and commits
-//! it with its checkpoint; vdirsyncer writes each card to a file.
+//! it with its checkpoint; vdirsyncer writes each card to a file. How each asks
+//! differs: the bridge's first sync takes the ctag and one `addressbook-query`,
+//! vdirsyncer lists (PROPFIND) and then multigets.
+//!
+//! Each first sync's wall time is split into Radicale's CPU, the bridge's own CPU
+//! (this process, all threads: parse, index, commit) and the rest (waiting: I/O,
+//! the other side's scheduling on a busy machine), from `/proc/<pid>/stat`.
+//! The last line is a ready-to-paste summary.
 //!
 //! `graph` as the first argument instead: an organisation-wide Graph account of four
 //! mailboxes against the fake Graph (connectors/graph/tests/support), synced as the
 //! engine runs it (mailboxes and collections one after another), next to curl
-//! fetching the same contact delta pages (same page size) one after another: the
-//! server's own time for the data; the bridge also lists each mailbox's other
-//! (empty) collections.
+//! one HTTP client with keep-alive (Python's `http.client`, one connection) fetching
+//! the same contact delta pages (same page size), following `@odata.nextLink` one
+//! page after another: the server's own time for the data; the bridge also lists
+//! each mailbox's other (empty) collections, parses, indexes and commits.
 //!
 //! ```sh
 //! python3 -m venv .tools/bench-venv && .tools/bench-venv/bin/pip install vdirsyncer
+//! CARGO_TARGET_DIR=/work/rel cargo build --release --example bench_sync_e2e
 //! CONTACTBRIDGE_TOOLS=/path/to/.tools VDIRSYNCER=.tools/bench-venv/bin/vdirsyncer \
 //!   cargo run --release --example bench_sync_e2e -- [cards=10000] [rounds=3]
 //! cargo run --release --example bench_sync_e2e -- graph [contacts=10000] [rounds=3]
@@ -46,6 +55,50 @@ fn tool(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
     tools.join("venv/bin").join(name)
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    stat_seconds(pid, 11)
+}
+
+/// CPU seconds of this process's children that have been waited for (vdirsyncer).
+fn children_cpu_seconds() -> f64 {
+    stat_seconds(std::process::id(), 13)
+}
+
+/// Two adjacent tick counts of `/proc/<pid>/stat`, from index `at` after the command name, in seconds.
+fn stat_seconds(pid: u32, at: usize) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) close with ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime, stime, cutime, cstime are fields 14 to 17; `rest` starts at field 3.
+    (ticks(at) + ticks(at + 1)) / 100.0
+}
+
+/// A first sync's wall time and the CPU Radicale and the client (this process's
+/// threads, or vdirsyncer's process) spent in it.
+#[derive(Clone, Copy, Default)]
+struct Split {
+    wall: Duration,
+    radicale: f64,
+    client: f64,
+}
+
+impl Split {
+    fn measure<T>(radicale: u32, client: impl Fn() -> f64, f: impl FnOnce() -> T) -> (T, Split) {
+        let (r0, c0, t) = (cpu_seconds(radicale), client(), Instant::now());
+        let out = f();
+        let wall = t.elapsed();
+        (out, Split { wall, radicale: cpu_seconds(radicale) - r0, client: client() - c0 })
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(Radicale CPU {:.2}s, client CPU {:.2}s)", self.radicale, self.client)
+    }
 }
 
 struct Radicale {
@@ -102,7 +155,7 @@ fn radicale(dir: &Path, cards: usize) -> Radicale {
 }
 
 /// The bridge: a fresh data directory, one user, one CardDAV account; a first sync, then a no-change one.
-async fn bridge(url: &str) -> (Duration, Duration, usize) {
+async fn bridge(url: &str, radicale: u32) -> (Split, Duration, usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     user::put_profile(store.as_ref(), &UserProfile::new(UserId::parse("acme.bench").unwrap(), "acme")).unwrap();
@@ -115,9 +168,10 @@ async fn bridge(url: &str) -> (Duration, Duration, usize) {
     registry
         .add(AccountSpec::new("bench", UserId::parse("acme.bench").unwrap(), SourceKind::CardDav(account)))
         .unwrap();
-    let t = Instant::now();
+    let ours = || cpu_seconds(std::process::id());
+    let (r0, c0, t) = (cpu_seconds(radicale), ours(), Instant::now());
     let first = registry.sync("bench").await.unwrap();
-    let full = t.elapsed();
+    let full = Split { wall: t.elapsed(), radicale: cpu_seconds(radicale) - r0, client: ours() - c0 };
     assert_eq!(first.failed(), 0, "{first:?}");
     let t = Instant::now();
     let again = registry.sync("bench").await.unwrap();
@@ -127,7 +181,7 @@ async fn bridge(url: &str) -> (Duration, Duration, usize) {
 }
 
 /// vdirsyncer: a fresh status and folder; discover, a first sync, then a no-change one.
-fn vdirsyncer(bin: &Path, collection_url: &str) -> (Duration, Duration, usize) {
+fn vdirsyncer(bin: &Path, collection_url: &str, radicale: u32) -> (Split, Duration, usize) {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("cards");
     std::fs::create_dir_all(&local).unwrap();
@@ -149,9 +203,7 @@ fn vdirsyncer(bin: &Path, collection_url: &str) -> (Duration, Duration, usize) {
         assert!(out.status.success(), "vdirsyncer {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     run(&["discover"]);
-    let t = Instant::now();
-    run(&["sync"]);
-    let full = t.elapsed();
+    let ((), full) = Split::measure(radicale, children_cpu_seconds, || run(&["sync"]));
     let t = Instant::now();
     run(&["sync"]);
     let none = t.elapsed();
@@ -196,40 +248,47 @@ async fn graph_bridge(fake: &fake_graph::FakeGraph) -> (Duration, Duration, usiz
     (full, none, first.totals().upserted)
 }
 
-/// curl: a token, then every mailbox's contact delta pages, one request after another.
-fn graph_curl(fake: &fake_graph::FakeGraph) -> (Duration, usize) {
-    let curl = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new("curl").args(["-sS", "--fail"]).args(args).output().expect("curl");
-        assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let t = Instant::now();
-    let token = curl(&[
-        "-d",
-        &format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://graph.microsoft.com/.default",
-            fake_graph::CLIENT_ID,
-            fake_graph::CLIENT_SECRET
-        ),
-        &format!("{}/{}/oauth2/v2.0/token", fake.authority(), fake_graph::TENANT),
-    ])["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let auth = format!("Authorization: Bearer {token}");
-    let mut items = 0;
-    for m in MAILBOXES {
-        let mut url = format!("{}/users/{m}/contacts/delta", fake.base);
-        loop {
-            let page = curl(&["-H", &auth, "-H", "Prefer: odata.maxpagesize=200", &url]);
-            items += page["value"].as_array().map_or(0, Vec::len);
-            match page["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
-                None => break,
-            }
-        }
-    }
-    (t.elapsed(), items)
+/// One HTTP client with keep-alive (Python's `http.client`): a token, then every mailbox's
+/// contact delta pages, following `@odata.nextLink` one page after another.
+fn graph_client(fake: &fake_graph::FakeGraph) -> (Duration, usize) {
+    const CLIENT: &str = r#"
+import http.client, json, sys, time, urllib.parse
+authority, tenant, client_id, secret, base, *mailboxes = sys.argv[1:]
+def conn_for(url):
+    u = urllib.parse.urlsplit(url)
+    return http.client.HTTPConnection(u.hostname, u.port), u
+start = time.perf_counter()
+c, u = conn_for(authority)
+body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+                               "scope": "https://graph.microsoft.com/.default"})
+c.request("POST", f"{u.path}/{tenant}/oauth2/v2.0/token", body, {"Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); assert r.status == 200, r.status
+headers = {"Authorization": "Bearer " + json.loads(r.read())["access_token"], "Prefer": "odata.maxpagesize=200"}
+c, _ = conn_for(base)
+items = 0
+for m in mailboxes:
+    url = f"{base}/users/{m}/contacts/delta"
+    while url:
+        u = urllib.parse.urlsplit(url)
+        c.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers)
+        r = c.getresponse(); assert r.status == 200, r.status
+        page = json.loads(r.read())
+        items += len(page.get("value", []))
+        url = page.get("@odata.nextLink")
+print(time.perf_counter() - start, items)
+"#;
+    let out = Command::new(tool("python3"))
+        .arg("-c")
+        .arg(CLIENT)
+        .args([fake.authority(), fake_graph::TENANT.into(), fake_graph::CLIENT_ID.into()])
+        .args([fake_graph::CLIENT_SECRET.to_string(), fake.base.clone()])
+        .args(MAILBOXES)
+        .output()
+        .expect("python3 (tests/setup-tools.sh installs .tools/venv)");
+    assert!(out.status.success(), "client: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (secs, items) = text.trim().split_once(' ').expect("seconds and items");
+    (Duration::from_secs_f64(secs.parse().unwrap()), items.parse().unwrap())
 }
 
 fn graph(contacts: usize, rounds: usize) {
@@ -256,16 +315,17 @@ fn graph(contacts: usize, rounds: usize) {
     for round in 1..=rounds {
         let (full, none, n) = rt.block_on(graph_bridge(&fake));
         println!("round {round} bridge  first sync {full:>8.2?}  no-change {none:>8.2?}  ({n} records)");
-        let (curl, items) = graph_curl(&fake);
-        println!("round {round} curl    contact delta pages {curl:>8.2?}  ({items} items)");
+        let (curl, items) = graph_client(&fake);
+        println!("round {round} client  contact delta pages {curl:>8.2?}  ({items} items, one keep-alive connection)");
         ours.push(full);
         nones.push(none);
         theirs.push(curl);
     }
     let (of, on, tc) = (median(ours), median(nones), median(theirs));
     println!(
-        "median of {rounds}: Graph first sync bridge {of:.2?} vs curl's pages {tc:.2?} ({:.2}x the server's time); \
-         no-change {on:.2?}",
+        "SUMMARY graph: {contacts} contacts in {} mailboxes, median of {rounds}: first sync (engine, sequential) \
+         {of:.2?} vs one keep-alive client's delta pages {tc:.2?} ({:.2}x the client's time); no-change {on:.2?}",
+        MAILBOXES.len(),
         of.as_secs_f64() / tc.as_secs_f64()
     );
 }
@@ -288,22 +348,40 @@ fn main() {
     let collection = format!("http://127.0.0.1:{}/{USER}/contacts/", server.port);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // Radicale's first answers warm its caches: one unmeasured listing each.
-    rt.block_on(bridge(&root));
+    let pid = server.child.id();
+    rt.block_on(bridge(&root, pid));
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (full, none, n) = rt.block_on(bridge(&root));
-        println!("round {round} bridge      first sync {:>8.2?}  no-change {:>8.2?}  ({n} cards)", full, none);
+        let (full, none, n) = rt.block_on(bridge(&root, pid));
+        println!(
+            "round {round} bridge      first sync {:>8.2?} {full}  no-change {:>8.2?}  ({n} cards)",
+            full.wall, none
+        );
         ours.push((full, none));
-        let (full, none, n) = vdirsyncer(&vdir, &collection);
-        println!("round {round} vdirsyncer  first sync {:>8.2?}  no-change {:>8.2?}  ({n} files)", full, none);
+        let (full, none, n) = vdirsyncer(&vdir, &collection, pid);
+        println!(
+            "round {round} vdirsyncer  first sync {:>8.2?} {full}  no-change {:>8.2?}  ({n} files)",
+            full.wall, none
+        );
         theirs.push((full, none));
     }
-    let (of, on) = (median(ours.iter().map(|r| r.0).collect()), median(ours.iter().map(|r| r.1).collect()));
-    let (tf, tn) = (median(theirs.iter().map(|r| r.0).collect()), median(theirs.iter().map(|r| r.1).collect()));
+    // The round with the median first sync, for its split.
+    let mid = |v: &[(Split, Duration)]| {
+        let mut v = v.to_vec();
+        v.sort_by_key(|r| r.0.wall);
+        v[v.len() / 2].0
+    };
+    let (of, tf) = (mid(&ours), mid(&theirs));
+    let (on, tn) = (median(ours.iter().map(|r| r.1).collect()), median(theirs.iter().map(|r| r.1).collect()));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "median of {rounds}: first sync bridge {of:.2?} vs vdirsyncer {tf:.2?} ({:.2}x faster); \
-         no-change bridge {on:.2?} vs vdirsyncer {tn:.2?} ({:.2}x)",
-        tf.as_secs_f64() / of.as_secs_f64(),
-        tn.as_secs_f64() / on.as_secs_f64()
+        "SUMMARY carddav: {cards} cards from Radicale, median of {rounds} alternating rounds: first sync bridge {:.2?} {of} \
+         vs vdirsyncer {:.2?} {tf} = {:.2}x faster; no-change bridge {on:.2?} vs vdirsyncer {tn:.2?} = {:.2}x; \
+         load average {}",
+        of.wall,
+        tf.wall,
+        tf.wall.as_secs_f64() / of.wall.as_secs_f64(),
+        tn.as_secs_f64() / on.as_secs_f64(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
 }

@@ -15,6 +15,8 @@
 //!   full and applied as a [`contactbridge_connector::Snapshot`]: hrefs in sorted
 //!   order, unchanged etags reported as retained, the rest fetched with multiget in
 //!   batches, each batch one change set whose checkpoint says where to resume.
+//!   The first sync of an address book fetches every card in one
+//!   `addressbook-query` instead (ctag taken first), applied in the same batches.
 //! - **Learning that nothing changed** ([`probe`]): with a sync token, either the
 //!   sync-collection REPORT, or a depth-0 PROPFIND for the ctag first and the REPORT
 //!   only if it moved, whichever the collection's measured figures (kept in its
@@ -33,6 +35,7 @@ mod error;
 mod guard;
 mod http;
 pub mod probe;
+mod query;
 mod sync;
 mod writeback;
 

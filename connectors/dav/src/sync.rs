@@ -89,6 +89,7 @@ impl CollectionSync<'_> {
                     DavCheckpoint::default()
                 }
             },
+            None if self.kind == DavKind::CardDav => return self.first_listing(request.known, sink).await,
             None => DavCheckpoint::default(),
         };
         if let Some(resume) = state.snapshot {
@@ -303,6 +304,56 @@ impl CollectionSync<'_> {
         Ok(())
     }
 
+    /// A first sync of an address book: the ctag and sync token, then every card in one
+    /// `addressbook-query` (see `query.rs`), applied as one snapshot in batches of
+    /// `batch_size`, each with the position to resume from (a resumed sync lists
+    /// again and keeps what was committed). A server that refuses the query, or
+    /// answers it with nothing, gets the full listing.
+    async fn first_listing(&self, known: &dyn KnownVersions, sink: &mut dyn ChangeSink) -> Result<(), Error> {
+        // Taken before the query: what changes after it shows in the next sync.
+        let (ctag, sync_token) = self.tags().await?;
+        let sync_token = sync_token.filter(|_| self.use_sync_collection);
+        let resources = match self.dav.request(crate::query::AllCards::new(self.href())).await {
+            Ok(response) => response.resources,
+            Err(e) if query_unsupported(&e) => {
+                tracing::info!(collection = %self.href(), error = %e, "no addressbook-query: listing");
+                return self.full_listing(known, sink, None, None).await;
+            }
+            Err(e) => return Err(dav_error(&format!("fetching every card of {}", self.href()), e)),
+        };
+        let collection = self.href().trim_end_matches('/');
+        let mut resources: Vec<FetchedResource> =
+            resources.into_iter().filter(|r| r.href.trim_end_matches('/') != collection).collect();
+        if resources.is_empty() {
+            return self.full_listing(known, sink, None, None).await;
+        }
+        resources.sort_by(|a, b| a.href.cmp(&b.href));
+        resources.dedup_by(|a, b| a.href == b.href);
+        let resume = Resume { end_ctag: ctag.clone(), ..Resume::default() };
+        let total = resources.len().div_ceil(self.batch_size.max(1));
+        let mut resources = resources.into_iter();
+        for index in 0..total {
+            let batch: Vec<FetchedResource> = resources.by_ref().take(self.batch_size.max(1)).collect();
+            let hrefs: Vec<String> = batch.iter().map(|r| r.href.clone()).collect();
+            let last = index + 1 == total;
+            let checkpoint = if last {
+                self.encode(DavCheckpoint::completed(sync_token.clone(), ctag.clone()))
+            } else {
+                DavCheckpoint::resume(Resume { done_upto: hrefs.last().cloned(), ..resume.clone() }).encode()
+            };
+            let (upserts, rejected) = self.to_records(&hrefs, batch);
+            let changes = ChangeSet {
+                upserts,
+                rejected,
+                checkpoint: Some(checkpoint),
+                snapshot: Some(Snapshot { starts: index == 0, ends: last }),
+                ..Default::default()
+            };
+            sink.apply(changes).await?;
+        }
+        Ok(())
+    }
+
     /// Splits the sorted listing into batches of at most `batch_size` items to fetch;
     /// unchanged items (the etag `known` holds) ride along as `retained`, except, while
     /// re-expanding (`resume.refetch`), those past `resume.fetched_upto`.
@@ -372,16 +423,31 @@ impl CollectionSync<'_> {
 
     /// The collection's change tag: getctag, else its etag, else its sync-token property.
     async fn ctag(&self) -> Result<Option<String>, Error> {
+        Ok(self.tags().await?.0)
+    }
+
+    /// One depth-0 PROPFIND: the change tag (as [`Self::ctag`]) and the `DAV:sync-token`
+    /// property (RFC 6578 §4), valid for sync-collection from this moment on.
+    async fn tags(&self) -> Result<(Option<String>, Option<String>), Error> {
         let response = self
             .dav
             .request(GetProperties::new(self.href(), &CTAG_PROPERTIES))
             .await
             .map_err(|e| dav_error(&format!("reading the ctag of {}", self.href()), e))?;
-        let tag = response.values.into_iter().find_map(|(_, value)| value.filter(|v| !v.is_empty()));
-        if let Some(tag) = &tag {
-            check_tag("ctag", self.href(), tag)?;
+        let mut sync_token = None;
+        let mut tag = None;
+        for (name, value) in response.values {
+            let Some(value) = value.filter(|v| !v.is_empty()) else { continue };
+            if *name == names::SYNC_TOKEN {
+                check_tag("sync token", self.href(), &value)?;
+                sync_token = Some(value.clone());
+            }
+            if tag.is_none() {
+                check_tag("ctag", self.href(), &value)?;
+                tag = Some(value);
+            }
         }
-        Ok(tag)
+        Ok((tag, sync_token))
     }
 
     /// One multiget request.
@@ -463,6 +529,15 @@ fn token_rejected(error: &WebDavError<TransportError>) -> bool {
     match error {
         WebDavError::PreconditionFailed(_) => true,
         WebDavError::BadStatusCode(status) => matches!(status.as_u16(), 400 | 403 | 409 | 410 | 412),
+        _ => false,
+    }
+}
+
+/// The server refuses an `addressbook-query` without a filter (RFC 6352 asks for one).
+fn query_unsupported(error: &WebDavError<TransportError>) -> bool {
+    match error {
+        WebDavError::PreconditionFailed(_) => true,
+        WebDavError::BadStatusCode(status) => matches!(status.as_u16(), 400 | 403 | 405 | 409 | 412 | 415 | 422 | 501),
         _ => false,
     }
 }

@@ -172,8 +172,8 @@ async fn huge_tokens_and_ctags_are_refused_and_nothing_is_lost(server: TestServe
     relay.set(|b| b.report_token = None);
     sync(&connector, &book, &mut sink).await.expect("an honest answer again");
     assert_eq!(held(&sink), records);
-    // A fresh listing with a huge token stores nothing at all.
-    relay.set(|b| b.report_token = Some(huge.clone()));
+    // A first sync meeting a huge ctag (taken before anything else) stores nothing at all.
+    relay.set(|b| (b.report_token, b.ctag_text) = (None, Some(huge.clone())));
     let mut fresh = MemorySink::default();
     assert!(sync(&connector, &book, &mut fresh).await.is_err());
     assert!(fresh.checkpoint.is_none() && fresh.records.is_empty());

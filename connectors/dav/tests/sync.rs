@@ -27,6 +27,7 @@ on_both_servers!(
     first_sync_streams_batches_with_resume_checkpoints,
     restart_mid_sync_loses_and_duplicates_nothing,
     incremental_sync_adds_changes_and_deletes,
+    incremental_sync_after_a_first_query_sees_what_changed_since,
     rejected_sync_token_starts_a_snapshot_that_sweeps_deletions,
     ctag_fallback_without_sync_collection,
     fixture_and_malformed_cards_do_not_stop_the_collection,
@@ -55,6 +56,13 @@ async fn sync(connector: &DavConnector, collection: &Collection, sink: &mut Memo
     let known = sink.versions();
     let request = SyncRequest { collection, since: sink.checkpoint.clone(), known: &known };
     connector.sync(request, sink).await
+}
+
+/// A sink whose checkpoint holds neither sync token nor ctag (as after a lost one):
+/// its next sync lists the collection (sync-collection, then multigets), where a first
+/// sync reads every card in one query.
+fn listing() -> MemorySink {
+    MemorySink { checkpoint: Some(DavCheckpoint::completed(None, None).encode()), ..Default::default() }
 }
 
 fn state(sink: &MemorySink) -> DavCheckpoint {
@@ -110,7 +118,9 @@ async fn first_sync_streams_batches_with_resume_checkpoints(server: TestServer) 
     assert_eq!(first.snapshot.unwrap().done_upto.as_deref(), Some(hrefs[9].as_str()));
     let done = state(&sink);
     assert!(done.snapshot.is_none());
-    assert!(done.sync_token.is_some(), "{done:?}");
+    // One query, the ctag and the sync-token property taken before it (one PROPFIND):
+    // the next sync asks for what changed since.
+    assert!(done.ctag.is_some() && done.sync_token.is_some(), "{done:?}");
     assert_eq!(sink.records.keys().map(|k| k.0.clone()).collect::<Vec<_>>(), hrefs);
     assert!(sink.records.values().all(|r| r.version().is_some()));
 }
@@ -166,8 +176,8 @@ async fn restart_mid_sync_loses_and_duplicates_nothing(server: TestServer) {
 
 /// The records a fresh full sync finds now: the source's state.
 async fn exact(connector: &DavConnector, book: &Collection) -> std::collections::BTreeMap<String, Option<String>> {
-    let mut fresh = MemorySink::default();
-    sync(connector, book, &mut fresh).await.expect("a fresh full sync");
+    let mut fresh = listing();
+    sync(connector, book, &mut fresh).await.expect("a fresh full listing");
     versions(&fresh)
 }
 
@@ -202,7 +212,7 @@ async fn sync_interrupting(connector: &DavConnector, book: &Collection, sink: &m
     connector.sync(request, sink).await
 }
 
-/// The server killed in the middle of a first sync and back within the retries: the
+/// The server killed in the middle of a listing and back within the retries: the
 /// requests that met the dead server are retried, and the one sync ends exact. (Radicale:
 /// it is back within a second; Xandikos takes longer than the retries under load.)
 #[tokio::test]
@@ -220,14 +230,14 @@ async fn radicale_killed_mid_sync_and_restarted_at_once_is_retried() {
             restarted.lock().unwrap().restart();
         });
     });
-    let mut sink = Interrupting { inner: MemorySink::default(), at: 1, seen: 0, action: Some(action) };
+    let mut sink = Interrupting { inner: listing(), at: 1, seen: 0, action: Some(action) };
     sync_interrupting(&connector, &book, &mut sink).await.expect("the sync rides over the restart");
     assert_eq!(sink.inner.records.len(), 60);
     assert!(state(&sink.inner).snapshot.is_none(), "completed: {:?}", state(&sink.inner));
     assert_eq!(exact(&connector, &book).await, versions(&sink.inner));
 }
 
-/// The server killed mid-sync and down for longer than the retries: the sync fails as
+/// The server killed mid-listing and down for longer than the retries: the sync fails as
 /// unreachable, naming host and port; changes are made at the source while it is down;
 /// once it is back, the next sync resumes from the checkpoint and ends exact.
 async fn a_server_down_longer_than_the_retries_resumes_and_ends_exact(server: TestServer) {
@@ -237,7 +247,7 @@ async fn a_server_down_longer_than_the_retries_resumes_and_ends_exact(server: Te
     let server = std::sync::Arc::new(std::sync::Mutex::new(server));
     let killed = server.clone();
     let action = Box::new(move || killed.lock().unwrap().kill());
-    let mut sink = Interrupting { inner: MemorySink::default(), at: 2, seen: 0, action: Some(action) };
+    let mut sink = Interrupting { inner: listing(), at: 2, seen: 0, action: Some(action) };
     let error = sync_interrupting(&connector, &book, &mut sink).await.expect_err("the server stays down");
     assert_eq!(error.kind, ErrorKind::Unreachable, "{error}");
     assert!(error.message.contains(&format!("127.0.0.1:{port}")), "host and port named: {error}");
@@ -270,11 +280,20 @@ async fn a_server_down_longer_than_the_retries_resumes_and_ends_exact(server: Te
 }
 
 async fn incremental_sync_adds_changes_and_deletes(server: TestServer) {
+    incremental_after(server, listing()).await
+}
+
+/// The first sync's query leaves the sync-token property read before it: the
+/// next sync is a sync-collection REPORT from there, not another listing.
+async fn incremental_sync_after_a_first_query_sees_what_changed_since(server: TestServer) {
+    incremental_after(server, MemorySink::default()).await
+}
+
+async fn incremental_after(server: TestServer, mut sink: MemorySink) {
     let (connector, book) = setup(&server, "incremental", 50).await;
     let dav = connector.client().await.unwrap();
     let hrefs = seed_cards(dav, &book.id, 0..5).await;
-    let mut sink = MemorySink::default();
-    sync(&connector, &book, &mut sink).await.expect("first sync");
+    sync(&connector, &book, &mut sink).await.expect("a first sync");
     let first_token = state(&sink).sync_token.unwrap();
 
     let added = seed_cards(dav, &book.id, 5..6).await.remove(0);
@@ -304,8 +323,8 @@ async fn rejected_sync_token_starts_a_snapshot_that_sweeps_deletions(server: Tes
     let (connector, book) = setup(&server, "expired", 50).await;
     let dav = connector.client().await.unwrap();
     let hrefs = seed_cards(dav, &book.id, 0..4).await;
-    let mut sink = MemorySink::default();
-    sync(&connector, &book, &mut sink).await.expect("first sync");
+    let mut sink = listing();
+    sync(&connector, &book, &mut sink).await.expect("a listing");
     delete(dav, &hrefs[0]).await;
 
     // A token the server never issued (expired, or from a restored backup).
