@@ -248,6 +248,28 @@ impl<C: GenericClient> Session<'_, C> {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// [`Session::entries_via`] for several ranges `[lo[i], hi[i])` with their own `tail[i]`
+    /// (1-based here), in one round trip: `(i, entry key, entry value)`, by `i` then index key.
+    pub fn entries_via_many(
+        &mut self,
+        doing: &'static str,
+        lo: &[Vec<u8>],
+        hi: &[Vec<u8>],
+        tail: &[i32],
+        entry_prefix: &[u8],
+    ) -> Result<Vec<(usize, Vec<u8>, Vec<u8>)>> {
+        // LATERAL: one index range scan per probe, as `entries_via` does for one.
+        let sql =
+            "SELECT q.i, e.k, e.v FROM unnest($1::bytea[], $2::bytea[], $3::int[]) WITH ORDINALITY AS q(lo, hi, t, i) \
+                   CROSS JOIN LATERAL (SELECT p.k FROM index_kv p WHERE p.k >= q.lo AND p.k < q.hi) p \
+                   JOIN index_kv e ON e.k = $4 || substring(p.k from q.t) ORDER BY q.i, p.k";
+        let rows = self.query(doing, sql, &[&lo, &hi, &tail, &entry_prefix])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (usize::try_from(r.get::<_, i64>(0) - 1).unwrap_or(usize::MAX), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&mut self, t: Table, doing: &'static str, prefix: &[u8]) -> Result<Rows> {
         let end = prefix_end(prefix);
