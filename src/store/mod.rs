@@ -48,6 +48,7 @@ mod accounts;
 mod api_keys;
 mod backend;
 pub mod bus;
+pub mod cache;
 mod calls;
 mod codec;
 mod compact;

@@ -5,17 +5,21 @@ use super::pg;
 use crate::store::Result;
 use postgres::{GenericClient, NoTls, Statement};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A pooled connection and its prepared statements.
 pub(crate) struct Conn {
     pub client: postgres::Client,
     stmts: HashMap<&'static str, Statement>,
+    /// The pool's count of round trips made through sessions ([`super::PgStore::round_trips`]).
+    trips: Arc<AtomicU64>,
 }
 
 impl Conn {
     /// A session on the connection itself (each statement commits on its own).
     pub fn session(&mut self) -> Session<'_, postgres::Client> {
-        Session { c: &mut self.client, stmts: &mut self.stmts }
+        Session { c: &mut self.client, stmts: &mut self.stmts, trips: &self.trips }
     }
 
     /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -23,8 +27,9 @@ impl Conn {
         &mut self,
         f: impl FnOnce(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T>,
     ) -> Result<T> {
+        self.trips.fetch_add(2, Ordering::Relaxed); // BEGIN and COMMIT (or ROLLBACK)
         let mut tx = self.client.transaction().map_err(|e| pg("starting a transaction", e))?;
-        let out = f(&mut Session { c: &mut tx, stmts: &mut self.stmts })?;
+        let out = f(&mut Session { c: &mut tx, stmts: &mut self.stmts, trips: &self.trips })?;
         tx.commit().map_err(|e| pg("committing", e))?;
         Ok(out)
     }
@@ -32,11 +37,12 @@ impl Conn {
 
 pub(crate) struct Manager {
     config: postgres::Config,
+    pub trips: Arc<AtomicU64>,
 }
 
 impl Manager {
     pub fn new(config: postgres::Config) -> Self {
-        Self { config }
+        Self { config, trips: Arc::default() }
     }
 }
 
@@ -45,7 +51,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn { client: self.config.connect(NoTls)?, stmts: HashMap::new() })
+        Ok(Conn { client: self.config.connect(NoTls)?, stmts: HashMap::new(), trips: self.trips.clone() })
     }
 
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
@@ -105,6 +111,7 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
 pub(crate) struct Session<'a, C> {
     pub c: &'a mut C,
     stmts: &'a mut HashMap<&'static str, Statement>,
+    trips: &'a AtomicU64,
 }
 
 /// Which key/value table.
@@ -121,6 +128,7 @@ impl<C: GenericClient> Session<'_, C> {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
+        self.trips.fetch_add(1, Ordering::Relaxed);
         let s = self.c.prepare(sql)?;
         self.stmts.insert(sql, s.clone());
         Ok(s)
@@ -133,6 +141,7 @@ impl<C: GenericClient> Session<'_, C> {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>> {
         let s = self.stmt(sql).map_err(|e| pg(doing, e))?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         self.c.query(&s, params).map_err(|e| pg(doing, e))
     }
 
@@ -143,6 +152,7 @@ impl<C: GenericClient> Session<'_, C> {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<u64> {
         let s = self.stmt(sql).map_err(|e| pg(doing, e))?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         self.c.execute(&s, params).map_err(|e| pg(doing, e))
     }
 

@@ -193,6 +193,8 @@ struct Inner {
     connect_url: String,
     /// The read-only standby lookups read from, if configured.
     standby: Option<PgStore>,
+    /// Round trips made by the pool's connections (statements, preparations, BEGIN/COMMIT).
+    trips: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -232,6 +234,7 @@ impl PgStore {
         })?;
         config.connect_timeout(options.connect_timeout);
         let manager = kv::Manager::new(config);
+        let trips = manager.trips.clone();
         let unreachable = |cause: String| StoreError::Backend {
             doing: "connecting to PostgreSQL",
             cause: format!("{url}: {cause}").into(),
@@ -262,9 +265,17 @@ impl PgStore {
                 url: url.clone(),
                 connect_url: options.url.clone(),
                 standby: None,
+                trips,
             }),
         };
         Ok(store)
+    }
+
+    /// Round trips to the server so far through the pool (each statement, each
+    /// statement prepared on a connection for the first time, `BEGIN` and
+    /// `COMMIT`); not the bus's own connections. For benchmarks and tests.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The server's URL, password taken out.
