@@ -122,6 +122,8 @@ pub(crate) enum Table {
 }
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+/// Rows tagged with the index of the range they came from.
+type TaggedRows = Vec<(usize, Vec<u8>, Vec<u8>)>;
 
 impl<C: GenericClient> Session<'_, C> {
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
@@ -267,7 +269,7 @@ impl<C: GenericClient> Session<'_, C> {
         hi: &[Vec<u8>],
         tail: &[i32],
         entry_prefix: &[u8],
-    ) -> Result<Vec<(usize, Vec<u8>, Vec<u8>)>> {
+    ) -> Result<TaggedRows> {
         // LATERAL: one index range scan per probe, as `entries_via` does for one.
         let sql =
             "SELECT q.i, e.k, e.v FROM unnest($1::bytea[], $2::bytea[], $3::int[]) WITH ORDINALITY AS q(lo, hi, t, i) \

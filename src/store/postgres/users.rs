@@ -1,7 +1,9 @@
 //! User data on PostgreSQL: profiles, called numbers, assignments, last
 //! choices, API keys, web tokens and accounts in `user_kv` under sled's keys
 //! (the prefix table is in `sled/users.rs`); call records in `calls`.
-//! Nothing is cached in the process: other replicas write the same rows.
+//! Nothing is cached here (other replicas write the same rows): a write of a
+//! profile, called numbers or an assignment sends a `NOTIFY` in its own
+//! transaction, which keeps every replica's lookup cache ([`crate::store::cache`]) current.
 
 use super::kv::{Session, Table};
 use super::PgStore;
