@@ -101,6 +101,10 @@ struct Args {
     /// PostgreSQL connections (`[store.postgres] pool_size`).
     #[arg(long, default_value_t = PgOptions::DEFAULT_POOL_SIZE)]
     pg_pool: u32,
+    /// Serve lookups without the replica's cache of profiles, called numbers and
+    /// assignments (`store::cache`), as before it: the same-run baseline.
+    #[arg(long)]
+    no_lookup_cache: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -377,8 +381,16 @@ fn main() -> anyhow::Result<()> {
     );
     let key = auth::create_key(store.as_ref(), "load", Scope::Tsps, "load_grpc")?.text;
 
+    // The lookup path's store as `serve` builds it: behind the replica's cache when the store
+    // is remote and replicas share a bus (PostgreSQL), unless --no-lookup-cache.
+    let replication = if args.no_lookup_cache { None } else { store.replication("load_grpc")? };
+    let lookups = contactbridge::store::cache::for_lookups(store.clone() as Arc<dyn Store>, replication.map(|r| r.bus));
+    println!("lookup cache: {}", if Arc::ptr_eq(&lookups, &(store.clone() as Arc<dyn Store>)) { "none" } else { "on" });
+    let trips = || pg_store.as_ref().map_or(0, |p| p.round_trips());
+
     // The resolver alone, in process, one thread: what the gRPC layer adds to.
-    let resolver = Resolver::new(store.clone() as Arc<dyn Store>);
+    let resolver = Resolver::new(lookups.clone());
+    let trips_before = trips();
     let direct = queries(users, 20_000);
     let mut hist = new_hist();
     for q in &direct {
@@ -387,6 +399,12 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         resolver.resolve(&query)?;
         hist.saturating_record((t.elapsed().as_nanos() as u64 / 1000).max(1));
+    }
+    if pg_store.is_some() {
+        println!(
+            "PostgreSQL round trips per Resolver::resolve (call record included): {:.2}",
+            (trips() - trips_before) as f64 / direct.len() as f64
+        );
     }
     let pct = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
@@ -422,7 +440,10 @@ fn main() -> anyhow::Result<()> {
             hub,
             "127.0.0.1:0".parse()?,
             None,
-            ServerOptions::default(),
+            ServerOptions {
+                lookups: Some(contactbridge::api::LookupStore(lookups.clone())),
+                ..ServerOptions::default()
+            },
         )
         .await
         .context("starting the server")

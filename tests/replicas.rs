@@ -3,13 +3,14 @@
 //! CardDAV account from a real Radicale behind a slow link (every response
 //! held back, so that a sync spans seconds and many change sets):
 //!
-//! - the replica holding the account's sync lease is SIGKILLed mid-sync;
-//!   another takes the lease over at expiry and finishes: the index holds
-//!   exactly the address book; ResolveCall on every replica answers the same;
+//! - every card of the book changes after the first sync (which reads the book
+//!   in one query), and the replica holding the account's sync lease is
+//!   SIGKILLed while fetching the changes; another takes the lease over at
+//!   expiry and finishes: the index holds exactly the address book; ResolveCall on every replica answers the same;
 //!   a directive sent through replica A reaches a WatchDirectives stream on
 //!   replica B, never another tenant's stream, and another tenant cannot send it;
-//! - hostile: the holder is SIGSTOPped mid-sync past its lease, another
-//!   replica syncs the book, the book changes and is synced again, then the
+//! - hostile: the holder is SIGSTOPped mid-sync (of a change) past its lease,
+//!   another replica syncs the book, the book changes and is synced again, then the
 //!   stopped replica wakes (SIGCONT) with its old change sets in hand: none
 //!   of them lands (fencing), the index keeps the newer state.
 
@@ -255,12 +256,13 @@ fn diagnose(store: &PgStore, logs: &[PathBuf]) -> String {
     out
 }
 
-/// Waits until the lease holder has committed part of the book (mid-sync); returns its replica's index.
-fn wait_mid_sync(db: &TestDatabase, store: &PgStore, replicas: &[Replica]) -> usize {
+/// Waits until the lease holder has committed part of the book's change to `version`
+/// (mid-sync); returns its replica's index.
+fn wait_mid_sync(db: &TestDatabase, store: &PgStore, replicas: &[Replica], version: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "no replica was seen mid-sync");
-        let n = contacts(store).len();
+        let n = contacts(store).iter().filter(|(_, name)| name.ends_with(version)).count();
         if n > 0 && n < CARDS - BATCH * 2 {
             if let Some(pid) = lease_holder(db) {
                 if let Some(i) = replicas.iter().position(|r| r.pid() == pid) {
@@ -294,9 +296,12 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
     let key_file = dir.path().join("secret.key");
     let store = prepare(&db, &format!("http://127.0.0.1:{link}/"), &key_file);
     let mut replicas: Vec<Replica> = (0..3).map(|n| Replica::start(&db, &key_file, dir.path(), n)).collect();
+    let logs: Vec<PathBuf> = replicas.iter().map(|r| r.log.clone()).collect();
+    blocking(|| wait_for("the first sync", 60, || contacts(&store) == expected("v1"), || diagnose(&store, &logs)));
 
-    // SIGKILL the lease holder mid-sync; another replica finishes the book.
-    let victim = blocking(|| wait_mid_sync(&db, &store, &replicas));
+    // The book changes; SIGKILL the lease holder mid-sync; another replica finishes the book.
+    change_every_card(&radicale, "v2");
+    let victim = blocking(|| wait_mid_sync(&db, &store, &replicas, "v2"));
     let before = blocking(|| contacts(&store).len());
     let mut dead = replicas.remove(victim);
     dead.child.kill().unwrap(); // SIGKILL
@@ -307,7 +312,7 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
         wait_for(
             "another replica to finish the sync",
             60,
-            || contacts(&store) == expected("v1"),
+            || contacts(&store) == expected("v2"),
             || diagnose(&store, &logs),
         )
     });
@@ -335,7 +340,7 @@ async fn a_replica_killed_mid_sync_is_taken_over_and_every_replica_answers_and_d
     answers.push(back.client(ACME_KEY).await.calls.resolve_call(ring(&phone(7))).await.unwrap().into_inner());
     for a in &answers {
         assert_eq!(a.user_id, "acme.dana");
-        assert_eq!(a.candidates.iter().map(|c| c.display_name.as_str()).collect::<Vec<_>>(), [name(7, "v1")]);
+        assert_eq!(a.candidates.iter().map(|c| c.display_name.as_str()).collect::<Vec<_>>(), [name(7, "v2")]);
         let first = &answers[0];
         assert_eq!(
             (&a.handling_code, a.status, &a.method, &a.target, &a.code_source),
@@ -421,18 +426,20 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
     let key_file = dir.path().join("secret.key");
     let store = prepare(&db, &format!("http://127.0.0.1:{link}/"), &key_file);
     let replicas: Vec<Replica> = (0..2).map(|n| Replica::start(&db, &key_file, dir.path(), n)).collect();
-
-    let sleeper = blocking(|| wait_mid_sync(&db, &store, &replicas));
-    replicas[sleeper].signal(libc::SIGSTOP);
-    // The other replica takes over at expiry and syncs the book; then the book changes and is synced again.
     let logs: Vec<PathBuf> = replicas.iter().map(|r| r.log.clone()).collect();
     let diag = || diagnose(&store, &logs);
-    blocking(|| wait_for("the other replica to sync the book", 60, || contacts(&store) == expected("v1"), diag));
+    blocking(|| wait_for("the first sync", 60, || contacts(&store) == expected("v1"), diag));
+
     change_every_card(&radicale, "v2");
+    let sleeper = blocking(|| wait_mid_sync(&db, &store, &replicas, "v2"));
+    replicas[sleeper].signal(libc::SIGSTOP);
+    // The other replica takes over at expiry and syncs the book; then the book changes and is synced again.
+    blocking(|| wait_for("the other replica to sync the book", 60, || contacts(&store) == expected("v2"), diag));
+    change_every_card(&radicale, "v3");
     blocking(|| {
-        wait_for("the other replica to sync the changed book", 60, || contacts(&store) == expected("v2"), diag)
+        wait_for("the other replica to sync the changed book", 60, || contacts(&store) == expected("v3"), diag)
     });
-    // The sleeper wakes with v1 change sets in hand.
+    // The sleeper wakes with v2 change sets in hand.
     replicas[sleeper].signal(libc::SIGCONT);
     let log = replicas[sleeper].log.clone();
     blocking(|| {
@@ -447,7 +454,7 @@ async fn a_replica_that_wakes_after_its_lease_expired_does_not_overwrite_the_new
         )
     });
     blocking(|| std::thread::sleep(Duration::from_secs(LEASE_SECS + 1)));
-    assert_eq!(blocking(|| contacts(&store)), expected("v2"), "a stale replica overwrote the newer sync");
+    assert_eq!(blocking(|| contacts(&store)), expected("v3"), "a stale replica overwrote the newer sync");
 }
 
 /// A primary and a streaming standby (`pg_basebackup -R`) of one database, its schema made

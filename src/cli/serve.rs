@@ -102,13 +102,19 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
             client_ca: config.grpc.tls_client_ca.clone(),
         }),
     };
-    // Lookups from a hot standby, if configured (src/store/split.rs).
-    let lookups = store.lookup_view();
-    let lookup_store: Arc<dyn contactbridge::store::Store> = lookups.clone().unwrap_or_else(|| store.clone());
+    // Several replicas on one database: leases for the syncs, a bus for live events.
+    let replica = contactbridge::sync::lease::Leasing::replica_id();
+    let replication = store.replication(&replica).context("connecting to the other replicas")?;
+    // Lookups from a hot standby, if configured (src/store/split.rs), through a cache of profiles,
+    // called numbers and assignments the bus keeps current when the store is remote (src/store/cache.rs).
+    let lookup_store: Arc<dyn contactbridge::store::Store> = contactbridge::store::cache::for_lookups(
+        store.lookup_view().unwrap_or_else(|| store.clone()),
+        replication.as_ref().map(|r| r.bus.clone()),
+    );
     let options = ServerOptions {
         tls: grpc_tls,
         connections: config.connections.clone(),
-        lookups: lookups.clone().map(contactbridge::api::LookupStore),
+        lookups: Some(contactbridge::api::LookupStore(lookup_store.clone())),
         ..ServerOptions::default()
     };
     let web_tls = match config.web.tls().map_err(anyhow::Error::msg)? {
@@ -120,9 +126,6 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let web_base = format!("{}://{}", if web_tls.is_some() { "https" } else { "http" }, web_listener.local_addr()?);
     outln!("gRPC on {}{}", listener.local_addr()?, if options.tls.is_some() { " (TLS)" } else { "" });
     outln!("notification window on {web_base}");
-    // Several replicas on one database: leases for the syncs, a bus for live events.
-    let replica = contactbridge::sync::lease::Leasing::replica_id();
-    let replication = store.replication(&replica).context("connecting to the other replicas")?;
     let hub = match &replication {
         Some(r) => CallHub::with_bus(store.clone(), r.bus.clone()),
         None => CallHub::new(store.clone()),

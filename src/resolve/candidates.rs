@@ -36,11 +36,16 @@ pub fn find<S: IndexStore + UserStore + ?Sized>(
 ) -> crate::store::Result<Vec<Candidate>> {
     let mut found: Vec<Candidate> = Vec::new();
     let mut best: Option<MatchQuality> = None;
-    for Probe { key, quality } in number.probes() {
+    // All probes in one store call (one round trip on a network backend), then best tier first.
+    let probes = number.probes();
+    let keys: Vec<&str> = probes.iter().map(|p| p.key.as_str()).collect();
+    let results = store.contacts_by_phones(user, &keys)?;
+    for (Probe { key, quality }, contacts) in probes.iter().zip(results) {
+        let quality = *quality;
         if best.is_some_and(|b| quality > b) {
             break;
         }
-        for stored in store.contacts_by_phone(user, key.as_str())? {
+        for stored in contacts {
             if found.iter().any(|c| c.stored.at == stored.at) {
                 continue;
             }

@@ -39,6 +39,14 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, topic: &str, payload: &[u8]) -> Result<()>;
     /// Every message from now on.
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>>;
+    /// Which unbroken stretch of listening this replica is in: `None` while
+    /// it is not listening (what is published now does not reach it), a new
+    /// number each time it listens again after a drop. A cache invalidated by
+    /// bus messages ([`super::cache`]) drops everything when this changes.
+    /// The default (an in-process bus): always listening, never dropped.
+    fn epoch(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// Messages a bus subscriber may fall behind before it loses the oldest.

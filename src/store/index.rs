@@ -36,6 +36,13 @@ pub trait IndexStore: Send + Sync {
 
     /// Contacts indexed under a phone lookup key.
     fn contacts_by_phone(&self, user: &UserId, key: &str) -> Result<Vec<StoredContact>>;
+    /// [`IndexStore::contacts_by_phone`] for several keys at once (all probes
+    /// of one caller): one list per key, in the order of `keys`. A backend
+    /// that pays a round trip per query answers all in one; the default asks
+    /// key by key (sled: in memory).
+    fn contacts_by_phones(&self, user: &UserId, keys: &[&str]) -> Result<Vec<Vec<StoredContact>>> {
+        keys.iter().map(|k| self.contacts_by_phone(user, k)).collect()
+    }
     /// Contacts indexed under an email address (lower-case).
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>>;
     fn contact(&self, user: &UserId, record: &RecordRef) -> Result<Option<StoredContact>>;

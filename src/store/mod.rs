@@ -43,11 +43,20 @@
 //! trip never holds a runtime worker and a cheap request is never queued
 //! behind it. A whole request's work goes in one closure, so a network
 //! backend pays one hop per request, not one per query.
+//!
+//! # Fewer round trips on a network backend
+//!
+//! The lookup path asks for all phone keys of a caller at once
+//! ([`IndexStore::contacts_by_phones`]: one query on PostgreSQL), and reads
+//! profiles, called numbers and assignments through a per-replica cache
+//! ([`cache`]) that the backend's own notifications keep current; sled,
+//! answering from memory, gets neither layer.
 
 mod accounts;
 mod api_keys;
 mod backend;
 pub mod bus;
+pub mod cache;
 mod calls;
 mod codec;
 mod compact;

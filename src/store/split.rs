@@ -75,6 +75,9 @@ impl IndexStore for ReadSplit {
     fn contacts_by_phone(&self, user: &UserId, key: &str) -> Result<Vec<StoredContact>> {
         self.standby.contacts_by_phone(user, key)
     }
+    fn contacts_by_phones(&self, user: &UserId, keys: &[&str]) -> Result<Vec<Vec<StoredContact>>> {
+        self.standby.contacts_by_phones(user, keys)
+    }
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>> {
         self.standby.contacts_by_email(user, email)
     }

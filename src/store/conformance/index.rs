@@ -335,6 +335,50 @@ pub fn remove_account_deletes_records_keys_and_states(new: Factory) {
     assert_eq!(s.collection_states(&u, "other").unwrap().len(), 1, "other accounts stay");
 }
 
+/// All phone keys of one caller in one call: one list per key in the order
+/// asked, each what [`crate::store::IndexStore::contacts_by_phone`] finds for
+/// it (a key is not a prefix of a longer one; repeated, empty and hostile
+/// keys too); never another user's contacts.
+pub fn several_phone_keys_are_probed_at_once(new: Factory) {
+    let s = new();
+    let u = user("alice");
+    s.apply(&batch(
+        scope("alice", "ab"),
+        vec![contact("a", "e:+491"), contact("b", "e:+492"), contact("c", "e:+4910")],
+        &[],
+        "1",
+    ))
+    .unwrap();
+    s.apply(&batch(scope("alice", "other"), vec![contact("d", "e:+491")], &[], "1")).unwrap();
+    s.apply(&batch(scope("alice2", "ab"), vec![contact("z", "e:+492")], &[], "1")).unwrap();
+    let keys = ["e:+492", "e:+491", "e:+499", "e:+49", "e:+491", ""];
+    let found = s.contacts_by_phones(&u, &keys).unwrap();
+    let found: Vec<Vec<String>> = found.into_iter().map(names).collect();
+    assert_eq!(found[..5], [vec!["b"], vec!["a", "d"], vec![], vec![], vec!["a", "d"]]);
+    for (k, got) in keys.iter().zip(&found) {
+        assert_eq!(got, &names(s.contacts_by_phone(&u, k).unwrap()), "key {k:?}: as probed alone");
+    }
+    assert!(s.contacts_by_phones(&u, &[]).unwrap().is_empty());
+    // A key with the layout's separator is refused, alone or among others, not read past its own range.
+    for hostile in ["e:+491\0acc", "\0"] {
+        assert!(matches!(s.contacts_by_phone(&u, hostile), Err(StoreError::Invalid(_))), "{hostile:?}");
+        assert!(matches!(s.contacts_by_phones(&u, &["e:+491", hostile]), Err(StoreError::Invalid(_))), "{hostile:?}");
+    }
+    assert!(matches!(s.contacts_by_email(&u, "a@example.com\0"), Err(StoreError::Invalid(_))));
+    assert_eq!(
+        s.contacts_by_phones(&user("alice2"), &["e:+491", "e:+492"])
+            .unwrap()
+            .into_iter()
+            .map(names)
+            .collect::<Vec<_>>(),
+        [vec![], vec!["z"]]
+    );
+    assert_eq!(
+        s.contacts_by_phones(&user("bob"), &["e:+492"]).unwrap().into_iter().map(names).collect::<Vec<_>>(),
+        [Vec::<String>::new()]
+    );
+}
+
 /// No index query reaches another user's records, even one whose id starts
 /// with the same letters.
 pub fn no_index_query_crosses_users(new: Factory) {

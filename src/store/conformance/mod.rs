@@ -54,6 +54,7 @@ macro_rules! store_conformance {
             events_are_found_in_their_window_newest_first_within_the_limit,
             documents_are_found_in_their_window_newest_first_within_the_limit,
             remove_account_deletes_records_keys_and_states,
+            several_phone_keys_are_probed_at_once,
             no_index_query_crosses_users,
             profiles_round_trip_and_are_listed,
             invalid_profiles_are_refused,

@@ -65,6 +65,10 @@ impl IndexStore for Remote {
         self.wait();
         self.inner.contacts_by_phone(user, key)
     }
+    fn contacts_by_phones(&self, user: &UserId, keys: &[&str]) -> Result<Vec<Vec<StoredContact>>> {
+        self.wait();
+        self.inner.contacts_by_phones(user, keys)
+    }
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>> {
         self.wait();
         self.inner.contacts_by_email(user, email)

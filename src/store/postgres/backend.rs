@@ -84,6 +84,7 @@ impl Maintenance for PgStore {
                 s.execute("clearing user data", "DELETE FROM user_kv", &[])?;
                 s.execute("clearing call records", "DELETE FROM calls", &[])?;
                 s.write(Table::Users, "restoring user data", changes)?;
+                super::users::notify_users_changed(s, None)?;
                 for call in &calls {
                     s.execute(
                         "restoring call records",

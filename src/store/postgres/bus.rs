@@ -68,6 +68,8 @@ pub struct PgBus {
     stop: Arc<AtomicBool>,
     /// Bumped by the listener each time it (re)starts listening (tests wait on it).
     listening: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the listener is listening now (false from the moment it finds its connection dropped).
+    connected: Arc<AtomicBool>,
 }
 
 impl Drop for PgBus {
@@ -112,14 +114,15 @@ impl PgBus {
             tx: broadcast::channel(BUS_CAPACITY).0,
             stop: Arc::default(),
             listening: Arc::default(),
+            connected: Arc::default(),
         };
-        let (server, tx, stop, listening) =
-            (bus.server.clone(), bus.tx.clone(), bus.stop.clone(), bus.listening.clone());
+        let (server, tx, stop) = (bus.server.clone(), bus.tx.clone(), bus.stop.clone());
+        let (listening, connected) = (bus.listening.clone(), bus.connected.clone());
         let first = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let signal = first.clone();
         std::thread::Builder::new()
             .name("bus-listen".into())
-            .spawn(move || listen(&server, &tx, &stop, &listening, &signal))
+            .spawn(move || listen(&server, &tx, &stop, (&listening, &connected), &signal))
             .map_err(|e| StoreError::Backend { doing: "starting the bus listener", cause: Box::new(e) })?;
         // Wait (a little) until listening, so what is published after connect() returns is heard.
         let (lock, ready) = &*first;
@@ -158,9 +161,16 @@ fn publish_one(
     unreachable!("the second attempt returns")
 }
 
+/// The text of a notification carrying a small payload (at most [`INLINE_MAX`] bytes) inline,
+/// for `pg_notify(CHANNEL, text)` in a writer's own transaction.
+pub(crate) fn inline_text(origin: &str, topic: &str, payload: &[u8]) -> String {
+    debug_assert!(payload.len() <= INLINE_MAX);
+    format!("{origin}\n{topic}\n{}", base64::engine::general_purpose::STANDARD.encode(payload))
+}
+
 fn notify(client: &mut postgres::Client, origin: &str, topic: &str, payload: &[u8]) -> Result<()> {
     if payload.len() <= INLINE_MAX {
-        let text = format!("{origin}\n{topic}\n{}", base64::engine::general_purpose::STANDARD.encode(payload));
+        let text = inline_text(origin, topic, payload);
         client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).map_err(|e| pg("publishing on the bus", e))?;
         return Ok(());
     }
@@ -200,6 +210,12 @@ impl EventBus for PgBus {
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
         self.tx.subscribe()
     }
+
+    fn epoch(&self) -> Option<u64> {
+        let generation = self.listening.load(Ordering::SeqCst);
+        let connected = self.connected.load(Ordering::SeqCst);
+        (connected && self.listening.load(Ordering::SeqCst) == generation).then_some(generation)
+    }
 }
 
 /// The listener thread: listens, reconnecting after a drop, until `stop`.
@@ -207,7 +223,7 @@ fn listen(
     server: &Server,
     tx: &broadcast::Sender<Arc<BusMessage>>,
     stop: &AtomicBool,
-    listening: &std::sync::atomic::AtomicU64,
+    (listening, connected): (&std::sync::atomic::AtomicU64, &AtomicBool),
     first: &(Mutex<bool>, std::sync::Condvar),
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -222,7 +238,9 @@ fn listen(
                 continue;
             }
         };
-        if listening.fetch_add(1, Ordering::Relaxed) > 0 {
+        // Connected first, then the new generation: a reader that sees the new number sees it listening.
+        connected.store(true, Ordering::SeqCst);
+        if listening.fetch_add(1, Ordering::SeqCst) > 0 {
             tracing::info!("the bus listener is listening again");
         }
         backoff = Duration::from_millis(100);
@@ -231,7 +249,9 @@ fn listen(
             *lock.lock().expect("bus start lock") = true;
             ready.notify_all();
         }
-        if let Err(e) = receive(&mut client, tx, stop) {
+        let received = receive(&mut client, tx, stop);
+        connected.store(false, Ordering::SeqCst);
+        if let Err(e) = received {
             tracing::warn!(error = %e, "the bus listener's connection dropped; reconnecting (messages published until then are lost for this replica)");
         }
     }

@@ -275,10 +275,38 @@ impl IndexStore for PgStore {
     }
 
     fn contacts_by_phone(&self, user: &UserId, phone_key: &str) -> Result<Vec<StoredContact>> {
+        keys::check_part("phone key", phone_key).map_err(StoreError::Invalid)?;
         self.contacts_under(user, prefix(b'p', &[keys::user(user), phone_key]))
     }
 
+    fn contacts_by_phones(&self, user: &UserId, phone_keys: &[&str]) -> Result<Vec<Vec<StoredContact>>> {
+        let mut out = vec![Vec::new(); phone_keys.len()];
+        if phone_keys.is_empty() {
+            return Ok(out);
+        }
+        let (mut lo, mut hi, mut tail) = (Vec::new(), Vec::new(), Vec::new());
+        for k in phone_keys {
+            keys::check_part("phone key", k).map_err(StoreError::Invalid)?;
+            let pre = prefix(b'p', &[keys::user(user), k]);
+            hi.push(prefix_end(&pre).expect("a prefix ends with a separator"));
+            tail.push(i32::try_from(pre.len() + 1).unwrap_or(i32::MAX));
+            lo.push(pre);
+        }
+        let entries = prefix(b'r', &[keys::user(user)]);
+        let rows =
+            self.with(|c| c.session().entries_via_many("looking up contacts by phone", &lo, &hi, &tail, &entries))?;
+        for (i, k, v) in rows {
+            let Some(at) = tail_ref(&k) else { continue };
+            let read = entry::read(&v, &at.id)?;
+            if let (Record::Contact(contact), Some(list)) = (read.record, out.get_mut(i)) {
+                list.push(StoredContact { at, contact, handling_code: read.code });
+            }
+        }
+        Ok(out)
+    }
+
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>> {
+        keys::check_part("email", email).map_err(StoreError::Invalid)?;
         self.contacts_under(user, prefix(b'e', &[keys::user(user), email]))
     }
 

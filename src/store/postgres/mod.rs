@@ -201,6 +201,8 @@ struct Inner {
     tls: tls::Tls,
     /// The read-only standby lookups read from, if configured.
     standby: Option<PgStore>,
+    /// Round trips made by the pool's connections (statements, preparations, BEGIN/COMMIT).
+    trips: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -241,6 +243,7 @@ impl PgStore {
         config.connect_timeout(options.connect_timeout);
         let tls = tls::connector(options.ca_file.as_deref())?;
         let manager = kv::Manager::new(config, tls.clone());
+        let trips = manager.trips.clone();
         let unreachable = |cause: String| StoreError::Backend {
             doing: "connecting to PostgreSQL",
             cause: format!("{url}: {cause}").into(),
@@ -272,9 +275,17 @@ impl PgStore {
                 connect_url: options.url.clone(),
                 tls,
                 standby: None,
+                trips,
             }),
         };
         Ok(store)
+    }
+
+    /// Round trips to the server so far through the pool (each statement, each
+    /// statement prepared on a connection for the first time, `BEGIN` and
+    /// `COMMIT`); not the bus's own connections. For benchmarks and tests.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The server's URL, password taken out.

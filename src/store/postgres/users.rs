@@ -1,7 +1,9 @@
 //! User data on PostgreSQL: profiles, called numbers, assignments, last
 //! choices, API keys, web tokens and accounts in `user_kv` under sled's keys
 //! (the prefix table is in `sled/users.rs`); call records in `calls`.
-//! Nothing is cached in the process: other replicas write the same rows.
+//! Nothing is cached here (other replicas write the same rows): a write of a
+//! profile, called numbers or an assignment sends a `NOTIFY` in its own
+//! transaction, which keeps every replica's lookup cache ([`crate::store::cache`]) current.
 
 use super::kv::{Session, Table};
 use super::PgStore;
@@ -23,6 +25,15 @@ const NUMBERS_LOCK: &[u8] = b"cb:called-numbers";
 
 fn profile_entry<C: GenericClient>(s: &mut Session<'_, C>, user: &UserId) -> Result<Option<ProfileEntry>> {
     s.get(T, "reading a profile", &key(b'u', &[keys::user(user)]))?.map(|v| decode_profile(&v)).transpose()
+}
+
+/// Tells every replica's lookup cache ([`crate::store::cache`]) at commit that `user`'s
+/// profile, called numbers or assignments changed (`None`: every user's).
+pub(super) fn notify_users_changed<C: GenericClient>(s: &mut Session<'_, C>, user: Option<&UserId>) -> Result<()> {
+    use crate::store::cache;
+    let text = super::bus::inline_text(cache::ORIGIN, cache::TOPIC, &cache::payload(user));
+    s.execute("telling the replicas' caches", "SELECT pg_notify($1, $2)", &[&super::bus::CHANNEL, &text])?;
+    Ok(())
 }
 
 fn decode_opt<V: serde::de::DeserializeOwned>(what: &'static str, v: Option<Vec<u8>>) -> Result<Option<V>> {
@@ -59,7 +70,8 @@ impl UserStore for PgStore {
                     changes.insert(key(b'n', &[k]), Some(user.as_bytes().to_vec()));
                 }
                 changes.insert(key(b'u', &[user]), Some(entry.clone()));
-                s.write(T, "writing a profile", changes)
+                s.write(T, "writing a profile", changes)?;
+                notify_users_changed(s, Some(&profile.id))
             })
         })
     }
@@ -96,6 +108,7 @@ impl UserStore for PgStore {
                 }
                 changes.insert(key(b'u', &[u]), None);
                 s.write(T, "deleting a user", changes)?;
+                notify_users_changed(s, Some(user))?;
                 Ok(true)
             })
         })
@@ -120,11 +133,13 @@ impl UserStore for PgStore {
         check_part("assignment target", &token).map_err(StoreError::Invalid)?;
         let k = key(b'g', &[keys::user(user), &token]);
         self.with(|c| {
-            let mut s = c.session();
-            match code {
-                Some(code) => s.put(T, "writing an assignment", k, codec::encode(code)),
-                None => s.remove(T, "writing an assignment", &k).map(|_| ()),
-            }
+            c.transaction(|s| {
+                match code {
+                    Some(code) => s.put(T, "writing an assignment", k.clone(), codec::encode(code))?,
+                    None => s.remove(T, "writing an assignment", &k).map(|_| ())?,
+                }
+                notify_users_changed(s, Some(user))
+            })
         })
     }
 

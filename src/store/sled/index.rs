@@ -370,10 +370,12 @@ impl IndexStore for IndexDb {
     }
 
     fn contacts_by_phone(&self, user: &UserId, phone_key: &str) -> Result<Vec<StoredContact>> {
+        keys::check_part("phone key", phone_key).map_err(StoreError::Invalid)?;
         self.contacts_under(user, prefix(b'p', &[keys::user(user), phone_key]))
     }
 
     fn contacts_by_email(&self, user: &UserId, email: &str) -> Result<Vec<StoredContact>> {
+        keys::check_part("email", email).map_err(StoreError::Invalid)?;
         self.contacts_under(user, prefix(b'e', &[keys::user(user), email]))
     }
 
