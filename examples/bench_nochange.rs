@@ -14,7 +14,7 @@
 //! both probes (PROPFIND, then REPORT): those rounds are marked `both`.
 //!
 //! ```sh
-//! CONTACTBRIDGE_TOOLS=/path/to/.tools cargo run --release --example bench_nochange -- [cards=10000] [rounds=15]
+//! CONTACTBRIDGE_TOOLS=/path/to/.tools cargo run --release --example bench_nochange -- [cards=10000] [rounds=15] [radicale|xandikos]
 //! ```
 
 #[path = "common/dav_servers.rs"]
@@ -114,9 +114,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let cards: usize = args.next().map(|a| a.parse().expect("cards")).unwrap_or(10_000);
     let rounds: usize = args.next().map(|a| a.parse().expect("rounds")).unwrap_or(15);
+    let kinds = match args.next().as_deref() {
+        None => vec![Kind::Radicale, Kind::Xandikos],
+        Some("radicale") => vec![Kind::Radicale],
+        Some("xandikos") => vec![Kind::Xandikos],
+        Some(other) => panic!("{other}: radicale or xandikos"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut lines = Vec::new();
-    for kind in [Kind::Radicale, Kind::Xandikos] {
+    for kind in kinds {
         let (ours, theirs) = run(kind, cards, rounds, &rt);
         lines.push(format!(
             "{kind:?}, {cards} cards, median of {rounds}: no-change sync {ours:.2?} vs curl {theirs:.2?} ({:.2}x the server's time)",

@@ -1,6 +1,8 @@
 //! A crash between batches: a child process applies change sets to an
 //! on-disk store as fast as it can and is killed with SIGKILL; on reopen, the
 //! records present are exactly those of the batches up to the checkpoint.
+//! Also with a checkpoint-only change set (a sync that found nothing, committed
+//! without waiting for the disk) after every batch: one may be lost, no record is.
 
 use contactbridge::connector::{Checkpoint, Contact, PhoneKind, Record, RecordId};
 use contactbridge::store::{CollectionScope, IndexBatch, IndexStore, IndexedRecord, SecondaryKey, SledStore};
@@ -9,6 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const CHILD_ENV: &str = "CONTACTBRIDGE_CRASH_CHILD_DIR";
+/// Set (to anything) for a child that follows each batch with a checkpoint-only one.
+const PROBES_ENV: &str = "CONTACTBRIDGE_CRASH_CHILD_PROBES";
 const PER_BATCH: usize = 50;
 
 fn scope() -> CollectionScope {
@@ -42,16 +46,36 @@ fn batch(n: usize) -> IndexBatch {
 fn crash_child_process_entry() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let store = SledStore::open(std::path::Path::new(&dir)).unwrap();
+    let probes = std::env::var_os(PROBES_ENV).is_some();
     for n in 1.. {
         store.apply(&batch(n)).unwrap();
         println!("applied {n}");
+        if probes {
+            let nothing_new =
+                IndexBatch { upserts: vec![], checkpoint: Some(Checkpoint::new(format!("{n}+probed"))), ..batch(n) };
+            assert!(nothing_new.only_checkpoint());
+            store.apply(&nothing_new).unwrap();
+        }
     }
 }
 
 #[test]
 fn a_crash_between_batches_leaves_records_and_checkpoint_in_step() {
+    crash_and_check(false)
+}
+
+#[test]
+fn a_crash_among_checkpoint_only_commits_loses_no_record() {
+    crash_and_check(true)
+}
+
+fn crash_and_check(probes: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if probes {
+        command.env(PROBES_ENV, "1");
+    }
+    let mut child = command
         .args(["--exact", "crash_child_process_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
@@ -71,7 +95,9 @@ fn a_crash_between_batches_leaves_records_and_checkpoint_in_step() {
 
     let store = SledStore::open(dir.path()).unwrap();
     let state = store.collection_state(&scope()).unwrap().expect("some batch committed");
-    let checkpoint: usize = String::from_utf8(state.checkpoint.unwrap().0).unwrap().parse().unwrap();
+    let text = String::from_utf8(state.checkpoint.unwrap().0).unwrap();
+    // After a checkpoint-only commit: the batch before it, then "+probed".
+    let checkpoint: usize = text.trim_end_matches("+probed").parse().unwrap();
     assert!(checkpoint >= applied, "every batch reported as applied is durable ({checkpoint} < {applied})");
     let user = scope().user;
     let counts = store.count_records(&user, "acc").unwrap();

@@ -706,6 +706,7 @@ impl Registry {
         };
         let started = Utc::now();
         let mut run = self.store.run_record(id)?.unwrap_or_default();
+        let previous = run.outcome;
         let backing_off: HashMap<String, (u32, DateTime<Utc>)> = if honour_backoff {
             run.backoff
                 .iter()
@@ -815,7 +816,14 @@ impl Registry {
             sync::SyncOutcome::Partial => run.consecutive_failures = 0,
             sync::SyncOutcome::Failed => run.consecutive_failures += 1,
         }
-        self.store.put_run_record(id, &run)?;
+        // Lost in a crash, a complete sync that changed nothing after a complete one
+        // costs only its times: it does not wait for the disk.
+        let changed_nothing = totals.upserted + totals.deleted + totals.swept == 0 && run.backoff.is_empty();
+        if outcome == sync::SyncOutcome::Complete && previous == Some(outcome) && changed_nothing {
+            self.store.put_run_record_lazily(id, &run)?;
+        } else {
+            self.store.put_run_record(id, &run)?;
+        }
         Ok(report)
     }
 

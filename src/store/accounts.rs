@@ -84,6 +84,12 @@ pub trait AccountStore: Send + Sync {
     fn delete_account(&self, id: &str) -> Result<bool>;
     fn run_record(&self, id: &str) -> Result<Option<RunRecord>>;
     fn put_run_record(&self, id: &str, run: &RunRecord) -> Result<()>;
+    /// [`AccountStore::put_run_record`] for a record whose loss in a crash costs only
+    /// its times (a complete sync that changed nothing after a complete one): a
+    /// backend may skip waiting for the disk. Durable by default.
+    fn put_run_record_lazily(&self, id: &str, run: &RunRecord) -> Result<()> {
+        self.put_run_record(id, run)
+    }
     /// Every change-notification subscription, by Graph's subscription id.
     fn subscriptions(&self) -> Result<Vec<(String, SubscriptionRecord)>>;
     /// One subscription (`None` for an unknown or malformed id).

@@ -84,6 +84,20 @@ pub struct IndexBatch {
     pub at: DateTime<Utc>,
 }
 
+impl IndexBatch {
+    /// Whether the batch carries nothing but a new checkpoint (a sync that found
+    /// nothing new). Such a batch is committed without waiting for the disk: a
+    /// crash can lose it, and the next sync then starts from the checkpoint before
+    /// it, which is still right, since no record changed in between.
+    pub fn only_checkpoint(&self) -> bool {
+        self.upserts.is_empty()
+            && self.deletions.is_empty()
+            && self.retained.is_empty()
+            && self.rejected.is_empty()
+            && self.snapshot.is_none()
+    }
+}
+
 /// What one `apply` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -165,4 +179,52 @@ pub enum AssignTarget {
     Contact(RecordRef),
     /// A phone lookup key: for callers who are not contacts ("always block this number").
     Number(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing_new() -> IndexBatch {
+        IndexBatch {
+            scope: CollectionScope {
+                user: UserId::parse("acme.dana").unwrap(),
+                account: "book".into(),
+                collection: "/dana/book/".into(),
+            },
+            upserts: vec![],
+            deletions: vec![],
+            retained: vec![],
+            rejected: vec![],
+            checkpoint: Some(Checkpoint::new("token-2")),
+            snapshot: None,
+            at: Utc::now(),
+        }
+    }
+
+    /// Only a batch that changes no record and no snapshot may skip waiting for the disk.
+    #[test]
+    fn only_a_bare_checkpoint_counts_as_nothing_new() {
+        assert!(nothing_new().only_checkpoint());
+        let id = || RecordId::new("/dana/book/a.vcf");
+        let changed: [fn(&mut IndexBatch, RecordId); 4] = [
+            |b, id| b.deletions.push(id),
+            |b, id| b.retained.push(id),
+            |b, id| b.rejected.push(Rejected { id, reason: "no FN".into() }),
+            |b, _| b.snapshot = Some(Snapshot { starts: true, ends: true }),
+        ];
+        for change in changed {
+            let mut b = nothing_new();
+            change(&mut b, id());
+            assert!(!b.only_checkpoint(), "{b:?}");
+        }
+        let mut b = nothing_new();
+        b.upserts.push(IndexedRecord {
+            record: Record::Contact(Contact { id: id(), ..Default::default() }),
+            keys: vec![],
+            handling_code: None,
+            derived_with: None,
+        });
+        assert!(!b.only_checkpoint());
+    }
 }

@@ -91,6 +91,13 @@ impl AccountStore for SledStore {
         self.flush_users("flushing a sync outcome")
     }
 
+    /// Written now, on disk with sled's next flush (at most 500 ms).
+    fn put_run_record_lazily(&self, id: &str, run: &RunRecord) -> Result<()> {
+        check_part("account id", id).map_err(StoreError::Invalid)?;
+        self.users.insert(key(RUN, &[id]), codec::encode(run)).map_err(|e| backend("writing a sync outcome", e))?;
+        Ok(())
+    }
+
     fn subscriptions(&self) -> Result<Vec<(String, SubscriptionRecord)>> {
         self.users
             .scan_prefix(prefix(SUBSCRIPTION, &[]))
