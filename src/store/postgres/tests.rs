@@ -213,3 +213,21 @@ fn after_a_server_restart_the_pool_recovers_and_nothing_committed_is_lost() {
     assert_eq!(found, Some(user("alice")));
     assert!(store.profile(&user("alice")).unwrap().is_some());
 }
+
+/// The pool's connections run without JIT (a prepared lookup's generic plan was
+/// estimated past `jit_above_cost` and compiled for ≈ 10 ms on every call), and the
+/// options a URL gives are kept beside it.
+#[test]
+fn the_pools_connections_run_without_jit_and_keep_the_urls_options() {
+    let db = shared_database();
+    let show = |store: &PgStore, setting: &'static str| -> String {
+        store.with(|c| c.session().query("showing a setting", setting, &[])).unwrap()[0].get(0)
+    };
+    let store = open(&db);
+    assert_eq!(show(&store, "SHOW jit"), "off");
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20statement_timeout%3D4321", db.url);
+    let with_options = PgStore::open(&PgOptions::new(url), Path::new("")).unwrap();
+    assert_eq!(show(&with_options, "SHOW jit"), "off");
+    assert_eq!(show(&with_options, "SHOW statement_timeout"), "4321ms");
+}
