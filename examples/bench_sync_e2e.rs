@@ -32,6 +32,8 @@
 //! cargo run --release --example bench_sync_e2e -- graph [contacts=10000] [rounds=3]
 //! ```
 
+#[path = "common/dav_servers.rs"]
+mod dav_servers;
 #[path = "../connectors/graph/tests/support/fake_graph.rs"]
 mod fake_graph;
 
@@ -41,21 +43,11 @@ use contactbridge::store::SledStore;
 use contactbridge::sync::scheduler::Schedule;
 use contactbridge::user::{self, UserId, UserProfile};
 use contactbridge_dav::{Credentials, DavAccount, Server};
-use std::net::{TcpListener, TcpStream};
+use dav_servers::{tool, DavServer, Kind, PASSWORD, USER};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const USER: &str = "bench";
-const PASSWORD: &str = "bench-password";
-
-fn tool(name: &str) -> PathBuf {
-    let tools = std::env::var_os("CONTACTBRIDGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    tools.join("venv/bin").join(name)
-}
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -99,59 +91,6 @@ impl std::fmt::Display for Split {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "(Radicale CPU {:.2}s, client CPU {:.2}s)", self.radicale, self.client)
     }
-}
-
-struct Radicale {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Radicale {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Radicale with `cards` cards in one address book, seeded into its storage folder.
-fn radicale(dir: &Path, cards: usize) -> Radicale {
-    let book = dir.join("collections/collection-root").join(USER).join("contacts");
-    std::fs::create_dir_all(&book).unwrap();
-    std::fs::write(book.join(".Radicale.props"), r#"{"tag": "VADDRESSBOOK", "D:displayname": "contacts"}"#).unwrap();
-    for i in 0..cards {
-        std::fs::write(
-            book.join(format!("c{i}.vcf")),
-            format!(
-                "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c{i}\r\nFN:Person {i}\r\nN:{i};Person;;;\r\nORG:Company {}\r\n\
-                 EMAIL:person{i}@example.com\r\nTEL;TYPE=WORK:+49 30 {:07}\r\nTEL;TYPE=CELL:+49 170 {:07}\r\nEND:VCARD\r\n",
-                i % 97,
-                1_000_000 + i,
-                2_000_000 + i
-            ),
-        )
-        .unwrap();
-    }
-    std::fs::write(dir.join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(tool("radicale"))
-        .arg("--server-hosts")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--storage-filesystem-folder")
-        .arg(dir.join("collections"))
-        .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
-        .arg("--auth-htpasswd-filename")
-        .arg(dir.join("users"))
-        .args(["--logging-level", "warning"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("radicale (tests/setup-tools.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "radicale did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Radicale { child, port }
 }
 
 /// The bridge: a fresh data directory, one user, one CardDAV account; a first sync, then a no-change one.
@@ -342,13 +281,12 @@ fn main() {
     let rounds: usize = args.next().map(|a| a.parse().expect("rounds")).unwrap_or(3);
     let vdir = std::env::var_os("VDIRSYNCER").map(PathBuf::from).unwrap_or_else(|| tool("vdirsyncer"));
     assert!(vdir.exists(), "vdirsyncer is missing at {} (see the command in this file)", vdir.display());
-    let dir = tempfile::tempdir().unwrap();
-    let server = radicale(dir.path(), cards);
+    let server = DavServer::start(Kind::Radicale, cards);
     let root = format!("http://127.0.0.1:{}/", server.port);
     let collection = format!("http://127.0.0.1:{}/{USER}/contacts/", server.port);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // Radicale's first answers warm its caches: one unmeasured listing each.
-    let pid = server.child.id();
+    let pid = server.pid();
     rt.block_on(bridge(&root, pid));
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=rounds {

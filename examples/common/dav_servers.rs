@@ -1,7 +1,9 @@
 //! Radicale and Xandikos (from `.tools/venv`, installed by tests/setup-tools.sh) on
 //! loopback with `cards` generated cards in one address book, seeded into their
 //! storage directly (Radicale: files; Xandikos: one git commit) instead of one PUT
-//! per card. Included with `#[path]`; killed on drop.
+//! per card. Included with `#[path]` by several benchmarks, each using part of it;
+//! killed on drop.
+#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -115,6 +117,11 @@ impl DavServer {
         let mut server = DavServer { kind, port, child, _dir: dir };
         wait_for(port, &mut server.child);
         server
+    }
+
+    /// The server's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn root(&self) -> String {
