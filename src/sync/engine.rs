@@ -34,6 +34,22 @@ pub struct CollectionReport {
     pub duration: std::time::Duration,
 }
 
+impl CollectionReport {
+    /// A collection left out of this sync because of `error`, before anything was asked.
+    fn not_synced(collection: Collection, user: Option<UserId>, error: Error) -> Self {
+        Self {
+            collection,
+            user,
+            stats: ApplyStats::default(),
+            rejected: 0,
+            batches: 0,
+            error: Some(error),
+            throttling: Throttling::default(),
+            duration: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// What happened to an account.
 #[derive(Debug, Default)]
 pub struct AccountSyncReport {
@@ -95,45 +111,22 @@ pub async fn sync_account(
         };
         let Some(user) = user else {
             let error = Error::local(format!("mailbox {:?} is not mapped to a user", collection.owner));
-            report.collections.push(CollectionReport {
-                collection,
-                user: None,
-                stats: ApplyStats::default(),
-                rejected: 0,
-                batches: 0,
-                error: Some(error),
-                throttling: Throttling::default(),
-                duration: std::time::Duration::ZERO,
-            });
+            report.collections.push(CollectionReport::not_synced(collection, None, error));
             continue;
         };
-        if let Some(error) = fences.refusal(&collection) {
-            tracing::info!(account = target.account, collection = %collection.id, "mailbox fenced off: collection left out");
-            let scope = CollectionScope {
-                user: user.clone(),
-                account: target.account.to_string(),
-                collection: collection.id.clone(),
-            };
-            if let Err(se) = store.set_collection_error(&scope, Some(error.to_string()), chrono::Utc::now()) {
-                tracing::error!(error = %se, "could not record a sync error");
-            }
-            report.collections.push(CollectionReport {
-                collection,
-                user: Some(user),
-                stats: ApplyStats::default(),
-                rejected: 0,
-                batches: 0,
-                error: Some(error),
-                throttling: Throttling::default(),
-                duration: std::time::Duration::ZERO,
-            });
-            continue;
-        }
         let scope = CollectionScope {
             user: user.clone(),
             account: target.account.to_string(),
             collection: collection.id.clone(),
         };
+        if let Some(error) = fences.refusal(&collection) {
+            tracing::info!(account = target.account, collection = %collection.id, "mailbox fenced off: collection left out");
+            if let Err(se) = store.set_collection_error(&scope, Some(error.to_string()), chrono::Utc::now()) {
+                tracing::error!(error = %se, "could not record a sync error");
+            }
+            report.collections.push(CollectionReport::not_synced(collection, Some(user), error));
+            continue;
+        }
         let started = std::time::Instant::now();
         let (stats, rejected, batches, error, throttling) =
             sync_collection(store, connector, &collection, scope, target.indexer).await;
