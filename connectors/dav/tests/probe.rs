@@ -7,6 +7,7 @@
 
 #[path = "support/relay.rs"]
 mod relay;
+#[macro_use]
 mod support;
 
 use contactbridge_connector::{Collection, CollectionKind, Connector, Error, SyncRequest};
@@ -15,17 +16,6 @@ use contactbridge_dav::{DavCheckpoint, DavConnector, Server};
 use relay::{Kind, Relay};
 use std::time::Duration;
 use support::*;
-
-macro_rules! on_both_servers {
-    ($($name:ident),* $(,)?) => {
-        mod radicale {
-            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::radicale()).await } )*
-        }
-        mod xandikos {
-            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::xandikos()).await } )*
-        }
-    };
-}
 
 on_both_servers!(
     settles_on_the_faster_probe_and_switches_after_a_reprobe,

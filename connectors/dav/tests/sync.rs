@@ -2,6 +2,7 @@
 //! first sync in batches, resume after a crash, incremental changes, rejected
 //! tokens, the ctag fallback, malformed and huge cards, and write-back.
 
+#[macro_use]
 mod support;
 
 use contactbridge_connector::{
@@ -9,18 +10,6 @@ use contactbridge_connector::{
 };
 use contactbridge_dav::{DavCheckpoint, DavConnector, DavKind, Server};
 use support::*;
-
-/// Runs each listed test function against Radicale and against Xandikos.
-macro_rules! on_both_servers {
-    ($($name:ident),* $(,)?) => {
-        mod radicale {
-            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::radicale()).await } )*
-        }
-        mod xandikos {
-            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::xandikos()).await } )*
-        }
-    };
-}
 
 on_both_servers!(
     discovers_address_books_from_the_root_url_and_filters_by_name,

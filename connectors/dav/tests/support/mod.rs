@@ -13,6 +13,20 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs each listed test function (taking a [`TestServer`]) against Radicale and
+/// against Xandikos: `mod radicale` and `mod xandikos` of `#[tokio::test]`s.
+#[allow(unused_macros)] // not every test file runs on both servers
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {
+        mod radicale {
+            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::radicale()).await } )*
+        }
+        mod xandikos {
+            $( #[tokio::test] async fn $name() { super::$name(super::TestServer::xandikos()).await } )*
+        }
+    };
+}
+
 /// Where `tests/setup-tools.sh` installed the servers.
 pub fn tools_dir() -> PathBuf {
     match std::env::var_os("CONTACTBRIDGE_TOOLS") {
