@@ -273,30 +273,39 @@ async fn a_fenced_mailbox_backs_off_alone_while_the_healthy_one_syncs_on_schedul
 /// every setting (plain HTTP for a loopback test server, the authority, page size, and
 /// the rest as --settings JSON); `account test` lists each mailbox (exit 2 when some
 /// fail); `sync --once` exits 0 complete, 2 partial, 1 failed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_registers_graph_test_servers_and_tells_complete_partial_and_failed_apart() {
-    let fake = fake_graph::FakeGraph::start().await;
-    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
-    fake.fence("otto@contoso.example");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let secret_file = dir.path().join("client-secret");
-    std::fs::write(&secret_file, fake_graph::CLIENT_SECRET).unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let run = |args: Vec<String>| {
-        let d = d.clone();
+/// The binary on `data`, run off the test's runtime (the fake Graph answers on it
+/// meanwhile), without configuration or a secret key from the environment.
+fn cli(data: &Path) -> impl Fn(Vec<String>) -> tokio::task::JoinHandle<std::process::Output> {
+    let data = data.to_path_buf();
+    move |args: Vec<String>| {
+        let data = data.clone();
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_contactbridge"))
                 .arg("--data-dir")
-                .arg(&d)
+                .arg(&data)
                 .args(&args)
                 .env_remove("CONTACTBRIDGE_CONFIG")
                 .env_remove("CONTACTBRIDGE_SECRET_KEY")
                 .output()
                 .unwrap()
         })
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_graph_test_servers_and_tells_complete_partial_and_failed_apart() {
+    let fake = fake_graph::FakeGraph::start().await;
+    fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
+    fake.fence("otto@contoso.example");
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, fake_graph::CLIENT_SECRET).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = cli(dir.path());
     let out = run(args(&["user", "add", "acme.dana", "--tenant", "acme"])).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let add = |id: &str, mailboxes: &[&str], base: &str| {
@@ -363,21 +372,7 @@ async fn the_cli_signs_a_delegated_account_in_by_device_code() {
     let fake = fake_graph::FakeGraph::start().await;
     fake.put("dana@contoso.example/contacts", fake_graph::contact("c1", "Erika Muster", "030 1234567", "e@x", &[]));
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let run = |args: Vec<String>| {
-        let d = d.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_contactbridge"))
-                .arg("--data-dir")
-                .arg(&d)
-                .args(&args)
-                .env_remove("CONTACTBRIDGE_CONFIG")
-                .env_remove("CONTACTBRIDGE_SECRET_KEY")
-                .output()
-                .unwrap()
-        })
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let run = cli(dir.path());
     let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
     let out = run(args(&["user", "add", "acme.dana", "--tenant", "acme", "--region", "DE", "--number", "+4930901820"]))
         .await
